@@ -133,3 +133,36 @@ func (e *Exchanger) Exchange(ctx context.Context, apdu []byte) ([]byte, error) {
 
 // apduHeader is the part of an APDU safe to put in an error: CLA INS P1 P2, never data.
 func apduHeader(apdu []byte) []byte { return apdu[:min(4, len(apdu))] }
+
+// OpenExchanger opens a Ledger-class device at path and picks the framing its path implies:
+// Speculos framing for tcp:HOST:PORT, Ledger HID framing for a hid: path of a Ledger. A udp:
+// path (the Trezor emulator protocol) or a Trezor's hid: path fails with ErrInvalidPath.
+// Close the exchanger to close the link.
+func OpenExchanger(ctx context.Context, path string) (*Exchanger, error) {
+	p, err := ParsePath(path)
+	if err != nil {
+		return nil, err
+	}
+	switch p.Scheme {
+	case SchemeTCP:
+		link, err := DialTCP(ctx, p.Addr)
+		if err != nil {
+			return nil, err
+		}
+		return NewSpeculosExchanger(link), nil
+	case SchemeHID:
+		link, err := OpenHID(ctx, p.Addr)
+		if err != nil {
+			return nil, err
+		}
+		if k := link.Info().Kind; k != KindLedger {
+			link.Close()
+			return nil, fmt.Errorf("%w: %s is a %s, which does not speak apdus", ErrInvalidPath, path, k)
+		}
+		return NewLedgerHIDExchanger(link), nil
+	}
+	return nil, fmt.Errorf("%w: %s speaks the trezor emulator protocol, not apdus (use tcp:HOST:PORT for a ledger emulator)", ErrInvalidPath, path)
+}
+
+// Close closes the link.
+func (e *Exchanger) Close() error { return e.link.Close() }

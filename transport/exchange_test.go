@@ -178,12 +178,11 @@ func TestExchangeTCP(t *testing.T) {
 			}
 		}
 	})
-	link, err := Open(t.Context(), "tcp:"+ln.Addr().String())
+	e, err := OpenExchanger(t.Context(), "tcp:"+ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer link.Close()
-	e := NewSpeculosExchanger(link)
+	defer e.Close()
 	resp, err := e.Exchange(t.Context(), []byte{0xe1, 0x05, 0, 0, 0})
 	if err != nil || !bytes.Equal(resp, []byte{0xf5, 0xac, 0xc2, 0xfd, 0x05, 0x90, 0x00}) {
 		t.Fatalf("%x %v", resp, err)
@@ -197,5 +196,22 @@ func TestExchangeTCP(t *testing.T) {
 	ln2.Close()
 	if _, err := Open(t.Context(), "tcp:"+free); !errors.Is(err, ErrNoDevice) {
 		t.Fatalf("nothing listening: %v", err)
+	}
+}
+
+func TestOpenExchangerPaths(t *testing.T) {
+	tests := []struct {
+		path string
+		want error
+	}{
+		{"udp:127.0.0.1:21324", ErrInvalidPath},
+		{"tcp:127.0.0.1", ErrInvalidPath},
+		{"hid:/no/such/device", ErrNoDevice},
+	}
+	for _, tt := range tests {
+		_, err := OpenExchanger(t.Context(), tt.path)
+		if !errors.Is(err, tt.want) && !(tt.want == ErrNoDevice && errors.Is(err, errors.ErrUnsupported)) {
+			t.Errorf("%s: err = %v, want %v", tt.path, err, tt.want)
+		}
 	}
 }

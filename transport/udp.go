@@ -44,8 +44,7 @@ func PingUDP(ctx context.Context, addr string) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, UDPPingTimeout)
 	defer cancel()
-	link := &UDPLink{conn: c.(*net.UDPConn)}
-	err = DoContext(ctx, link, func() error {
+	err = DoContext(ctx, c, func() error {
 		buf := make([]byte, udpMaxDatagram)
 		end, _ := ctx.Deadline()
 		for {
@@ -87,7 +86,7 @@ func PingUDP(ctx context.Context, addr string) error {
 // UDPLink is a connected UDP socket to a Trezor emulator. Each Write sends one datagram (a
 // 64-byte v1 packet); each Read returns one, skipping stray PONGPONG answers to pings.
 type UDPLink struct {
-	conn *net.UDPConn
+	conn net.Conn
 
 	mu  sync.Mutex // guards buf: Reads are serialised
 	buf []byte
@@ -103,11 +102,11 @@ func DialUDP(ctx context.Context, addr string) (*UDPLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial udp:%s: %w", addr, err)
 	}
-	return NewUDPLink(c.(*net.UDPConn)), nil
+	return NewUDPLink(c), nil
 }
 
-// NewUDPLink wraps a connected UDP socket.
-func NewUDPLink(c *net.UDPConn) *UDPLink { return &UDPLink{conn: c} }
+// NewUDPLink wraps a connected UDP socket (from net.Dial("udp", ...) or net.DialUDP).
+func NewUDPLink(c net.Conn) *UDPLink { return &UDPLink{conn: c} }
 
 // Read returns the next datagram other than PONGPONG. A datagram longer than b fails with
 // io.ErrShortBuffer (it is consumed).
