@@ -27,8 +27,8 @@ var longAgo = time.Unix(1, 0)
 
 // DoContext runs fn, which does I/O on l, bounded by ctx: the link deadline is ctx's
 // deadline (or none) while fn runs, and cancelling ctx sets a past deadline so that a
-// blocked Read or Write returns. The deadline is cleared afterwards. When ctx ended, the error wraps
-// ctx.Err() as well as the I/O error.
+// blocked Read or Write returns. The deadline is cleared afterwards. When ctx ended, the
+// error wraps ctx.Err() as well as the I/O error. Use it around WriteV1/ReadV1 too.
 func DoContext(ctx context.Context, l Link, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -159,9 +159,9 @@ func TestExchangeTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer wg.Wait() // runs last: the server has returned once ln and the conn are closed
+	defer ln.Close()
 	wg.Go(func() {
 		c, err := ln.Accept()
 		if err != nil {
