@@ -1,0 +1,30 @@
+// Package trezor drives Trezor-class wallets over Codec v1 (the "?##" 64-byte packets) on
+// any transport.Link: a USB HID report pipe, the emulator's UDP socket, or an in-process
+// pipe. It speaks the wire messages of internal/trezorpb and implements device.Device.
+//
+// Specs: trezor-firmware common/protob/messages*.proto and protocol.md; the flows are
+// described in ../shared/protocols/trezor.md (§3 session start, §6 SignTx streaming, §6.2 how
+// HWI maps a PSBT onto it, §7 Ethereum signing, §8 message signing).
+//
+// # Exchanges and sessions
+//
+// One exchange runs at a time (Driver serialises callers with a mutex). The first call sends
+// Initialize and checks the vendor in Features. Every ButtonRequest is acknowledged with
+// ButtonAck (Options.OnButton hears about it so a UI can say "confirm on your device");
+// PinMatrixRequest and PassphraseRequest are answered from Options.PIN and
+// Options.Passphrase. A cancelled context interrupts the link; the driver then sends Cancel
+// and drains the reply. When an exchange breaks half-way (I/O error, timeout, a reply that
+// never came), the session is marked broken and the next call re-synchronises: it drops
+// stale packets and sends Initialize until Features comes back.
+//
+// # Errors
+//
+// Failures the device reports are *device.Error with Code the raw FailureType and Kind:
+// ActionCancelled and PinCancelled map to device.ErrUserRejected, PinExpected and
+// PinInvalid to device.ErrLocked, Busy to device.ErrBusy, everything else to
+// device.ErrProtocol. A PIN or passphrase prompt without a provider is device.ErrLocked. A
+// link that goes away is device.ErrDisconnected; a reply that does not come in time wraps
+// context.DeadlineExceeded; a cancelled context wraps context.Canceled. Requests the driver
+// refuses before talking to the device wrap device.ErrInvalidInput; features the firmware
+// lacks wrap errors.ErrUnsupported.
+package trezor
