@@ -1,0 +1,475 @@
+// Package devicetest is the conformance suite every device.Device runs (STYLE rule 10): a
+// driver paired with an emulator, a real device, or the daemon's client. The device must
+// hold the standard test mnemonic (Mnemonic) with no passphrase and approve every request,
+// unless the scenario says otherwise. Differences between devices are declared in
+// Capabilities, never by asking which family a device is.
+//
+// # Errors
+//
+// The suite expects errors.Is to hold for the device sentinels: device.ErrUserRejected when
+// the user declines, device.ErrInvalidInput for requests refused before signing.
+package devicetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/big"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/hdpath"
+)
+
+// Capabilities declare what the device under test does, so that the suite runs the
+// scenarios that apply.
+type Capabilities struct {
+	Taproot    bool // p2tr addresses, xpubs and key-path spends
+	EIP1559    bool // dynamic-fee Ethereum transactions
+	EIP712Hash bool // SignTypedHash
+	// NeedsNonWitnessUTXO: the device refuses segwit v0 inputs without the full previous
+	// transaction (device.ErrInvalidInput), as current Trezor firmware does.
+	NeedsNonWitnessUTXO bool
+	// OpenRejecting opens the same device set to decline every confirmation; nil leaves out
+	// the rejection scenarios.
+	OpenRejecting func(t *testing.T) device.Device
+}
+
+// timeout bounds every scenario.
+const timeout = 2 * time.Minute
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Run runs every scenario that caps allows against devices from open (called once per
+// scenario; the device is closed afterwards).
+func Run(t *testing.T, open func(t *testing.T) device.Device, caps Capabilities) {
+	dev := func(t *testing.T) device.Device {
+		d := open(t)
+		t.Cleanup(func() { _ = d.Close() })
+		return d
+	}
+	t.Run("Features", func(t *testing.T) { testFeatures(t, dev(t), caps) })
+	t.Run("Fingerprint", func(t *testing.T) { testFingerprint(t, dev(t)) })
+	t.Run("XPub", func(t *testing.T) { testXPub(t, dev(t), caps) })
+	t.Run("Address", func(t *testing.T) { testAddress(t, dev(t), caps) })
+	t.Run("SignPSBT", func(t *testing.T) { testSignPSBT(t, dev(t), caps) })
+	t.Run("SignMessage", func(t *testing.T) { testSignMessage(t, dev(t)) })
+	t.Run("SignEthTx", func(t *testing.T) { testSignEthTx(t, dev(t), caps) })
+	if caps.EIP712Hash {
+		t.Run("SignTypedHash", func(t *testing.T) { testSignTypedHash(t, dev(t)) })
+	}
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, dev(t)) })
+	if caps.OpenRejecting != nil {
+		t.Run("Reject", func(t *testing.T) {
+			d := caps.OpenRejecting(t)
+			t.Cleanup(func() { _ = d.Close() })
+			testReject(t, d)
+		})
+	}
+}
+
+func testFeatures(t *testing.T, d device.Device, caps Capabilities) {
+	f, err := d.Features(ctxFor(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Family == "" || f.Version == "" {
+		t.Errorf("features lack family or version: %+v", f)
+	}
+	if !f.Initialized {
+		t.Errorf("device reports it is not initialized: %+v", f)
+	}
+	got := f.Capabilities
+	if got.Taproot != caps.Taproot || got.EIP1559 != caps.EIP1559 || got.EIP712Hash != caps.EIP712Hash {
+		t.Errorf("device capabilities %+v disagree with the declared %+v", got, caps)
+	}
+}
+
+func testFingerprint(t *testing.T, d device.Device) {
+	fp, err := d.Fingerprint(ctxFor(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp != VectorFingerprint {
+		t.Errorf("fingerprint %s, want %s", fp, VectorFingerprint)
+	}
+}
+
+func testXPub(t *testing.T, d device.Device, caps Capabilities) {
+	ctx := ctxFor(t)
+	x84, err := AsXPub(VectorZPub84)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x49, err := AsXPub(VectorYPub49)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path string
+		want string
+		need bool
+	}{
+		{"m/44'/0'/0'", VectorXPub44, true},
+		{"m/49'/0'/0'", x49, true},
+		{"m/84'/0'/0'", x84, true},
+		{"m/86'/0'/0'", VectorXPub86, caps.Taproot},
+	}
+	for _, tt := range tests {
+		if !tt.need {
+			continue
+		}
+		got, err := d.XPub(ctx, device.XPubRequest{Path: hdpath.MustParse(tt.path)})
+		if err != nil {
+			t.Errorf("xpub %s: %v", tt.path, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("xpub %s = %s, want %s", tt.path, got, tt.want)
+		}
+	}
+	// Test networks get tpub version bytes; the key agrees with the mainnet one.
+	tp, err := d.XPub(ctx, device.XPubRequest{Path: hdpath.MustParse("m/84'/1'/0'"), Network: &chaincfg.TestNet3Params})
+	if err != nil {
+		t.Fatalf("testnet xpub: %v", err)
+	}
+	if !strings.HasPrefix(tp, "tpub") {
+		t.Errorf("testnet xpub %s does not start with tpub", tp)
+	}
+	if k, err := hdkeychain.NewKeyFromString(tp); err != nil || !k.IsForNet(&chaincfg.TestNet3Params) || k.Depth() != 3 {
+		t.Errorf("testnet xpub %s does not parse as a depth-3 tpub: %v", tp, err)
+	}
+}
+
+func testAddress(t *testing.T, d device.Device, caps Capabilities) {
+	ctx := ctxFor(t)
+	tests := []struct {
+		st      device.ScriptType
+		path    string
+		want    string
+		display bool
+		need    bool
+	}{
+		{device.ScriptPKH, "m/44'/0'/0'/0/0", VectorAddr44, false, true},
+		{device.ScriptSHWPKH, "m/49'/0'/0'/0/0", VectorAddr49, false, true},
+		{device.ScriptWPKH, "m/84'/0'/0'/0/0", VectorAddr84, false, true},
+		{device.ScriptWPKH, "m/84'/0'/0'/0/0", VectorAddr84, true, true},
+		{device.ScriptTR, "m/86'/0'/0'/0/0", VectorAddr86, false, caps.Taproot},
+		{device.ScriptTR, "m/86'/0'/0'/0/0", VectorAddr86, true, caps.Taproot},
+	}
+	for _, tt := range tests {
+		if !tt.need {
+			continue
+		}
+		got, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Script: tt.st, Display: tt.display})
+		if err != nil {
+			t.Errorf("address %s %s: %v", tt.st, tt.path, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("address %s %s = %s, want %s", tt.st, tt.path, got, tt.want)
+		}
+	}
+	if !caps.Taproot {
+		_, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/86'/0'/0'/0/0"), Script: device.ScriptTR})
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("taproot address on a device without taproot: err %v, want errors.ErrUnsupported", err)
+		}
+	}
+	// Test networks: the address matches the key derived from the account tpub.
+	for _, net := range []*chaincfg.Params{&chaincfg.TestNet3Params, &chaincfg.RegressionNetParams} {
+		k := deviceKey(t, ctx, d, device.ScriptWPKH, net, 0, 3)
+		want, err := btcutil.NewAddressWitnessPubKeyHash(btcutil.Hash160(k.pub.SerializeCompressed()), net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: k.path, Script: device.ScriptWPKH, Network: net})
+		if err != nil {
+			t.Errorf("%s address: %v", net.Name, err)
+		} else if got != want.EncodeAddress() {
+			t.Errorf("%s address %s = %s, want %s", net.Name, k.path, got, want)
+		}
+	}
+	eth, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainETH, Path: hdpath.MustParse("m/44'/60'/0'/0/0")})
+	if err != nil {
+		t.Fatalf("eth address: %v", err)
+	}
+	if eth != VectorETHAddr {
+		t.Errorf("eth address %s, want %s", eth, VectorETHAddr)
+	}
+}
+
+func testSignPSBT(t *testing.T, d device.Device, caps Capabilities) {
+	single := []device.ScriptType{device.ScriptPKH, device.ScriptSHWPKH, device.ScriptWPKH}
+	if caps.Taproot {
+		single = append(single, device.ScriptTR)
+	}
+	type psbtCase struct {
+		name   string
+		net    *chaincfg.Params
+		inputs []device.ScriptType
+		opts   SpendOptions
+	}
+	var cases []psbtCase
+	for _, st := range single {
+		cases = append(cases, psbtCase{name: string(st), net: &chaincfg.MainNetParams, inputs: []device.ScriptType{st, st}})
+	}
+	cases = append(cases,
+		psbtCase{name: "mixed-testnet", net: &chaincfg.TestNet3Params, inputs: single, opts: SpendOptions{Change: device.ScriptWPKH, OpReturn: []byte("hwbridge")}},
+		psbtCase{name: "regtest", net: &chaincfg.RegressionNetParams, inputs: []device.ScriptType{device.ScriptWPKH}},
+	)
+	if caps.Taproot {
+		cases = append(cases, psbtCase{name: "tr-only-without-prevtx", net: &chaincfg.MainNetParams,
+			inputs: []device.ScriptType{device.ScriptTR}, opts: SpendOptions{OmitNonWitnessUTXO: true}})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxFor(t)
+			p := NewSpend(t, ctx, d, tc.net, tc.inputs, tc.opts)
+			if err := d.SignPSBT(ctx, p, tc.net); err != nil {
+				t.Fatalf("sign: %v", err)
+			}
+			for i, st := range tc.inputs {
+				in := p.Inputs[i]
+				if st == device.ScriptTR && len(in.TaprootKeySpendSig) != 64 {
+					t.Errorf("input %d: taproot signature of %d bytes", i, len(in.TaprootKeySpendSig))
+				}
+				if st != device.ScriptTR && len(in.PartialSigs) != 1 {
+					t.Errorf("input %d: %d partial signatures, want 1", i, len(in.PartialSigs))
+				}
+			}
+			if _, err := FinalizeAndExecute(p); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("wrong-network", func(t *testing.T) {
+		ctx := ctxFor(t)
+		p := NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH}, SpendOptions{})
+		before := serialize(t, p)
+		err := d.SignPSBT(ctx, p, &chaincfg.TestNet3Params)
+		if !errors.Is(err, device.ErrInvalidInput) {
+			t.Errorf("mainnet psbt signed for testnet: err %v, want device.ErrInvalidInput", err)
+		}
+		if !bytes.Equal(before, serialize(t, p)) {
+			t.Error("a refused psbt was modified")
+		}
+	})
+	if caps.NeedsNonWitnessUTXO {
+		t.Run("segwit-without-prevtx", func(t *testing.T) {
+			ctx := ctxFor(t)
+			p := NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH}, SpendOptions{OmitNonWitnessUTXO: true})
+			err := d.SignPSBT(ctx, p, &chaincfg.MainNetParams)
+			if !errors.Is(err, device.ErrInvalidInput) || !strings.Contains(err.Error(), "non_witness_utxo") {
+				t.Errorf("err %v, want device.ErrInvalidInput naming non_witness_utxo", err)
+			}
+		})
+	}
+	t.Run("foreign-input", func(t *testing.T) {
+		ctx := ctxFor(t)
+		p := NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH}, SpendOptions{})
+		p.Inputs[0].Bip32Derivation[0].MasterKeyFingerprint ^= 0xffffffff
+		before := serialize(t, p)
+		if err := d.SignPSBT(ctx, p, &chaincfg.MainNetParams); !errors.Is(err, device.ErrInvalidInput) {
+			t.Errorf("psbt with no key of the device: err %v, want device.ErrInvalidInput", err)
+		}
+		if !bytes.Equal(before, serialize(t, p)) {
+			t.Error("a refused psbt was modified")
+		}
+	})
+}
+
+func testSignMessage(t *testing.T, d device.Device) {
+	ctx := ctxFor(t)
+	msg := []byte("hwbridge devicetest: this message proves control of the address")
+	for _, tt := range []struct {
+		st   device.ScriptType
+		path string
+		addr string
+	}{
+		{device.ScriptPKH, "m/44'/0'/0'/0/0", VectorAddr44},
+		{device.ScriptSHWPKH, "m/49'/0'/0'/0/0", VectorAddr49},
+		{device.ScriptWPKH, "m/84'/0'/0'/0/0", VectorAddr84},
+	} {
+		sig, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Message: msg, Script: tt.st})
+		if err != nil {
+			t.Errorf("btc %s: %v", tt.st, err)
+			continue
+		}
+		if sig.Address != tt.addr {
+			t.Errorf("btc %s: address %s, want %s", tt.st, sig.Address, tt.addr)
+		}
+		got, err := device.RecoverBitcoinMessage(msg, sig.Signature, tt.st, nil)
+		if err != nil || got != tt.addr {
+			t.Errorf("btc %s: signature recovers %s (%v), want %s", tt.st, got, err, tt.addr)
+		}
+	}
+	sig, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainETH, Path: hdpath.MustParse("m/44'/60'/0'/0/0"), Message: msg})
+	if err != nil {
+		t.Fatalf("eth: %v", err)
+	}
+	if len(sig.Signature) != 65 || (sig.Signature[64] != 27 && sig.Signature[64] != 28) {
+		t.Fatalf("eth signature %x: want 65 bytes ending in 27 or 28", sig.Signature)
+	}
+	rsv := append([]byte{}, sig.Signature...)
+	rsv[64] -= 27
+	pub, err := crypto.SigToPub(ethTextHash(msg), rsv)
+	if err != nil || crypto.PubkeyToAddress(*pub).Hex() != VectorETHAddr {
+		t.Errorf("eth signature does not recover %s (%v)", VectorETHAddr, err)
+	}
+}
+
+func ethTextHash(msg []byte) []byte {
+	return crypto.Keccak256([]byte("\x19Ethereum Signed Message:\n" + itoa(len(msg))), msg)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func testSignEthTx(t *testing.T, d device.Device, caps Capabilities) {
+	path := hdpath.MustParse("m/44'/60'/0'/0/0")
+	to := common.HexToAddress("0x1d1c328764a41bda0492b66baa30c4a339ff85ef")
+	data := bytes.Repeat([]byte{0xa9, 0x05, 0x9c, 0xbb}, 375) // 1500 bytes: two chunks
+	type txCase struct {
+		name    string
+		chainID int64
+		tx      *types.Transaction
+		need    bool
+	}
+	cases := []txCase{
+		{"legacy", 1, types.NewTx(&types.LegacyTx{Nonce: 0, GasPrice: big.NewInt(1_000_000_000), Gas: 21000, To: &to, Value: big.NewInt(10_000_000_000_000_000)}), true},
+		{"legacy-data", 11155111, types.NewTx(&types.LegacyTx{Nonce: 7, GasPrice: big.NewInt(2_000_000_000), Gas: 100000, To: &to, Value: big.NewInt(0), Data: data}), true},
+		{"legacy-big-chain", 3_000_000_000, types.NewTx(&types.LegacyTx{Nonce: 1, GasPrice: big.NewInt(1), Gas: 21000, To: &to, Value: big.NewInt(1)}), true},
+		{"eip1559", 1, types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), Nonce: 3, GasTipCap: big.NewInt(1_500_000_000), GasFeeCap: big.NewInt(30_000_000_000), Gas: 60000, To: &to, Value: big.NewInt(12345), Data: data,
+			AccessList: types.AccessList{{Address: to, StorageKeys: []common.Hash{common.HexToHash("0x01"), common.HexToHash("0x02")}}}}), caps.EIP1559},
+		{"eip1559-create", 5, types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(5), Nonce: 0, GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2), Gas: 500000, Value: big.NewInt(0), Data: data[:40]}), caps.EIP1559},
+	}
+	for _, tc := range cases {
+		if !tc.need {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxFor(t)
+			chainID := big.NewInt(tc.chainID)
+			signed, err := d.SignEthTx(ctx, path, tc.tx, chainID)
+			if err != nil {
+				t.Fatalf("sign: %v", err)
+			}
+			signer := types.LatestSignerForChainID(chainID)
+			from, err := types.Sender(signer, signed)
+			if err != nil {
+				t.Fatalf("sender: %v", err)
+			}
+			if from.Hex() != VectorETHAddr {
+				t.Errorf("sender %s, want %s", from.Hex(), VectorETHAddr)
+			}
+			if signer.Hash(signed) != signer.Hash(tc.tx) {
+				t.Error("the signed transaction differs from the one asked for")
+			}
+		})
+	}
+	if !caps.EIP1559 {
+		tx := types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2), Gas: 21000, To: &to, Value: big.NewInt(1)})
+		if _, err := d.SignEthTx(ctxFor(t), path, tx, big.NewInt(1)); !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("eip-1559 on a device without it: err %v, want errors.ErrUnsupported", err)
+		}
+	}
+}
+
+func testSignTypedHash(t *testing.T, d device.Device) {
+	ctx := ctxFor(t)
+	path := hdpath.MustParse("m/44'/60'/0'/0/0")
+	var domain [32]byte
+	copy(domain[:], crypto.Keccak256([]byte("hwbridge devicetest domain")))
+	msgHash := crypto.Keccak256([]byte("hwbridge devicetest message"))
+	for _, mh := range [][]byte{msgHash, nil} {
+		sig, err := d.SignTypedHash(ctx, path, domain, mh)
+		if err != nil {
+			t.Fatalf("message hash %x: %v", mh, err)
+		}
+		if len(sig) != 65 || (sig[64] != 27 && sig[64] != 28) {
+			t.Fatalf("signature %x: want 65 bytes ending in 27 or 28", sig)
+		}
+		rsv := append([]byte{}, sig...)
+		rsv[64] -= 27
+		pub, err := crypto.SigToPub(device.TypedDataDigest(domain, mh), rsv)
+		if err != nil || crypto.PubkeyToAddress(*pub).Hex() != VectorETHAddr {
+			t.Errorf("message hash %x: signature does not recover %s (%v)", mh, VectorETHAddr, err)
+		}
+	}
+}
+
+// testConcurrent: callers on several goroutines are serialised by the device, not broken.
+func testConcurrent(t *testing.T, d device.Device) {
+	ctx := ctxFor(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			if i%2 == 0 {
+				fp, err := d.Fingerprint(ctx)
+				if err == nil && fp != VectorFingerprint {
+					err = errors.New("wrong fingerprint " + fp.String())
+				}
+				errs <- err
+				return
+			}
+			a, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH})
+			if err == nil && a != VectorAddr84 {
+				err = errors.New("wrong address " + a)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// testReject: every signing request the user declines fails with ErrUserRejected, leaves
+// its input alone, and the device still answers afterwards.
+func testReject(t *testing.T, d device.Device) {
+	ctx := ctxFor(t)
+	p := NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH}, SpendOptions{})
+	before := serialize(t, p)
+	if err := d.SignPSBT(ctx, p, &chaincfg.MainNetParams); !errors.Is(err, device.ErrUserRejected) {
+		t.Errorf("sign psbt: err %v, want device.ErrUserRejected", err)
+	}
+	if !bytes.Equal(before, serialize(t, p)) {
+		t.Error("a rejected psbt was modified")
+	}
+	_, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH, Message: []byte("no")})
+	if !errors.Is(err, device.ErrUserRejected) {
+		t.Errorf("sign message: err %v, want device.ErrUserRejected", err)
+	}
+	to := common.HexToAddress("0x1d1c328764a41bda0492b66baa30c4a339ff85ef")
+	tx := types.NewTx(&types.LegacyTx{GasPrice: big.NewInt(1), Gas: 21000, To: &to, Value: big.NewInt(1)})
+	if _, err := d.SignEthTx(ctx, hdpath.MustParse("m/44'/60'/0'/0/0"), tx, big.NewInt(1)); !errors.Is(err, device.ErrUserRejected) {
+		t.Errorf("sign eth tx: err %v, want device.ErrUserRejected", err)
+	}
+	if _, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH, Display: true}); !errors.Is(err, device.ErrUserRejected) {
+		t.Errorf("address on display: err %v, want device.ErrUserRejected", err)
+	}
+	fp, err := d.Fingerprint(ctx)
+	if err != nil || fp != VectorFingerprint {
+		t.Errorf("after rejections the device answers fingerprint %s, %v", fp, err)
+	}
+}
