@@ -335,7 +335,7 @@ func testSignMessage(t *testing.T, d device.Device) {
 }
 
 func ethTextHash(msg []byte) []byte {
-	return crypto.Keccak256([]byte("\x19Ethereum Signed Message:\n" + itoa(len(msg))), msg)
+	return crypto.Keccak256([]byte("\x19Ethereum Signed Message:\n"+itoa(len(msg))), msg)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
