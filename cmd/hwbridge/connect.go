@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/trezor"
+	"github.com/hwbridge/hwbridge/internal/trezorpb"
+	"github.com/hwbridge/hwbridge/transport"
+)
+
+// A driver opens one device family on an open link. emulator says the path named an
+// emulator (udp: or tcp:), which the device then reports in its Features.
+type driver func(e *env, link transport.Link, emulator bool) device.Device
+
+// drivers maps a transport kind to its driver: one line per family.
+var drivers = map[string]driver{
+	transport.KindTrezor: openTrezor,
+}
+
+func openTrezor(e *env, link transport.Link, emulator bool) device.Device {
+	button := e.onButton()
+	return trezor.New(link, trezor.Options{
+		Logger:   e.log.With("device", "trezor"),
+		OnButton: func(trezorpb.ButtonRequestType) { button() },
+		Emulator: emulator,
+	})
+}
+
+// kindOf says which family speaks at a path: udp: is the Trezor emulator protocol, tcp:
+// the Speculos APDU protocol (Ledger), hid: whatever enumeration found there.
+func kindOf(ctx context.Context, p transport.Path) (string, error) {
+	switch p.Scheme {
+	case transport.SchemeUDP:
+		return transport.KindTrezor, nil
+	case transport.SchemeTCP:
+		return transport.KindLedger, nil
+	}
+	infos, err := transport.Enumerate(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, in := range infos {
+		if in.Path == p.String() {
+			if in.Unsupported != nil {
+				return "", in.Unsupported
+			}
+			return in.Kind, nil
+		}
+	}
+	return "", fmt.Errorf("nothing at %s (unplugged? run hwbridge devices): %w", p, device.ErrNoDevice)
+}
+
+// openPath opens the device at a path and wraps it with signature verification.
+func (e *env) openPath(ctx context.Context, path string) (device.Device, error) {
+	p, err := transport.ParsePath(path)
+	if err != nil {
+		return nil, usagef("--device: %v", err)
+	}
+	kind, err := kindOf(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	drv, ok := drivers[kind]
+	if !ok {
+		return nil, fmt.Errorf("%s: this hwbridge has no %s driver: %w", path, kind, errors.ErrUnsupported)
+	}
+	link, err := transport.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	d := device.Verify(drv(e, link, p.Scheme != transport.SchemeHID))
+	e.opened = append(e.opened, d)
+	return d, nil
+}
+
+// usable lists the USB wallets hwbridge can drive. Emulators never appear here: they are
+// used only when named.
+func (e *env) usable(ctx context.Context) ([]transport.DeviceInfo, error) {
+	infos, err := transport.Enumerate(ctx)
+	if errors.Is(err, errors.ErrUnsupported) {
+		e.log.Debug("usb enumeration unavailable", "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []transport.DeviceInfo
+	for _, in := range infos {
+		if _, ok := drivers[in.Kind]; ok && in.Unsupported == nil {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
+func parseFingerprint(s string) (device.Fingerprint, bool) {
+	if len(s) != 8 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 16, 32)
+	return device.Fingerprint(v), err == nil
+}
+
+// open picks the device the command runs on (design.md "Device paths"): --device or
+// $HWBRIDGE_DEVICE as a path or fingerprint, else the only USB wallet attached.
+func (e *env) open(ctx context.Context) (device.Device, error) {
+	if err := e.checkMode(); err != nil {
+		return nil, err
+	}
+	sel := e.device
+	if sel == "" {
+		sel = strings.TrimSpace(e.getenv("HWBRIDGE_DEVICE"))
+	}
+	if strings.Contains(sel, ":") {
+		return e.openPath(ctx, sel)
+	}
+	want, byFP := parseFingerprint(sel)
+	if sel != "" && !byFP {
+		return nil, usagef("--device %q: give a path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT) or a master fingerprint (8 hex digits)", sel)
+	}
+	infos, err := e.usable(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !byFP {
+		switch len(infos) {
+		case 0:
+			return nil, fmt.Errorf("%w (emulators are used only when named, e.g. --device udp:127.0.0.1:21324)", device.ErrNoDevice)
+		case 1:
+			return e.openPath(ctx, infos[0].Path)
+		}
+		return nil, fmt.Errorf("%d wallets are connected: name one with --device (hwbridge devices lists them)", len(infos))
+	}
+	for _, in := range infos {
+		d, err := e.openPath(ctx, in.Path)
+		if err != nil {
+			e.log.Info("skipping device", "path", in.Path, "err", err)
+			continue
+		}
+		fp, err := d.Fingerprint(ctx)
+		if err == nil && fp == want {
+			return d, nil
+		}
+	}
+	return nil, fmt.Errorf("no connected wallet has master fingerprint %s (locked devices cannot tell theirs): %w", want, device.ErrNoDevice)
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/btcsuite/btcd/chaincfg"
+
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/hdpath"
+	"github.com/hwbridge/hwbridge/transport"
+)
+
+// env is one CLI invocation: its streams, the global flags and the device it opened.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	log            *slog.Logger
+
+	// global flags
+	device string
+	socket string
+	direct bool
+	json   bool
+
+	cmd    command
+	opened []io.Closer
+}
+
+func newEnv(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *env {
+	return &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, log: newLogger(stderr, getenv)}
+}
+
+// flagSet returns a flag set that also takes the global flags, so they work before and
+// after the command name.
+func (e *env) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.StringVar(&e.device, "device", e.device, "device path (hid:, udp:, tcp:) or master fingerprint; default $HWBRIDGE_DEVICE")
+	fs.StringVar(&e.socket, "socket", e.socket, "hwbridged socket path")
+	fs.BoolVar(&e.direct, "direct", e.direct, "talk to the device directly, not through hwbridged")
+	fs.BoolVar(&e.json, "json", e.json, "print JSON")
+	return fs
+}
+
+// parse parses a command's flags, allowing them between and after positional arguments,
+// and checks the number of positionals.
+func (e *env) parse(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, &usageError{err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] == "--" {
+			pos = append(pos, rest[1:]...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	switch {
+	case len(pos) < minPos:
+		return nil, usagef("%s: missing argument", e.cmd.name)
+	case len(pos) > maxPos:
+		return nil, usagef("%s: unexpected argument %q", e.cmd.name, pos[maxPos])
+	}
+	return pos, nil
+}
+
+func (e *env) close() {
+	for _, c := range e.opened {
+		_ = c.Close()
+	}
+	e.opened = nil
+}
+
+// writeJSON prints v as indented JSON on stdout.
+func (e *env) writeJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// print writes the result: v as JSON with --json, else the text lines.
+func (e *env) print(v any, lines ...string) error {
+	if e.json {
+		return e.writeJSON(v)
+	}
+	for _, l := range lines {
+		if _, err := fmt.Fprintln(e.stdout, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onButton tells the user the device waits for them (once per command).
+func (e *env) onButton() func() {
+	said := false
+	return func() {
+		if !said {
+			said = true
+			fmt.Fprintln(e.stderr, "hwbridge: confirm on your device")
+		}
+	}
+}
+
+// defaultSocket is hwbridged's socket (design.md): $XDG_RUNTIME_DIR/hwbridge/hwbridged.sock,
+// else ~/.hwbridge/hwbridged.sock.
+func (e *env) defaultSocket() string {
+	if d := e.getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "hwbridge", "hwbridged.sock")
+	}
+	if h := e.getenv("HOME"); h != "" {
+		return filepath.Join(h, ".hwbridge", "hwbridged.sock")
+	}
+	return ""
+}
+
+// checkMode refuses to go around a running daemon: it owns the devices. Talking to it
+// arrives with the daemon; until then --direct is the way.
+func (e *env) checkMode() error {
+	if e.direct {
+		return nil
+	}
+	sock := e.socket
+	if sock == "" {
+		sock = e.defaultSocket()
+	}
+	if sock == "" {
+		return nil
+	}
+	if _, err := os.Stat(sock); err == nil {
+		return fmt.Errorf("hwbridged is running (socket %s) and owns the devices; this hwbridge talks to devices directly only: stop hwbridged or pass --direct: %w", sock, errors.ErrUnsupported)
+	} else if e.socket != "" {
+		return fmt.Errorf("no hwbridged socket at %s (pass --direct to talk to the device yourself): %w", sock, err)
+	}
+	return nil
+}
+
+// parseNetwork maps --network.
+func parseNetwork(s string) (*chaincfg.Params, error) {
+	switch strings.ToLower(s) {
+	case "mainnet", "main", "bitcoin", "":
+		return &chaincfg.MainNetParams, nil
+	case "testnet", "testnet3", "test":
+		return &chaincfg.TestNet3Params, nil
+	case "signet":
+		return &chaincfg.SigNetParams, nil
+	case "regtest":
+		return &chaincfg.RegressionNetParams, nil
+	}
+	return nil, usagef("--network %q: use mainnet, testnet, signet or regtest", s)
+}
+
+func networkName(net *chaincfg.Params) string {
+	switch net.Net {
+	case chaincfg.MainNetParams.Net:
+		return "mainnet"
+	case chaincfg.TestNet3Params.Net:
+		return "testnet"
+	case chaincfg.RegressionNetParams.Net:
+		return "regtest"
+	}
+	return net.Name
+}
+
+// parsePath parses a derivation path argument (exit 2 when it does not parse).
+func parsePath(flagName, s string) (hdpath.Path, error) {
+	p, err := hdpath.Parse(s)
+	if err != nil {
+		return nil, usagef("%s: %v", flagName, err)
+	}
+	return p, nil
+}
+
+func parseScript(s string) (device.ScriptType, error) {
+	st := device.ScriptType(strings.ToLower(s))
+	if _, err := st.Purpose(); err != nil {
+		return "", usagef("--type %q: use wpkh, tr, sh-wpkh or pkh", s)
+	}
+	return st, nil
+}
+
+func isRejected(err error) bool { return errors.Is(err, device.ErrUserRejected) }
+
+func isNoDevice(err error) bool {
+	return errors.Is(err, device.ErrNoDevice) || errors.Is(err, transport.ErrNoDevice)
+}

@@ -1,0 +1,181 @@
+// Command hwbridge is the hwbridge CLI (design.md "hwbridge (the CLI)"): it lists hardware
+// wallets, reads xpubs and addresses, and signs PSBTs and messages. This build talks to
+// devices directly (--direct); daemon mode comes with hwbridged.
+//
+// Exit codes: 0 ok, 1 error, 2 usage, 3 rejected on the device, 4 no device.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// Exit codes (design.md).
+const (
+	exitOK       = 0
+	exitError    = 1
+	exitUsage    = 2
+	exitRejected = 3
+	exitNoDevice = 4
+)
+
+// command is one subcommand. name may have two words ("btc sign-psbt"); run parses its own
+// flags from args (global flags are accepted there too) and does the work. To add a
+// subcommand, add its file and one line here.
+type command struct {
+	name    string
+	args    string // synopsis after the name
+	summary string
+	run     func(ctx context.Context, e *env, args []string) error
+}
+
+var commands = []command{
+	{"devices", "", "list connected wallets (and the device named with --device)", runDevices},
+	{"xpub", "PATH [--network N]", "print the extended public key at PATH", runXPub},
+	{"address", "--chain btc|eth [--type T] [--network N] [--account N] [--index N] [--change] [--display]", "print (and optionally show) an address", runAddress},
+	{"btc sign-psbt", "FILE|- [--network N]", "sign a PSBT and print it, base64", runBTCSignPSBT},
+	{"btc sign-message", "MESSAGE --path PATH [--type T] [--network N]", "sign a message (BIP-137)", runBTCSignMessage},
+	{"eth sign-message", "MESSAGE [--index N]", "sign a message (EIP-191 personal_sign)", runETHSignMessage},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole CLI behind main, callable in-process from tests.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := newEnv(os.Stdin, stdout, stderr, os.Getenv)
+	return e.main(ctx, args)
+}
+
+// usageError marks bad command lines (exit 2).
+type usageError struct{ msg string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+func (e *env) main(ctx context.Context, args []string) int {
+	fs := e.flagSet("hwbridge")
+	fs.Usage = func() { e.usage(e.stderr) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		e.usage(e.stderr)
+		return exitUsage
+	}
+	if rest[0] == "help" {
+		e.usage(e.stdout)
+		return exitOK
+	}
+	cmd, n, ok := findCommand(rest)
+	if !ok {
+		fmt.Fprintf(e.stderr, "hwbridge: unknown command %q (run hwbridge help)\n", strings.Join(rest[:min(2, len(rest))], " "))
+		return exitUsage
+	}
+	e.cmd = cmd
+	err := cmd.run(ctx, e, rest[n:])
+	e.close()
+	return e.finish(err)
+}
+
+// findCommand matches the longest command name at the front of args.
+func findCommand(args []string) (command, int, bool) {
+	for _, n := range []int{2, 1} {
+		if len(args) < n {
+			continue
+		}
+		name := strings.Join(args[:n], " ")
+		if i := slices.IndexFunc(commands, func(c command) bool { return c.name == name }); i >= 0 {
+			return commands[i], n, true
+		}
+	}
+	return command{}, 0, false
+}
+
+func (e *env) usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: hwbridge [--device D] [--socket PATH] [--direct] [--json] COMMAND [ARGS]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %s %s\n      %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintln(w, "\nglobal flags (before or after the command):")
+	fmt.Fprintln(w, "  --device D     a device path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT) or master fingerprint (8 hex digits); default $HWBRIDGE_DEVICE")
+	fmt.Fprintln(w, "  --socket PATH  the hwbridged socket")
+	fmt.Fprintln(w, "  --direct       talk to the device directly, not through hwbridged")
+	fmt.Fprintln(w, "  --json         print results (and errors) as JSON")
+	fmt.Fprintln(w, "\nexit codes: 0 ok, 1 error, 2 usage, 3 rejected on the device, 4 no device")
+}
+
+// finish prints err and maps it to an exit code.
+func (e *env) finish(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(err)
+	if code == exitUsage {
+		fmt.Fprintf(e.stderr, "hwbridge: %v\n", err)
+		if e.cmd.name != "" {
+			fmt.Fprintf(e.stderr, "usage: hwbridge %s %s\n", e.cmd.name, e.cmd.args)
+		}
+		return code
+	}
+	if e.json {
+		_ = e.writeJSON(map[string]any{"error": map[string]any{"code": errorName(code), "message": err.Error()}})
+	} else {
+		fmt.Fprintf(e.stderr, "hwbridge: %v\n", err)
+	}
+	e.log.Debug("command failed", "command", e.cmd.name, "exit", code)
+	return code
+}
+
+func exitCode(err error) int {
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp):
+		return exitUsage
+	case isRejected(err):
+		return exitRejected
+	case isNoDevice(err):
+		return exitNoDevice
+	}
+	return exitError
+}
+
+func errorName(code int) string {
+	switch code {
+	case exitRejected:
+		return "rejected"
+	case exitNoDevice:
+		return "no_device"
+	case exitUsage:
+		return "usage"
+	}
+	return "error"
+}
+
+// newLogger logs warnings and worse to stderr (debug with HWBRIDGE_DEBUG=1).
+func newLogger(w io.Writer, getenv func(string) string) *slog.Logger {
+	level := slog.LevelWarn
+	if getenv("HWBRIDGE_DEBUG") == "1" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
