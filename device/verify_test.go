@@ -60,7 +60,7 @@ func (s *softDevice) Close() error { return nil }
 
 func (s *softDevice) Features(context.Context) (device.Features, error) {
 	return device.Features{Family: "soft", Model: "soft", Version: "1.0.0", Initialized: true, Unlocked: true, Emulator: true,
-		Capabilities: device.Capabilities{Taproot: true, Multisig: false, EIP1559: true, EIP712Hash: true, DisplayAddress: true}}, nil
+		Capabilities: device.Capabilities{Taproot: true, Multisig: true, EIP1559: true, EIP712Hash: true, DisplayAddress: true}}, nil
 }
 
 func (s *softDevice) Fingerprint(context.Context) (device.Fingerprint, error) {
@@ -147,51 +147,55 @@ func (s *softDevice) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg
 	for i := range p.Inputs {
 		in := &p.Inputs[i]
 		prev := prevOuts.FetchPrevOutput(p.UnsignedTx.TxIn[i].PreviousOutPoint)
-		var path []uint32
+		var paths [][]uint32
 		for _, d := range in.Bip32Derivation {
 			if device.FingerprintFromPSBT(d.MasterKeyFingerprint) == fp {
-				path = d.Bip32Path
+				paths = append(paths, d.Bip32Path)
 			}
 		}
 		for _, d := range in.TaprootBip32Derivation {
 			if device.FingerprintFromPSBT(d.MasterKeyFingerprint) == fp {
-				path = d.Bip32Path
+				paths = append(paths, d.Bip32Path)
 			}
 		}
-		if path == nil {
+		if paths == nil {
 			return fmt.Errorf("%w: input %d is not ours", device.ErrInvalidInput, i)
 		}
-		if len(path) > 1 && path[1] != net.HDCoinType+hdpath.Hardened {
-			return fmt.Errorf("%w: input %d is for another network", device.ErrInvalidInput, i)
-		}
-		key := s.priv(path)
-		if s.corrupt == "psbt-wrongkey" {
-			key = s.priv(hdpath.MustParse("m/1'"))
-		}
-		var err error
-		switch cls := txscript.GetScriptClass(prev.PkScript); cls {
-		case txscript.WitnessV1TaprootTy:
-			var sg []byte
-			sg, err = txscript.RawTxInTaprootSignature(p.UnsignedTx, hashes, i, prev.Value, prev.PkScript, nil, txscript.SigHashDefault, key)
-			if s.corrupt == "psbt-taproot" {
-				sg[10] ^= 1
+		for _, path := range paths {
+			if len(path) > 1 && path[1] != net.HDCoinType+hdpath.Hardened {
+				return fmt.Errorf("%w: input %d is for another network", device.ErrInvalidInput, i)
 			}
-			sigs = append(sigs, sig{i: i, sig: sg, taproot: true})
-		case txscript.PubKeyHashTy:
-			var sg []byte
-			sg, err = txscript.RawTxInSignature(p.UnsignedTx, i, prev.PkScript, txscript.SigHashAll, key)
-			sigs = append(sigs, sig{i: i, pub: s.priv(path).PubKey().SerializeCompressed(), sig: sg})
-		default:
-			script := prev.PkScript
-			if cls == txscript.ScriptHashTy {
-				script = in.RedeemScript
+			key := s.priv(path)
+			if s.corrupt == "psbt-wrongkey" {
+				key = s.priv(hdpath.MustParse("m/1'"))
 			}
+			pub := s.priv(path).PubKey().SerializeCompressed()
 			var sg []byte
-			sg, err = txscript.RawTxInWitnessSignature(p.UnsignedTx, hashes, i, prev.Value, script, txscript.SigHashAll, key)
-			sigs = append(sigs, sig{i: i, pub: s.priv(path).PubKey().SerializeCompressed(), sig: sg})
-		}
-		if err != nil {
-			return err
+			var err error
+			switch cls := txscript.GetScriptClass(prev.PkScript); cls {
+			case txscript.WitnessV1TaprootTy:
+				sg, err = txscript.RawTxInTaprootSignature(p.UnsignedTx, hashes, i, prev.Value, prev.PkScript, nil, txscript.SigHashDefault, key)
+				if err == nil && s.corrupt == "psbt-taproot" {
+					sg[10] ^= 1
+				}
+				sigs = append(sigs, sig{i: i, sig: sg, taproot: true})
+			case txscript.PubKeyHashTy:
+				sg, err = txscript.RawTxInSignature(p.UnsignedTx, i, prev.PkScript, txscript.SigHashAll, key)
+				sigs = append(sigs, sig{i: i, pub: pub, sig: sg})
+			default:
+				script := prev.PkScript
+				if cls == txscript.ScriptHashTy {
+					script = in.RedeemScript
+				}
+				if len(in.WitnessScript) > 0 {
+					script = in.WitnessScript
+				}
+				sg, err = txscript.RawTxInWitnessSignature(p.UnsignedTx, hashes, i, prev.Value, script, txscript.SigHashAll, key)
+				sigs = append(sigs, sig{i: i, pub: pub, sig: sg})
+			}
+			if err != nil {
+				return err
+			}
 		}
 	}
 	for _, sg := range sigs {
@@ -277,7 +281,7 @@ func (s *softDevice) SignTypedHash(_ context.Context, path hdpath.Path, domain [
 // checks the suite itself and that Verify passes every honest signature.
 func TestVerifyConformance(t *testing.T) {
 	devicetest.Run(t, func(t *testing.T) device.Device { return device.Verify(newSoft(t)) }, devicetest.Capabilities{
-		Taproot: true, EIP1559: true, EIP712Hash: true,
+		Taproot: true, EIP1559: true, EIP712Hash: true, Multisig: true,
 		OpenRejecting: func(t *testing.T) device.Device {
 			s := newSoft(t)
 			s.reject = true

@@ -38,6 +38,7 @@ type Capabilities struct {
 	Taproot    bool // p2tr addresses, xpubs and key-path spends
 	EIP1559    bool // dynamic-fee Ethereum transactions
 	EIP712Hash bool // SignTypedHash
+	Multisig   bool // p2wsh and p2sh-p2wsh sortedmulti inputs and change
 	// NeedsNonWitnessUTXO: the device refuses segwit v0 inputs without the full previous
 	// transaction (device.ErrInvalidInput), as current Trezor firmware does.
 	NeedsNonWitnessUTXO bool
@@ -257,6 +258,23 @@ func testSignPSBT(t *testing.T, d device.Device, caps Capabilities) {
 				t.Fatal(err)
 			}
 		})
+	}
+	if caps.Multisig {
+		for _, kind := range []MultisigKind{MultisigWSH, MultisigSHWSH} {
+			t.Run("multisig-"+string(kind), func(t *testing.T) {
+				ctx := ctxFor(t)
+				p := NewMultisigSpend(t, ctx, d, &chaincfg.TestNet3Params, kind)
+				if err := d.SignPSBT(ctx, p, &chaincfg.TestNet3Params); err != nil {
+					t.Fatalf("sign: %v", err)
+				}
+				if n := len(p.Inputs[0].PartialSigs); n != 2 {
+					t.Fatalf("%d partial signatures, want 2 (one per key of the device)", n)
+				}
+				if _, err := FinalizeAndExecute(p); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
 	}
 	t.Run("wrong-network", func(t *testing.T) {
 		ctx := ctxFor(t)

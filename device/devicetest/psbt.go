@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
 	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/base58"
 	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/btcsuite/btcd/btcutil/psbt"
 	"github.com/btcsuite/btcd/chaincfg"
@@ -223,3 +225,153 @@ func serialize(t *testing.T, p *psbt.Packet) []byte {
 	}
 	return buf.Bytes()
 }
+
+// MultisigKind selects the multisig output NewMultisigSpend spends.
+type MultisigKind string
+
+const (
+	MultisigWSH   MultisigKind = "wsh"    // p2wsh(sortedmulti(2, A, B))
+	MultisigSHWSH MultisigKind = "sh-wsh" // p2sh(p2wsh(sortedmulti(2, A, B)))
+)
+
+// multisigAccounts are the two cosigner accounts of NewMultisigSpend, both held by the
+// device under test: m/48'/coin'/0'/2' and m/48'/coin'/1'/2' (BIP-48 script type 2').
+func multisigAccounts(net *chaincfg.Params) []hdpath.Path {
+	coin := net.HDCoinType + hdpath.Hardened
+	return []hdpath.Path{
+		{48 + hdpath.Hardened, coin, 0 + hdpath.Hardened, 2 + hdpath.Hardened},
+		{48 + hdpath.Hardened, coin, 1 + hdpath.Hardened, 2 + hdpath.Hardened},
+	}
+}
+
+// multisigScript returns the sortedmulti 2-of-2 witness script of the cosigners' keys at
+// /change/index, with the keys and their paths.
+func multisigScript(t *testing.T, accts []*hdkeychain.ExtendedKey, paths []hdpath.Path, change, index uint32) ([]byte, []key) {
+	t.Helper()
+	var keys []key
+	for i, a := range accts {
+		c, err := a.Derive(change)
+		if err == nil {
+			c, err = c.Derive(index)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := c.ECPubKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key{pub: pub, path: paths[i].Child(change, index)})
+	}
+	sortKeys(keys)
+	b := txscript.NewScriptBuilder().AddOp(txscript.OP_2)
+	for _, k := range keys {
+		b.AddData(k.pub.SerializeCompressed())
+	}
+	s, err := b.AddOp(txscript.OP_2).AddOp(txscript.OP_CHECKMULTISIG).Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, keys
+}
+
+func sortKeys(keys []key) {
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && bytes.Compare(keys[j].pub.SerializeCompressed(), keys[j-1].pub.SerializeCompressed()) < 0; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+}
+
+func multisigOutput(t *testing.T, ws []byte, kind MultisigKind) (pkScript, redeem []byte) {
+	t.Helper()
+	h := sha256.Sum256(ws)
+	wsh, err := txscript.NewScriptBuilder().AddOp(txscript.OP_0).AddData(h[:]).Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kind == MultisigWSH {
+		return wsh, nil
+	}
+	sh, err := txscript.NewScriptBuilder().AddOp(txscript.OP_HASH160).AddData(btcutil.Hash160(wsh)).AddOp(txscript.OP_EQUAL).Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sh, wsh
+}
+
+// NewMultisigSpend builds a PSBT spending one 2-of-2 sortedmulti output whose two
+// cosigner accounts are both held by the device, with multisig change and the cosigners'
+// xpubs as PSBT_GLOBAL_XPUB entries. A device signs it once per own key.
+func NewMultisigSpend(t *testing.T, ctx context.Context, dev device.Device, net *chaincfg.Params, kind MultisigKind) *psbt.Packet {
+	t.Helper()
+	fp, err := dev.Fingerprint(ctx)
+	if err != nil {
+		t.Fatalf("fingerprint: %v", err)
+	}
+	paths := multisigAccounts(net)
+	var accts []*hdkeychain.ExtendedKey
+	p := &psbt.Packet{}
+	for _, path := range paths {
+		xpub, err := dev.XPub(ctx, device.XPubRequest{Path: path, Network: net})
+		if err != nil {
+			t.Fatalf("xpub %s: %v", path, err)
+		}
+		k, err := hdkeychain.NewKeyFromString(xpub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		accts = append(accts, k)
+	}
+	ws, keys := multisigScript(t, accts, paths, 0, 0)
+	spk, redeem := multisigOutput(t, ws, kind)
+	funding := wire.NewMsgTx(2)
+	seed := chainhash.HashH([]byte("hwbridge devicetest multisig funding"))
+	funding.AddTxIn(wire.NewTxIn(wire.NewOutPoint(&seed, 1), []byte{txscript.OP_TRUE}, nil))
+	funding.AddTxOut(wire.NewTxOut(250_000, spk))
+	id := funding.TxHash()
+	spend := wire.NewMsgTx(2)
+	spend.AddTxIn(&wire.TxIn{PreviousOutPoint: *wire.NewOutPoint(&id, 0), Sequence: wire.MaxTxInSequenceNum - 2})
+	cws, ckeys := multisigScript(t, accts, paths, 1, 0)
+	cspk, credeem := multisigOutput(t, cws, kind)
+	spend.AddTxOut(wire.NewTxOut(100_000, ExternalScript()))
+	spend.AddTxOut(wire.NewTxOut(148_000, cspk))
+	pk, err := psbt.NewFromUnsignedTx(spend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*p = *pk
+	in := &p.Inputs[0]
+	in.NonWitnessUtxo, in.WitnessUtxo = funding, funding.TxOut[0]
+	in.WitnessScript, in.RedeemScript = ws, redeem
+	for _, k := range keys {
+		in.Bip32Derivation = append(in.Bip32Derivation, &psbt.Bip32Derivation{PubKey: k.pub.SerializeCompressed(), MasterKeyFingerprint: fp.PSBT(), Bip32Path: k.path})
+	}
+	out := &p.Outputs[1]
+	out.WitnessScript, out.RedeemScript = cws, credeem
+	for _, k := range ckeys {
+		out.Bip32Derivation = append(out.Bip32Derivation, &psbt.Bip32Derivation{PubKey: k.pub.SerializeCompressed(), MasterKeyFingerprint: fp.PSBT(), Bip32Path: k.path})
+	}
+	for i, a := range accts {
+		p.Unknowns = append(p.Unknowns, globalXPubEntry(t, a, fp, paths[i]))
+	}
+	return p
+}
+
+// globalXPubEntry encodes a PSBT_GLOBAL_XPUB (BIP-174 key type 0x01): key 0x01‖78-byte
+// serialized xpub, value fingerprint‖path (little-endian uint32s).
+func globalXPubEntry(t *testing.T, k *hdkeychain.ExtendedKey, fp device.Fingerprint, path hdpath.Path) *psbt.Unknown {
+	t.Helper()
+	payload, ver, err := base58.CheckDecode(k.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyData := append([]byte{psbtGlobalXPub, ver}, payload...)
+	val := binary.BigEndian.AppendUint32(nil, uint32(fp))
+	for _, step := range path {
+		val = binary.LittleEndian.AppendUint32(val, step)
+	}
+	return &psbt.Unknown{Key: keyData, Value: val}
+}
+
+const psbtGlobalXPub = 0x01
