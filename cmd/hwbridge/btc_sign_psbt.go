@@ -105,6 +105,9 @@ func decodePSBT(raw []byte) (*psbt.Packet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: malformed psbt: %v", device.ErrInvalidInput, err)
 	}
+	if len(p.UnsignedTx.TxIn) == 0 || len(p.UnsignedTx.TxOut) == 0 {
+		return nil, fmt.Errorf("%w: the psbt's transaction has %d inputs and %d outputs; it needs at least one of each", device.ErrInvalidInput, len(p.UnsignedTx.TxIn), len(p.UnsignedTx.TxOut))
+	}
 	return p, nil
 }
 
