@@ -1,0 +1,862 @@
+package main
+
+// hwbridge hwi: the command-line contract Bitcoin Core's -signer runs (Bitcoin Core
+// src/external_signer.cpp, doc/external-signer.md), as HWI implements it: global flags
+// before the command, one line of JSON on stdout, errors as {"error": MSG, "code": N} with
+// HWI's codes and exit status 0 (Core reads only the first stdout line and treats a
+// non-zero exit as a failure that hides the message), usage errors with exit status 2.
+//
+//	bitcoind -signer="hwbridge hwi"
+//	hwbridge hwi [--fingerprint FP] [--chain main|test|testnet4|signet|regtest] [--stdin] COMMAND
+//	  enumerate
+//	  getdescriptors [--account N]
+//	  displayaddress --desc DESC
+//	  signtx PSBT
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/btcsuite/btcd/btcec/v2/schnorr"
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/btcutil/psbt"
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/txscript"
+
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/hdpath"
+)
+
+// HWI's error codes (hwilib/errors.py).
+const (
+	hwiNoDeviceType         = -1
+	hwiMissingArguments     = -2
+	hwiDeviceConnError      = -3
+	hwiUnknownDeviceType    = -4
+	hwiInvalidTx            = -5
+	hwiNoPassword           = -6
+	hwiBadArgument          = -7
+	hwiNotImplemented       = -8
+	hwiUnavailableAction    = -9
+	hwiDeviceAlreadyInit    = -10
+	hwiDeviceAlreadyUnlock  = -11
+	hwiDeviceNotReady       = -12
+	hwiUnknownError         = -13
+	hwiActionCanceled       = -14
+	hwiDeviceBusy           = -15
+	hwiNeedToBeRoot         = -16
+	hwiHelpText             = -17
+	hwiDeviceNotInitialized = -18
+)
+
+// hwiError is an error with an HWI code.
+type hwiError struct {
+	code int
+	msg  string
+}
+
+func (e *hwiError) Error() string { return e.msg }
+
+func hwiErrorf(code int, format string, args ...any) *hwiError {
+	return &hwiError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// hwiCode maps an error onto HWI's codes through the device error taxonomy.
+func hwiCode(err error) int {
+	var he *hwiError
+	switch {
+	case errors.As(err, &he):
+		return he.code
+	case errors.Is(err, device.ErrUserRejected):
+		return hwiActionCanceled
+	case errors.Is(err, device.ErrBusy):
+		return hwiDeviceBusy
+	case errors.Is(err, device.ErrLocked), errors.Is(err, device.ErrWrongApp):
+		return hwiDeviceNotReady
+	case isNoDevice(err), errors.Is(err, device.ErrDisconnected):
+		return hwiDeviceConnError
+	case errors.Is(err, device.ErrInvalidInput):
+		return hwiBadArgument
+	case errors.Is(err, errors.ErrUnsupported):
+		return hwiUnavailableAction
+	}
+	return hwiUnknownError
+}
+
+// hwiChains are the --chain values Bitcoin Core passes (ChainTypeToString).
+var hwiChains = map[string]*chaincfg.Params{
+	"main":     &chaincfg.MainNetParams,
+	"test":     &chaincfg.TestNet3Params,
+	"testnet4": testnet4Params(),
+	"signet":   &chaincfg.SigNetParams,
+	"regtest":  &chaincfg.RegressionNetParams,
+}
+
+// testnet4Params: btcd v0.24.2 has no testnet4; for keys and addresses it is testnet3
+// (tb1 addresses, tpub, coin type 1).
+func testnet4Params() *chaincfg.Params {
+	p := chaincfg.TestNet3Params
+	p.Name = "testnet4"
+	return &p
+}
+
+// hwiSigner runs one HWI command.
+type hwiSigner struct {
+	out         io.Writer
+	net         *chaincfg.Params
+	fingerprint string // lower-case hex, or ""
+	path        string // --device-path / --device, or ""
+	// candidates lists the device paths enumerate reports and --fingerprint searches.
+	candidates func(ctx context.Context) ([]string, error)
+	// open opens a device path.
+	open func(ctx context.Context, path string) (device.Device, error)
+}
+
+// runHWI is the "hwi" subcommand. Handled errors are printed as HWI JSON and return nil, so
+// the process exits 0 as HWI does; usage errors exit 2 after their JSON.
+func runHWI(ctx context.Context, e *env, args []string) error {
+	s := &hwiSigner{
+		out: e.stdout,
+		candidates: func(ctx context.Context) ([]string, error) {
+			var paths []string
+			named := e.device
+			if named == "" {
+				named = e.getenv("HWBRIDGE_DEVICE")
+			}
+			for p := range strings.SplitSeq(named, ",") {
+				if p = strings.TrimSpace(p); strings.Contains(p, ":") {
+					paths = append(paths, p)
+				}
+			}
+			infos, err := e.usable(ctx)
+			if err != nil {
+				return paths, err
+			}
+			for _, in := range infos {
+				paths = append(paths, in.Path)
+			}
+			return paths, nil
+		},
+		open: e.openPath,
+	}
+	return s.run(ctx, args, e.stdin, e.stderr)
+}
+
+// reply prints v as one line of JSON.
+func (s *hwiSigner) reply(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(s.out, "%s\n", b)
+	return err
+}
+
+func (s *hwiSigner) replyError(err error) error {
+	return s.reply(map[string]any{"error": err.Error(), "code": hwiCode(err)})
+}
+
+func (s *hwiSigner) run(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hwbridge hwi", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		fingerprint, chain, devPath, devType, password string
+		useStdin, debug, expert, emulators, stdinPass  bool
+	)
+	fs.StringVar(&fingerprint, "fingerprint", "", "the master key fingerprint of the device (8 hex digits)")
+	fs.StringVar(&fingerprint, "f", "", "short for --fingerprint")
+	fs.StringVar(&chain, "chain", "main", "main, test, testnet4, signet or regtest")
+	fs.BoolVar(&useStdin, "stdin", false, "read the rest of the command line from stdin")
+	fs.StringVar(&devPath, "device-path", "", "device path (hid:, udp:, tcp:)")
+	fs.StringVar(&devPath, "d", "", "short for --device-path")
+	fs.StringVar(&devPath, "device", "", "device path (hid:, udp:, tcp:)")
+	fs.StringVar(&devType, "device-type", "", "accepted for HWI compatibility; the path says the type")
+	fs.StringVar(&devType, "t", "", "short for --device-type")
+	fs.StringVar(&password, "password", "", "accepted for HWI compatibility; unused")
+	fs.StringVar(&password, "p", "", "short for --password")
+	fs.BoolVar(&stdinPass, "stdinpass", false, "accepted for HWI compatibility; unused")
+	fs.BoolVar(&debug, "debug", false, "accepted for HWI compatibility; use HWBRIDGE_DEBUG=1")
+	fs.BoolVar(&expert, "expert", false, "accepted for HWI compatibility; unused")
+	fs.BoolVar(&emulators, "emulators", false, "accepted for HWI compatibility; emulators are listed when named with --device")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: hwbridge hwi [--fingerprint FP] [--chain main|test|testnet4|signet|regtest] [--stdin] [--device PATH] COMMAND")
+		fmt.Fprintln(stderr, "commands: enumerate | getdescriptors [--account N] | displayaddress --desc DESC | signtx PSBT")
+		fs.PrintDefaults()
+	}
+	usage := func(format string, a ...any) error {
+		msg := fmt.Sprintf(format, a...)
+		if err := s.reply(map[string]any{"error": "hwbridge hwi: error: " + msg, "code": hwiMissingArguments}); err != nil {
+			return err
+		}
+		return usagef("hwi: %s", msg)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return s.reply(map[string]any{"error": "Help text requested", "code": hwiHelpText})
+		}
+		return usage("%v", err)
+	}
+	rest := fs.Args()
+	if useStdin {
+		extra, err := readStdinArgs(stdin)
+		if err != nil {
+			return usage("--stdin: %v", err)
+		}
+		// Global flags may come over stdin too, as with HWI's argparse.
+		if err := fs.Parse(append(rest, extra...)); err != nil {
+			return usage("%v", err)
+		}
+		rest = fs.Args()
+	}
+	net, ok := hwiChains[chain]
+	if !ok {
+		return usage("argument --chain: invalid choice: %q (choose from main, test, testnet4, signet, regtest)", chain)
+	}
+	s.net = net
+	s.path = devPath
+	if fingerprint != "" {
+		if _, ok := parseFingerprint(strings.ToLower(fingerprint)); !ok {
+			return usage("--fingerprint %q: want 8 hex digits", fingerprint)
+		}
+		s.fingerprint = strings.ToLower(fingerprint)
+	}
+	if len(rest) == 0 {
+		return usage("the following arguments are required: command")
+	}
+	cmd, cargs := rest[0], rest[1:]
+	cfs := flag.NewFlagSet("hwbridge hwi "+cmd, flag.ContinueOnError)
+	cfs.SetOutput(stderr)
+	var (
+		account int
+		desc    string
+	)
+	var minPos, maxPos int
+	switch cmd {
+	case "enumerate":
+	case "getdescriptors":
+		cfs.IntVar(&account, "account", 0, "BIP-44 account")
+	case "displayaddress":
+		cfs.StringVar(&desc, "desc", "", "output descriptor of the address")
+	case "signtx":
+		minPos, maxPos = 1, 1
+	default:
+		return usage("argument command: invalid choice: %q (choose from enumerate, getdescriptors, displayaddress, signtx)", cmd)
+	}
+	pos, err := parseInterspersed(cfs, cargs)
+	if err != nil {
+		return usage("%v", err)
+	}
+	switch {
+	case len(pos) < minPos:
+		return usage("%s: the following arguments are required: psbt", cmd)
+	case len(pos) > maxPos:
+		return usage("unrecognized arguments: %s", strings.Join(pos[maxPos:], " "))
+	case cmd == "displayaddress" && desc == "":
+		return usage("displayaddress: one of the arguments --desc is required")
+	case account < 0 || account >= int(hdpath.Hardened):
+		return usage("--account %d: out of range", account)
+	}
+
+	var result any
+	if cmd == "enumerate" {
+		result, err = s.enumerate(ctx)
+	} else {
+		var d device.Device
+		d, err = s.find(ctx)
+		if err == nil {
+			switch cmd {
+			case "getdescriptors":
+				result, err = s.getDescriptors(ctx, d, uint32(account))
+			case "displayaddress":
+				result, err = s.displayAddress(ctx, d, desc)
+			case "signtx":
+				result, err = s.signTx(ctx, d, pos[0])
+			}
+		}
+	}
+	if err != nil {
+		return s.replyError(err)
+	}
+	return s.reply(result)
+}
+
+// parseInterspersed parses flags that may come before or after positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// maxStdinArgs bounds what --stdin reads (a large PSBT is a few hundred kB of base64).
+const maxStdinArgs = 16 << 20
+
+// readStdinArgs reads lines until an empty line or EOF and splits each as a POSIX shell
+// would (HWI uses shlex.split).
+func readStdinArgs(r io.Reader) ([]string, error) {
+	if r == nil {
+		return nil, nil
+	}
+	sc := bufio.NewScanner(io.LimitReader(r, maxStdinArgs))
+	sc.Buffer(make([]byte, 0, 64<<10), maxStdinArgs)
+	var out []string
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if line == "" {
+			break
+		}
+		words, err := shellSplit(line)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, words...)
+	}
+	return out, sc.Err()
+}
+
+// shellSplit splits a line into words with POSIX shell quoting: single quotes, double
+// quotes (with \ escaping \ " $ ` and newline) and backslash escapes.
+func shellSplit(line string) ([]string, error) {
+	var (
+		words  []string
+		cur    strings.Builder
+		inWord bool
+	)
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\\':
+			inWord = true
+			if i+1 < len(line) {
+				i++
+				cur.WriteByte(line[i])
+			}
+		case c == '\'':
+			inWord = true
+			j := strings.IndexByte(line[i+1:], '\'')
+			if j < 0 {
+				return nil, errors.New("no closing quotation")
+			}
+			cur.WriteString(line[i+1 : i+1+j])
+			i += j + 1
+		case c == '"':
+			inWord = true
+			i++
+			for ; i < len(line) && line[i] != '"'; i++ {
+				if line[i] == '\\' && i+1 < len(line) && strings.IndexByte("\\\"$`\n", line[i+1]) >= 0 {
+					i++
+				}
+				cur.WriteByte(line[i])
+			}
+			if i >= len(line) {
+				return nil, errors.New("no closing quotation")
+			}
+		default:
+			inWord = true
+			cur.WriteByte(c)
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// hwiDevice is one entry of enumerate's answer (hwilib's enumerate).
+type hwiDevice struct {
+	Type                string  `json:"type"`
+	Model               string  `json:"model"`
+	Label               *string `json:"label"`
+	Path                string  `json:"path"`
+	Fingerprint         string  `json:"fingerprint,omitempty"`
+	NeedsPinSent        bool    `json:"needs_pin_sent"`
+	NeedsPassphraseSent bool    `json:"needs_passphrase_sent"`
+	Error               string  `json:"error,omitempty"`
+	Code                int     `json:"code,omitempty"`
+}
+
+func (s *hwiSigner) enumerate(ctx context.Context) ([]hwiDevice, error) {
+	paths, err := s.candidates(ctx)
+	if err != nil && len(paths) == 0 && s.path == "" {
+		return nil, err
+	}
+	if s.path != "" && !slices.Contains(paths, s.path) {
+		paths = append([]string{s.path}, paths...)
+	}
+	out := []hwiDevice{}
+	for _, p := range paths {
+		out = append(out, s.describe(ctx, p))
+	}
+	return out, nil
+}
+
+// describe opens the device at path and reports it; failures go into the entry, as HWI does.
+func (s *hwiSigner) describe(ctx context.Context, path string) hwiDevice {
+	entry := hwiDevice{Path: path, Type: "unknown", Model: "unknown"}
+	fail := func(err error) hwiDevice {
+		entry.Error = "Could not open client or get fingerprint information: " + err.Error()
+		entry.Code = hwiCode(err)
+		if errors.Is(err, device.ErrLocked) {
+			entry.NeedsPinSent = true
+		}
+		return entry
+	}
+	d, err := s.open(ctx, path)
+	if err != nil {
+		return fail(err)
+	}
+	f, err := d.Features(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	entry.Type = string(f.Family)
+	entry.Model = hwiModel(f)
+	if f.Label != "" {
+		label := f.Label
+		entry.Label = &label
+	}
+	if !f.Initialized {
+		entry.Error = "Not initialized"
+		entry.Code = hwiDeviceNotInitialized
+		return entry
+	}
+	fp, err := d.Fingerprint(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	entry.Fingerprint = fp.String()
+	return entry
+}
+
+// hwiModel names a model as HWI does: family_model, lower case, "_simulator" for emulators.
+func hwiModel(f device.Features) string {
+	m := strings.ToLower(strings.Join(strings.Fields(string(f.Family)+" "+f.Model), "_"))
+	if f.Emulator {
+		m += "_simulator"
+	}
+	return m
+}
+
+// find opens the device the command runs on: --device-path, else the first candidate with
+// the --fingerprint (HWI's find_device).
+func (s *hwiSigner) find(ctx context.Context) (device.Device, error) {
+	if s.path != "" {
+		d, err := s.open(ctx, s.path)
+		if err != nil {
+			return nil, hwiErrorf(hwiDeviceConnError, "%v", err)
+		}
+		if s.fingerprint != "" {
+			fp, err := d.Fingerprint(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if fp.String() != s.fingerprint {
+				return nil, hwiErrorf(hwiDeviceConnError, "the device at %s has fingerprint %s, not %s", s.path, fp, s.fingerprint)
+			}
+		}
+		return d, nil
+	}
+	if s.fingerprint == "" {
+		return nil, hwiErrorf(hwiNoDeviceType, "You must specify a device type or fingerprint for all commands except enumerate")
+	}
+	paths, err := s.candidates(ctx)
+	if err != nil && len(paths) == 0 {
+		return nil, hwiErrorf(hwiDeviceConnError, "Could not find device with specified fingerprint or type: %v", err)
+	}
+	for _, p := range paths {
+		d, err := s.open(ctx, p)
+		if err != nil {
+			continue
+		}
+		fp, err := d.Fingerprint(ctx)
+		if err == nil && fp.String() == s.fingerprint {
+			return d, nil
+		}
+	}
+	return nil, hwiErrorf(hwiDeviceConnError, "Could not find device with specified fingerprint or type (name emulators with --device or HWBRIDGE_DEVICE)")
+}
+
+// hwiScripts are the single-key script types getdescriptors reports, in HWI's order.
+var hwiScripts = []device.ScriptType{device.ScriptPKH, device.ScriptSHWPKH, device.ScriptWPKH, device.ScriptTR}
+
+func coinType(net *chaincfg.Params) uint32 {
+	if net.Net == chaincfg.MainNetParams.Net {
+		return 0
+	}
+	return 1
+}
+
+func (s *hwiSigner) getDescriptors(ctx context.Context, d device.Device, account uint32) (map[string][]string, error) {
+	fp, err := d.Fingerprint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := d.Features(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{"receive": {}, "internal": {}}
+	for _, st := range hwiScripts {
+		if st == device.ScriptTR && !f.Capabilities.Taproot {
+			continue // as HWI: a device without taproot gets no tr() descriptors
+		}
+		purpose, _ := st.Purpose()
+		origin := hdpath.Path{purpose + hdpath.Hardened, coinType(s.net) + hdpath.Hardened, account + hdpath.Hardened}
+		xpub, err := d.XPub(ctx, device.XPubRequest{Path: origin, Network: s.net})
+		if err != nil {
+			return nil, fmt.Errorf("xpub at %s: %w", origin, err)
+		}
+		for i, branch := range []string{"receive", "internal"} {
+			key := fmt.Sprintf("[%s%s]%s/%d/*", fp, originSuffix(origin), xpub, i)
+			desc, err := addChecksum(wrapScript(st, key))
+			if err != nil {
+				return nil, err
+			}
+			out[branch] = append(out[branch], desc)
+		}
+	}
+	return out, nil
+}
+
+// originSuffix renders a path as descriptors do, "/84h/1h/0h".
+func originSuffix(p hdpath.Path) string {
+	var b strings.Builder
+	for _, c := range p {
+		if c >= hdpath.Hardened {
+			fmt.Fprintf(&b, "/%dh", c-hdpath.Hardened)
+		} else {
+			fmt.Fprintf(&b, "/%d", c)
+		}
+	}
+	return b.String()
+}
+
+func wrapScript(st device.ScriptType, key string) string {
+	switch st {
+	case device.ScriptPKH:
+		return "pkh(" + key + ")"
+	case device.ScriptSHWPKH:
+		return "sh(wpkh(" + key + "))"
+	case device.ScriptWPKH:
+		return "wpkh(" + key + ")"
+	}
+	return "tr(" + key + ")"
+}
+
+// singleKeyDesc is a parsed single-key descriptor for one address.
+type singleKeyDesc struct {
+	script device.ScriptType
+	fp     string      // origin fingerprint, lower-case hex
+	origin hdpath.Path // origin path (where the key or xpub sits)
+	xpub   string      // the extended key, or ""
+	pubHex string      // the raw key in hex (33 bytes, or 32 x-only for tr), or ""
+	derive hdpath.Path // steps below the xpub, with * taken as 0
+}
+
+// parseSingleKeyDesc parses pkh(K), sh(wpkh(K)), wpkh(K) and tr(K) with K =
+// [fp/path]xpub/steps or [fp/path]hexkey, checking the checksum when present.
+func parseSingleKeyDesc(desc string) (*singleKeyDesc, error) {
+	body, sum, hasSum := strings.Cut(desc, "#")
+	if hasSum {
+		want, err := descChecksum(body)
+		if err != nil {
+			return nil, hwiErrorf(hwiBadArgument, "descriptor %q: %v", desc, err)
+		}
+		if sum != want {
+			return nil, hwiErrorf(hwiBadArgument, "descriptor %q: invalid checksum (want %s)", desc, want)
+		}
+	}
+	var d singleKeyDesc
+	var key string
+	for _, w := range []struct {
+		st           device.ScriptType
+		prefix, tail string
+	}{
+		{device.ScriptSHWPKH, "sh(wpkh(", "))"},
+		{device.ScriptPKH, "pkh(", ")"},
+		{device.ScriptWPKH, "wpkh(", ")"},
+		{device.ScriptTR, "tr(", ")"},
+	} {
+		if strings.HasPrefix(body, w.prefix) && strings.HasSuffix(body, w.tail) {
+			d.script, key = w.st, body[len(w.prefix):len(body)-len(w.tail)]
+			break
+		}
+	}
+	if d.script == "" {
+		return nil, hwiErrorf(hwiBadArgument, "descriptor %q: only pkh(), sh(wpkh()), wpkh() and tr() with one key are supported", desc)
+	}
+	if !strings.HasPrefix(key, "[") {
+		return nil, hwiErrorf(hwiBadArgument, "Descriptor missing origin info: %s", desc)
+	}
+	originStr, keyStr, ok := strings.Cut(key[1:], "]")
+	if !ok {
+		return nil, hwiErrorf(hwiBadArgument, "descriptor %q: unclosed key origin", desc)
+	}
+	fpStr, pathStr, _ := strings.Cut(originStr, "/")
+	if _, ok := parseFingerprint(strings.ToLower(fpStr)); !ok {
+		return nil, hwiErrorf(hwiBadArgument, "descriptor %q: bad origin fingerprint %q", desc, fpStr)
+	}
+	d.fp = strings.ToLower(fpStr)
+	origin, err := parseDescPath(pathStr, false)
+	if err != nil {
+		return nil, hwiErrorf(hwiBadArgument, "descriptor %q: origin path: %v", desc, err)
+	}
+	d.origin = origin
+	keyPart, steps, _ := strings.Cut(keyStr, "/")
+	if b, err := hex.DecodeString(keyPart); err == nil {
+		if steps != "" {
+			return nil, hwiErrorf(hwiBadArgument, "descriptor %q: a raw key has no derivation steps", desc)
+		}
+		if (d.script == device.ScriptTR && len(b) != 32 && len(b) != 33) || (d.script != device.ScriptTR && len(b) != 33) {
+			return nil, hwiErrorf(hwiBadArgument, "descriptor %q: key of %d bytes", desc, len(b))
+		}
+		d.pubHex = strings.ToLower(keyPart)
+		return &d, nil
+	}
+	if _, err := hdkeychain.NewKeyFromString(keyPart); err != nil {
+		return nil, hwiErrorf(hwiBadArgument, "descriptor %q: key %q is neither an extended public key nor hex: %v", desc, keyPart, err)
+	}
+	d.xpub = keyPart
+	if d.derive, err = parseDescPath(steps, true); err != nil {
+		return nil, hwiErrorf(hwiBadArgument, "descriptor %q: derivation: %v", desc, err)
+	}
+	return &d, nil
+}
+
+// parseDescPath parses "84h/1h/0h" or "0/*"; star allows a final * (taken as index 0, as
+// HWI's get_full_derivation_path(0)).
+func parseDescPath(s string, star bool) (hdpath.Path, error) {
+	if s == "" {
+		return hdpath.Path{}, nil
+	}
+	parts := strings.Split(s, "/")
+	out := make(hdpath.Path, 0, len(parts))
+	for i, p := range parts {
+		if p == "*" && star && i == len(parts)-1 {
+			out = append(out, 0)
+			continue
+		}
+		hard := strings.HasSuffix(p, "h") || strings.HasSuffix(p, "'") || strings.HasSuffix(p, "H")
+		if hard {
+			p = p[:len(p)-1]
+		}
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil || n >= uint64(hdpath.Hardened) {
+			return nil, fmt.Errorf("bad step %q", parts[i])
+		}
+		if hard {
+			n += uint64(hdpath.Hardened)
+		}
+		out = append(out, uint32(n))
+	}
+	return out, nil
+}
+
+// expectedAddress derives the address the descriptor names.
+func (d *singleKeyDesc) expectedAddress(net *chaincfg.Params) (string, error) {
+	var pub []byte
+	if d.xpub != "" {
+		k, err := hdkeychain.NewKeyFromString(d.xpub)
+		if err != nil {
+			return "", err
+		}
+		for _, c := range d.derive {
+			if k, err = k.Derive(c); err != nil {
+				return "", err
+			}
+		}
+		ec, err := k.ECPubKey()
+		if err != nil {
+			return "", err
+		}
+		pub = ec.SerializeCompressed()
+	} else {
+		pub, _ = hex.DecodeString(d.pubHex)
+	}
+	var (
+		addr btcutil.Address
+		err  error
+	)
+	switch d.script {
+	case device.ScriptPKH:
+		addr, err = btcutil.NewAddressPubKeyHash(btcutil.Hash160(pub), net)
+	case device.ScriptWPKH:
+		addr, err = btcutil.NewAddressWitnessPubKeyHash(btcutil.Hash160(pub), net)
+	case device.ScriptSHWPKH:
+		var redeem []byte
+		redeem, err = txscript.NewScriptBuilder().AddOp(txscript.OP_0).AddData(btcutil.Hash160(pub)).Script()
+		if err == nil {
+			addr, err = btcutil.NewAddressScriptHash(redeem, net)
+		}
+	case device.ScriptTR:
+		xonly := pub
+		if len(pub) == 33 {
+			xonly = pub[1:]
+		}
+		internal, perr := schnorr.ParsePubKey(xonly)
+		if perr != nil {
+			return "", perr
+		}
+		addr, err = btcutil.NewAddressTaproot(schnorr.SerializePubKey(txscript.ComputeTaprootKeyNoScript(internal)), net)
+	}
+	if err != nil {
+		return "", err
+	}
+	return addr.EncodeAddress(), nil
+}
+
+func (s *hwiSigner) displayAddress(ctx context.Context, d device.Device, desc string) (map[string]string, error) {
+	sd, err := parseSingleKeyDesc(desc)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := d.Fingerprint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sd.fp != fp.String() {
+		return nil, hwiErrorf(hwiBadArgument, "Descriptor fingerprint does not match device: %s", desc)
+	}
+	xpub, err := d.XPub(ctx, device.XPubRequest{Path: sd.origin, Network: s.net})
+	if err != nil {
+		return nil, err
+	}
+	if !sameKey(sd, xpub) {
+		return nil, hwiErrorf(hwiBadArgument, "Key in descriptor does not match device: %s", desc)
+	}
+	want, err := sd.expectedAddress(s.net)
+	if err != nil {
+		return nil, hwiErrorf(hwiBadArgument, "descriptor %q: %v", desc, err)
+	}
+	full := append(append(hdpath.Path{}, sd.origin...), sd.derive...)
+	got, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: full, Script: sd.script, Network: s.net, Display: true})
+	if err != nil {
+		return nil, err
+	}
+	if got != want {
+		return nil, hwiErrorf(hwiUnknownError, "the device showed %s but the descriptor gives %s: do not use this address", got, want)
+	}
+	return map[string]string{"address": got}, nil
+}
+
+// sameKey compares the descriptor's key with the device's xpub at the origin path: the same
+// public key and chain code for an xpub (whatever the version bytes), the same public key
+// for a raw key.
+func sameKey(sd *singleKeyDesc, deviceXPub string) bool {
+	dk, err := hdkeychain.NewKeyFromString(deviceXPub)
+	if err != nil {
+		return false
+	}
+	dpub, err := dk.ECPubKey()
+	if err != nil {
+		return false
+	}
+	if sd.xpub != "" {
+		k, err := hdkeychain.NewKeyFromString(sd.xpub)
+		if err != nil {
+			return false
+		}
+		pub, err := k.ECPubKey()
+		return err == nil && bytes.Equal(pub.SerializeCompressed(), dpub.SerializeCompressed()) && bytes.Equal(k.ChainCode(), dk.ChainCode())
+	}
+	compressed := hex.EncodeToString(dpub.SerializeCompressed())
+	return sd.pubHex == compressed || sd.pubHex == compressed[2:]
+}
+
+func (s *hwiSigner) signTx(ctx context.Context, d device.Device, b64 string) (map[string]any, error) {
+	p, err := psbt.NewFromRawBytes(strings.NewReader(strings.TrimSpace(b64)), true)
+	if err != nil {
+		return nil, hwiErrorf(hwiInvalidTx, "the PSBT does not decode (base64 BIP-174 expected): %v", err)
+	}
+	if err := d.SignPSBT(ctx, p, s.net); err != nil {
+		return nil, err
+	}
+	out, err := p.B64Encode()
+	if err != nil {
+		return nil, hwiErrorf(hwiInvalidTx, "encode the signed PSBT: %v", err)
+	}
+	return map[string]any{"psbt": out, "signed": out != strings.TrimSpace(b64)}, nil
+}
+
+// Output descriptor checksums (BIP-380).
+const (
+	descInputCharset    = "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
+	descChecksumCharset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+)
+
+func descPolymod(c uint64, val int) uint64 {
+	c0 := c >> 35
+	c = (c&0x7ffffffff)<<5 ^ uint64(val)
+	for i, g := range [5]uint64{0xf5dee51989, 0xa9fdca3312, 0x1bab10e32d, 0x3706b1677a, 0x644d626ffd} {
+		if c0>>i&1 == 1 {
+			c ^= g
+		}
+	}
+	return c
+}
+
+// descChecksum returns the eight-character checksum of a descriptor without its "#...".
+func descChecksum(desc string) (string, error) {
+	c := uint64(1)
+	cls, clsCount := 0, 0
+	for i := 0; i < len(desc); i++ {
+		pos := strings.IndexByte(descInputCharset, desc[i])
+		if pos < 0 {
+			return "", fmt.Errorf("character %q is not allowed in a descriptor", desc[i])
+		}
+		c = descPolymod(c, pos&31)
+		cls = cls*3 + pos>>5
+		if clsCount++; clsCount == 3 {
+			c = descPolymod(c, cls)
+			cls, clsCount = 0, 0
+		}
+	}
+	if clsCount > 0 {
+		c = descPolymod(c, cls)
+	}
+	for range 8 {
+		c = descPolymod(c, 0)
+	}
+	c ^= 1
+	out := make([]byte, 8)
+	for j := range out {
+		out[j] = descChecksumCharset[c>>(5*(7-j))&31]
+	}
+	return string(out), nil
+}
+
+func addChecksum(desc string) (string, error) {
+	sum, err := descChecksum(desc)
+	if err != nil {
+		return "", err
+	}
+	return desc + "#" + sum, nil
+}

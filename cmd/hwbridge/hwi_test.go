@@ -1,0 +1,451 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"testing"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/base58"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/btcutil/psbt"
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/tyler-smith/go-bip39"
+
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/hdpath"
+)
+
+const testMnemonic = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+
+// keyDevice answers the read-only half of device.Device from a BIP-32 seed, to test the HWI
+// plumbing (descriptors, matching, JSON) apart from any driver. Signing goes through the
+// emulator in the emulator tests.
+type keyDevice struct {
+	master *hdkeychain.ExtendedKey
+	model  string
+	shown  []string // addresses "displayed"
+	// addrOverride, when set, is what Address answers (a lying device).
+	addrOverride string
+}
+
+func newKeyDevice(t *testing.T) *keyDevice {
+	t.Helper()
+	seed := bip39.NewSeed(testMnemonic, "")
+	m, err := hdkeychain.NewMaster(seed, &chaincfg.MainNetParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &keyDevice{master: m, model: "Test"}
+}
+
+func (k *keyDevice) derive(p hdpath.Path) (*hdkeychain.ExtendedKey, error) {
+	key := k.master
+	for _, c := range p {
+		var err error
+		if key, err = key.Derive(c); err != nil {
+			return nil, err
+		}
+	}
+	return key.Neuter()
+}
+
+func (k *keyDevice) Features(context.Context) (device.Features, error) {
+	return device.Features{Family: device.FamilyTrezor, Model: k.model, Initialized: true, Unlocked: true, Emulator: true,
+		Capabilities: device.Capabilities{Taproot: true}}, nil
+}
+
+func (k *keyDevice) Fingerprint(context.Context) (device.Fingerprint, error) {
+	pub, _ := k.master.ECPubKey()
+	h := btcutil.Hash160(pub.SerializeCompressed())
+	return device.Fingerprint(uint32(h[0])<<24 | uint32(h[1])<<16 | uint32(h[2])<<8 | uint32(h[3])), nil
+}
+
+func (k *keyDevice) XPub(_ context.Context, req device.XPubRequest) (string, error) {
+	key, err := k.derive(req.Path)
+	if err != nil {
+		return "", err
+	}
+	net := req.Network
+	if net == nil {
+		net = &chaincfg.MainNetParams
+	}
+	key.SetNet(net)
+	return key.String(), nil
+}
+
+func (k *keyDevice) Address(ctx context.Context, req device.AddressRequest) (string, error) {
+	parent, child := req.Path[:len(req.Path)-2], req.Path[len(req.Path)-2:]
+	xpub, err := k.XPub(ctx, device.XPubRequest{Path: parent, Network: req.Network})
+	if err != nil {
+		return "", err
+	}
+	sd := &singleKeyDesc{script: req.Script, xpub: xpub, derive: child}
+	addr, err := sd.expectedAddress(req.Network)
+	if k.addrOverride != "" {
+		addr = k.addrOverride
+	}
+	if req.Display {
+		k.shown = append(k.shown, addr)
+	}
+	return addr, err
+}
+
+func (k *keyDevice) SignPSBT(context.Context, *psbt.Packet, *chaincfg.Params) error {
+	return fmt.Errorf("key device: %w", errors.ErrUnsupported)
+}
+
+func (k *keyDevice) SignEthTx(context.Context, hdpath.Path, *types.Transaction, *big.Int) (*types.Transaction, error) {
+	return nil, fmt.Errorf("key device: %w", errors.ErrUnsupported)
+}
+
+func (k *keyDevice) SignMessage(context.Context, device.MessageRequest) (device.MessageSignature, error) {
+	return device.MessageSignature{}, fmt.Errorf("key device: %w", errors.ErrUnsupported)
+}
+
+func (k *keyDevice) SignTypedHash(context.Context, hdpath.Path, [32]byte, []byte) ([]byte, error) {
+	return nil, fmt.Errorf("key device: %w", errors.ErrUnsupported)
+}
+
+func (k *keyDevice) Close() error { return nil }
+
+// hwiRun runs one HWI command line against devices by path and returns stdout's JSON
+// line, decoded, and run's error.
+func hwiRun(t *testing.T, devs map[string]device.Device, stdin string, args ...string) (any, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	s := &hwiSigner{
+		out: &out,
+		candidates: func(context.Context) ([]string, error) {
+			var paths []string
+			for p := range devs {
+				paths = append(paths, p)
+			}
+			return paths, nil
+		},
+		open: func(_ context.Context, path string) (device.Device, error) {
+			d, ok := devs[path]
+			if !ok {
+				return nil, fmt.Errorf("nothing at %s: %w", path, device.ErrNoDevice)
+			}
+			return d, nil
+		},
+	}
+	err := s.run(t.Context(), args, strings.NewReader(stdin), &errOut)
+	line, rest, _ := strings.Cut(out.String(), "\n")
+	if rest != "" {
+		t.Fatalf("more than one line on stdout: %q", out.String())
+	}
+	var v any
+	if err := json.Unmarshal([]byte(line), &v); err != nil {
+		t.Fatalf("stdout %q is not JSON: %v", out.String(), err)
+	}
+	return v, err
+}
+
+func TestDescChecksum(t *testing.T) {
+	tests := []struct{ desc, sum string }{
+		{"raw(deadbeef)", "89f8spxm"}, // BIP-380
+	}
+	for _, tc := range tests {
+		got, err := descChecksum(tc.desc)
+		if err != nil || got != tc.sum {
+			t.Errorf("descChecksum(%q) = %q, %v; want %q", tc.desc, got, err, tc.sum)
+		}
+	}
+	if _, err := descChecksum("pkh(\x01)"); err == nil {
+		t.Error("control character accepted")
+	}
+}
+
+func TestShellSplit(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{`signtx cHNidP8BAH==`, []string{"signtx", "cHNidP8BAH=="}, false},
+		{`signtx "cHNi dP8="`, []string{"signtx", "cHNi dP8="}, false},
+		{`a 'b c' d\ e "f\"g"`, []string{"a", "b c", "d e", `f"g`}, false},
+		{`  x   y  `, []string{"x", "y"}, false},
+		{`"unterminated`, nil, true},
+		{`'unterminated`, nil, true},
+		{`""`, []string{""}, false},
+	}
+	for _, tc := range tests {
+		got, err := shellSplit(tc.in)
+		if (err != nil) != tc.err || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("shellSplit(%q) = %q, %v; want %q (error %v)", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func FuzzShellSplit(f *testing.F) {
+	for _, s := range []string{`signtx "abc"`, `a 'b' c\ d`, `"x\"y"`, `'`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		words, err := shellSplit(s)
+		if err != nil {
+			return
+		}
+		// Round trip: single-quoting each word and splitting again gives the same words.
+		var quoted []string
+		for _, w := range words {
+			quoted = append(quoted, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
+		}
+		again, err := shellSplit(strings.Join(quoted, " "))
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(words) {
+			t.Fatalf("%q: words %q, after quoting %q (%v)", s, words, again, err)
+		}
+	})
+}
+
+func FuzzParseSingleKeyDesc(f *testing.F) {
+	for _, s := range []string{
+		"wpkh([73c5da0a/84h/1h/0h]tpubDC8msFGeGuwnKG9Upg7DM2b4DaRqg3CUZa5g8v2SRQ6K4NSkxUgd7HsL2XVWbVm39yBA4LAxysQAm397zwQSQoQgewGiYZqrA9DsP4zbQ1M/0/*)",
+		"tr([73c5da0a/86h/1h/0h/0/0]0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798)#00000000",
+		"sh(wpkh([00000000]02))", "pkh(", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseSingleKeyDesc(s)
+		if err != nil {
+			return
+		}
+		if d.xpub == "" && d.pubHex == "" {
+			t.Fatalf("%q parsed without a key", s)
+		}
+		_, _ = d.expectedAddress(&chaincfg.RegressionNetParams)
+	})
+}
+
+func TestHWIUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code float64
+		exit bool // usage error (exit 2)
+	}{
+		{"no command", []string{"--chain", "regtest"}, hwiMissingArguments, true},
+		{"bad chain", []string{"--chain", "mainnet", "enumerate"}, hwiMissingArguments, true},
+		{"unknown command", []string{"frobnicate"}, hwiMissingArguments, true},
+		{"signtx without psbt", []string{"--fingerprint", "73c5da0a", "signtx"}, hwiMissingArguments, true},
+		{"displayaddress without desc", []string{"--fingerprint", "73c5da0a", "displayaddress"}, hwiMissingArguments, true},
+		{"help", []string{"--help"}, hwiHelpText, false},
+		{"no device named", []string{"getdescriptors"}, hwiNoDeviceType, false},
+		{"unknown fingerprint", []string{"--fingerprint", "00000000", "getdescriptors"}, hwiDeviceConnError, false},
+		{"bad psbt", []string{"--fingerprint", "73c5da0a", "signtx", "bm90IGEgcHNidA=="}, hwiInvalidTx, false},
+	}
+	devs := map[string]device.Device{"udp:127.0.0.1:1": newKeyDevice(t)}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := hwiRun(t, devs, "", tc.args...)
+			m, _ := v.(map[string]any)
+			if m["code"] != tc.code || m["error"] == "" {
+				t.Fatalf("reply %v, want code %v", v, tc.code)
+			}
+			var ue *usageError
+			if errors.As(err, &ue) != tc.exit {
+				t.Fatalf("run error %v, usage error wanted: %v", err, tc.exit)
+			}
+		})
+	}
+}
+
+func TestHWIEnumerate(t *testing.T) {
+	devs := map[string]device.Device{"udp:127.0.0.1:21324": newKeyDevice(t)}
+	v, err := hwiRun(t, devs, "", "--chain", "regtest", "enumerate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, ok := v.([]any)
+	if !ok || len(list) != 1 {
+		t.Fatalf("enumerate: %v", v)
+	}
+	e := list[0].(map[string]any)
+	want := map[string]any{
+		"type": "trezor", "model": "trezor_test_simulator", "label": nil, "path": "udp:127.0.0.1:21324",
+		"fingerprint": "73c5da0a", "needs_pin_sent": false, "needs_passphrase_sent": false,
+	}
+	if fmt.Sprint(e) != fmt.Sprint(want) {
+		t.Fatalf("enumerate entry\n got %v\nwant %v", e, want)
+	}
+}
+
+func TestHWIGetDescriptors(t *testing.T) {
+	kd := newKeyDevice(t)
+	devs := map[string]device.Device{"udp:127.0.0.1:21324": kd}
+	for _, chain := range []string{"main", "test", "regtest"} {
+		t.Run(chain, func(t *testing.T) {
+			v, err := hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "--chain", chain, "getdescriptors", "--account", "0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := v.(map[string]any)
+			coin := "1h"
+			prefix := "tpub"
+			if chain == "main" {
+				coin, prefix = "0h", "xpub"
+			}
+			for branch, idx := range map[string]string{"receive": "0", "internal": "1"} {
+				list := m[branch].([]any)
+				if len(list) != 4 {
+					t.Fatalf("%s: %d descriptors, want 4", branch, len(list))
+				}
+				for i, w := range []string{"pkh(", "sh(wpkh(", "wpkh(", "tr("} {
+					desc := list[i].(string)
+					purpose := map[string]string{"pkh(": "44h", "sh(wpkh(": "49h", "wpkh(": "84h", "tr(": "86h"}[w]
+					if !strings.HasPrefix(desc, w+"[73c5da0a/"+purpose+"/"+coin+"/0h]"+prefix) || !strings.Contains(desc, "/"+idx+"/*)") {
+						t.Errorf("%s[%d] = %s", branch, i, desc)
+					}
+					body, sum, _ := strings.Cut(desc, "#")
+					if want, _ := descChecksum(body); want != sum {
+						t.Errorf("%s: checksum %s, want %s", desc, sum, want)
+					}
+					if _, err := parseSingleKeyDesc(desc); err != nil {
+						t.Errorf("%s does not parse back: %v", desc, err)
+					}
+				}
+			}
+		})
+	}
+	// BIP-84's test vector: the account key m/84'/0'/0' of the test mnemonic, published as a
+	// zpub; the descriptor carries the same key with xpub version bytes.
+	const bip84zpub = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs"
+	raw, ver, err := base58.CheckDecode(bip84zpub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := append([]byte{ver}, raw...)
+	copy(full[:4], chaincfg.MainNetParams.HDPublicKeyID[:])
+	wantXPub := base58.CheckEncode(full[1:], full[0])
+	v, _ := hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "getdescriptors")
+	wpkh := v.(map[string]any)["receive"].([]any)[2].(string)
+	if !strings.Contains(wpkh, "]"+wantXPub+"/0/*") {
+		t.Errorf("wpkh receive %s is not BIP-84's account key %s", wpkh, wantXPub)
+	}
+}
+
+func TestHWIDisplayAddress(t *testing.T) {
+	kd := newKeyDevice(t)
+	devs := map[string]device.Device{"udp:127.0.0.1:21324": kd}
+	v, _ := hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "--chain", "regtest", "getdescriptors")
+	receive := v.(map[string]any)["receive"].([]any)
+	wpkhDesc := receive[2].(string)
+	xpub := wpkhDesc[strings.Index(wpkhDesc, "]")+1 : strings.Index(wpkhDesc, "/0/*")]
+	// Core's form: the address's own key, hex, with the full origin.
+	k, _ := kd.derive(hdpath.Path{84 + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, 0, 0})
+	pub, _ := k.ECPubKey()
+	hexDesc, _ := addChecksum(fmt.Sprintf("wpkh([73c5da0a/84h/1h/0h/0/0]%x)", pub.SerializeCompressed()))
+	trDesc, _ := addChecksum(fmt.Sprintf("tr([73c5da0a/86h/1h/0h/0/0]%x)", mustTRKey(t, kd)))
+	otherFP, _ := addChecksum(strings.Replace(strings.Split(wpkhDesc, "#")[0], "73c5da0a", "12345678", 1))
+	otherKey, _ := addChecksum(fmt.Sprintf("wpkh([73c5da0a/84h/1h/0h/0/0]%x)", mustPub(t, kd, hdpath.Path{84 + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, 0, 1})))
+	badSum := strings.Split(wpkhDesc, "#")[0] + "#qqqqqqqq"
+	tests := []struct {
+		name, desc string
+		addr       string // wanted address, or "" for an error
+		code       float64
+	}{
+		{"xpub range", wpkhDesc, "", 0},
+		{"core hex key", hexDesc, "", 0},
+		{"taproot", trDesc, "", 0},
+		{"other fingerprint", otherFP, "", hwiBadArgument},
+		{"other key", otherKey, "", hwiBadArgument},
+		{"bad checksum", badSum, "", hwiBadArgument},
+		{"xpub only", "wpkh(" + xpub + "/0/*)", "", hwiBadArgument},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "--chain", "regtest", "displayaddress", "--desc", tc.desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := v.(map[string]any)
+			if tc.code != 0 {
+				if m["code"] != tc.code {
+					t.Fatalf("reply %v, want code %v", m, tc.code)
+				}
+				return
+			}
+			addr, _ := m["address"].(string)
+			if addr == "" || (tc.addr != "" && addr != tc.addr) {
+				t.Fatalf("reply %v, want address %s", m, tc.addr)
+			}
+			if kd.shown[len(kd.shown)-1] != addr {
+				t.Fatalf("device showed %v", kd.shown)
+			}
+		})
+	}
+	// The xpub form (index 0 for *) and Core's raw-key form name the same address.
+	if len(kd.shown) < 2 || kd.shown[0] != kd.shown[1] || !strings.HasPrefix(kd.shown[0], "bcrt1q") {
+		t.Fatalf("shown %v", kd.shown)
+	}
+	// A device that shows another address than the descriptor's is caught.
+	kd.addrOverride = "bcrt1qxyz"
+	defer func() { kd.addrOverride = "" }()
+	v, _ = hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "--chain", "regtest", "displayaddress", "--desc", hexDesc)
+	if v.(map[string]any)["code"] != float64(hwiUnknownError) {
+		t.Fatalf("lying device: %v", v)
+	}
+}
+
+func mustPub(t *testing.T, kd *keyDevice, p hdpath.Path) []byte {
+	t.Helper()
+	k, err := kd.derive(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := k.ECPubKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub.SerializeCompressed()
+}
+
+func mustTRKey(t *testing.T, kd *keyDevice) []byte {
+	return mustPub(t, kd, hdpath.Path{86 + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, 0, 0})[1:]
+}
+
+func TestHWIStdin(t *testing.T) {
+	devs := map[string]device.Device{"udp:127.0.0.1:21324": newKeyDevice(t)}
+	// Core: `hwbridge hwi --stdin --fingerprint FP --chain regtest` with "signtx <psbt>" on stdin.
+	v, err := hwiRun(t, devs, "getdescriptors --account 1\n\nignored\n", "--stdin", "--fingerprint", "73c5da0a", "--chain", "regtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := v.(map[string]any)["receive"].([]any)[0].(string); !strings.Contains(d, "/44h/1h/1h]") {
+		t.Fatalf("account 1 over stdin: %s", d)
+	}
+}
+
+// TestHWIThroughCLI runs the subcommand as Bitcoin Core does, through the CLI's run: with
+// no wallet attached and none named, enumerate answers an empty list and exits 0, and a
+// command for a fingerprint nobody has answers HWI's error, still exiting 0.
+func TestHWIThroughCLI(t *testing.T) {
+	t.Setenv("HWBRIDGE_DEVICE", "")
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	tests := []struct {
+		args []string
+		want string
+		exit int
+	}{
+		{[]string{"hwi", "--chain", "regtest", "enumerate"}, "[]\n", exitOK},
+		{[]string{"hwi", "--fingerprint", "73c5da0a", "--chain", "regtest", "getdescriptors", "--account", "0"}, `"code":-3`, exitOK},
+		{[]string{"hwi", "--chain", "nonet", "enumerate"}, `"code":-2`, exitUsage},
+	}
+	for _, tc := range tests {
+		var out, errOut bytes.Buffer
+		code := run(t.Context(), tc.args, &out, &errOut)
+		if code != tc.exit || !strings.Contains(out.String(), tc.want) || strings.Count(out.String(), "\n") != 1 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d and %q", tc.args, code, out.String(), errOut.String(), tc.exit, tc.want)
+		}
+	}
+}
