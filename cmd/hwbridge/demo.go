@@ -56,6 +56,23 @@ type demo struct {
 	closers  []func() error
 	step     int
 	results  []string // "what: txid (confirmation)" lines for the summary
+	wallets  []*demoWallet
+}
+
+// demoWallet is one emulated wallet, driven through its loopback path like any device.
+type demoWallet struct {
+	name   string          // "Trezor-class", "Ledger-class"
+	path   string          // udp:HOST:PORT or tcp:HOST:PORT
+	screen func() []string // what the device showed since the last call
+	btc    string          // its regtest P2WPKH receive address
+	eth    string          // its Ethereum address (families that run Ethereum here)
+}
+
+// demoRecipient is where the demo pays: an address nobody holds a key for.
+func demoRecipient(net *chaincfg.Params) (btcutil.Address, common.Address) {
+	h := sha256.Sum256([]byte("hwbridge demo recipient"))
+	a, _ := btcutil.NewAddressWitnessPubKeyHash(h[:20], net)
+	return a, common.BytesToAddress(h[12:])
 }
 
 func runDemo(ctx context.Context, e *env, args []string) error {
@@ -80,6 +97,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		{"Bitcoin regtest chain", d.startBitcoin},
 		{"Ethereum dev chain", d.startEthereum},
 		{"emulated wallets", d.startEmulators},
+		{"list the devices", d.listDevices},
+		{"addresses, shown on the devices", d.showAddresses},
+		{"fund the wallets from the demo faucets", d.fundWallets},
+		{"send BTC from each wallet", d.sendBTC},
+		{"send ETH", d.sendETH},
 	}
 	for _, s := range steps {
 		if err := d.do(ctx, s.title, s.run); err != nil {
@@ -450,14 +472,203 @@ func (d *demo) waitReceipt(ctx context.Context, h common.Hash) (*types.Receipt, 
 	}
 }
 
+// cliRunner is *env seen through an interface: the command table holds runDemo, and a
+// direct call of env.main from here would make the table depend on itself at
+// initialization (Go does not follow calls through interfaces).
+type cliRunner interface {
+	main(ctx context.Context, args []string) int
+}
+
 // cli runs a hwbridge command line in this process, as a user would type it, and returns
 // its stdout.
 func (d *demo) cli(ctx context.Context, args ...string) (string, error) {
 	var out, errOut bytes.Buffer
-	sub := newEnv(strings.NewReader(""), &out, &errOut, d.e.getenv)
+	var sub cliRunner = newEnv(strings.NewReader(""), &out, &errOut, d.e.getenv)
 	code := sub.main(ctx, append([]string{"--direct"}, args...))
 	if code != exitOK {
 		return out.String(), fmt.Errorf("hwbridge %s: exit %d: %s", strings.Join(args, " "), code, strings.TrimSpace(errOut.String()))
 	}
 	return out.String(), nil
+}
+
+// showScreen prints what the wallet displayed since the last call.
+func (d *demo) showScreen(w *demoWallet) {
+	if w.screen == nil {
+		return
+	}
+	for _, line := range w.screen() {
+		d.say("  %s screen: %s", w.name, line)
+	}
+}
+
+func (d *demo) listDevices(ctx context.Context) error {
+	for _, w := range d.wallets {
+		out, err := d.cli(ctx, "--device", w.path, "devices")
+		if err != nil {
+			return err
+		}
+		d.say("$ hwbridge --device %s devices", w.path)
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			d.say("  %s", l)
+		}
+		if strings.Contains(out, "error:") {
+			return fmt.Errorf("%s at %s reports an error: %s", w.name, w.path, strings.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// cliJSON runs a command with --json and decodes its answer.
+func (d *demo) cliJSON(ctx context.Context, v any, args ...string) error {
+	out, err := d.cli(ctx, append([]string{"--json"}, args...)...)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		return fmt.Errorf("hwbridge %s: answer %q: %w", strings.Join(args, " "), out, err)
+	}
+	return nil
+}
+
+func (d *demo) showAddresses(ctx context.Context) error {
+	for i, w := range d.wallets {
+		var a struct{ Address string }
+		if err := d.cliJSON(ctx, &a, "--device", w.path, "address", "--chain", "btc", "--network", "regtest", "--type", "wpkh", "--display"); err != nil {
+			return err
+		}
+		d.say("$ hwbridge --device %s address --chain btc --network regtest --display", w.path)
+		d.say("  %s", a.Address)
+		d.showScreen(w)
+		if _, err := btcutil.DecodeAddress(a.Address, d.btcNet); err != nil {
+			return fmt.Errorf("%s gave %q: %w", w.name, a.Address, err)
+		}
+		w.btc = a.Address
+		if i > 0 {
+			continue // Ethereum runs on the first wallet (a Ledger runs one app at a time)
+		}
+		if err := d.cliJSON(ctx, &a, "--device", w.path, "address", "--chain", "eth", "--display"); err != nil {
+			return err
+		}
+		d.say("$ hwbridge --device %s address --chain eth --display", w.path)
+		d.say("  %s", a.Address)
+		d.showScreen(w)
+		if !common.IsHexAddress(a.Address) {
+			return fmt.Errorf("%s gave %q, not an Ethereum address", w.name, a.Address)
+		}
+		w.eth = a.Address
+	}
+	return nil
+}
+
+// demoFunding is what each wallet receives.
+var (
+	demoFundBTC = btcutil.Amount(100_000_000)                        // 1 BTC
+	demoFundETH = new(big.Int).Mul(big.NewInt(10), big.NewInt(1e18)) // 10 ETH
+)
+
+func (d *demo) fundWallets(ctx context.Context) error {
+	var to []btcutil.Address
+	for _, w := range d.wallets {
+		a, err := btcutil.DecodeAddress(w.btc, d.btcNet)
+		if err != nil {
+			return err
+		}
+		to = append(to, a)
+	}
+	txid, err := d.fundBTC(ctx, to, demoFundBTC)
+	if err != nil {
+		return err
+	}
+	conf, err := d.confirmBTC(txid)
+	if err != nil {
+		return err
+	}
+	d.say("faucet paid %s to each wallet: txid %s, %s", demoFundBTC, txid, conf)
+	var eth []common.Address
+	for _, w := range d.wallets {
+		if w.eth != "" {
+			eth = append(eth, common.HexToAddress(w.eth))
+		}
+	}
+	hashes, err := d.fundETH(ctx, eth, demoFundETH)
+	if err != nil {
+		return err
+	}
+	for i, h := range hashes {
+		d.say("faucet paid 10 ETH to %s: tx %s, mined", eth[i], h)
+	}
+	return nil
+}
+
+// txidIn finds the 64-hex-digit transaction id in a command's answer.
+func txidIn(out string) (string, error) {
+	for _, f := range strings.FieldsFunc(out, func(r rune) bool { return !strings.ContainsRune("0123456789abcdefABCDEFx", r) }) {
+		f = strings.TrimPrefix(f, "0x")
+		if len(f) == 64 {
+			if _, err := hex.DecodeString(f); err == nil {
+				return strings.ToLower(f), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no transaction id in %q", strings.TrimSpace(out))
+}
+
+func (d *demo) sendBTC(ctx context.Context) error {
+	to, _ := demoRecipient(d.btcNet)
+	for _, w := range d.wallets {
+		args := []string{"--device", w.path, "btc", "send", "--to", to.EncodeAddress(), "--amount", "0.1",
+			"--fee-rate", "2", "--rpc", d.btcURL, "--network", "regtest", "--yes"}
+		d.say("$ hwbridge --device %s btc send --to %s --amount 0.1 --fee-rate 2 --rpc %s --network regtest --yes", w.path, to, redactURL(d.btcURL))
+		out, err := d.cli(ctx, args...)
+		if err != nil {
+			return err
+		}
+		d.showScreen(w)
+		txid, err := txidIn(out)
+		if err != nil {
+			return err
+		}
+		conf, err := d.confirmBTC(txid)
+		if err != nil {
+			return err
+		}
+		d.say("  txid %s, %s", txid, conf)
+		d.results = append(d.results, fmt.Sprintf("BTC send (%s): %s %s", w.name, txid, conf))
+	}
+	return nil
+}
+
+func (d *demo) sendETH(ctx context.Context) error {
+	w := d.wallets[0]
+	_, to := demoRecipient(d.btcNet)
+	before, err := d.eth.BalanceAt(ctx, to, nil)
+	if err != nil {
+		return err
+	}
+	d.say("$ hwbridge --device %s eth send --to %s --value 1.5 --rpc %s --yes", w.path, to, redactURL(d.ethURL))
+	out, err := d.cli(ctx, "--device", w.path, "eth", "send", "--to", to.Hex(), "--value", "1.5", "--rpc", d.ethURL, "--yes")
+	if err != nil {
+		return err
+	}
+	d.showScreen(w)
+	h, err := txidIn(out)
+	if err != nil {
+		return err
+	}
+	r, err := d.waitReceipt(ctx, common.HexToHash(h))
+	if err != nil {
+		return err
+	}
+	after, err := d.eth.BalanceAt(ctx, to, nil)
+	if err != nil {
+		return err
+	}
+	want := new(big.Int).Add(before, big.NewInt(15e17))
+	if after.Cmp(want) != 0 {
+		return fmt.Errorf("recipient balance %s wei after the send, want %s", after, want)
+	}
+	conf := fmt.Sprintf("mined in block %s, status ok", r.BlockNumber)
+	d.say("  tx 0x%s, %s; recipient holds 1.5 ETH more", h, conf)
+	d.results = append(d.results, fmt.Sprintf("ETH send (%s): 0x%s %s", w.name, h, conf))
+	return nil
 }
