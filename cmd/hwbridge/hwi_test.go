@@ -10,15 +10,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/btcutil/base58"
 	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/btcsuite/btcd/btcutil/psbt"
 	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/txscript"
+	"github.com/btcsuite/btcd/wire"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/tyler-smith/go-bip39"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
 
@@ -97,8 +101,61 @@ func (k *keyDevice) Address(ctx context.Context, req device.AddressRequest) (str
 	return addr, err
 }
 
-func (k *keyDevice) SignPSBT(context.Context, *psbt.Packet, *chaincfg.Params) error {
-	return fmt.Errorf("key device: %w", errors.ErrUnsupported)
+// SignPSBT signs P2WPKH and P2TR key-path inputs whose derivations carry this seed's
+// fingerprint, as a wallet does.
+func (k *keyDevice) SignPSBT(ctx context.Context, p *psbt.Packet, _ *chaincfg.Params) error {
+	fp, _ := k.Fingerprint(ctx)
+	prev := txscript.NewMultiPrevOutFetcher(nil)
+	for i, in := range p.Inputs {
+		if in.WitnessUtxo == nil {
+			return fmt.Errorf("input %d has no witness utxo: %w", i, device.ErrInvalidInput)
+		}
+		prev.AddPrevOut(p.UnsignedTx.TxIn[i].PreviousOutPoint, in.WitnessUtxo)
+	}
+	hashes := txscript.NewTxSigHashes(p.UnsignedTx, prev)
+	priv := func(path []uint32) (*btcec.PrivateKey, error) {
+		key := k.master
+		for _, c := range path {
+			var err error
+			if key, err = key.Derive(c); err != nil {
+				return nil, err
+			}
+		}
+		return key.ECPrivKey()
+	}
+	for i := range p.Inputs {
+		in := &p.Inputs[i]
+		utxo := in.WitnessUtxo
+		for _, d := range in.Bip32Derivation {
+			if device.FingerprintFromPSBT(d.MasterKeyFingerprint) != fp {
+				continue
+			}
+			key, err := priv(d.Bip32Path)
+			if err != nil {
+				return err
+			}
+			sig, err := txscript.RawTxInWitnessSignature(p.UnsignedTx, hashes, i, utxo.Value, utxo.PkScript, txscript.SigHashAll, key)
+			if err != nil {
+				return err
+			}
+			in.PartialSigs = append(in.PartialSigs, &psbt.PartialSig{PubKey: d.PubKey, Signature: sig})
+		}
+		for _, d := range in.TaprootBip32Derivation {
+			if device.FingerprintFromPSBT(d.MasterKeyFingerprint) != fp {
+				continue
+			}
+			key, err := priv(d.Bip32Path)
+			if err != nil {
+				return err
+			}
+			sig, err := txscript.RawTxInTaprootSignature(p.UnsignedTx, hashes, i, utxo.Value, utxo.PkScript, nil, txscript.SigHashDefault, key)
+			if err != nil {
+				return err
+			}
+			in.TaprootKeySpendSig = sig
+		}
+	}
+	return nil
 }
 
 func (k *keyDevice) SignEthTx(context.Context, hdpath.Path, *types.Transaction, *big.Int) (*types.Transaction, error) {
@@ -447,5 +504,147 @@ func TestHWIThroughCLI(t *testing.T) {
 		if code != tc.exit || !strings.Contains(out.String(), tc.want) || strings.Count(out.String(), "\n") != 1 {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d and %q", tc.args, code, out.String(), errOut.String(), tc.exit, tc.want)
 		}
+	}
+}
+
+// TestHWISignTxFinalizes plays Bitcoin Core's signtx exchange (--stdin, "signtx <psbt>")
+// against a wallet holding the test seed, behind device.Verify: the PSBT it answers must
+// finalize and be accepted and mined by the embedded regtest chain (full script checks).
+func TestHWISignTxFinalizes(t *testing.T) {
+	ctx := t.Context()
+	kd := newKeyDevice(t)
+	devs := map[string]device.Device{"udp:127.0.0.1:21324": device.Verify(kd)}
+	chain, err := btcregtest.New(btcregtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chain.Close()
+	net := &chaincfg.RegressionNetParams
+
+	type owned struct {
+		path   hdpath.Path
+		pub    []byte
+		script []byte
+		tr     bool
+	}
+	var keys []owned
+	for _, tc := range []struct {
+		purpose uint32
+		tr      bool
+	}{{84, false}, {86, true}} {
+		path := hdpath.Path{tc.purpose + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, 0, 0}
+		pub := mustPub(t, kd, path)
+		sd := &singleKeyDesc{script: device.ScriptWPKH, pubHex: fmt.Sprintf("%x", pub)}
+		if tc.tr {
+			sd.script = device.ScriptTR
+		}
+		addr, err := sd.expectedAddress(net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := btcutil.DecodeAddress(addr, net)
+		script, _ := txscript.PayToAddrScript(a)
+		keys = append(keys, owned{path, pub, script, tc.tr})
+	}
+	// Coinbases at heights 1 and 2 pay the wallet; mine until segwit/taproot are active.
+	for _, k := range keys {
+		a, _ := txscript.ParsePkScript(k.script)
+		addr, _ := a.Address(net)
+		if _, err := chain.Mine(ctx, 1, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	faucet, _ := faucetAddress(net)
+	if err := chain.MineTo(ctx, btcregtest.SegwitHeight, faucet); err != nil {
+		t.Fatal(err)
+	}
+	node, err := chain.Serve(btcregtest.ServerOptions{MiningAddr: faucet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close(ctx)
+	c, err := btcClient(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+
+	tx := wire.NewMsgTx(2)
+	p := &psbt.Packet{UnsignedTx: tx}
+	for h, k := range keys {
+		hash, err := c.GetBlockHash(int64(h + 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, err := c.GetBlock(hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cb := blk.Transactions[0]
+		tx.AddTxIn(wire.NewTxIn(&wire.OutPoint{Hash: cb.TxHash(), Index: 0}, nil, nil))
+		in := psbt.PInput{WitnessUtxo: cb.TxOut[0]}
+		fp, _ := kd.Fingerprint(ctx)
+		if k.tr {
+			in.TaprootBip32Derivation = []*psbt.TaprootBip32Derivation{{XOnlyPubKey: k.pub[1:], MasterKeyFingerprint: fp.PSBT(), Bip32Path: k.path}}
+			in.TaprootInternalKey = k.pub[1:]
+		} else {
+			in.Bip32Derivation = []*psbt.Bip32Derivation{{PubKey: k.pub, MasterKeyFingerprint: fp.PSBT(), Bip32Path: k.path}}
+			in.SighashType = txscript.SigHashAll
+		}
+		p.Inputs = append(p.Inputs, in)
+	}
+	to, _ := demoRecipient(net)
+	toScript, _ := txscript.PayToAddrScript(to)
+	tx.AddTxOut(wire.NewTxOut(50e8+50e8-10_000, toScript))
+	p.Outputs = make([]psbt.POutput, 1)
+	b64, err := p.B64Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	v, err := hwiRun(t, devs, "signtx "+b64+"\n", "--stdin", "--fingerprint", "73c5da0a", "--chain", "regtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := v.(map[string]any)
+	if m["signed"] != true {
+		t.Fatalf("signtx: %v", m)
+	}
+	signed, err := psbt.NewFromRawBytes(strings.NewReader(m["psbt"].(string)), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := psbt.MaybeFinalizeAll(signed); err != nil {
+		t.Fatalf("finalize: %v", err)
+	}
+	final, err := psbt.Extract(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txid, err := c.SendRawTransaction(final, false)
+	if err != nil {
+		t.Fatalf("the regtest mempool refused the signed transaction: %v", err)
+	}
+	if _, err := chain.Mine(ctx, 1, faucet); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.GetRawTransactionVerbose(txid)
+	if err != nil || res.Confirmations != 1 {
+		t.Fatalf("confirmations %v %v", res, err)
+	}
+
+	// A PSBT with nothing for this wallet comes back unchanged, "signed": false.
+	for i := range p.Inputs {
+		for _, d := range p.Inputs[i].Bip32Derivation {
+			d.MasterKeyFingerprint = 0x01020304
+		}
+		for _, d := range p.Inputs[i].TaprootBip32Derivation {
+			d.MasterKeyFingerprint = 0x01020304
+		}
+	}
+	other, _ := p.B64Encode()
+	v, err = hwiRun(t, devs, "signtx "+other+"\n", "--stdin", "--fingerprint", "73c5da0a", "--chain", "regtest")
+	if err != nil || v.(map[string]any)["signed"] != false || v.(map[string]any)["psbt"] != other {
+		t.Fatalf("foreign psbt: %v %v", v, err)
 	}
 }
