@@ -1,89 +1,21 @@
 package btcregtest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hwbridge/hwbridge/internal/nodes"
 )
 
-// peerMissing fails or skips as the project's rule for outside peers says.
-func peerMissing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...) + " (scripts/test.sh builds it)"
-	if os.Getenv("HWBRIDGE_REQUIRE_PEERS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startBtcd runs the pinned btcd in regtest with the indexes the wallet-less backend uses,
-// its coinbases paying to testKey, and returns its RPC URL once it answers.
+// startBtcd runs the pinned btcd in regtest (tx and address indexes) with its coinbases
+// paying to testKey, and returns its RPC URL.
 func startBtcd(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	bin, err := nodes.Binary(ctx, nodes.BtcdPackage)
-	if err != nil {
-		peerMissing(t, "btcd: %v", err)
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "empty.conf")
-	if err := os.WriteFile(conf, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	_, wpkh, _ := testKey()
-	rpcAddr := freePort(t)
-	cmd := exec.Command(bin, "--regtest", "-C", conf, "--datadir="+filepath.Join(dir, "data"),
-		"--logdir="+filepath.Join(dir, "logs"), "--rpcuser=test", "--rpcpass=test",
-		"--rpclisten="+rpcAddr, "--notls", "--listen="+freePort(t), "--nodnsseed",
-		"--utxocachemaxsize=16", "--miningaddr="+wpkh.EncodeAddress(), "--txindex", "--addrindex")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	u := "http://test:test@" + rpcAddr
-	r := newRPC(t, u)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := r.call("getblockcount"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("btcd did not answer within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return u
+	return nodes.StartBtcdT(t, wpkh.EncodeAddress()).URL()
 }
 
 // shape describes a JSON value's structure: object keys with their shapes, the shape of an
