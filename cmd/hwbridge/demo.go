@@ -38,6 +38,7 @@ import (
 
 	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
 	"github.com/hwbridge/hwbridge/internal/devchain/ethdev"
+	"github.com/hwbridge/hwbridge/testdata/erc20"
 )
 
 // demoTimeout bounds the whole walk-through when --timeout is not given.
@@ -102,6 +103,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		{"fund the wallets from the demo faucets", d.fundWallets},
 		{"send BTC from each wallet", d.sendBTC},
 		{"send ETH", d.sendETH},
+		{"ERC-20: deploy the test token, transfer it from the wallet", d.sendToken},
 	}
 	for _, s := range steps {
 		if err := d.do(ctx, s.title, s.run); err != nil {
@@ -670,5 +672,115 @@ func (d *demo) sendETH(ctx context.Context) error {
 	conf := fmt.Sprintf("mined in block %s, status ok", r.BlockNumber)
 	d.say("  tx 0x%s, %s; recipient holds 1.5 ETH more", h, conf)
 	d.results = append(d.results, fmt.Sprintf("ETH send (%s): 0x%s %s", w.name, h, conf))
+	return nil
+}
+
+// deployToken deploys the committed test token (6 decimals, like USDC) from the faucet,
+// minting supply to holder, and returns its address.
+func (d *demo) deployToken(ctx context.Context, holder common.Address, supply *big.Int) (common.Address, common.Hash, error) {
+	data, err := erc20.DeployData("Demo USD", "dUSD", supply, holder)
+	if err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	key := ethdev.FaucetKey()
+	from := crypto.PubkeyToAddress(key.PublicKey)
+	nonce, err := d.eth.PendingNonceAt(ctx, from)
+	if err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	gas, err := d.eth.EstimateGas(ctx, ethereum.CallMsg{From: from, Data: data})
+	if err != nil {
+		return common.Address{}, common.Hash{}, fmt.Errorf("estimate the token deployment: %w", err)
+	}
+	head, err := d.eth.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	tip, err := d.eth.SuggestGasTipCap(ctx)
+	if err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	tx, err := types.SignTx(types.NewTx(&types.DynamicFeeTx{
+		ChainID: d.ethChain, Nonce: nonce, GasTipCap: tip,
+		GasFeeCap: new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip),
+		Gas:       gas + gas/5, Data: data,
+	}), types.LatestSignerForChainID(d.ethChain), key)
+	if err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	if err := d.eth.SendTransaction(ctx, tx); err != nil {
+		return common.Address{}, common.Hash{}, fmt.Errorf("send the token deployment: %w", err)
+	}
+	r, err := d.waitReceipt(ctx, tx.Hash())
+	if err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	return r.ContractAddress, tx.Hash(), nil
+}
+
+// tokenBalance calls balanceOf(who).
+func (d *demo) tokenBalance(ctx context.Context, token, who common.Address) (*big.Int, error) {
+	a, err := erc20.ABI()
+	if err != nil {
+		return nil, err
+	}
+	in, err := a.Pack("balanceOf", who)
+	if err != nil {
+		return nil, err
+	}
+	out, err := d.eth.CallContract(ctx, ethereum.CallMsg{To: &token, Data: in}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("balanceOf: %w", err)
+	}
+	v, err := a.Unpack("balanceOf", out)
+	if err != nil || len(v) != 1 {
+		return nil, fmt.Errorf("balanceOf answer %x: %v", out, err)
+	}
+	b, ok := v[0].(*big.Int)
+	if !ok {
+		return nil, fmt.Errorf("balanceOf answer %x is not a number", out)
+	}
+	return b, nil
+}
+
+func (d *demo) sendToken(ctx context.Context) error {
+	w := d.wallets[0]
+	holder := common.HexToAddress(w.eth)
+	unit := big.NewInt(1_000_000) // 10^6: the token has 6 decimals
+	token, deployTx, err := d.deployToken(ctx, holder, new(big.Int).Mul(big.NewInt(1000), unit))
+	if err != nil {
+		return err
+	}
+	d.say("faucet deployed dUSD (6 decimals) at %s (tx %s), 1000 dUSD minted to %s", token, deployTx, holder)
+	_, to := demoRecipient(d.btcNet)
+	before, err := d.tokenBalance(ctx, token, to)
+	if err != nil {
+		return err
+	}
+	d.say("$ hwbridge --device %s eth token-transfer --token %s --to %s --amount 42.5 --rpc %s --yes", w.path, token, to, redactURL(d.ethURL))
+	out, err := d.cli(ctx, "--device", w.path, "eth", "token-transfer", "--token", token.Hex(), "--to", to.Hex(), "--amount", "42.5", "--rpc", d.ethURL, "--yes")
+	if err != nil {
+		return err
+	}
+	d.showScreen(w)
+	h, err := txidIn(out)
+	if err != nil {
+		return err
+	}
+	r, err := d.waitReceipt(ctx, common.HexToHash(h))
+	if err != nil {
+		return err
+	}
+	after, err := d.tokenBalance(ctx, token, to)
+	if err != nil {
+		return err
+	}
+	want := new(big.Int).Add(before, big.NewInt(42_500_000))
+	if after.Cmp(want) != 0 {
+		return fmt.Errorf("recipient holds %s base units of dUSD after the transfer, want %s", after, want)
+	}
+	conf := fmt.Sprintf("mined in block %s, status ok, %d log(s)", r.BlockNumber, len(r.Logs))
+	d.say("  tx 0x%s, %s; recipient holds 42.5 dUSD more", h, conf)
+	d.results = append(d.results, fmt.Sprintf("ERC-20 transfer (%s): 0x%s %s", w.name, h, conf))
 	return nil
 }

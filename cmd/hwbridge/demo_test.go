@@ -49,6 +49,14 @@ func TestDemoChainsAndFaucets(t *testing.T) {
 	if _, err := d.fundETH(ctx, []common.Address{ethTo}, new(big.Int).Lsh(big.NewInt(1), 100)); err == nil {
 		t.Error("funding beyond the faucet's balance succeeded")
 	}
+	// The test token deploys and mints to its holder.
+	token, _, err := d.deployToken(ctx, ethTo, big.NewInt(1_000_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := d.tokenBalance(ctx, token, ethTo); err != nil || b.Int64() != 1_000_000 {
+		t.Fatalf("holder balance %v %v", b, err)
+	}
 }
 
 func TestTxidIn(t *testing.T) {
