@@ -46,6 +46,7 @@ var commands = []command{
 	{"btc sign-message", "MESSAGE --path PATH [--type T] [--network N]", "sign a message (BIP-137)", runBTCSignMessage},
 	{"eth sign-message", "MESSAGE [--index N]", "sign a message (EIP-191 personal_sign)", runETHSignMessage},
 	{"demo", "[--btc-rpc URL] [--eth-rpc URL] [--timeout D]", "walk through hwbridge on emulated wallets and in-process dev chains", runDemo},
+	{"audit verify", "[--data-dir DIR]", "check hwbridged's hash-chained audit log", runAuditVerify},
 	{"hwi", "[--fingerprint FP] [--chain C] [--stdin] enumerate|getdescriptors|displayaddress|signtx ...", "the HWI command contract Bitcoin Core's -signer runs (bitcoind -signer=\"hwbridge hwi\")", runHWI},
 }
 
