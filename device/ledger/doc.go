@@ -1,0 +1,43 @@
+// Package ledger drives Ledger devices through their apps' APDUs, over any
+// transport.APDUExchanger (Speculos TCP framing for hwemu and Speculos, Ledger HID framing
+// for USB). It implements device.Device.
+//
+// Specs: the Bitcoin app v2 protocol (app-bitcoin-new doc/bitcoin.md, doc/wallet.md,
+// doc/merkle.md) and the Ethereum app (app-ethereum doc/ethapp.adoc), as summarised in
+// ../shared/protocols/ledger.md. The host side follows Ledger's own clients byte for
+// byte: ledger-bitcoin / bitcoin_client_rs for Bitcoin, hw-app-eth for Ethereum.
+//
+// # Apps
+//
+// A Ledger runs one app at a time. Every operation first asks which app is open (B0 01):
+// "Bitcoin" for mainnet, "Bitcoin Test" for testnet, signet and regtest (the test app
+// prints tb1 addresses on regtest too; the driver compares scripts and re-encodes), and
+// "Ethereum". With Options.OpenApp the driver quits the open app and starts the needed
+// one from the dashboard; without it a wrong app gives device.ErrWrongApp naming the app
+// to open.
+//
+// # Bitcoin
+//
+// Keys are served through wallet policies: the default single-signature policies
+// pkh/sh(wpkh)/wpkh/tr of a BIP-44/49/84/86 account, and multisig policies built from a
+// PSBT's scripts, derivations and global xpubs, registered (REGISTER_WALLET, reviewed on
+// the device) on first use; their HMACs are kept for the driver's life and can be passed
+// in Options.Wallets. SignPSBT converts the PSBT v0 to v2 maps, merkleises them and answers
+// the app's client commands (YIELD, GET_PREIMAGE, GET_MERKLE_LEAF_PROOF,
+// GET_MERKLE_LEAF_INDEX, GET_MORE_ELEMENTS); the yielded signatures are merged back.
+// Inputs belonging to different policies are signed with one SIGN_PSBT each.
+//
+// # Errors
+//
+// Status words become *device.Error with Code the raw status word and Kind: 0x6985 and
+// 0x5501 device.ErrUserRejected; 0x5515 (and the older 0x6982, 0x6B0C)
+// device.ErrLocked; 0x6E00, 0x6E01, 0x6D00, 0x6511 and a wrong app in B0 01
+// device.ErrWrongApp with a message naming the app to open; 0x6A80, 0x6A82, 0xB008
+// device.ErrInvalidInput (with the Bitcoin app's extended error code explained); others
+// device.ErrProtocol. The Ethereum app's refusal to blind-sign (0x6A80 on a transaction
+// or an EIP-712 hash) also wraps ErrBlindSigningDisabled, whose text says to enable
+// "Blind signing" in the app's settings. A link that went away is
+// device.ErrDisconnected (reopen the device); an ended context wraps ctx.Err().
+// Requests refused before reaching the device wrap device.ErrInvalidInput; features the
+// apps lack wrap errors.ErrUnsupported.
+package ledger

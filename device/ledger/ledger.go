@@ -1,0 +1,388 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg"
+
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/transport"
+)
+
+// Defaults for Options.
+const (
+	// DefaultTimeout bounds one operation (including the time the user takes to confirm)
+	// when the caller's context has no earlier deadline.
+	DefaultTimeout = 5 * time.Minute
+	// appSwitchTimeout bounds waiting for an app to start or quit after OPEN_APP/QUIT_APP.
+	appSwitchTimeout = 15 * time.Second
+	// appPollInterval is how often B0 01 is asked while an app starts (Speculos ticks
+	// every 100 ms).
+	appPollInterval = 100 * time.Millisecond
+)
+
+// App names as the OS reports them in B0 01 and takes in OPEN_APP (ledger.md §4).
+const (
+	AppBitcoin     = "Bitcoin"
+	AppBitcoinTest = "Bitcoin Test"
+	AppEthereum    = "Ethereum"
+	appBitcoinRec  = "Bitcoin Recovery" // mainnet, all paths allowed
+)
+
+// Minimum app versions this driver speaks.
+var (
+	minBitcoinVersion = [3]int{2, 1, 0} // the v2 protocol (wallet policies, merkleised PSBTs)
+	minEthEIP1559     = [3]int{1, 9, 0} // typed transactions
+)
+
+// Options configure a Driver. The zero value works.
+type Options struct {
+	// Logger receives debug records of the exchanges (APDU headers and status words, never
+	// data).
+	Logger *slog.Logger
+	// Timeout bounds each operation when ctx has no earlier deadline (DefaultTimeout if 0).
+	Timeout time.Duration
+	// OpenApp lets the driver open the app a request needs: from the dashboard with
+	// OPEN_APP, and from another app by quitting it first (QUIT_APP), as Ledger Live does.
+	// Without it a request for another app fails with device.ErrWrongApp naming the app.
+	// Over USB a real device re-enumerates when an app starts, so the link must be reopened.
+	OpenApp bool
+	// Model names the device model in Features (the caller knows it from the USB product
+	// id); "ledger" if empty.
+	Model string
+	// Emulator marks the device as an emulator in Features.
+	Emulator bool
+	// Wallets are registered wallet policies with the HMAC their registration returned,
+	// so that signing with them needs no new registration.
+	Wallets []RegisteredWallet
+}
+
+// RegisteredWallet is a wallet policy registered on the device and its HMAC.
+type RegisteredWallet struct {
+	Policy WalletPolicy
+	HMAC   [32]byte
+}
+
+// Driver is one Ledger reached through an APDU exchanger (Speculos TCP framing or Ledger
+// HID framing). It implements device.Device. Methods are safe for concurrent use; every
+// operation holds the driver for its whole APDU exchange.
+type Driver struct {
+	ex   transport.APDUExchanger
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex // held for a whole operation; guards the fields below
+	fp      *device.Fingerprint
+	wallets map[[32]byte][32]byte // wallet id → hmac
+	xpubs   map[string]string     // app + path → xpub, served by the open app
+}
+
+var _ device.Device = (*Driver)(nil)
+
+// New returns a driver for the Ledger behind ex. It does not talk to the device until the
+// first call. Close closes ex if it has a Close method.
+func New(ex transport.APDUExchanger, opts Options) *Driver {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Driver{ex: ex, opts: opts, log: log, wallets: map[[32]byte][32]byte{}, xpubs: map[string]string{}}
+	for _, w := range opts.Wallets {
+		d.wallets[w.Policy.ID()] = w.HMAC
+	}
+	return d
+}
+
+// Close releases the exchanger.
+func (d *Driver) Close() error {
+	if c, ok := d.ex.(interface{ Close() error }); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// session is one operation holding the driver's lock.
+type session struct {
+	d   *Driver
+	ctx context.Context
+	op  string
+	app  string  // the app the operation needs, "" for OS commands
+	info appInfo // what B0 01 reported when the app was checked
+}
+
+// do runs fn as one operation: it takes the lock, bounds ctx, makes sure app is open
+// (app "" skips that) and translates errors.
+func (d *Driver) do(ctx context.Context, op, app string, fn func(s *session) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.opts.Timeout)
+		defer cancel()
+	}
+	s := &session{d: d, ctx: ctx, op: op, app: app}
+	err := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if app != "" {
+			if err := s.ensureApp(); err != nil {
+				return err
+			}
+		}
+		return fn(s)
+	}()
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, device.ErrLocked) {
+		d.fp = nil // another PIN may unlock another seed
+		clear(d.xpubs)
+	}
+	return fmt.Errorf("ledger: %s: %w", op, err)
+}
+
+// exchange sends one command and returns the reply data and status word. Transport
+// failures come back as errors; status words are the caller's.
+func (s *session) exchange(c command) ([]byte, uint16, error) {
+	apdu, err := c.encode()
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := s.d.ex.Exchange(s.ctx, apdu)
+	if err != nil {
+		s.d.log.Debug("apdu failed", "op", s.op, "header", fmt.Sprintf("%x", apdu[:4]), "err", err)
+		return nil, 0, transportError(err)
+	}
+	data, sw, err := splitReply(resp)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.d.log.Debug("apdu", "op", s.op, "header", fmt.Sprintf("%x", apdu[:4]), "lc", len(c.data), "reply", len(data), "sw", fmt.Sprintf("%04x", sw))
+	return data, sw, nil
+}
+
+// call sends one command and returns its data on 0x9000; any other status word is an
+// error naming the operation.
+func (s *session) call(c command) ([]byte, error) {
+	data, sw, err := s.exchange(c)
+	if err != nil {
+		return nil, err
+	}
+	if sw != swOK {
+		return nil, statusError(s.op, s.app, sw, data)
+	}
+	return data, nil
+}
+
+// transportError maps a failed exchange onto the device taxonomy: a link that went away
+// or fell out of step is ErrDisconnected (reopen the device).
+func transportError(err error) error {
+	if errors.Is(err, transport.ErrClosed) || errors.Is(err, transport.ErrOutOfSync) || errors.Is(err, transport.ErrNoDevice) {
+		return fmt.Errorf("%w: %w", device.ErrDisconnected, err)
+	}
+	return err
+}
+
+// appInfo asks which app is open (B0 01).
+func (s *session) appInfo() (appInfo, error) {
+	data, sw, err := s.exchange(command{cla: claOS, ins: insAppInfo})
+	if err != nil {
+		return appInfo{}, err
+	}
+	if sw != swOK {
+		return appInfo{}, statusError(s.op, "", sw, nil)
+	}
+	return parseAppInfo(data)
+}
+
+// appMatches reports whether the open app serves requests for want.
+func appMatches(open, want string) bool {
+	if open == want {
+		return true
+	}
+	return want == AppBitcoin && open == appBitcoinRec
+}
+
+// ensureApp checks that s.app is open, opening it if Options.OpenApp allows.
+func (s *session) ensureApp() error {
+	info, err := s.appInfo()
+	if err != nil {
+		return err
+	}
+	if !appMatches(info.Name, s.app) {
+		if !s.d.opts.OpenApp {
+			return s.wrongApp(info.Name)
+		}
+		if info, err = s.switchApp(info.Name); err != nil {
+			return err
+		}
+	}
+	s.info = info
+	if s.app == AppBitcoin || s.app == AppBitcoinTest {
+		if v, ok := parseVersion(info.Version); ok && versionLess(v, minBitcoinVersion) {
+			return fmt.Errorf("the %s app is version %s, which lacks the v2 protocol: update it to 2.1.0 or later with Ledger Live: %w", info.Name, info.Version, errors.ErrUnsupported)
+		}
+	}
+	return nil
+}
+
+func (s *session) wrongApp(open string) error {
+	what := "the " + open + " app is open"
+	if open == dashboardName {
+		what = "the dashboard is showing"
+	}
+	return &device.Error{Op: s.op, Family: device.FamilyLedger, Code: int(swCLANotSupported), Kind: device.ErrWrongApp,
+		Message: openAppMessage(s.app) + " (" + what + ")"}
+}
+
+// switchApp quits the open app (if any) and opens s.app from the dashboard.
+func (s *session) switchApp(open string) (appInfo, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, appSwitchTimeout)
+	defer cancel()
+	sub := &session{d: s.d, ctx: ctx, op: s.op, app: s.app}
+	if open != dashboardName {
+		s.d.log.Info("quitting ledger app", "app", open, "want", s.app)
+		data, sw, err := sub.exchange(command{cla: claOS, ins: insQuitApp})
+		if err != nil {
+			return appInfo{}, err
+		}
+		if sw != swOK {
+			if sw == swINSNotSupported || sw == swCLANotSupported {
+				return appInfo{}, s.wrongApp(open) // the app cannot be quit from the host
+			}
+			return appInfo{}, statusError(s.op, s.app, sw, data)
+		}
+		if _, err := sub.waitApp(dashboardName); err != nil {
+			return appInfo{}, err
+		}
+	}
+	s.d.log.Info("opening ledger app", "app", s.app)
+	data, sw, err := sub.exchange(command{cla: claDashboard, ins: insOpenApp, data: []byte(s.app)})
+	if err != nil {
+		return appInfo{}, err
+	}
+	if sw != swOK {
+		return appInfo{}, statusError(s.op, s.app, sw, data)
+	}
+	return sub.waitApp(s.app)
+}
+
+// waitApp polls B0 01 until the app named want is open. Status words (an app still
+// starting) keep it polling; a failed link or a locked device ends it.
+func (s *session) waitApp(want string) (appInfo, error) {
+	t := time.NewTicker(appPollInterval)
+	defer t.Stop()
+	for {
+		info, err := s.appInfo()
+		switch {
+		case err == nil && appMatches(info.Name, want):
+			return info, nil
+		case errors.Is(err, device.ErrLocked):
+			return appInfo{}, err
+		case err != nil:
+			var de *device.Error
+			if !errors.As(err, &de) && !errors.Is(err, device.ErrProtocol) {
+				return appInfo{}, err
+			}
+		}
+		select {
+		case <-s.ctx.Done():
+			return appInfo{}, fmt.Errorf("waiting for the %s app to open: %w", want, s.ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// parseVersion reads "major.minor.patch" (a suffix such as "-rc1" is ignored).
+func parseVersion(v string) ([3]int, bool) {
+	var out [3]int
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) != 3 {
+		return out, false
+	}
+	for i, p := range parts {
+		if j := strings.IndexFunc(p, func(r rune) bool { return r < '0' || r > '9' }); j >= 0 {
+			p = p[:j]
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return out, false
+		}
+		out[i] = n
+	}
+	return out, true
+}
+
+func versionLess(a, b [3]int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+// Features reports the open app and what the driver supports. A locked device reports
+// Unlocked false.
+func (d *Driver) Features(ctx context.Context) (device.Features, error) {
+	f := device.Features{
+		Family:       device.FamilyLedger,
+		Vendor:       "ledger.com",
+		Model:        d.opts.Model,
+		Initialized:  true,
+		PINProtected: true,
+		Unlocked:     true,
+		Emulator:     d.opts.Emulator,
+		Capabilities: device.Capabilities{Taproot: true, Multisig: true, EIP1559: true, EIP712Hash: true, DisplayAddress: true},
+	}
+	if f.Model == "" {
+		f.Model = "ledger"
+	}
+	err := d.do(ctx, "features", "", func(s *session) error {
+		info, err := s.appInfo()
+		if errors.Is(err, device.ErrLocked) {
+			f.Unlocked = false
+			f.Version = "locked"
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		f.Version = info.Version
+		if info.Name != dashboardName {
+			f.App = info.Name
+		}
+		return nil
+	})
+	if err != nil {
+		return device.Features{}, err
+	}
+	return f, nil
+}
+
+// bitcoinApp is the app that serves net: "Bitcoin" for coin type 0, "Bitcoin Test" for
+// the test networks (testnet, signet and regtest all use the test app).
+func bitcoinApp(net *chaincfg.Params) string {
+	if net == nil || net.HDCoinType == 0 {
+		return AppBitcoin
+	}
+	return AppBitcoinTest
+}
+
+func netOrMain(net *chaincfg.Params) *chaincfg.Params {
+	if net == nil {
+		return &chaincfg.MainNetParams
+	}
+	return net
+}
