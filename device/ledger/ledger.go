@@ -113,9 +113,9 @@ func (d *Driver) Close() error {
 
 // session is one operation holding the driver's lock.
 type session struct {
-	d   *Driver
-	ctx context.Context
-	op  string
+	d    *Driver
+	ctx  context.Context
+	op   string
 	app  string  // the app the operation needs, "" for OS commands
 	info appInfo // what B0 01 reported when the app was checked
 }

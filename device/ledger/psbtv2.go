@@ -36,21 +36,21 @@ const (
 
 // PSBT key types used here.
 const (
-	psbtGlobalUnsignedTx     = 0x00
-	psbtGlobalXPub           = 0x01
-	psbtGlobalTxVersion      = 0x02
-	psbtGlobalFallbackLock   = 0x03
-	psbtGlobalInputCount     = 0x04
-	psbtGlobalOutputCount    = 0x05
-	psbtGlobalVersion        = 0xFB
-	psbtInWitnessUTXO        = 0x01
-	psbtInPreviousTxID       = 0x0E
-	psbtInOutputIndex        = 0x0F
-	psbtInSequence           = 0x10
-	psbtOutAmount            = 0x03
-	psbtOutScript            = 0x04
-	psbtMagic                = "psbt\xff"
-	psbtSeparator       byte = 0x00
+	psbtGlobalUnsignedTx        = 0x00
+	psbtGlobalXPub              = 0x01
+	psbtGlobalTxVersion         = 0x02
+	psbtGlobalFallbackLock      = 0x03
+	psbtGlobalInputCount        = 0x04
+	psbtGlobalOutputCount       = 0x05
+	psbtGlobalVersion           = 0xFB
+	psbtInWitnessUTXO           = 0x01
+	psbtInPreviousTxID          = 0x0E
+	psbtInOutputIndex           = 0x0F
+	psbtInSequence              = 0x10
+	psbtOutAmount               = 0x03
+	psbtOutScript               = 0x04
+	psbtMagic                   = "psbt\xff"
+	psbtSeparator          byte = 0x00
 )
 
 // rawPSBT is a serialized PSBT split into its maps.
