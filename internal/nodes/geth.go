@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -284,12 +283,12 @@ func (g *Geth) WaitReceipt(ctx context.Context, h common.Hash) (*types.Receipt, 
 	}
 }
 
-// GethForTest starts a geth dev node for a test and stops it in t.Cleanup. When geth
+// StartGethT starts a geth dev node for a test and stops it in t.Cleanup. When geth
 // cannot be built or started, the test fails if HWBRIDGE_REQUIRE_PEERS=1 (CI) and is
 // skipped otherwise, naming scripts/test.sh.
-func GethForTest(t testing.TB) *Geth {
+func StartGethT(t TestingTB) *Geth {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	g, err := StartGeth(ctx, GethOptions{})
 	if err != nil {
@@ -300,7 +299,7 @@ func GethForTest(t testing.TB) *Geth {
 	}
 	t.Cleanup(func() {
 		if err := g.Close(); err != nil {
-			t.Error(err)
+			t.Logf("geth: %v", err)
 		}
 	})
 	return g

@@ -12,7 +12,7 @@ import (
 )
 
 func TestGethDevFund(t *testing.T) {
-	g := GethForTest(t)
+	g := StartGethT(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var id hexutil.Big
@@ -43,7 +43,7 @@ func TestGethDevFund(t *testing.T) {
 func TestGethCloseStopsNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	g := GethForTest(t)
+	g := StartGethT(t)
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}

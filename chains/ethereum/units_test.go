@@ -1,0 +1,270 @@
+package ethereum
+
+import (
+	"errors"
+	"math/big"
+	"strings"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+)
+
+func TestParseAddress(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string
+		wantErr string
+	}{
+		{"0x9858EfFD232B4033E47d90003D41EC34EcaEda94", "0x9858EfFD232B4033E47d90003D41EC34EcaEda94", ""},
+		{"0x9858effd232b4033e47d90003d41ec34ecaeda94", "0x9858EfFD232B4033E47d90003D41EC34EcaEda94", ""}, // no checksum
+		{"0X9858EFFD232B4033E47D90003D41EC34ECAEDA94", "0x9858EfFD232B4033E47d90003D41EC34EcaEda94", ""}, // no checksum
+		// EIP-55's own examples
+		{"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", ""},
+		{"0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", ""},
+		{"0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB", "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB", ""},
+		{"0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb", "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb", ""},
+		{"0x9858EfFD232B4033E47d90003D41EC34EcaEda95", "", "fails its EIP-55 checksum"},
+		{"0x9858efFD232B4033E47d90003D41EC34EcaEda94", "", "did you mean 0x9858EfFD232B4033E47d90003D41EC34EcaEda94"},
+		{"9858EfFD232B4033E47d90003D41EC34EcaEda94", "", "want 0x followed by 40 hex digits"},
+		{"0x9858EfFD232B4033E47d90003D41EC34EcaEda9", "", "39 hex digits"},
+		{"0x9858EfFD232B4033E47d90003D41EC34EcaEdaZZ", "", "not hexadecimal"},
+		{"0x0000000000000000000000000000000000000000", "", "zero address"},
+		{"", "", "want 0x"},
+		{"vitalik.eth", "", "want 0x"},
+	}
+	for _, tt := range tests {
+		a, err := ParseAddress(tt.in)
+		if tt.wantErr != "" {
+			if !errors.Is(err, ErrInvalidAddress) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseAddress(%q) = %v, want error containing %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || a.Hex() != tt.want {
+			t.Errorf("ParseAddress(%q) = %s, %v; want %s", tt.in, a.Hex(), err, tt.want)
+		}
+	}
+}
+
+func TestParseUnits(t *testing.T) {
+	tests := []struct {
+		in       string
+		decimals uint8
+		want     string
+		err      error
+	}{
+		{"1", 18, "1000000000000000000", nil},
+		{"1.5", 18, "1500000000000000000", nil},
+		{"0.000000000000000001", 18, "1", nil},
+		{"1.000000000000000000000", 18, "1000000000000000000", nil}, // trailing zeros past 18 are exact
+		{"12.345678", 6, "12345678", nil},
+		{"0.1", 6, "100000", nil},
+		{"1000000", 6, "1000000000000", nil},
+		{"0", 6, "0", nil},
+		{"007", 0, "7", nil},
+		{"1.0000001", 6, "", ErrTooManyDecimals},
+		{"0.0000000000000000001", 18, "", ErrTooManyDecimals},
+		{"1.5", 0, "", ErrTooManyDecimals},
+		{"", 6, "", ErrInvalidAmount},
+		{"-1", 6, "", ErrInvalidAmount},
+		{"+1", 6, "", ErrInvalidAmount},
+		{"1e6", 6, "", ErrInvalidAmount},
+		{".5", 6, "", ErrInvalidAmount},
+		{"5.", 6, "", ErrInvalidAmount},
+		{"1.2.3", 6, "", ErrInvalidAmount},
+		{"1,5", 6, "", ErrInvalidAmount},
+		{" 1", 6, "", ErrInvalidAmount},
+		{"0x10", 6, "", ErrInvalidAmount},
+		{"NaN", 6, "", ErrInvalidAmount},
+		{strings.Repeat("9", 78), 0, "", ErrInvalidAmount}, // > 2^256
+	}
+	for _, tt := range tests {
+		v, err := ParseUnits(tt.in, tt.decimals)
+		if tt.err != nil {
+			if !errors.Is(err, tt.err) {
+				t.Errorf("ParseUnits(%q, %d) = %v, %v; want %v", tt.in, tt.decimals, v, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || v.String() != tt.want {
+			t.Errorf("ParseUnits(%q, %d) = %v, %v; want %s", tt.in, tt.decimals, v, err, tt.want)
+		}
+	}
+	_, err := ParseUnits("1.0000001", 6)
+	if !strings.Contains(err.Error(), "7 decimal places") {
+		t.Errorf("message %q should say how many places", err)
+	}
+}
+
+func TestFormatUnits(t *testing.T) {
+	for _, tt := range []struct {
+		v    int64
+		d    uint8
+		want string
+	}{{0, 6, "0"}, {1, 6, "0.000001"}, {1500000, 6, "1.5"}, {42, 0, "42"}, {-2500, 3, "-2.5"}, {1000000, 6, "1"}} {
+		if got := FormatUnits(big.NewInt(tt.v), tt.d); got != tt.want {
+			t.Errorf("FormatUnits(%d, %d) = %q, want %q", tt.v, tt.d, got, tt.want)
+		}
+	}
+}
+
+func FuzzParseUnits(f *testing.F) {
+	for _, s := range []string{"1", "1.5", "0.000001", "12.345678", "1.0000001", "", "1e6", "00.10"} {
+		f.Add(s, uint8(6))
+	}
+	f.Fuzz(func(t *testing.T, s string, d uint8) {
+		v, err := ParseUnits(s, d)
+		if err != nil {
+			return
+		}
+		out := FormatUnits(v, d)
+		v2, err := ParseUnits(out, d)
+		if err != nil || v2.Cmp(v) != 0 {
+			t.Fatalf("%q -> %s -> %q -> %v, %v", s, v, out, v2, err)
+		}
+	})
+}
+
+func FuzzParseAddress(f *testing.F) {
+	for _, s := range []string{"0x9858EfFD232B4033E47d90003D41EC34EcaEda94", "0x9858effd232b4033e47d90003d41ec34ecaeda94", "0x00", "xyz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAddress(s)
+		if err != nil {
+			return
+		}
+		for _, enc := range []string{a.Hex(), strings.ToLower(a.Hex())} {
+			b, err := ParseAddress(enc)
+			if err != nil || b != a {
+				t.Fatalf("%q -> %s -> %v, %v", s, enc, b, err)
+			}
+		}
+	})
+}
+
+func TestTokenCalldata(t *testing.T) {
+	to := common.HexToAddress("0x574bbb36871ba6b78e27f4b4dcfb76ea0091880b")
+	d, err := TransferData(to, big.NewInt(0x123))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Trezor's erc20 fixture calldata (testdata/vectors/eip1559).
+	const want = "0xa9059cbb000000000000000000000000574bbb36871ba6b78e27f4b4dcfb76ea0091880b0000000000000000000000000000000000000000000000000000000000000123"
+	if hexutil.Encode(d) != want {
+		t.Fatalf("transfer calldata %x", d)
+	}
+	call, ok := DecodeTokenCall(d)
+	if !ok || call.Method != "transfer" || call.To != to || call.Amount.Int64() != 0x123 {
+		t.Fatalf("decode: %+v %v", call, ok)
+	}
+	a, err := ApproveData(to, big.NewInt(5))
+	if err != nil || hexutil.Encode(a[:4]) != "0x095ea7b3" {
+		t.Fatalf("approve selector %x, %v", a[:4], err)
+	}
+	if call, ok := DecodeTokenCall(a); !ok || call.Method != "approve" {
+		t.Fatalf("decode approve: %+v", call)
+	}
+	if _, err := TransferData(to, big.NewInt(-1)); !errors.Is(err, ErrInvalidAmount) {
+		t.Fatalf("negative amount: %v", err)
+	}
+	if _, ok := DecodeTokenCall([]byte{1, 2, 3}); ok {
+		t.Fatal("decoded garbage")
+	}
+}
+
+func FuzzDecodeTokenCall(f *testing.F) {
+	d, _ := TransferData(common.HexToAddress("0x574bbb36871ba6b78e27f4b4dcfb76ea0091880b"), big.NewInt(291))
+	f.Add(d)
+	f.Add([]byte{0xa9, 0x05, 0x9c, 0xbb})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, ok := DecodeTokenCall(b)
+		if !ok {
+			return
+		}
+		var enc []byte
+		var err error
+		if c.Method == "transfer" {
+			enc, err = TransferData(c.To, c.Amount)
+		} else {
+			enc, err = ApproveData(c.To, c.Amount)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, ok := DecodeTokenCall(enc)
+		if !ok || c2.Method != c.Method || c2.To != c.To || c2.Amount.Cmp(c.Amount) != 0 {
+			t.Fatalf("round trip %+v -> %+v", c, c2)
+		}
+	})
+}
+
+func TestKnownTokens(t *testing.T) {
+	main := KnownTokens(big.NewInt(1))
+	got := map[string]string{}
+	for _, tk := range main {
+		got[tk.Symbol] = tk.Address.Hex()
+		if tk.Decimals != 6 {
+			t.Errorf("%s decimals %d", tk.Symbol, tk.Decimals)
+		}
+	}
+	if got["USDT"] != "0xdAC17F958D2ee523a2206206994597C13D831ec7" || got["USDC"] != "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48" {
+		t.Fatalf("mainnet tokens %v", got)
+	}
+	if len(KnownTokens(big.NewInt(1337))) != 0 {
+		t.Fatal("dev chain has built-in tokens")
+	}
+}
+
+func TestTypedDataErrors(t *testing.T) {
+	tests := []struct{ name, json, want string }{
+		{"not json", `{`, "eip-712"},
+		{"no domain type", `{"types":{"Mail":[]},"primaryType":"Mail","domain":{},"message":{}}`, "no EIP712Domain"},
+		{"unknown primary", `{"types":{"EIP712Domain":[{"name":"name","type":"string"}]},"primaryType":"Nope","domain":{"name":"x"},"message":{}}`, "not among the types"},
+		{"float", `{"types":{"EIP712Domain":[{"name":"name","type":"string"}],"M":[{"name":"v","type":"uint256"}]},"primaryType":"M","domain":{"name":"x"},"message":{"v":1.5}}`, "not an integer"},
+		{"too big for type", `{"types":{"EIP712Domain":[{"name":"name","type":"string"}],"M":[{"name":"v","type":"uint8"}]},"primaryType":"M","domain":{"name":"x"},"message":{"v":256}}`, "larger than"},
+		{"trailing", `{"types":{},"primaryType":"M"} {}`, "trailing"},
+	}
+	for _, tt := range tests {
+		_, err := ParseTypedData([]byte(tt.json))
+		if !errors.Is(err, ErrInvalidTypedData) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	// Exact integers above 2^53 survive (apitypes alone would see a float64).
+	big := `{"types":{"EIP712Domain":[{"name":"name","type":"string"}],"M":[{"name":"v","type":"uint256"}]},"primaryType":"M","domain":{"name":"x"},"message":{"v":18446744073709551617}}`
+	str := strings.Replace(big, `18446744073709551617`, `"18446744073709551617"`, 1)
+	a, err := ParseTypedData([]byte(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ParseTypedData([]byte(str))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Digest != b.Digest {
+		t.Fatal("a number and its decimal string hash differently")
+	}
+	// Domain-only data has no message hash.
+	d, err := ParseTypedData([]byte(`{"types":{"EIP712Domain":[{"name":"name","type":"string"}]},"primaryType":"EIP712Domain","domain":{"name":"x"},"message":{}}`))
+	if err != nil || d.MessageHash != nil {
+		t.Fatalf("domain-only: %v, %x", err, d.MessageHash)
+	}
+}
+
+func FuzzParseTypedData(f *testing.F) {
+	f.Add([]byte(`{"types":{"EIP712Domain":[{"name":"name","type":"string"}],"M":[{"name":"v","type":"uint256"},{"name":"b","type":"bytes"},{"name":"a","type":"address[]"}]},"primaryType":"M","domain":{"name":"x"},"message":{"v":"7","b":"0x01","a":[]}}`))
+	f.Add([]byte(`{"types":{"EIP712Domain":[]},"primaryType":"EIP712Domain","domain":{"chainId":1}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		td, err := ParseTypedData(b)
+		if err != nil {
+			return
+		}
+		// Hashing is deterministic: the parsed document hashes the same again.
+		again, err := HashTypedData(td.Data)
+		if err != nil || again.Digest != td.Digest {
+			t.Fatalf("rehash: %v", err)
+		}
+	})
+}
