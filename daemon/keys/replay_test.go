@@ -14,7 +14,7 @@ func TestCanonical(t *testing.T) {
 		{`{"b":1,"a":[true,false,null]}`, `{"a":[true,false,null],"b":1}`},
 		{"{\n  \"z\" : { \"y\":2, \"x\":1 },\n \"A\":\"\" }", `{"A":"","z":{"x":1,"y":2}}`},
 		{`{"n":1.50,"e":1E+3,"m":-0}`, `{"e":1E+3,"m":-0,"n":1.50}`}, // numbers as written
-		{`"\u0041\u00e9\ud83d\ude00"`, `"Aé😀"`},                        // escapes decoded, raw UTF-8 out
+		{`"\u0041\u00e9\ud83d\ude00"`, `"Aé😀"`},                      // escapes decoded, raw UTF-8 out
 		{`"a\"b\\c\/d\n\t\r\b\f\u0001\u001f"`, `"a\"b\\c/d\n\t\r\b\f\u0001\u001f"`},
 		{`"<&>"`, `"<&>"`}, // no HTML escaping
 		{`{"é":1,"z":2,"Z":3}`, `{"Z":3,"z":2,"é":1}`},
