@@ -1,0 +1,316 @@
+package trezoremu
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/wire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hwbridge/hwbridge/emulator"
+	"github.com/hwbridge/hwbridge/internal/hdpath"
+	pb "github.com/hwbridge/hwbridge/internal/trezorpb"
+)
+
+// coin is one entry of the firmware's coin table (common/defs/bitcoin/*.json, trezor.md §11).
+type coin struct {
+	name       string
+	shortcut   string
+	params     *chaincfg.Params
+	xpub, ypub uint32
+	zpub       uint32
+}
+
+var coins = map[string]*coin{
+	"Bitcoin": {name: "Bitcoin", shortcut: "BTC", params: &chaincfg.MainNetParams, xpub: 0x0488B21E, ypub: 0x049D7CB2, zpub: 0x04B24746},
+	"Testnet": {name: "Testnet", shortcut: "TEST", params: &chaincfg.TestNet3Params, xpub: 0x043587CF, ypub: 0x044A5262, zpub: 0x045F1CF6},
+	"Regtest": {name: "Regtest", shortcut: "REGTEST", params: &chaincfg.RegressionNetParams, xpub: 0x043587CF, ypub: 0x044A5262, zpub: 0x045F1CF6},
+}
+
+func coinByName(name string) (*coin, error) {
+	if c, ok := coins[name]; ok {
+		return c, nil
+	}
+	return nil, dataError("Invalid coin name")
+}
+
+func versionBytes(v uint32) []byte {
+	return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+}
+
+// inputKind maps an input script type onto a single-key script kind.
+func inputKind(t pb.InputScriptType) (emulator.ScriptKind, error) {
+	switch t {
+	case pb.InputScriptType_SPENDADDRESS:
+		return emulator.P2PKH, nil
+	case pb.InputScriptType_SPENDP2SHWITNESS:
+		return emulator.P2SHP2WPKH, nil
+	case pb.InputScriptType_SPENDWITNESS:
+		return emulator.P2WPKH, nil
+	case pb.InputScriptType_SPENDTAPROOT:
+		return emulator.P2TR, nil
+	case pb.InputScriptType_SPENDMULTISIG:
+		return 0, dataError("Multisig is unsupported by this emulator")
+	case pb.InputScriptType_EXTERNAL:
+		return 0, dataError("External inputs are unsupported by this emulator")
+	}
+	return 0, dataError("Invalid script type")
+}
+
+// checkPath refuses paths no wallet uses (deeper than 8 levels, as core's validation).
+func checkPath(p []uint32) (hdpath.Path, error) {
+	if len(p) > 8 {
+		return nil, dataError("Forbidden key path")
+	}
+	return hdpath.Path(p), nil
+}
+
+func fmtAmount(sat uint64, unit string) string {
+	s := strconv.FormatUint(sat/1e8, 10)
+	if frac := sat % 1e8; frac != 0 {
+		s += "." + strings.TrimRight(fmt.Sprintf("%08d", frac), "0")
+	}
+	return s + " " + unit
+}
+
+func (d *Device) getPublicKey(ctx context.Context, s *session, m *pb.GetPublicKey) (*pb.PublicKey, error) {
+	if c := m.GetEcdsaCurveName(); c != "" && c != "secp256k1" {
+		return nil, dataError("Unsupported curve")
+	}
+	c, err := coinByName(m.GetCoinName())
+	if err != nil {
+		return nil, err
+	}
+	p, err := checkPath(m.AddressN)
+	if err != nil {
+		return nil, err
+	}
+	ver := c.xpub
+	if !m.GetIgnoreXpubMagic() {
+		switch m.GetScriptType() {
+		case pb.InputScriptType_SPENDADDRESS, pb.InputScriptType_SPENDTAPROOT:
+		case pb.InputScriptType_SPENDP2SHWITNESS:
+			ver = c.ypub
+		case pb.InputScriptType_SPENDWITNESS:
+			ver = c.zpub
+		default:
+			return nil, dataError("Invalid script type")
+		}
+	}
+	w, err := d.wallet(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	node, xpub, err := hdNode(w, p, versionBytes(ver))
+	if err != nil {
+		return nil, err
+	}
+	if m.GetShowDisplay() {
+		if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_PublicKey, emulator.Screen{Title: "Public key", Lines: []string{xpub, p.String(), c.name}}); err != nil {
+			return nil, err
+		}
+	}
+	return &pb.PublicKey{Node: node, Xpub: proto.String(xpub), RootFingerprint: proto.Uint32(w.Fingerprint())}, nil
+}
+
+func hdNode(w *emulator.Wallet, p hdpath.Path, version []byte) (*pb.HDNodeType, string, error) {
+	k, err := w.Public(p, version)
+	if err != nil {
+		return nil, "", fail(pb.FailureType_Failure_ProcessError, "Key derivation failed")
+	}
+	pub, err := k.ECPubKey()
+	if err != nil {
+		return nil, "", fail(pb.FailureType_Failure_ProcessError, "Key derivation failed")
+	}
+	return &pb.HDNodeType{
+		Depth:       proto.Uint32(uint32(k.Depth())),
+		Fingerprint: proto.Uint32(k.ParentFingerprint()),
+		ChildNum:    proto.Uint32(k.ChildIndex()),
+		ChainCode:   bytes.Clone(k.ChainCode()),
+		PublicKey:   pub.SerializeCompressed(),
+	}, k.String(), nil
+}
+
+// address derives the address of one key for a script type.
+func address(w *emulator.Wallet, c *coin, p hdpath.Path, t pb.InputScriptType) (string, *btcec.PublicKey, error) {
+	kind, err := inputKind(t)
+	if err != nil {
+		return "", nil, err
+	}
+	pub, err := w.PubKey(p)
+	if err != nil {
+		return "", nil, fail(pb.FailureType_Failure_ProcessError, "Key derivation failed")
+	}
+	a, err := emulator.Address(pub, kind, c.params)
+	if err != nil {
+		return "", nil, fail(pb.FailureType_Failure_ProcessError, "Address encoding failed")
+	}
+	return a.EncodeAddress(), pub, nil
+}
+
+func (d *Device) getAddress(ctx context.Context, s *session, m *pb.GetAddress) (*pb.Address, error) {
+	c, err := coinByName(m.GetCoinName())
+	if err != nil {
+		return nil, err
+	}
+	if m.Multisig != nil {
+		return nil, dataError("Multisig is unsupported by this emulator")
+	}
+	p, err := checkPath(m.AddressN)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := inputKind(m.GetScriptType()); err != nil {
+		return nil, err
+	}
+	w, err := d.wallet(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	addr, _, err := address(w, c, p, m.GetScriptType())
+	if err != nil {
+		return nil, err
+	}
+	if m.GetShowDisplay() {
+		if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Address, emulator.Screen{Title: "Receive address", Lines: []string{addr, p.String(), c.name}}); err != nil {
+			return nil, err
+		}
+	}
+	return &pb.Address{Address: proto.String(addr)}, nil
+}
+
+// messageDigest is SHA-256d(varint(24) ‖ "Bitcoin Signed Message:\n" ‖ varint(len) ‖ msg).
+func messageDigest(msg []byte) []byte {
+	var b bytes.Buffer
+	const magic = "Bitcoin Signed Message:\n"
+	_ = wire.WriteVarString(&b, 0, magic)
+	_ = wire.WriteVarInt(&b, 0, uint64(len(msg)))
+	b.Write(msg)
+	return chainhash.DoubleHashB(b.Bytes())
+}
+
+// maxMessage caps a message to sign or verify (the firmware's limit is 1024 bytes).
+const maxMessage = 1024
+
+func messageLines(msg []byte) []string {
+	if utf8.Valid(msg) {
+		return strings.Split(string(msg), "\n")
+	}
+	return []string{"hex:" + hex.EncodeToString(msg)}
+}
+
+func (d *Device) signMessage(ctx context.Context, s *session, m *pb.SignMessage) (*pb.MessageSignature, error) {
+	c, err := coinByName(m.GetCoinName())
+	if err != nil {
+		return nil, err
+	}
+	if len(m.GetMessage()) > maxMessage {
+		return nil, dataError("Message too long")
+	}
+	p, err := checkPath(m.AddressN)
+	if err != nil {
+		return nil, err
+	}
+	var off byte
+	switch m.GetScriptType() {
+	case pb.InputScriptType_SPENDADDRESS:
+	case pb.InputScriptType_SPENDP2SHWITNESS:
+		off = 4
+	case pb.InputScriptType_SPENDWITNESS:
+		off = 8
+	default:
+		return nil, fail(pb.FailureType_Failure_ProcessError, "Unsupported script type")
+	}
+	if m.GetNoScriptType() {
+		off = 0
+	}
+	w, err := d.wallet(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	addr, _, err := address(w, c, p, m.GetScriptType())
+	if err != nil {
+		return nil, err
+	}
+	lines := append([]string{addr}, messageLines(m.GetMessage())...)
+	if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Other, emulator.Screen{Title: "Sign message", Lines: lines}); err != nil {
+		return nil, err
+	}
+	priv, err := w.PrivKey(p)
+	if err != nil {
+		return nil, fail(pb.FailureType_Failure_ProcessError, "Key derivation failed")
+	}
+	sig := ecdsa.SignCompact(priv, messageDigest(m.GetMessage()), true)
+	sig[0] += off
+	return &pb.MessageSignature{Address: proto.String(addr), Signature: sig}, nil
+}
+
+func (d *Device) verifyMessage(ctx context.Context, s *session, m *pb.VerifyMessage) (*pb.Success, error) {
+	c, err := coinByName(m.GetCoinName())
+	if err != nil {
+		return nil, err
+	}
+	sig, msg := m.GetSignature(), m.GetMessage()
+	if len(msg) > maxMessage {
+		return nil, dataError("Message too long")
+	}
+	if len(sig) != 65 {
+		return nil, dataError("Invalid signature")
+	}
+	h := sig[0]
+	var kind emulator.ScriptKind
+	compressed := true
+	switch {
+	case h >= 27 && h <= 30:
+		kind, compressed = emulator.P2PKH, false
+	case h >= 31 && h <= 34:
+		kind = emulator.P2PKH
+	case h >= 35 && h <= 38:
+		kind, h = emulator.P2SHP2WPKH, h-4
+	case h >= 39 && h <= 42:
+		kind, h = emulator.P2WPKH, h-8
+	default:
+		return nil, dataError("Invalid signature")
+	}
+	norm := append([]byte{h}, sig[1:]...)
+	pub, wasCompressed, err := ecdsa.RecoverCompact(norm, messageDigest(msg))
+	if err != nil || wasCompressed != compressed {
+		return nil, fail(pb.FailureType_Failure_InvalidSignature, "Invalid signature")
+	}
+	var got string
+	if !compressed {
+		a, err := btcutil.NewAddressPubKeyHash(btcutil.Hash160(pub.SerializeUncompressed()), c.params)
+		if err != nil {
+			return nil, fail(pb.FailureType_Failure_InvalidSignature, "Invalid signature")
+		}
+		got = a.EncodeAddress()
+	} else {
+		a, err := emulator.Address(pub, kind, c.params)
+		if err != nil {
+			return nil, fail(pb.FailureType_Failure_InvalidSignature, "Invalid signature")
+		}
+		got = a.EncodeAddress()
+	}
+	want, err := btcutil.DecodeAddress(m.GetAddress(), c.params)
+	if err != nil || !want.IsForNet(c.params) {
+		return nil, dataError("Invalid address")
+	}
+	if got != want.EncodeAddress() {
+		return nil, fail(pb.FailureType_Failure_InvalidSignature, "Invalid signature")
+	}
+	lines := append([]string{m.GetAddress()}, messageLines(msg)...)
+	if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Other, emulator.Screen{Title: "Verify message", Lines: lines}); err != nil {
+		return nil, err
+	}
+	return &pb.Success{Message: proto.String("Message verified")}, nil
+}
