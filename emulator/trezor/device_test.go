@@ -228,7 +228,7 @@ func TestGetAddress(t *testing.T) {
 		{"Bitcoin", "m/84'/0'/0'/0/0", pb.InputScriptType_SPENDWITNESS, "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu"},
 		{"Bitcoin", "m/86'/0'/0'/0/0", pb.InputScriptType_SPENDTAPROOT, "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr"},
 		{"Testnet", "m/84'/1'/0'/0/0", pb.InputScriptType_SPENDWITNESS, "tb1q6rz28mcfaxtmd6v789l9rrlrusdprr9pqcpvkl"},
-		{"Regtest", "m/84'/1'/0'/0/0", pb.InputScriptType_SPENDWITNESS, "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pqcpvkl"},
+		{"Regtest", "m/84'/1'/0'/0/0", pb.InputScriptType_SPENDWITNESS, "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pz3cppk"},
 	} {
 		a := callAs[*pb.Address](c, &pb.GetAddress{AddressN: path(tc.path), CoinName: proto.String(tc.coin), ScriptType: tc.st.Enum(), ShowDisplay: proto.Bool(false)})
 		if a.GetAddress() != tc.want {
