@@ -34,6 +34,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/txscript"
 
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
@@ -806,52 +807,8 @@ func (s *hwiSigner) signTx(ctx context.Context, d device.Device, b64 string) (ma
 	return map[string]any{"psbt": out, "signed": out != strings.TrimSpace(b64)}, nil
 }
 
-// Output descriptor checksums (BIP-380).
-const (
-	descInputCharset    = "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
-	descChecksumCharset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-)
-
-func descPolymod(c uint64, val int) uint64 {
-	c0 := c >> 35
-	c = (c&0x7ffffffff)<<5 ^ uint64(val)
-	for i, g := range [5]uint64{0xf5dee51989, 0xa9fdca3312, 0x1bab10e32d, 0x3706b1677a, 0x644d626ffd} {
-		if c0>>i&1 == 1 {
-			c ^= g
-		}
-	}
-	return c
-}
-
-// descChecksum returns the eight-character checksum of a descriptor without its "#...".
-func descChecksum(desc string) (string, error) {
-	c := uint64(1)
-	cls, clsCount := 0, 0
-	for i := 0; i < len(desc); i++ {
-		pos := strings.IndexByte(descInputCharset, desc[i])
-		if pos < 0 {
-			return "", fmt.Errorf("character %q is not allowed in a descriptor", desc[i])
-		}
-		c = descPolymod(c, pos&31)
-		cls = cls*3 + pos>>5
-		if clsCount++; clsCount == 3 {
-			c = descPolymod(c, cls)
-			cls, clsCount = 0, 0
-		}
-	}
-	if clsCount > 0 {
-		c = descPolymod(c, cls)
-	}
-	for range 8 {
-		c = descPolymod(c, 0)
-	}
-	c ^= 1
-	out := make([]byte, 8)
-	for j := range out {
-		out[j] = descChecksumCharset[c>>(5*(7-j))&31]
-	}
-	return string(out), nil
-}
+// descChecksum is BIP-380's checksum of a descriptor without its "#...", from chains/bitcoin.
+func descChecksum(desc string) (string, error) { return bitcoin.DescriptorChecksum(desc) }
 
 func addChecksum(desc string) (string, error) {
 	sum, err := descChecksum(desc)
