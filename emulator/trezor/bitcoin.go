@@ -287,25 +287,27 @@ func (d *Device) verifyMessage(ctx context.Context, s *session, m *pb.VerifyMess
 	if err != nil || wasCompressed != compressed {
 		return nil, fail(pb.FailureType_Failure_InvalidSignature, "Invalid signature")
 	}
-	var got string
-	if !compressed {
-		a, err := btcutil.NewAddressPubKeyHash(btcutil.Hash160(pub.SerializeUncompressed()), c.params)
-		if err != nil {
-			return nil, fail(pb.FailureType_Failure_InvalidSignature, "Invalid signature")
-		}
-		got = a.EncodeAddress()
-	} else {
-		a, err := emulator.Address(pub, kind, c.params)
-		if err != nil {
-			return nil, fail(pb.FailureType_Failure_InvalidSignature, "Invalid signature")
-		}
-		got = a.EncodeAddress()
-	}
 	want, err := btcutil.DecodeAddress(m.GetAddress(), c.params)
 	if err != nil || !want.IsForNet(c.params) {
 		return nil, dataError("Invalid address")
 	}
-	if got != want.EncodeAddress() {
+	if kind == emulator.P2PKH && compressed {
+		// A 31–34 header (Electrum / no_script_type style) is accepted for any single-key
+		// address type: the address says which.
+		switch want.(type) {
+		case *btcutil.AddressScriptHash:
+			kind = emulator.P2SHP2WPKH
+		case *btcutil.AddressWitnessPubKeyHash:
+			kind = emulator.P2WPKH
+		}
+	}
+	var got btcutil.Address
+	if !compressed {
+		got, err = btcutil.NewAddressPubKeyHash(btcutil.Hash160(pub.SerializeUncompressed()), c.params)
+	} else {
+		got, err = emulator.Address(pub, kind, c.params)
+	}
+	if err != nil || got.EncodeAddress() != want.EncodeAddress() {
 		return nil, fail(pb.FailureType_Failure_InvalidSignature, "Invalid signature")
 	}
 	lines := append([]string{m.GetAddress()}, messageLines(msg)...)
