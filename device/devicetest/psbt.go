@@ -42,7 +42,7 @@ type key struct {
 
 // deviceKey derives m/purpose'/coin'/0'/change/index from the device's account xpub: the
 // suite never needs the seed.
-func deviceKey(t *testing.T, ctx context.Context, dev device.Device, st device.ScriptType, net *chaincfg.Params, change, index uint32) key {
+func deviceKey(t testing.TB, ctx context.Context, dev device.Device, st device.ScriptType, net *chaincfg.Params, change, index uint32) key {
 	t.Helper()
 	purpose, err := st.Purpose()
 	if err != nil {
@@ -70,7 +70,7 @@ func deviceKey(t *testing.T, ctx context.Context, dev device.Device, st device.S
 }
 
 // scriptFor returns the output script (and p2sh redeem script) paying to k as st.
-func scriptFor(t *testing.T, k *btcec.PublicKey, st device.ScriptType) (pkScript, redeem []byte) {
+func scriptFor(t testing.TB, k *btcec.PublicKey, st device.ScriptType) (pkScript, redeem []byte) {
 	t.Helper()
 	h := btcutil.Hash160(k.SerializeCompressed())
 	b := txscript.NewScriptBuilder
@@ -109,7 +109,7 @@ func ExternalScript() []byte {
 // keys m/purpose'/coin'/0'/0/i), pays about half to ExternalScript and the rest, less a
 // fee, to change at m/purpose'/coin'/0'/1/0. The previous transaction is synthetic but
 // self-consistent (its txid is what the inputs spend).
-func NewSpend(t *testing.T, ctx context.Context, dev device.Device, net *chaincfg.Params, inputs []device.ScriptType, opts SpendOptions) *psbt.Packet {
+func NewSpend(t testing.TB, ctx context.Context, dev device.Device, net *chaincfg.Params, inputs []device.ScriptType, opts SpendOptions) *psbt.Packet {
 	t.Helper()
 	fp, err := dev.Fingerprint(ctx)
 	if err != nil {
@@ -217,7 +217,7 @@ func FinalizeAndExecute(p *psbt.Packet) (*wire.MsgTx, error) {
 	return tx, nil
 }
 
-func serialize(t *testing.T, p *psbt.Packet) []byte {
+func serialize(t testing.TB, p *psbt.Packet) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := p.Serialize(&buf); err != nil {
@@ -246,7 +246,7 @@ func multisigAccounts(net *chaincfg.Params) []hdpath.Path {
 
 // multisigScript returns the sortedmulti 2-of-2 witness script of the cosigners' keys at
 // /change/index, with the keys and their paths.
-func multisigScript(t *testing.T, accts []*hdkeychain.ExtendedKey, paths []hdpath.Path, change, index uint32) ([]byte, []key) {
+func multisigScript(t testing.TB, accts []*hdkeychain.ExtendedKey, paths []hdpath.Path, change, index uint32) ([]byte, []key) {
 	t.Helper()
 	var keys []key
 	for i, a := range accts {
@@ -283,7 +283,7 @@ func sortKeys(keys []key) {
 	}
 }
 
-func multisigOutput(t *testing.T, ws []byte, kind MultisigKind) (pkScript, redeem []byte) {
+func multisigOutput(t testing.TB, ws []byte, kind MultisigKind) (pkScript, redeem []byte) {
 	t.Helper()
 	h := sha256.Sum256(ws)
 	wsh, err := txscript.NewScriptBuilder().AddOp(txscript.OP_0).AddData(h[:]).Script()
@@ -303,7 +303,7 @@ func multisigOutput(t *testing.T, ws []byte, kind MultisigKind) (pkScript, redee
 // NewMultisigSpend builds a PSBT spending one 2-of-2 sortedmulti output whose two
 // cosigner accounts are both held by the device, with multisig change and the cosigners'
 // xpubs as PSBT_GLOBAL_XPUB entries. A device signs it once per own key.
-func NewMultisigSpend(t *testing.T, ctx context.Context, dev device.Device, net *chaincfg.Params, kind MultisigKind) *psbt.Packet {
+func NewMultisigSpend(t testing.TB, ctx context.Context, dev device.Device, net *chaincfg.Params, kind MultisigKind) *psbt.Packet {
 	t.Helper()
 	fp, err := dev.Fingerprint(ctx)
 	if err != nil {
@@ -360,7 +360,7 @@ func NewMultisigSpend(t *testing.T, ctx context.Context, dev device.Device, net 
 
 // globalXPubEntry encodes a PSBT_GLOBAL_XPUB (BIP-174 key type 0x01): key 0x01‖78-byte
 // serialized xpub, value fingerprint‖path (little-endian uint32s).
-func globalXPubEntry(t *testing.T, k *hdkeychain.ExtendedKey, fp device.Fingerprint, path hdpath.Path) *psbt.Unknown {
+func globalXPubEntry(t testing.TB, k *hdkeychain.ExtendedKey, fp device.Fingerprint, path hdpath.Path) *psbt.Unknown {
 	t.Helper()
 	payload, ver, err := base58.CheckDecode(k.String())
 	if err != nil {

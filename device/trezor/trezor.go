@@ -240,7 +240,10 @@ func (d *Driver) initialize() (*trezorpb.Features, error) {
 		return nil, err
 	}
 	for {
-		typ, body, err := d.readRaw()
+		typ, body, err := transport.ReadV1(d.link)
+		if errors.Is(err, transport.ErrBadMagic) || errors.Is(err, transport.ErrUnexpectedV1) || errors.Is(err, transport.ErrShortPacket) {
+			continue // the tail of an abandoned reply
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -256,16 +259,14 @@ func (d *Driver) initialize() (*trezorpb.Features, error) {
 	}
 }
 
-// readRaw reads one message, skipping packets that do not start a message (the tail of an
-// abandoned reply).
+// readRaw reads one message. Garbled packets are an error here (the exchange is broken);
+// only a re-sync skips them.
 func (d *Driver) readRaw() (uint16, []byte, error) {
-	for {
-		typ, body, err := transport.ReadV1(d.link)
-		if errors.Is(err, transport.ErrBadMagic) || errors.Is(err, transport.ErrUnexpectedV1) {
-			continue
-		}
-		return typ, body, err
+	typ, body, err := transport.ReadV1(d.link)
+	if errors.Is(err, transport.ErrBadMagic) || errors.Is(err, transport.ErrUnexpectedV1) || errors.Is(err, transport.ErrShortPacket) {
+		return 0, nil, fmt.Errorf("%w: garbled packet from the device: %w", device.ErrProtocol, err)
 	}
+	return typ, body, err
 }
 
 // drain reads and drops whatever the device still has to say, for a short while.
