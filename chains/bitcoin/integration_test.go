@@ -1,0 +1,411 @@
+package bitcoin_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/psbt"
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/txscript"
+
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/trezor"
+	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
+	"github.com/hwbridge/hwbridge/internal/nodes"
+	hwpsbt "github.com/hwbridge/hwbridge/psbt"
+)
+
+var regtest = &chaincfg.RegressionNetParams
+
+// Second and third mnemonics for multisig cosigners (BIP-39 test vectors).
+const (
+	mnemonicB = "legal winner thank year wave sausage worth useful legal winner thank yellow"
+	mnemonicC = "letter advice cage absurd amount doctor acoustic avoid letter advice cage above"
+)
+
+// newEmulated returns the Trezor driver over an in-process pipe to an emulated device,
+// wrapped with signature verification.
+func newEmulated(t *testing.T, mnemonic string) device.Device {
+	t.Helper()
+	emu, err := trezoremu.New(trezoremu.Options{Mnemonic: mnemonic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	d := device.Verify(trezor.New(emu.Pipe(), trezor.Options{Emulator: true}))
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// outsideAddress is a p2wpkh address no test device holds.
+func outsideAddress(t *testing.T, tag string) btcutil.Address {
+	h := sha256.Sum256([]byte("hwbridge outside payee " + tag))
+	a, err := btcutil.NewAddressWitnessPubKeyHash(h[:20], regtest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+type chain struct {
+	node *nodes.Btcd
+	rpc  *bitcoin.RPC
+}
+
+func startChain(t *testing.T, mineTo btcutil.Address) *chain {
+	t.Helper()
+	node := nodes.StartBtcdT(t, mineTo.EncodeAddress())
+	if _, err := node.Generate(t.Context(), 101); err != nil {
+		t.Fatal(err)
+	}
+	rpc, err := bitcoin.NewRPC(node.URL(), regtest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &chain{node: node, rpc: rpc}
+}
+
+func (c *chain) mine(t *testing.T) {
+	t.Helper()
+	if _, err := c.node.Generate(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *chain) mempool(t *testing.T) []string {
+	t.Helper()
+	ids, err := c.node.Mempool(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// txOut reads an unspent output through gettxout (value in satoshis, script hex).
+func (c *chain) txOut(t *testing.T, txid chainhash.Hash, n int) (int64, string, int64) {
+	t.Helper()
+	raw, err := c.node.Call(t.Context(), "gettxout", txid.String(), n, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res *struct {
+		Confirmations int64       `json:"confirmations"`
+		Value         json.Number `json:"value"`
+		ScriptPubKey  struct {
+			Hex string `json:"hex"`
+		} `json:"scriptPubKey"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil || res == nil {
+		t.Fatalf("gettxout %s:%d: %s %v", txid, n, raw, err)
+	}
+	v, err := bitcoin.ParseBTC(res.Value.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(v), res.ScriptPubKey.Hex, res.Confirmations
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func send(t *testing.T, ctx context.Context, w *bitcoin.Wallet, signer bitcoin.Signer, to btcutil.Address, sat int64) (chainhash.Hash, *bitcoin.Plan) {
+	t.Helper()
+	st, err := w.Scan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := w.BuildSend(ctx, st, bitcoin.SendRequest{Payments: []bitcoin.Payment{{Address: to, Amount: sat}}, FeeRate: bitcoin.SatPerVB(2), MinConf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := w.Sign(ctx, plan, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := w.Broadcast(ctx, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, plan
+}
+
+// TestSendEveryScriptType: coins are mined to the emulated device's wpkh address; the
+// wallet funds the device's sh-wpkh, pkh and tr accounts, then each account pays an outside
+// address; the node shows the payment and the change.
+func TestSendEveryScriptType(t *testing.T) {
+	ctx := ctxT(t)
+	dev := newEmulated(t, "")
+	wallets := map[device.ScriptType]*bitcoin.Wallet{}
+	for _, st := range []device.ScriptType{device.ScriptWPKH, device.ScriptSHWPKH, device.ScriptPKH, device.ScriptTR} {
+		d, err := bitcoin.AccountDescriptor(ctx, dev, st, regtest, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wallets[st] = &bitcoin.Wallet{Desc: d, Net: regtest}
+	}
+	mineTo, err := wallets[device.ScriptWPKH].Desc.Address(0, 0, regtest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startChain(t, mineTo)
+	for _, w := range wallets {
+		w.Backend = c.rpc
+	}
+	// Fund the other accounts from the mined coins (each send goes through the device).
+	for _, st := range []device.ScriptType{device.ScriptSHWPKH, device.ScriptPKH, device.ScriptTR} {
+		to, err := wallets[st].Desc.Address(0, 0, regtest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(t, ctx, wallets[device.ScriptWPKH], dev, to, 2_0000_0000)
+		c.mine(t)
+	}
+	for _, st := range []device.ScriptType{device.ScriptWPKH, device.ScriptSHWPKH, device.ScriptPKH, device.ScriptTR} {
+		t.Run(string(st), func(t *testing.T) {
+			w := wallets[st]
+			to := outsideAddress(t, string(st))
+			id, plan := send(t, ctx, w, dev, to, 10_000_000)
+			if plan.Change == nil {
+				t.Fatal("no change output")
+			}
+			c.mine(t)
+			if n, err := c.rpc.Confirmations(ctx, id); err != nil || n != 1 {
+				t.Fatalf("confirmations %d, %v", n, err)
+			}
+			payIdx := 1 - plan.Change.Index
+			v, _, conf := c.txOut(t, id, payIdx)
+			if v != 10_000_000 || conf != 1 {
+				t.Fatalf("recipient output %d sat, %d confirmations", v, conf)
+			}
+			// The recipient's balance through the backend's own UTXO search.
+			toScript, _ := txscript.PayToAddrScript(to)
+			utxos, _, err := c.rpc.Scan(ctx, [][]byte{toScript})
+			if err != nil || len(utxos) != 1 || utxos[0].Value != 10_000_000 {
+				t.Fatalf("recipient utxos %+v %v", utxos, err)
+			}
+			cv, cscript, _ := c.txOut(t, id, plan.Change.Index)
+			want, _ := w.Desc.Derive(1, plan.Change.Child)
+			if cv != plan.Change.Amount || cscript != hexs(want.PkScript) {
+				t.Fatalf("change %d sat to %s, want %d to %x", cv, cscript, plan.Change.Amount, want.PkScript)
+			}
+			st2, err := w.Scan(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, total := st2.Balance(); total != 2_0000_0000-10_000_000-plan.Fee && st != device.ScriptWPKH {
+				t.Fatalf("balance after the send %d", total)
+			}
+			t.Logf("%s: txid %s, fee %d sat for %d vB (%s), change %d sat at 1/%d", st, id, plan.Fee, plan.VSize, plan.Method, plan.Change.Amount, plan.Change.Child)
+		})
+	}
+}
+
+func hexs(b []byte) string { return hexEncode(b) }
+
+// TestMultisig2of3: wsh(sortedmulti(2, A, B, C)) over BIP-48 accounts of three different
+// seeds; two of them sign. The Trezor emulator refuses multisig ("Multisig is unsupported
+// by this emulator"), so the cosigners here are software key holders (softSigner).
+func TestMultisig2of3(t *testing.T) {
+	ctx := ctxT(t)
+	var srcs []bitcoin.KeySource
+	var signers []*softSigner
+	for _, m := range []string{"abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about", mnemonicB, mnemonicC} {
+		s, err := newSoftSigner(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs, signers = append(srcs, s), append(signers, s)
+	}
+	d, err := bitcoin.MultisigDescriptor(ctx, srcs, 2, regtest, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := d.Address(0, 0, regtest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startChain(t, addr)
+	w := &bitcoin.Wallet{Desc: d, Net: regtest, Backend: c.rpc}
+	st, err := w.Scan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := outsideAddress(t, "multisig")
+	plan, err := w.BuildSend(ctx, st, bitcoin.SendRequest{Payments: []bitcoin.Payment{{Address: to, Amount: 1_0000_0000}}, FeeRate: bitcoin.SatPerVB(3), MinConf: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One signature is not enough.
+	one, _ := hwpsbt.Clone(plan.PSBT)
+	if err := signers[0].SignPSBT(ctx, one, regtest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bitcoin.FinalizeChecked(one, plan.Expect); !errors.Is(err, hwpsbt.ErrIncomplete) {
+		t.Fatalf("1-of-3 signatures: %v, want ErrIncomplete", err)
+	}
+	tx, err := w.Sign(ctx, plan, signers[0], signers[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := w.Broadcast(ctx, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mine(t)
+	if n, err := c.rpc.Confirmations(ctx, id); err != nil || n != 1 {
+		t.Fatalf("confirmations %d %v", n, err)
+	}
+	cv, _, _ := c.txOut(t, id, plan.Change.Index)
+	if cv != plan.Change.Amount {
+		t.Fatalf("change %d", cv)
+	}
+	t.Logf("2-of-3 wsh(sortedmulti): txid %s, fee %d sat, %d vB; descriptor %s", id, plan.Fee, plan.VSize, d)
+}
+
+// TestRefusals: each case gives a clear error and leaves the mempool empty.
+func TestRefusals(t *testing.T) {
+	ctx := ctxT(t)
+	dev := newEmulated(t, "")
+	d, err := bitcoin.AccountDescriptor(ctx, dev, device.ScriptWPKH, regtest, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := d.Address(0, 0, regtest)
+	c := startChain(t, addr)
+	w := &bitcoin.Wallet{Desc: d, Net: regtest, Backend: c.rpc}
+	st, err := w.Scan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := outsideAddress(t, "refusals")
+	req := func(sat int64, rate bitcoin.FeeRate) bitcoin.SendRequest {
+		return bitcoin.SendRequest{Payments: []bitcoin.Payment{{Address: to, Amount: sat}}, FeeRate: rate, MinConf: 1}
+	}
+	build := func(t *testing.T) *bitcoin.Plan {
+		p, err := w.BuildSend(ctx, st, req(10_000_000, bitcoin.SatPerVB(2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("outputs changed after confirmation", func(t *testing.T) {
+		plan := build(t)
+		if err := dev.SignPSBT(ctx, plan.PSBT, regtest); err != nil {
+			t.Fatal(err)
+		}
+		// Someone swaps the payee after the user confirmed (the signatures no longer match).
+		evil, _ := txscript.PayToAddrScript(outsideAddress(t, "attacker"))
+		plan.PSBT.UnsignedTx.TxOut[1-plan.Change.Index].PkScript = evil
+		_, err := bitcoin.FinalizeChecked(plan.PSBT, plan.Expect)
+		if !errors.Is(err, hwpsbt.ErrMismatch) {
+			t.Fatalf("%v, want ErrMismatch", err)
+		}
+		t.Log(err)
+	})
+	t.Run("amount changed after confirmation", func(t *testing.T) {
+		plan := build(t)
+		if err := dev.SignPSBT(ctx, plan.PSBT, regtest); err != nil {
+			t.Fatal(err)
+		}
+		plan.PSBT.UnsignedTx.TxOut[1-plan.Change.Index].Value += 1000
+		plan.PSBT.UnsignedTx.TxOut[plan.Change.Index].Value -= 1000
+		if _, err := bitcoin.FinalizeChecked(plan.PSBT, plan.Expect); !errors.Is(err, hwpsbt.ErrMismatch) {
+			t.Fatalf("%v, want ErrMismatch", err)
+		}
+	})
+	t.Run("signature from the wrong key", func(t *testing.T) {
+		plan := build(t)
+		if err := dev.SignPSBT(ctx, plan.PSBT, regtest); err != nil {
+			t.Fatal(err)
+		}
+		// Replace the signature by one from a key the wallet does not have, over the same
+		// sighash, claiming the wallet's public key.
+		wrong, _ := btcec.NewPrivateKey()
+		in := &plan.PSBT.Inputs[0]
+		prevOuts := txscript.NewMultiPrevOutFetcher(nil)
+		for i, ti := range plan.PSBT.UnsignedTx.TxIn {
+			prevOuts.AddPrevOut(ti.PreviousOutPoint, hwpsbt.SpentOutput(plan.PSBT, i))
+		}
+		digest, err := txscript.CalcWitnessSigHash(in.WitnessUtxo.PkScript, txscript.NewTxSigHashes(plan.PSBT.UnsignedTx, prevOuts), txscript.SigHashAll, plan.PSBT.UnsignedTx, 0, in.WitnessUtxo.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.PartialSigs[0].Signature = append(ecdsa.Sign(wrong, digest).Serialize(), byte(txscript.SigHashAll))
+		_, err = bitcoin.FinalizeChecked(plan.PSBT, plan.Expect)
+		if !errors.Is(err, hwpsbt.ErrSignature) {
+			t.Fatalf("%v, want ErrSignature", err)
+		}
+		t.Log(err)
+		// And the same key claimed under its own (foreign) public key.
+		in.PartialSigs[0].PubKey = wrong.PubKey().SerializeCompressed()
+		if _, err := bitcoin.FinalizeChecked(plan.PSBT, plan.Expect); !errors.Is(err, hwpsbt.ErrSignature) {
+			t.Fatalf("%v, want ErrSignature", err)
+		}
+	})
+	t.Run("change that is not ours", func(t *testing.T) {
+		plan := build(t)
+		// The change output's derivation claims our key, but the script pays elsewhere.
+		plan.PSBT.UnsignedTx.TxOut[plan.Change.Index].PkScript, _ = txscript.PayToAddrScript(outsideAddress(t, "fake change"))
+		if err := hwpsbt.Check(plan.PSBT, plan.Expect); !errors.Is(err, hwpsbt.ErrMismatch) {
+			t.Fatalf("%v, want ErrMismatch", err)
+		}
+	})
+	t.Run("fee above the cap", func(t *testing.T) {
+		_, err := w.BuildSend(ctx, st, req(10_000_000, bitcoin.SatPerVB(5000)))
+		if !errors.Is(err, bitcoin.ErrFeeTooHigh) {
+			t.Fatalf("%v, want ErrFeeTooHigh", err)
+		}
+		r := req(10_000_000, bitcoin.SatPerVB(500))
+		r.MaxFee = 10_000
+		if _, err := w.BuildSend(ctx, st, r); !errors.Is(err, bitcoin.ErrFeeTooHigh) {
+			t.Fatalf("%v, want ErrFeeTooHigh", err)
+		}
+		r.Force = true
+		if _, err := w.BuildSend(ctx, st, r); err != nil {
+			t.Fatalf("forced: %v", err)
+		}
+	})
+	t.Run("fee changed after signing", func(t *testing.T) {
+		plan := build(t)
+		if err := dev.SignPSBT(ctx, plan.PSBT, regtest); err != nil {
+			t.Fatal(err)
+		}
+		plan.Expect.Fee++
+		if _, err := bitcoin.FinalizeChecked(plan.PSBT, plan.Expect); !errors.Is(err, hwpsbt.ErrMismatch) {
+			t.Fatalf("%v, want ErrMismatch", err)
+		}
+	})
+	t.Run("spend above the balance", func(t *testing.T) {
+		_, total := st.Balance()
+		_, err := w.BuildSend(ctx, st, req(total, bitcoin.SatPerVB(1)))
+		if !errors.Is(err, bitcoin.ErrInsufficientFunds) {
+			t.Fatalf("%v, want ErrInsufficientFunds", err)
+		}
+		t.Log(err)
+	})
+	t.Run("address for another network", func(t *testing.T) {
+		if _, err := bitcoin.DecodeAddress("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu", regtest); !errors.Is(err, bitcoin.ErrAddress) {
+			t.Fatalf("%v", err)
+		}
+		main, _ := btcutil.DecodeAddress("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu", &chaincfg.MainNetParams)
+		if _, err := w.BuildSend(ctx, st, bitcoin.SendRequest{Payments: []bitcoin.Payment{{Address: main, Amount: 1e6}}, FeeRate: 2000}); !errors.Is(err, bitcoin.ErrAddress) {
+			t.Fatalf("%v, want ErrAddress", err)
+		}
+	})
+	if pool := c.mempool(t); len(pool) != 0 {
+		t.Fatalf("something was broadcast: %v", pool)
+	}
+	_ = psbt.Packet{}
+}
