@@ -93,10 +93,10 @@ func TestEthereumSignLegacy(t *testing.T) {
 	// Refusals.
 	for _, m := range []*pb.EthereumSignTx{
 		{AddressN: path("m/44'/60'/0'/0/0"), GasPrice: []byte{1}, GasLimit: []byte{1}, To: proto.String(to.Hex())},                                                        // no chain id
-		{AddressN: path("m/44'/60'/0'/0/0"), GasPrice: []byte{1}, GasLimit: []byte{1}, To: proto.String("0x12"), ChainId: proto.Uint64(1)},                               // bad to
+		{AddressN: path("m/44'/60'/0'/0/0"), GasPrice: []byte{1}, GasLimit: []byte{1}, To: proto.String("0x12"), ChainId: proto.Uint64(1)},                                // bad to
 		{AddressN: path("m/44'/60'/0'/0/0"), GasPrice: []byte{1}, GasLimit: []byte{1}, To: proto.String(to.Hex()), ChainId: proto.Uint64(1), DataLength: proto.Uint32(5)}, // no initial chunk
 		{AddressN: path("m/44'/60'/0'/0/0"), GasLimit: []byte{1}, To: proto.String(to.Hex()), ChainId: proto.Uint64(1)},                                                   // no gas price
-		{AddressN: path("m/44'/60'/0'/0/0"), GasPrice: bytes.Repeat([]byte{1}, 33), GasLimit: []byte{1}, To: proto.String(to.Hex()), ChainId: proto.Uint64(1)},           // too long
+		{AddressN: path("m/44'/60'/0'/0/0"), GasPrice: bytes.Repeat([]byte{1}, 33), GasLimit: []byte{1}, To: proto.String(to.Hex()), ChainId: proto.Uint64(1)},            // too long
 	} {
 		if f := failureOf(c, m); f.GetCode() != pb.FailureType_Failure_DataError {
 			t.Fatalf("%v: %v", m, f)
