@@ -31,16 +31,24 @@ func newTestClient(t testing.TB, d *Device) *testClient {
 // send exchanges one APDU and splits data and status word.
 func (c *testClient) send(cla, ins, p1, p2 byte, data []byte) ([]byte, uint16) {
 	c.t.Helper()
-	raw, err := APDU{CLA: cla, INS: ins, P1: p1, P2: p2, Data: data}.Bytes()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	resp, err := c.ex.Exchange(c.t.Context(), raw)
+	out, sw, err := c.trySend(cla, ins, p1, p2, data)
 	if err != nil {
 		c.t.Fatalf("exchange %02x %02x: %v", cla, ins, err)
 	}
+	return out, sw
+}
+
+func (c *testClient) trySend(cla, ins, p1, p2 byte, data []byte) ([]byte, uint16, error) {
+	raw, err := APDU{CLA: cla, INS: ins, P1: p1, P2: p2, Data: data}.Bytes()
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := c.ex.Exchange(c.t.Context(), raw)
+	if err != nil {
+		return nil, 0, err
+	}
 	n := len(resp) - 2
-	return resp[:n], binary.BigEndian.Uint16(resp[n:])
+	return resp[:n], binary.BigEndian.Uint16(resp[n:]), nil
 }
 
 // mustOK sends and requires 9000.
@@ -152,18 +160,26 @@ func (it *interp) execute(req []byte) ([]byte, error) {
 // btc sends a Bitcoin app command and runs the client-command loop.
 func (c *testClient) btc(ins byte, data []byte, it *interp) ([]byte, uint16) {
 	c.t.Helper()
-	out, sw := c.send(claBTC, ins, 0, 1, data)
-	for sw == swInterrupted {
-		if it == nil {
-			c.t.Fatal("unexpected client command")
-		}
-		resp, err := it.execute(out)
-		if err != nil {
-			c.t.Fatalf("client command %x: %v", out, err)
-		}
-		out, sw = c.send(claFramework, insContinue, 0, 0, resp)
+	out, sw, err := c.tryBTC(ins, data, it)
+	if err != nil {
+		c.t.Fatal(err)
 	}
 	return out, sw
+}
+
+func (c *testClient) tryBTC(ins byte, data []byte, it *interp) ([]byte, uint16, error) {
+	out, sw, err := c.trySend(claBTC, ins, 0, 1, data)
+	for err == nil && sw == swInterrupted {
+		if it == nil {
+			return nil, 0, fmt.Errorf("unexpected client command %x", out)
+		}
+		resp, cerr := it.execute(out)
+		if cerr != nil {
+			return nil, 0, fmt.Errorf("client command %x: %w", out, cerr)
+		}
+		out, sw, err = c.trySend(claFramework, insContinue, 0, 0, resp)
+	}
+	return out, sw, err
 }
 
 // testPolicy is a wallet policy on the host side (V2 serialization).

@@ -494,4 +494,3 @@ func formatUnitsBig(v *big.Int, dec int) string {
 	}
 	return whole + "." + frac
 }
-
