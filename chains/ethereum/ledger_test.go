@@ -18,8 +18,8 @@ import (
 	"github.com/hwbridge/hwbridge/device/ledger"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	"github.com/hwbridge/hwbridge/internal/nodes"
-	"github.com/hwbridge/hwbridge/transport"
 	testtoken "github.com/hwbridge/hwbridge/testdata/erc20"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
 // ledgerDevice is the Ledger driver on an in-process Ledger-class emulator with the
