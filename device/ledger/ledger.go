@@ -62,6 +62,11 @@ type Options struct {
 	// Wallets are registered wallet policies with the HMAC their registration returned,
 	// so that signing with them needs no new registration.
 	Wallets []RegisteredWallet
+	// Reopen, if set, opens a fresh exchanger to the same device. The driver calls it at
+	// the start of the next operation after the link failed (disconnect, timeout, a garbled
+	// reply), so that a dropped or corrupted frame costs one call, not the session. Without
+	// it such failures persist as device.ErrDisconnected until the caller reopens.
+	Reopen func(ctx context.Context) (transport.APDUExchanger, error)
 }
 
 // RegisteredWallet is a wallet policy registered on the device and its HMAC.
@@ -79,6 +84,7 @@ type Driver struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex // held for a whole operation; guards the fields below
+	broken  error      // why the link failed, or nil
 	fp      *device.Fingerprint
 	wallets map[[32]byte][32]byte // wallet id → hmac
 	xpubs   map[string]string     // app + path → xpub, served by the open app
@@ -135,6 +141,11 @@ func (d *Driver) do(ctx context.Context, op, app string, fn func(s *session) err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if d.broken != nil && d.opts.Reopen != nil {
+			if err := d.reopen(ctx); err != nil {
+				return err
+			}
+		}
 		if app != "" {
 			if err := s.ensureApp(); err != nil {
 				return err
@@ -149,7 +160,34 @@ func (d *Driver) do(ctx context.Context, op, app string, fn func(s *session) err
 		d.fp = nil // another PIN may unlock another seed
 		clear(d.xpubs)
 	}
+	if linkFailure(err) {
+		d.broken = err
+	}
 	return fmt.Errorf("ledger: %s: %w", op, err)
+}
+
+// linkFailure reports errors after which the link may be out of step with the device: no
+// status word came back, or the reply made no sense.
+func linkFailure(err error) bool {
+	var de *device.Error
+	if errors.As(err, &de) {
+		return false // the device answered with a status word
+	}
+	return errors.Is(err, device.ErrDisconnected) || errors.Is(err, device.ErrProtocol) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// reopen replaces a failed exchanger with a fresh one from Options.Reopen.
+func (d *Driver) reopen(ctx context.Context) error {
+	d.log.Info("reopening ledger link", "after", d.broken)
+	_ = d.Close()
+	ex, err := d.opts.Reopen(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: reopen after %w: %w", device.ErrDisconnected, d.broken, err)
+	}
+	d.ex, d.broken, d.fp = ex, nil, nil
+	clear(d.xpubs)
+	return nil
 }
 
 // exchange sends one command and returns the reply data and status word. Transport
@@ -186,17 +224,28 @@ func (s *session) call(c command) ([]byte, error) {
 }
 
 // transportError maps a failed exchange onto the device taxonomy: a link that went away
-// or fell out of step is ErrDisconnected (reopen the device).
+// or fell out of step is ErrDisconnected (reopen the device); a reply that does not frame
+// is ErrProtocol. An ended context stays as it is.
 func transportError(err error) error {
-	if errors.Is(err, transport.ErrClosed) || errors.Is(err, transport.ErrOutOfSync) || errors.Is(err, transport.ErrNoDevice) {
+	switch {
+	case errors.Is(err, transport.ErrClosed), errors.Is(err, transport.ErrOutOfSync), errors.Is(err, transport.ErrNoDevice):
 		return fmt.Errorf("%w: %w", device.ErrDisconnected, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("the device did not answer in time: %w", err)
+	case errors.Is(err, context.Canceled):
+		return err
 	}
-	return err
+	return fmt.Errorf("%w: garbled reply (the link is reset on the next call): %w", device.ErrProtocol, err)
 }
 
-// appInfo asks which app is open (B0 01).
+// appInfo asks which app is open (B0 01). A Bitcoin app left waiting for a CONTINUE
+// (the host gave up on a client command) answers the next APDU with 0x6A80 and drops the
+// command; B0 01 is then asked again.
 func (s *session) appInfo() (appInfo, error) {
 	data, sw, err := s.exchange(command{cla: claOS, ins: insAppInfo})
+	if err == nil && sw == swIncorrectData {
+		data, sw, err = s.exchange(command{cla: claOS, ins: insAppInfo})
+	}
 	if err != nil {
 		return appInfo{}, err
 	}
