@@ -22,6 +22,8 @@ import (
 	"github.com/tyler-smith/go-bip39"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/trezor"
+	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
@@ -511,9 +513,58 @@ func TestHWIThroughCLI(t *testing.T) {
 // against a wallet holding the test seed, behind device.Verify: the PSBT it answers must
 // finalize and be accepted and mined by the embedded regtest chain (full script checks).
 func TestHWISignTxFinalizes(t *testing.T) {
+	hwiSignTxScenario(t, device.Verify(newKeyDevice(t)))
+}
+
+// TestHWIEmulator runs the HWI contract against the Trezor-class emulator through the
+// Trezor driver (both in process): enumerate, getdescriptors, displayaddress and a signtx
+// whose PSBT finalizes and is mined.
+func TestHWIEmulator(t *testing.T) {
+	tz, err := trezoremu.New(trezoremu.Options{Label: "hwi test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tz.Close()
+	drv := device.Verify(trezor.New(tz.Pipe(), trezor.Options{Emulator: true}))
+	defer drv.Close()
+	devs := map[string]device.Device{"udp:127.0.0.1:21324": drv}
+	v, err := hwiRun(t, devs, "", "--chain", "regtest", "enumerate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := v.([]any)[0].(map[string]any)
+	if e["type"] != "trezor" || e["fingerprint"] != "73c5da0a" || e["label"] != "hwi test" || !strings.HasSuffix(e["model"].(string), "_simulator") {
+		t.Fatalf("enumerate: %v", v)
+	}
+	v, err = hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "--chain", "regtest", "getdescriptors", "--account", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdv, _ := hwiRun(t, map[string]device.Device{"x:1": newKeyDevice(t)}, "", "--fingerprint", "73c5da0a", "--chain", "regtest", "getdescriptors", "--account", "0")
+	if fmt.Sprint(v) != fmt.Sprint(kdv) {
+		t.Fatalf("emulator descriptors\n%v\ndiffer from the seed's\n%v", v, kdv)
+	}
+	desc := v.(map[string]any)["receive"].([]any)[3].(string) // tr(...)
+	shown := len(tz.Approver().Transcript())
+	v, err = hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "--chain", "regtest", "displayaddress", "--desc", desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := v.(map[string]any)["address"].(string)
+	tr := tz.Approver().Transcript()
+	if !strings.HasPrefix(addr, "bcrt1p") || len(tr) != shown+1 || !strings.Contains(strings.Join(tr[shown].Lines, " "), addr) {
+		t.Fatalf("displayaddress %v; screens %v", v, tr[shown:])
+	}
+	hwiSignTxScenario(t, drv)
+}
+
+// hwiSignTxScenario: coinbases pay the test seed's first P2WPKH and P2TR addresses on an
+// embedded regtest chain; a PSBT spending both goes through "signtx" as Core sends it, and
+// the answer must finalize and be mined.
+func hwiSignTxScenario(t *testing.T, dev device.Device) {
 	ctx := t.Context()
 	kd := newKeyDevice(t)
-	devs := map[string]device.Device{"udp:127.0.0.1:21324": device.Verify(kd)}
+	devs := map[string]device.Device{"udp:127.0.0.1:21324": dev}
 	chain, err := btcregtest.New(btcregtest.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -582,7 +633,9 @@ func TestHWISignTxFinalizes(t *testing.T) {
 		}
 		cb := blk.Transactions[0]
 		tx.AddTxIn(wire.NewTxIn(&wire.OutPoint{Hash: cb.TxHash(), Index: 0}, nil, nil))
-		in := psbt.PInput{WitnessUtxo: cb.TxOut[0]}
+		// Core adds the whole previous transaction too; a Trezor needs it for every input
+		// of a transaction that is not all-taproot.
+		in := psbt.PInput{WitnessUtxo: cb.TxOut[0], NonWitnessUtxo: cb}
 		fp, _ := kd.Fingerprint(ctx)
 		if k.tr {
 			in.TaprootBip32Derivation = []*psbt.TaprootBip32Derivation{{XOnlyPubKey: k.pub[1:], MasterKeyFingerprint: fp.PSBT(), Bip32Path: k.path}}
@@ -633,7 +686,8 @@ func TestHWISignTxFinalizes(t *testing.T) {
 		t.Fatalf("confirmations %v %v", res, err)
 	}
 
-	// A PSBT with nothing for this wallet comes back unchanged, "signed": false.
+	// A PSBT with nothing for this wallet comes back unchanged with "signed": false, or is
+	// refused as a bad argument (a Trezor signs only transactions that are all its own).
 	for i := range p.Inputs {
 		for _, d := range p.Inputs[i].Bip32Derivation {
 			d.MasterKeyFingerprint = 0x01020304
@@ -644,7 +698,10 @@ func TestHWISignTxFinalizes(t *testing.T) {
 	}
 	other, _ := p.B64Encode()
 	v, err = hwiRun(t, devs, "signtx "+other+"\n", "--stdin", "--fingerprint", "73c5da0a", "--chain", "regtest")
-	if err != nil || v.(map[string]any)["signed"] != false || v.(map[string]any)["psbt"] != other {
+	m = v.(map[string]any)
+	unsigned := m["signed"] == false && m["psbt"] == other
+	refused := m["code"] == float64(hwiBadArgument)
+	if err != nil || !(unsigned || refused) {
 		t.Fatalf("foreign psbt: %v %v", v, err)
 	}
 }
