@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"sync"
 	"testing"
 
@@ -78,6 +79,8 @@ type streamingFake struct {
 	outputs []*trezorpb.TxOutputType
 	errs    []error
 	buttons int
+
+	signTxCount int
 }
 
 func req(rt trezorpb.RequestType, idx int, hash []byte) *trezorpb.TxRequest {
@@ -100,6 +103,8 @@ func (f *streamingFake) handle(m proto.Message) []proto.Message {
 		if r.GetSerialize() {
 			f.fail("SignTx without serialize=false")
 		}
+		f.signTxCount++
+		f.queue, f.pending, f.prev = nil, nil, nil // a new workflow
 		f.inputs, f.outputs = make([]*trezorpb.TxInputType, n), make([]*trezorpb.TxOutputType, mOut)
 		for i := range n {
 			f.queue = append(f.queue, req(trezorpb.RequestType_TXINPUT, i, nil))
@@ -212,7 +217,7 @@ func (f *streamingFake) next() []proto.Message {
 	// sign input i when the request before this one was the final TXINPUT(i).
 	if p := f.pending; p != nil && f.prev != nil && p.GetDetails().GetTxHash() == nil && p.GetRequestType() == trezorpb.RequestType_TXINPUT && f.signingStage(r) {
 		i := int(p.GetDetails().GetRequestIndex())
-		sig := bytes.Repeat([]byte{byte(0x30 + i)}, 70)
+		sig := bytes.Repeat([]byte{byte(0x30 + i + 16*f.signTxCount)}, 70)
 		if f.taproot[i] {
 			sig = bytes.Repeat([]byte{byte(0x50 + i)}, 64)
 		}
@@ -280,7 +285,7 @@ func TestSignTxStreaming(t *testing.T) {
 					}
 					continue
 				}
-				if len(p.Inputs[i].PartialSigs) != 1 || !bytes.Equal(p.Inputs[i].PartialSigs[0].Signature, append(bytes.Repeat([]byte{byte(0x30 + i)}, 70), 1)) {
+				if len(p.Inputs[i].PartialSigs) != 1 || !bytes.Equal(p.Inputs[i].PartialSigs[0].Signature, append(bytes.Repeat([]byte{byte(0x30 + i + 16)}, 70), 1)) {
 					t.Errorf("input %d: partial sigs %v", i, p.Inputs[i].PartialSigs)
 				}
 			}
@@ -368,5 +373,62 @@ func TestEthereumChunking(t *testing.T) {
 	}
 	if v, _, _ := signed.RawSignatureValues(); v.Int64() != 38 {
 		t.Errorf("v %d, want 38", v)
+	}
+}
+
+// TestMultisigMapping: a 2-of-2 whose keys are both the device's is signed in two passes,
+// each naming one key; the multisig field lists the keys in script order as the global
+// xpubs' nodes plus the rest of the path; multisig change goes by path.
+func TestMultisigMapping(t *testing.T) {
+	ks := newKeySource(t)
+	for _, tt := range []struct {
+		kind devicetest.MultisigKind
+		in   trezorpb.InputScriptType
+		out  trezorpb.OutputScriptType
+	}{
+		{devicetest.MultisigWSH, trezorpb.InputScriptType_SPENDWITNESS, trezorpb.OutputScriptType_PAYTOWITNESS},
+		{devicetest.MultisigSHWSH, trezorpb.InputScriptType_SPENDP2SHWITNESS, trezorpb.OutputScriptType_PAYTOP2SHWITNESS},
+	} {
+		t.Run(string(tt.kind), func(t *testing.T) {
+			p := devicetest.NewMultisigSpend(t, t.Context(), ks, &chaincfg.TestNet3Params, tt.kind)
+			fake := &streamingFake{t: t, taproot: map[int]bool{}}
+			var seen [][]uint32
+			handle := func(m proto.Message) []proto.Message {
+				if ack, ok := m.(*trezorpb.TxAck); ok && fake.pending.GetDetails().GetTxHash() == nil &&
+					fake.pending.GetRequestType() == trezorpb.RequestType_TXINPUT && fake.pending.GetDetails().GetRequestIndex() == 0 {
+					seen = append(seen, ack.GetTx().GetInputs()[0].GetAddressN())
+				}
+				return fake.handle(m)
+			}
+			_, d := newScripted(t, handle)
+			if err := d.SignPSBT(t.Context(), p, &chaincfg.TestNet3Params); err != nil {
+				t.Fatalf("sign: %v %v", err, fake.errs)
+			}
+			for _, err := range fake.errs {
+				t.Error(err)
+			}
+			if fake.signTxCount != 2 {
+				t.Errorf("%d SignTx workflows, want 2 (one per key of the device)", fake.signTxCount)
+			}
+			if n := len(p.Inputs[0].PartialSigs); n != 2 || bytes.Equal(p.Inputs[0].PartialSigs[0].PubKey, p.Inputs[0].PartialSigs[1].PubKey) {
+				t.Errorf("partial sigs %v: want one per key", p.Inputs[0].PartialSigs)
+			}
+			in := fake.inputs[0]
+			ms := in.GetMultisig()
+			if in.GetScriptType() != tt.in || ms.GetM() != 2 || len(ms.GetPubkeys()) != 2 || len(ms.GetSignatures()) != 2 {
+				t.Fatalf("input %v", in)
+			}
+			for i, pk := range ms.GetPubkeys() {
+				if pk.GetNode().GetDepth() != 4 || len(pk.GetNode().GetChainCode()) != 32 || len(pk.GetAddressN()) != 2 {
+					t.Errorf("multisig key %d: %v (want the account xpub's node and /0/0)", i, pk)
+				}
+			}
+			if c := fake.outputs[1]; c.GetScriptType() != tt.out || c.GetMultisig() == nil || len(c.GetAddressN()) != 6 {
+				t.Errorf("change output %v", c)
+			}
+			if len(seen) < 2 || slices.Equal(seen[0], seen[len(seen)-1]) {
+				t.Errorf("signing passes named keys %v: want two different paths", seen)
+			}
+		})
 	}
 }
