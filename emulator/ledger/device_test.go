@@ -330,14 +330,26 @@ func TestSignMessage(t *testing.T) {
 		buf = append(buf, "\x18Bitcoin Signed Message:\n"...)
 		buf = appendVarint(buf, uint64(len(msg)))
 		buf = append(buf, msg...)
-		pub, _, err := ecdsa.RecoverCompact(out, chainhash.DoubleHashB(buf))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := d.Wallet().PubKey(hdpath.MustParse("m/84'/0'/0'/0/0"))
-		if !pub.IsEqual(want) {
-			t.Fatalf("signature by %x", pub.SerializeCompressed())
-		}
-		t.Logf("signature %s", base64.StdEncoding.EncodeToString(out))
+		checkBTCMessage(t, d, "m/84'/0'/0'/0/0", msg, out)
+	}
+}
+
+// checkBTCMessage recovers the signer of a Bitcoin signed message.
+func checkBTCMessage(t testing.TB, d *Device, path, msg string, sig []byte) {
+	t.Helper()
+	if len(sig) != 65 || (sig[0] != 31 && sig[0] != 32) {
+		t.Fatalf("message signature %x", sig)
+	}
+	var buf []byte
+	buf = append(buf, "\x18Bitcoin Signed Message:\n"...)
+	buf = appendVarint(buf, uint64(len(msg)))
+	buf = append(buf, msg...)
+	pub, _, err := ecdsa.RecoverCompact(sig, chainhash.DoubleHashB(buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := d.Wallet().PubKey(hdpath.MustParse(path))
+	if !pub.IsEqual(want) {
+		t.Fatalf("message signed by %x (%s)", pub.SerializeCompressed(), base64.StdEncoding.EncodeToString(sig))
 	}
 }
