@@ -53,7 +53,7 @@ func (c *Client) Broadcast(ctx context.Context, p *Prepared, signed *types.Trans
 // Receipt waiting defaults.
 const (
 	DefaultReceiptTimeout = 2 * time.Minute
-	firstPoll             = 20 * time.Millisecond
+	firstPoll             = 5 * time.Millisecond
 	maxPoll               = 2 * time.Second
 )
 
@@ -71,7 +71,7 @@ type WaitOptions struct {
 	Progress func(Progress) // called when the state changes; may be nil
 }
 
-// WaitReceipt polls for the receipt (20 ms, doubling to 2 s) until it is there, the
+// WaitReceipt polls for the receipt (5 ms, doubling to 2 s) until it is there, the
 // timeout passes (ErrReceiptTimeout: the transaction may still be mined) or ctx ends. It
 // retries "transaction indexing is in progress", which a freshly started node reports. A
 // reverted transaction returns its receipt and a *RevertError (ErrReverted) with the

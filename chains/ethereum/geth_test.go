@@ -278,6 +278,12 @@ func TestGethIntegration(t *testing.T) {
 		if !errors.Is(err, ErrInsufficientFunds) || !strings.Contains(err.Error(), "holds 0 TUSD") {
 			t.Fatalf("insufficient tokens: %v", err)
 		}
+		// Built by hand (no token balance check first), the node's estimate says it reverts.
+		data, _ := TransferData(recipient("r2"), all)
+		_, err = c.Prepare(e.ctx(), TxRequest{From: a.Address, To: addr, Data: data})
+		if !errors.Is(err, ErrWouldRevert) || !strings.Contains(err.Error(), "exceeds balance") || !strings.Contains(err.Error(), "nothing was sent") {
+			t.Fatalf("estimate of a reverting call: %v", err)
+		}
 		// A holder of tokens without ETH for gas cannot send them.
 		_, err = c.PrepareTokenTransfer(e.ctx(), TokenTransfer{From: recipient("r1"), Token: tok, To: recipient("r3"), Amount: big.NewInt(1)})
 		if !errors.Is(err, ErrInsufficientFunds) {
