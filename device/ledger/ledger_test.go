@@ -287,9 +287,16 @@ func newCosigner(t *testing.T, seed byte, net *chaincfg.Params) cosigner {
 	return cosigner{fp: fp, acct: k, key: priv}
 }
 
-// multisigPSBT builds a PSBT spending a 2-of-3 p2wsh(sortedmulti) output of the device's
-// m/48'/1'/0'/2' key and two cosigners; only the cosigners' xpubs are global.
-func multisigPSBT(t *testing.T, ctx context.Context, d *ledger.Driver, net *chaincfg.Params) (*psbt.Packet, []cosigner) {
+// msKey is one cosigner of a multisig PSBT: its master fingerprint, its account xpub at
+// msPath, and whether the PSBT carries the xpub as PSBT_GLOBAL_XPUB.
+type msKey struct {
+	fp     device.Fingerprint
+	acct   *hdkeychain.ExtendedKey
+	global bool
+}
+
+// deviceMSKey is a device's cosigner key at msPath.
+func deviceMSKey(t *testing.T, ctx context.Context, d device.Device, net *chaincfg.Params, global bool) msKey {
 	t.Helper()
 	fp, err := d.Fingerprint(ctx)
 	if err != nil {
@@ -299,25 +306,51 @@ func multisigPSBT(t *testing.T, ctx context.Context, d *ledger.Driver, net *chai
 	if err != nil {
 		t.Fatal(err)
 	}
-	ours, _ := hdkeychain.NewKeyFromString(xs)
-	oc, _ := ours.Derive(0)
-	oc, _ = oc.Derive(0)
-	ourPub, _ := oc.ECPubKey()
+	k, err := hdkeychain.NewKeyFromString(xs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msKey{fp: fp, acct: k, global: global}
+}
+
+// multisigPSBT builds a PSBT spending a 2-of-3 p2wsh(sortedmulti) output of the device's
+// msPath key and two software cosigners; only the cosigners' xpubs are global.
+func multisigPSBT(t *testing.T, ctx context.Context, d *ledger.Driver, net *chaincfg.Params) (*psbt.Packet, []cosigner) {
+	t.Helper()
 	cos := []cosigner{newCosigner(t, 1, net), newCosigner(t, 2, net)}
+	keys := []msKey{deviceMSKey(t, ctx, d, net, false)}
+	for _, c := range cos {
+		pub, _ := c.acct.Neuter()
+		keys = append(keys, msKey{fp: c.fp, acct: pub, global: true})
+	}
+	return sortedMultiPSBT(t, net, 2, keys), cos
+}
+
+// sortedMultiPSBT builds a PSBT spending one p2wsh(sortedmulti(m, keys at 0/0)) output.
+func sortedMultiPSBT(t *testing.T, net *chaincfg.Params, m int, cosigners []msKey) *psbt.Packet {
+	t.Helper()
 	type k struct {
 		pub []byte
 		fp  device.Fingerprint
 	}
-	keys := []k{{ourPub.SerializeCompressed(), fp}}
-	for _, c := range cos {
-		keys = append(keys, k{c.key.PubKey().SerializeCompressed(), c.fp})
+	var keys []k
+	for _, c := range cosigners {
+		ck, err := c.acct.Derive(0)
+		if err == nil {
+			ck, err = ck.Derive(0)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := ck.ECPubKey()
+		keys = append(keys, k{pub.SerializeCompressed(), c.fp})
 	}
 	slices.SortFunc(keys, func(a, b k) int { return bytes.Compare(a.pub, b.pub) })
-	b := txscript.NewScriptBuilder().AddOp(txscript.OP_2)
+	b := txscript.NewScriptBuilder().AddInt64(int64(m))
 	for _, kk := range keys {
 		b.AddData(kk.pub)
 	}
-	ws, err := b.AddOp(txscript.OP_3).AddOp(txscript.OP_CHECKMULTISIG).Script()
+	ws, err := b.AddInt64(int64(len(keys))).AddOp(txscript.OP_CHECKMULTISIG).Script()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,9 +373,11 @@ func multisigPSBT(t *testing.T, ctx context.Context, d *ledger.Driver, net *chai
 	for _, kk := range keys {
 		in.Bip32Derivation = append(in.Bip32Derivation, &psbt.Bip32Derivation{PubKey: kk.pub, MasterKeyFingerprint: kk.fp.PSBT(), Bip32Path: msPath.Child(0, 0)})
 	}
-	for _, c := range cos {
-		pub, _ := c.acct.Neuter()
-		payload, ver, err := base58.CheckDecode(pub.String())
+	for _, c := range cosigners {
+		if !c.global {
+			continue
+		}
+		payload, ver, err := base58.CheckDecode(c.acct.String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -352,7 +387,7 @@ func multisigPSBT(t *testing.T, ctx context.Context, d *ledger.Driver, net *chai
 		}
 		p.Unknowns = append(p.Unknowns, &psbt.Unknown{Key: append([]byte{0x01, ver}, payload...), Value: val})
 	}
-	return p, cos
+	return p
 }
 
 // signWith adds c's signature to input 0 of a p2wsh PSBT.
@@ -433,4 +468,36 @@ func clonePSBT(t testing.TB, p *psbt.Packet) *psbt.Packet {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestPolicyChoice: inputs of several default policies are signed one policy at a time;
+// an input whose keys belong to two accounts, and a non-standard path, are refused before
+// the device is asked.
+func TestPolicyChoice(t *testing.T) {
+	emu := newEmu(t, ledgeremu.Config{})
+	d := pipeDriver(t, emu, ledger.Options{})
+	ctx := t.Context()
+	net := &chaincfg.MainNetParams
+	p := devicetest.NewSpend(t, ctx, d, net, []device.ScriptType{device.ScriptWPKH, device.ScriptTR, device.ScriptWPKH}, devicetest.SpendOptions{})
+	if err := d.SignPSBT(ctx, p, net); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := devicetest.FinalizeAndExecute(p); err != nil {
+		t.Fatal(err)
+	}
+	mixed := devicetest.NewSpend(t, ctx, d, net, []device.ScriptType{device.ScriptWPKH}, devicetest.SpendOptions{})
+	der := *mixed.Inputs[0].Bip32Derivation[0]
+	der.Bip32Path = hdpath.MustParse("m/84'/0'/1'/0/0")
+	der.PubKey = append([]byte{}, der.PubKey...)
+	der.PubKey[1] ^= 1
+	mixed.Inputs[0].Bip32Derivation = append(mixed.Inputs[0].Bip32Derivation, &der)
+	err := d.SignPSBT(ctx, mixed, net)
+	if !errors.Is(err, device.ErrInvalidInput) || !strings.Contains(err.Error(), "mixes keys of accounts m/84'/0'/0' and m/84'/0'/1'") {
+		t.Errorf("mixed accounts in one input: %v", err)
+	}
+	odd := devicetest.NewSpend(t, ctx, d, net, []device.ScriptType{device.ScriptWPKH}, devicetest.SpendOptions{})
+	odd.Inputs[0].Bip32Derivation[0].Bip32Path = hdpath.MustParse("m/84'/0'/0'/7/0")
+	if err := d.SignPSBT(ctx, odd, net); !errors.Is(err, device.ErrInvalidInput) || !strings.Contains(err.Error(), "not a standard") {
+		t.Errorf("non-standard path: %v", err)
+	}
 }
