@@ -60,7 +60,7 @@ func (s *session) run(c command, h *clientHandler) ([]byte, error) {
 			}
 			c = command{cla: claFramework, ins: insContinue, p1: 0x00, p2: btcProtocolP2, data: resp}
 		default:
-			return nil, statusError(s.op, s.app, sw, data)
+			return nil, s.statusError(sw, data)
 		}
 	}
 	return nil, fmt.Errorf("%w: more than %d client commands", device.ErrProtocol, maxInterrupts)
@@ -325,7 +325,7 @@ func (s *session) register(pol WalletPolicy) ([32]byte, error) {
 		return hmac, fmt.Errorf("%w: the device registered wallet id %x, not %x", device.ErrProtocol, out[:32], id)
 	}
 	copy(hmac[:], out[32:])
-	s.d.wallets[id] = hmac
+	s.d.wallets[id] = RegisteredWallet{Policy: pol, HMAC: hmac}
 	s.d.log.Info("registered ledger wallet policy", "name", pol.Name, "template", pol.Template, "id", fmt.Sprintf("%x", id))
 	return hmac, nil
 }

@@ -229,11 +229,11 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 			if err != nil {
 				return err
 			}
-			if sw == swIncorrectData {
+			if sw == swIncorrectData && len(tx.Data()) > 0 {
 				return blindSigningError(s.op, sw)
 			}
 			if sw != swOK {
-				return statusError(s.op, s.app, sw, nil)
+				return s.statusError(sw, nil)
 			}
 			if i < len(chunks)-1 && len(data) != 0 {
 				return fmt.Errorf("%w: reply of %d bytes to chunk %d of %d", device.ErrProtocol, len(data), i+1, len(chunks))
@@ -357,7 +357,7 @@ func (d *Driver) SignTypedHash(ctx context.Context, path hdpath.Path, domainSepa
 			return blindSigningError(s.op, sw)
 		}
 		if sw != swOK {
-			return statusError(s.op, s.app, sw, nil)
+			return s.statusError(sw, nil)
 		}
 		sig, err = parseEthSignature(reply)
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,7 +87,7 @@ type Driver struct {
 	mu      sync.Mutex // held for a whole operation; guards the fields below
 	broken  error      // why the link failed, or nil
 	fp      *device.Fingerprint
-	wallets map[[32]byte][32]byte // wallet id → hmac
+	wallets map[[32]byte]RegisteredWallet // by wallet id
 	xpubs   map[string]string     // app + path → xpub, served by the open app
 }
 
@@ -102,11 +103,25 @@ func New(ex transport.APDUExchanger, opts Options) *Driver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Driver{ex: ex, opts: opts, log: log, wallets: map[[32]byte][32]byte{}, xpubs: map[string]string{}}
+	d := &Driver{ex: ex, opts: opts, log: log, wallets: map[[32]byte]RegisteredWallet{}, xpubs: map[string]string{}}
 	for _, w := range opts.Wallets {
-		d.wallets[w.Policy.ID()] = w.HMAC
+		d.wallets[w.Policy.ID()] = w
 	}
 	return d
+}
+
+// Wallets returns the wallet policies registered so far (given in Options.Wallets, by
+// RegisterWallet, or by SignPSBT for a multisig input), to be kept by the caller: the
+// device keeps no list, and another registration costs the user a review.
+func (d *Driver) Wallets() []RegisteredWallet {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]RegisteredWallet, 0, len(d.wallets))
+	for _, w := range d.wallets {
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b RegisteredWallet) int { return strings.Compare(a.Policy.Name+a.Policy.Template, b.Policy.Name+b.Policy.Template) })
+	return out
 }
 
 // Close releases the exchanger.
@@ -218,9 +233,19 @@ func (s *session) call(c command) ([]byte, error) {
 		return nil, err
 	}
 	if sw != swOK {
-		return nil, statusError(s.op, s.app, sw, data)
+		return nil, s.statusError(sw, data)
 	}
 	return data, nil
+}
+
+// statusError is statusError for this session: an app that B0 01 showed to be the right
+// one and that answers 0x6D00 lacks the command (too old), rather than being the wrong app.
+func (s *session) statusError(sw uint16, data []byte) error {
+	if sw == swINSNotSupported && s.info.Name != "" && appMatches(s.info.Name, s.app) {
+		return &device.Error{Op: s.op, Family: device.FamilyLedger, Code: int(sw), Kind: errors.ErrUnsupported,
+			Message: fmt.Sprintf("the %s app %s does not know this command: update it with Ledger Live", s.info.Name, s.info.Version)}
+	}
+	return statusError(s.op, s.app, sw, data)
 }
 
 // transportError maps a failed exchange onto the device taxonomy: a link that went away

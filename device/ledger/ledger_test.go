@@ -250,6 +250,29 @@ func TestMultisig2of3(t *testing.T) {
 	if regs != 1 || regs2 != 1 {
 		t.Errorf("registrations on screen: %d then %d, want 1 and 1", regs, regs2)
 	}
+	ws := d.Wallets()
+	if len(ws) != 1 || ws[0].Policy.Template != "wsh(sortedmulti(2,@0/**,@1/**,@2/**))" || ws[0].Policy.Name != "2-of-3 multisig" {
+		t.Fatalf("registered wallets %+v", ws)
+	}
+	// A new driver given the registration signs without asking the user again.
+	d2 := pipeDriver(t, emu, ledger.Options{Wallets: ws})
+	p3, _ := multisigPSBT(t, ctx, d2, net)
+	if err := d2.SignPSBT(ctx, p3, net); err != nil {
+		t.Fatal(err)
+	}
+	if n := countTitles(emu, "register"); n != 1 {
+		t.Errorf("%d registrations after reuse, want 1", n)
+	}
+}
+
+func countTitles(emu *ledgeremu.Device, word string) int {
+	n := 0
+	for _, e := range emu.Approver().Transcript() {
+		if strings.Contains(strings.ToLower(e.Screen.Title), word) {
+			n++
+		}
+	}
+	return n
 }
 
 // cosigner is a foreign multisig key holder.

@@ -76,13 +76,11 @@ func (d *Driver) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg.Par
 			var hmac [32]byte
 			if g.registered {
 				id := g.policy.ID()
-				known, ok := s.d.wallets[id]
-				if !ok {
-					if known, err = s.register(g.policy); err != nil {
-						return err
-					}
+				if w, ok := s.d.wallets[id]; ok {
+					hmac = w.HMAC
+				} else if hmac, err = s.register(g.policy); err != nil {
+					return err
 				}
-				hmac = known
 			}
 			got, err := s.signPSBT(mp, g.policy, hmac, len(p.Inputs))
 			if err != nil {
