@@ -30,7 +30,9 @@
 //   - ErrSenderMismatch (which also matches device.ErrBadSignature): the signature does not
 //     recover to the device's address, so nothing was broadcast;
 //   - ErrReceiptTimeout: no receipt before the wait's deadline (the transaction may still
-//     be mined; look it up by hash).
+//     be mined; look it up by hash);
+//   - ErrInvalidTypedData (which also matches device.ErrInvalidInput): EIP-712 JSON that
+//     does not parse or encode.
 //
 // Device errors (device.ErrUserRejected, device.ErrWrongApp, …) pass through wrapped.
 package ethereum

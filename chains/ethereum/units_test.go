@@ -1,6 +1,7 @@
 package ethereum
 
 import (
+	"context"
 	"errors"
 	"math/big"
 	"strings"
@@ -8,6 +9,9 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
 
 func TestParseAddress(t *testing.T) {
@@ -267,4 +271,35 @@ func FuzzParseTypedData(f *testing.F) {
 			t.Fatalf("rehash: %v", err)
 		}
 	})
+}
+
+// wrongChainSigner signs every transaction for chain 1, whatever it is asked.
+type wrongChainSigner struct{ *softSigner }
+
+func (w wrongChainSigner) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Transaction, _ *big.Int) (*types.Transaction, error) {
+	return w.softSigner.SignEthTx(ctx, path, tx, big.NewInt(1))
+}
+
+func TestSignedForAnotherChain(t *testing.T) {
+	soft := mnemonicSigner(t, testMnemonic)
+	path, _ := DerivationPath(0)
+	acct, err := OpenAccount(t.Context(), wrongChainSigner{soft}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := common.HexToAddress("0x3535353535353535353535353535353535353535")
+	dev := big.NewInt(1337)
+	legacy := types.NewTx(&types.LegacyTx{Nonce: 1, GasPrice: big.NewInt(1e9), Gas: 21000, To: &to, Value: big.NewInt(1)})
+	_, err = acct.SignTx(t.Context(), &Prepared{Tx: legacy, ChainID: dev, From: acct.Address})
+	if !errors.Is(err, ErrSenderMismatch) || !strings.Contains(err.Error(), "signed for chain 1, not 1337") {
+		t.Fatalf("legacy signed for chain 1: %v", err)
+	}
+	// (An EIP-1559 transaction carries its chain id in the signed payload: signing it for
+	// another chain changes the transaction, which CheckSigned refuses as different.)
+	// An unprotected (pre-EIP-155) legacy signature is refused too.
+	k, _ := soft.key(path)
+	unprotected, _ := types.SignTx(legacy, types.HomesteadSigner{}, k)
+	if err := CheckSigned(legacy, unprotected, dev, acct.Address); !errors.Is(err, ErrSenderMismatch) || !strings.Contains(err.Error(), "replay protection") {
+		t.Fatalf("unprotected: %v", err)
+	}
 }
