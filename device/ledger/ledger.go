@@ -88,7 +88,7 @@ type Driver struct {
 	broken  error      // why the link failed, or nil
 	fp      *device.Fingerprint
 	wallets map[[32]byte]RegisteredWallet // by wallet id
-	xpubs   map[string]string     // app + path → xpub, served by the open app
+	xpubs   map[string]string             // app + path → xpub, served by the open app
 }
 
 var _ device.Device = (*Driver)(nil)
@@ -120,7 +120,9 @@ func (d *Driver) Wallets() []RegisteredWallet {
 	for _, w := range d.wallets {
 		out = append(out, w)
 	}
-	slices.SortFunc(out, func(a, b RegisteredWallet) int { return strings.Compare(a.Policy.Name+a.Policy.Template, b.Policy.Name+b.Policy.Template) })
+	slices.SortFunc(out, func(a, b RegisteredWallet) int {
+		return strings.Compare(a.Policy.Name+a.Policy.Template, b.Policy.Name+b.Policy.Template)
+	})
 	return out
 }
 
