@@ -238,15 +238,20 @@ func (h btcHost) get(m *mmap, key []byte, max int) (val []byte, ok bool, err err
 	return v, true, nil
 }
 
-// keysWithType lists the loaded keys of one PSBT key type.
-func (m *mmap) keysWithType(t byte) [][]byte {
-	var out [][]byte
-	for _, k := range m.keys {
+// keysWithType lists the indexes of the loaded keys of one PSBT key type.
+func (m *mmap) keysWithType(t byte) []int {
+	var out []int
+	for i, k := range m.keys {
 		if k[0] == t {
-			out = append(out, k)
+			out = append(out, i)
 		}
 	}
 	return out
+}
+
+// valueAt fetches the value of the i-th key (known from loadKeys, so no index lookup).
+func (h btcHost) valueAt(m *mmap, i, max int) ([]byte, error) {
+	return h.element(m.valuesRoot, m.n, i, max)
 }
 
 func (m mmap) String() string { return fmt.Sprintf("map(%d)", m.n) }

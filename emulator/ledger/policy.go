@@ -150,7 +150,7 @@ func (h btcHost) loadPolicy(ser []byte, app *btcApp) (*walletPolicy, error) {
 		}
 		p.template = string(t)
 	}
-	p.tree, err = parseTemplate(p.template)
+	p.tree, err = parseTemplate(p.template, p.version)
 	if err != nil {
 		return nil, err
 	}
@@ -234,9 +234,10 @@ func parseKeyInfo(s string, version byte, app *btcApp) (keyInfo, error) {
 	return ki, nil
 }
 
-// parseTemplate parses the supported descriptor templates.
-func parseTemplate(t string) (*descNode, error) {
-	p := &tparser{s: t}
+// parseTemplate parses the supported descriptor templates. In V1 policies a placeholder is
+// a bare @i (the /** lives in the key information).
+func parseTemplate(t string, version byte) (*descNode, error) {
+	p := &tparser{s: t, v1: version == 1}
 	n, err := p.top()
 	if err != nil {
 		return nil, err
@@ -247,7 +248,10 @@ func parseTemplate(t string) (*descNode, error) {
 	return n, nil
 }
 
-type tparser struct{ s string }
+type tparser struct {
+	s  string
+	v1 bool
+}
 
 func (p *tparser) eat(tok string) bool {
 	if strings.HasPrefix(p.s, tok) {
@@ -370,6 +374,9 @@ func (p *tparser) keyExpr() (keyExpr, error) {
 		return keyExpr{}, fail(swIncorrectData, "bad key index")
 	}
 	p.s = p.s[i:]
+	if p.v1 {
+		return keyExpr{idx: idx, m: 0, n: 1}, nil
+	}
 	if p.eat("/**") {
 		return keyExpr{idx: idx, m: 0, n: 1}, nil
 	}

@@ -152,13 +152,10 @@ func equalPath(a, b []uint32) bool {
 // and the policy's script at that change/index equals spk.
 func (h btcHost) ownScript(app *btcApp, p *walletPolicy, m *mmap, plainType, tapType byte, spk []byte) (change bool, index uint32, ok bool, err error) {
 	for _, t := range []byte{plainType, tapType} {
-		for _, k := range m.keysWithType(t) {
-			v, found, err := h.get(m, k, 1+64*32+4+4*maxBIP32Steps)
+		for _, ki := range m.keysWithType(t) {
+			v, err := h.valueAt(m, ki, 1+64*32+4+4*maxBIP32Steps)
 			if err != nil {
 				return false, 0, false, err
-			}
-			if !found {
-				continue
 			}
 			d, good := parseDerivation(v, t == tapType)
 			if !good {
