@@ -3,7 +3,9 @@ package ledger
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/btcsuite/btcd/wire"
@@ -82,6 +84,18 @@ func FuzzClientRequest(f *testing.F) {
 	f.Add(encodeClientRequest(ccGetLeafIndex, r, leafHash([]byte("l")), 0, 0))
 	f.Add([]byte{ccGetMoreElements})
 	f.Add([]byte{ccYield, 0, 33})
+	// Every client command of the app's own transcripts.
+	for _, name := range []string{"get_wallet_address.json", "register_wallet.json", "sign_psbt.json"} {
+		for _, c := range loadCases(f, name) {
+			for _, l := range strs(c["exchanges"]) {
+				if r, ok := strings.CutPrefix(l, "<= "); ok && strings.HasSuffix(r, "e000") {
+					if b, err := hex.DecodeString(strings.TrimSuffix(r, "e000")); err == nil {
+						f.Add(b)
+					}
+				}
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// The interpreter never panics on any request, known or not.
 		h := newClientHandler()
@@ -127,6 +141,15 @@ func FuzzSignatureYield(f *testing.F) {
 	f.Add(encodeSignatureYield(yieldSig{input: 300, pubkey: make([]byte, 32), sig: make([]byte, 64)}))
 	f.Add(encodeSignatureYield(yieldSig{input: 1, pubkey: make([]byte, 64), sig: make([]byte, 65)}))
 	f.Add([]byte{0xfe, 0xff, 0xff, 0xff, 0xff, 1, 2})
+	for _, c := range loadCases(f, "sign_psbt.json") { // the app's own yields
+		for _, l := range strs(c["exchanges"]) {
+			if r, ok := strings.CutPrefix(l, "<= 10"); ok && strings.HasSuffix(r, "e000") {
+				if b, err := hex.DecodeString(strings.TrimSuffix(r, "e000")); err == nil {
+					f.Add(b)
+				}
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		y, ok, err := parseSignatureYield(b, 1000)
 		if err != nil || !ok {

@@ -69,7 +69,7 @@ func (r *replayExchanger) done() {
 	}
 }
 
-func loadCases(t *testing.T, name string) []map[string]any {
+func loadCases(t testing.TB, name string) []map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "app-bitcoin-new", name))
 	if err != nil {
