@@ -34,15 +34,18 @@ func newOracle(t *testing.T, ex []string) (first []byte, final string, o *oracle
 	o = &oracle{answers: map[string][]byte{}, more: map[string][][]byte{}}
 	var lastReq string
 	var req string
-	for i, e := range ex {
+	for _, e := range ex {
+		if strings.HasPrefix(e, "//") {
+			continue // a comment line in the recording
+		}
 		dir, h, ok := strings.Cut(e, " ")
 		b, err := hex.DecodeString(h)
 		if !ok || err != nil {
-			t.Fatalf("exchange %d: %q", i, e)
+			t.Fatalf("exchange %q", e)
 		}
 		switch dir {
 		case "=>":
-			if i == 0 {
+			if first == nil {
 				first = b
 				continue
 			}
