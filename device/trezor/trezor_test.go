@@ -141,3 +141,36 @@ func TestDisconnectPipe(t *testing.T) {
 		t.Fatalf("err %v, want device.ErrDisconnected", err)
 	}
 }
+
+// TestPINAndPassphraseOnEmulator: the driver answers the emulator's PIN matrix and host
+// passphrase prompts from its providers, and without providers says the device is locked.
+func TestPINAndPassphraseOnEmulator(t *testing.T) {
+	emu, err := trezoremu.New(trezoremu.Options{PIN: "1234", PassphraseProtection: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+
+	locked := trezor.New(emu.Pipe(), trezor.Options{})
+	defer locked.Close()
+	if _, err := locked.Fingerprint(t.Context()); !errors.Is(err, device.ErrLocked) {
+		t.Fatalf("no pin provider: err %v, want device.ErrLocked", err)
+	}
+
+	d := trezor.New(emu.Pipe(), trezor.Options{
+		PIN:        func(context.Context) (string, error) { return "1234", nil },
+		Passphrase: func(context.Context) (string, error) { return "TREZOR", nil },
+	})
+	defer d.Close()
+	fp, err := d.Fingerprint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp == devicetest.VectorFingerprint {
+		t.Errorf("fingerprint with a passphrase is the one without (%s)", fp)
+	}
+	f, err := d.Features(t.Context())
+	if err != nil || !f.PINProtected || !f.Passphrase || !f.Unlocked {
+		t.Errorf("features %+v, %v: want pin and passphrase protection, unlocked", f, err)
+	}
+}
