@@ -23,12 +23,7 @@ type testClient struct {
 
 func newDevice(tb testing.TB, opts Options) *Device {
 	tb.Helper()
-	d, err := New(opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { d.Close() })
-	return d
+	return NewForTest(tb, opts)
 }
 
 func newClient(tb testing.TB, d *Device) *testClient {

@@ -522,3 +522,22 @@ func newSessionID() []byte {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return b
 }
+
+// TB is the part of testing.TB that NewForTest uses.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// NewForTest builds a device for a test (httptest style): it fails the test on a bad
+// option and closes the device when the test ends. Use Pipe for links.
+func NewForTest(tb TB, opts Options) *Device {
+	tb.Helper()
+	d, err := New(opts)
+	if err != nil {
+		tb.Fatalf("trezoremu: %v", err)
+	}
+	tb.Cleanup(func() { d.Close() })
+	return d
+}
