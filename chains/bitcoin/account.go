@@ -3,6 +3,7 @@ package bitcoin
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/btcsuite/btcd/chaincfg"
@@ -67,7 +68,7 @@ func AccountKey(ctx context.Context, dev KeySource, path hdpath.Path, net *chain
 	}
 	return &Key{
 		HasOrigin: true, Fingerprint: uint32(fp), OriginPath: append([]uint32{}, path...),
-		XPub: xpub, base: xpub, Multipath: []uint32{0, 1}, Wildcard: true,
+		XPub: xpub, base: xpub, branch: new(sync.Map), Multipath: []uint32{0, 1}, Wildcard: true,
 	}, nil
 }
 

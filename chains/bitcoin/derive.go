@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
@@ -68,10 +69,18 @@ func (k *Key) derive(branch, index uint32) (DerivedKey, error) {
 		if int(branch) >= len(k.Multipath) {
 			return DerivedKey{}, fmt.Errorf("%w: branch %d of a %d-way multipath key", ErrDescriptor, branch, len(k.Multipath))
 		}
-		if cur, err = cur.Derive(k.Multipath[branch]); err != nil {
-			return DerivedKey{}, fmt.Errorf("%w: %v", ErrDescriptor, err)
+		step := k.Multipath[branch]
+		if c, ok := k.cachedBranch(step); ok {
+			cur = c
+		} else {
+			if cur, err = cur.Derive(step); err != nil {
+				return DerivedKey{}, fmt.Errorf("%w: %v", ErrDescriptor, err)
+			}
+			if k.branch != nil {
+				k.branch.Store(step, cur)
+			}
 		}
-		path = append(path, k.Multipath[branch])
+		path = append(path, step)
 	} else if branch != 0 {
 		return DerivedKey{}, fmt.Errorf("%w: branch %d of a key without a multipath step", ErrDescriptor, branch)
 	}
@@ -386,7 +395,7 @@ func (d *Descriptor) SingleBranch(branch uint32) (*Descriptor, error) {
 				return nil, fmt.Errorf("%w: branch %d of a %d-way multipath key", ErrDescriptor, branch, len(k.Multipath))
 			}
 			c.Steps = append(append([]uint32{}, k.Steps...), k.Multipath[branch])
-			c.Multipath = nil
+			c.Multipath, c.branch = nil, new(sync.Map)
 			var err error
 			if c.base, err = k.base.Derive(k.Multipath[branch]); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrDescriptor, err)
@@ -416,4 +425,15 @@ func base58CheckDecode(s string) (payload, version []byte, err error) {
 		return nil, nil, fmt.Errorf("%w: extended key checksum", ErrDescriptor)
 	}
 	return b[4:78], b[:4], nil
+}
+
+func (k *Key) cachedBranch(step uint32) (*hdkeychain.ExtendedKey, bool) {
+	if k.branch == nil {
+		return nil, false
+	}
+	v, ok := k.branch.Load(step)
+	if !ok {
+		return nil, false
+	}
+	return v.(*hdkeychain.ExtendedKey), true
 }

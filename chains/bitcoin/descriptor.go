@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
@@ -63,7 +64,8 @@ type Key struct {
 	Multipath []uint32                // BIP-389 alternatives, one per branch; nil if none
 	Wildcard  bool
 
-	base *hdkeychain.ExtendedKey // XPub after Steps
+	base   *hdkeychain.ExtendedKey // XPub after Steps
+	branch *sync.Map               // multipath step -> base's child (a cache; may be nil)
 }
 
 // Descriptor is a parsed output descriptor.
@@ -369,9 +371,9 @@ func parseKey(s string, xonlyOK bool) (*Key, error) {
 			k.HasOrigin, k.Fingerprint = true, keyFingerprint(ext)
 		}
 		k.OriginPath = append(k.OriginPath, k.Steps...)
-		k.XPub, k.Steps = k.base, nil
+		k.XPub, k.Steps, k.branch = k.base, nil, new(sync.Map)
 		return k, nil
 	}
-	k.base = cur
+	k.base, k.branch = cur, new(sync.Map)
 	return k, nil
 }
