@@ -14,6 +14,7 @@ import (
 	"github.com/hwbridge/hwbridge/emulator"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
+	"github.com/hwbridge/hwbridge/internal/trezorpb"
 	"github.com/hwbridge/hwbridge/transport"
 )
 
@@ -172,5 +173,29 @@ func TestPINAndPassphraseOnEmulator(t *testing.T) {
 	f, err := d.Features(t.Context())
 	if err != nil || !f.PINProtected || !f.Passphrase || !f.Unlocked {
 		t.Errorf("features %+v, %v: want pin and passphrase protection, unlocked", f, err)
+	}
+}
+
+// TestCancelOnEmulator: the user never answers a confirmation; cancelling the context sends
+// Cancel, the emulator drops the screen, and the next request runs at once.
+func TestCancelOnEmulator(t *testing.T) {
+	emu := newEmu(t, emulator.PolicyPrompt)
+	ctx, cancel := context.WithCancel(t.Context())
+	d := trezor.New(emu.Pipe(), trezor.Options{OnButton: func(trezorpb.ButtonRequestType) { cancel() }})
+	defer d.Close()
+	_, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: wpkh.Path, Script: device.ScriptWPKH, Message: []byte("never confirmed")})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	got, err := d.Address(t.Context(), wpkh)
+	if err != nil || got != devicetest.VectorAddr84 {
+		t.Fatalf("next call: %q, %v", got, err)
+	}
+	var outcomes []emulator.Outcome
+	for _, e := range emu.Approver().Transcript() {
+		outcomes = append(outcomes, e.Outcome)
+	}
+	if len(outcomes) == 0 || outcomes[0] != emulator.OutcomeCancelled {
+		t.Errorf("screen outcomes %v: want the first cancelled", outcomes)
 	}
 }
