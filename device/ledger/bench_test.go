@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,33 +71,37 @@ func BenchmarkExchange(b *testing.B) {
 	})
 }
 
-// BenchmarkSignPSBT100 signs a 100-input p2wpkh PSBT against the in-process emulator.
-// host-ms/op is the time outside the exchanger: v2 conversion, merkleisation, answering
-// client commands, merging signatures; apdus/op counts the round trips.
-func BenchmarkSignPSBT100(b *testing.B) {
-	emu := newEmu(b, ledgeremu.Config{})
-	cx := &countingExchanger{ex: transport.NewSpeculosExchanger(emu.Pipe())}
-	d := ledger.New(cx, ledger.Options{})
-	ctx := b.Context()
-	p := spendWPKH(b, ctx, d, 100)
-	if err := d.SignPSBT(ctx, clonePSBT(b, p), &chaincfg.MainNetParams); err != nil { // warm the caches
-		b.Fatal(err)
+// BenchmarkSignPSBT signs p2wpkh PSBTs of 1, 10 and 100 inputs against the in-process
+// emulator. host-ms/op is the time outside the exchanger (v2 conversion, merkleisation,
+// answering client commands, merging signatures); apdus/op counts the round trips.
+func BenchmarkSignPSBT(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("inputs=%d", n), func(b *testing.B) {
+			emu := newEmu(b, ledgeremu.Config{})
+			cx := &countingExchanger{ex: transport.NewSpeculosExchanger(emu.Pipe())}
+			d := ledger.New(cx, ledger.Options{})
+			ctx := b.Context()
+			p := spendWPKH(b, ctx, d, n)
+			if err := d.SignPSBT(ctx, clonePSBT(b, p), &chaincfg.MainNetParams); err != nil { // warm the caches
+				b.Fatal(err)
+			}
+			cx.n.Store(0)
+			cx.spent.Store(0)
+			var signing time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				work := clonePSBT(b, p)
+				b.StartTimer()
+				start := time.Now()
+				if err := d.SignPSBT(ctx, work, &chaincfg.MainNetParams); err != nil {
+					b.Fatal(err)
+				}
+				signing += time.Since(start)
+			}
+			b.ReportMetric(float64(cx.n.Load())/float64(b.N), "apdus/op")
+			b.ReportMetric(float64(signing-time.Duration(cx.spent.Load()))/float64(b.N)/1e6, "host-ms/op")
+		})
 	}
-	cx.n.Store(0)
-	cx.spent.Store(0)
-	var signing time.Duration
-	for b.Loop() {
-		b.StopTimer()
-		work := clonePSBT(b, p)
-		b.StartTimer()
-		start := time.Now()
-		if err := d.SignPSBT(ctx, work, &chaincfg.MainNetParams); err != nil {
-			b.Fatal(err)
-		}
-		signing += time.Since(start)
-	}
-	b.ReportMetric(float64(cx.n.Load())/float64(b.N), "apdus/op")
-	b.ReportMetric(float64(signing-time.Duration(cx.spent.Load()))/float64(b.N)/1e6, "host-ms/op")
 }
 
 // spendWPKH builds a PSBT spending n p2wpkh outputs of m/84'/0'/0'/0/i to one external
