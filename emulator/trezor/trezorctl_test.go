@@ -52,10 +52,10 @@ func trezorctlCmd(t *testing.T) []string {
 }
 
 type ctl struct {
-	t    *testing.T
-	cmd  []string
-	env  []string
-	path string
+	t     *testing.T
+	cmd   []string
+	env   []string
+	stdin string
 }
 
 // run runs one trezorctl command and returns stdout, stderr and the exit code.
@@ -67,6 +67,7 @@ func (c *ctl) run(args ...string) (string, string, int) {
 	cmd.Env = append(os.Environ(), c.env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdin = strings.NewReader(c.stdin)
 	err := cmd.Run()
 	code := 0
 	if err != nil {
@@ -255,5 +256,32 @@ func trezorctlSignTx(t *testing.T, c *ctl) {
 	tx := verifySigned(t, signed, map[wire.OutPoint]*wire.TxOut{{Hash: h, Index: 1}: prev.TxOut[1]})
 	if len(tx.TxOut) != 2 || tx.TxOut[0].Value != 60_000 || len(tx.TxIn[0].Witness) != 2 {
 		t.Fatalf("signed tx %x", signed)
+	}
+}
+
+// TestTrezorctlPinPassphrase drives the PIN matrix (stdin fallback of 0.12.4's prompt) and
+// both passphrase entries through trezorctl.
+func TestTrezorctlPinPassphrase(t *testing.T) {
+	cmd := trezorctlCmd(t)
+	_, srv := udpDevice(t, Options{PIN: "1234", PassphraseProtection: true, Passphrase: "devpass"})
+	c := &ctl{t: t, cmd: cmd, env: []string{"TREZOR_PATH=udp:" + srv.Addr().String(), "HOME=" + t.TempDir()}}
+	want := func(pass string) string {
+		w, _ := emulator.NewWallet(emulator.DefaultMnemonic, pass)
+		pub, _ := w.PubKey(path("m/84'/0'/0'/0/0"))
+		a, _ := emulator.Address(pub, emulator.P2WPKH, &chaincfg.MainNetParams)
+		return a.EncodeAddress()
+	}
+	args := []string{"btc", "get-address", "-n", "m/84h/0h/0h/0/0", "-t", "segwit"}
+	c.stdin = "4321\n"
+	if out, errs, code := c.run(args...); code == 0 || !strings.Contains(out+errs, "PIN") {
+		t.Fatalf("wrong pin: exit %d\n%s\n%s", code, out, errs)
+	}
+	c.stdin = "1234\n"
+	if out := c.ok(args...); out != want("devpass") {
+		t.Fatalf("on-device passphrase: %s, want %s", out, want("devpass"))
+	}
+	c.env = append(c.env, "PASSPHRASE=secret")
+	if out := c.ok(append([]string{"-P"}, args...)...); out != want("secret") {
+		t.Fatalf("host passphrase: %s, want %s", out, want("secret"))
 	}
 }
