@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -76,6 +77,8 @@ type Device struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	continueTimeout time.Duration
+
 	mu     sync.Mutex // serialises commands; guards the fields below
 	app    string     // "" = dashboard
 	locked bool
@@ -101,6 +104,8 @@ func New(cfg Config) (*Device, error) {
 		faults:    cfg.Faults,
 		log:       cfg.Logger,
 		blind:     cfg.BlindSigning,
+
+		continueTimeout: continueTimeout,
 	}
 	clear(seed)
 	if d.approver == nil {
@@ -254,6 +259,10 @@ func (d *Device) serveConn(ctx context.Context, c net.Conn) {
 			return
 		}
 		data, sw, err := cn.handle(apdu)
+		if errors.Is(err, errContinueTimeout) {
+			d.log.Debug("ledger emulator dropped a command", "err", err)
+			continue
+		}
 		if err != nil {
 			d.log.Debug("ledger emulator connection dropped during a command", "err", err)
 			return
@@ -325,7 +334,12 @@ func (cn *conn) interrupt(cmd []byte) ([]byte, error) {
 	if err := cn.write(cmd, swInterrupted); err != nil {
 		return nil, fmt.Errorf("%w: %w", errConnLost, err)
 	}
-	raw, err := cn.read(continueTimeout)
+	raw, err := cn.read(cn.d.continueTimeout)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The app gives up on the command and answers nothing; a late CONTINUE then gets
+		// 0xB007 (no interrupted command).
+		return nil, errContinueTimeout
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errConnLost, err)
 	}
@@ -339,8 +353,12 @@ func (cn *conn) interrupt(cmd []byte) ([]byte, error) {
 	return a.Data, nil
 }
 
-// errConnLost aborts a command whose connection went away in the middle.
-var errConnLost = errors.New("ledgeremu: connection lost in the middle of a command")
+// errConnLost aborts a command whose connection went away in the middle; errContinueTimeout
+// one whose host did not answer a client command in time.
+var (
+	errConnLost        = errors.New("ledgeremu: connection lost in the middle of a command")
+	errContinueTimeout = errors.New("ledgeremu: no continue from the host in time; command dropped")
+)
 
 // handle runs one command APDU and returns its final reply. err is non-nil only when the
 // connection is gone.
@@ -359,7 +377,7 @@ func (cn *conn) handle(raw []byte) (data []byte, sw uint16, err error) {
 	if herr == nil {
 		return out, swOK, nil
 	}
-	if errors.Is(herr, errConnLost) {
+	if errors.Is(herr, errConnLost) || errors.Is(herr, errContinueTimeout) {
 		d.resetState()
 		return nil, 0, herr
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
@@ -351,5 +352,26 @@ func checkBTCMessage(t testing.TB, d *Device, path, msg string, sig []byte) {
 	want, _ := d.Wallet().PubKey(hdpath.MustParse(path))
 	if !pub.IsEqual(want) {
 		t.Fatalf("message signed by %x (%s)", pub.SerializeCompressed(), base64.StdEncoding.EncodeToString(sig))
+	}
+}
+
+func TestContinueTimeout(t *testing.T) {
+	d := newDevice(t, Config{})
+	d.continueTimeout = 20 * time.Millisecond
+	c := newTestClient(t, d)
+	p := defaultPolicy(t, c, "wpkh(@0/**)", "m/84'/0'/0'")
+	id := p.id()
+	data := append(append([]byte{0}, id[:]...), make([]byte, 32)...)
+	data = append(data, 0, 0, 0, 0, 0)
+	if _, sw := c.send(claBTC, insGetWalletAddress, 0, 1, data); sw != swInterrupted {
+		t.Fatalf("get wallet address: %04x", sw)
+	}
+	time.Sleep(100 * time.Millisecond)
+	// The app dropped the command: a late CONTINUE has nothing to continue.
+	if _, sw := c.send(claFramework, insContinue, 0, 0, p.serialize()); sw != swBadState {
+		t.Fatalf("late continue: %04x, want b007", sw)
+	}
+	if got, sw := getAddress(t, c, p, nil, 0, 0, 0); sw != swOK || got != vecWpkh {
+		t.Fatalf("next command: %q %04x", got, sw)
 	}
 }
