@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/btcsuite/btcd/blockchain"
-	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/btcutil/psbt"
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/txscript"
@@ -247,7 +246,7 @@ func SpentOutput(p *psbt.Packet, i int) *wire.TxOut {
 // Text renders the summary for a terminal.
 func (s *Summary) Text() string {
 	var b strings.Builder
-	btc := func(v int64) string { return btcutil.Amount(v).Format(btcutil.AmountBTC) }
+	btc := formatBTC
 	fmt.Fprintf(&b, "transaction %s (version %d, locktime %d, %s)\n", s.TxID, s.Version, s.LockTime, s.Network)
 	fmt.Fprintf(&b, "inputs (%d):\n", len(s.Inputs))
 	for i, in := range s.Inputs {
@@ -272,7 +271,7 @@ func (s *Summary) Text() string {
 		}
 		mark := ""
 		if len(out.Derivations) > 0 {
-			mark = "  (change: " + out.Derivations[0].Fingerprint + strings.TrimPrefix(out.Derivations[0].Path, "m") + ")"
+			mark = "  (key [" + out.Derivations[0].Fingerprint + strings.TrimPrefix(out.Derivations[0].Path, "m") + "])"
 		}
 		fmt.Fprintf(&b, "  #%d %s  %s%s\n", i, btc(out.Amount), who, mark)
 	}
@@ -409,4 +408,13 @@ func pushLen(n int) int {
 		return 3
 	}
 	return 5
+}
+
+// formatBTC prints satoshis as BTC with 8 decimals.
+func formatBTC(sat int64) string {
+	sign := ""
+	if sat < 0 {
+		sign, sat = "-", -sat
+	}
+	return fmt.Sprintf("%s%d.%08d BTC", sign, sat/1e8, sat%1e8)
 }
