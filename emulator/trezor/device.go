@@ -10,6 +10,14 @@
 // (legacy, p2sh-p2wpkh, p2wpkh and taproot key-path inputs), and Ethereum addresses, keys,
 // legacy/EIP-155 and EIP-1559 transactions, personal_sign and EIP-712 hash signing. Facts
 // come from ../../shared/protocols/trezor.md; nothing here is shared with device/trezor.
+//
+// Faults (emulator.Faults) apply to every v1 packet the device sends and every whole
+// message it receives, on both links; PINGPING/PONGPONG liveness datagrams are exempt. An
+// injected disconnect closes a pipe link; on UDP it forgets the exchange and the session.
+//
+// Deliberate limits: multisig, external inputs, RBF replacement (orig_hash) and Wanchain
+// transactions are refused with Failure DataError; EIP-712 is served as hash signing only
+// (EthereumSignTypedHash), not the struct-streaming EthereumSignTypedData.
 package trezoremu
 
 import (
