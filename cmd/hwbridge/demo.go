@@ -607,8 +607,8 @@ func (d *demo) listDevices(ctx context.Context) error {
 				d.say("  %s", l)
 			}
 		}
-		if err == nil && strings.Contains(out, "error:") {
-			err = fmt.Errorf("%s at %s reports an error", w.name, w.path)
+		if _, reason, found := strings.Cut(out, "error: "); err == nil && found {
+			err = fmt.Errorf("%s at %s: %s", w.name, w.path, strings.TrimSpace(reason))
 		}
 		if err != nil {
 			d.say("  FAILED for the %s wallet, continuing without it: %v", w.name, err)
