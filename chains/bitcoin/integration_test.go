@@ -15,6 +15,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/txscript"
+	"github.com/btcsuite/btcd/wire"
 
 	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/device"
@@ -408,4 +409,97 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("something was broadcast: %v", pool)
 	}
 	_ = psbt.Packet{}
+}
+
+// BenchmarkSend100Inputs measures the whole path for a 100-input spend: scan, build, sign
+// on the emulated Trezor (in-process pipe), check, finalize and broadcast to btcd.
+// Funding the 100 coins and mining are outside the timer.
+func BenchmarkSend100Inputs(b *testing.B) {
+	ctx := b.Context()
+	emu, err := trezoremu.New(trezoremu.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer emu.Close()
+	dev := device.Verify(trezor.New(emu.Pipe(), trezor.Options{Emulator: true}))
+	defer dev.Close()
+	d, err := bitcoin.AccountDescriptor(ctx, dev, device.ScriptWPKH, regtest, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mineTo, _ := d.Address(0, 0, regtest)
+	node := nodes.StartBtcdT(b, mineTo.EncodeAddress())
+	if _, err := node.Generate(ctx, 100+b.N+1); err != nil {
+		b.Fatal(err)
+	}
+	rpc, err := bitcoin.NewRPC(node.URL(), regtest)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := &bitcoin.Wallet{Desc: d, Net: regtest, Backend: rpc, Gap: 120}
+	to, _ := btcutil.DecodeAddress(outsideAddressString("bench"), regtest)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		// 100 coins of 0.01 BTC on receive addresses 1..100.
+		st, err := w.Scan(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var pays []bitcoin.Payment
+		for j := uint32(1); j <= 100; j++ {
+			a, _ := d.Address(0, j, regtest)
+			pays = append(pays, bitcoin.Payment{Address: a, Amount: 1_000_000})
+		}
+		fund, err := w.BuildSend(ctx, st, bitcoin.SendRequest{Payments: pays, FeeRate: bitcoin.SatPerVB(1), MinConf: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ftx, err := w.Sign(ctx, fund, dev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fid, err := w.Broadcast(ctx, ftx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := node.Generate(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
+		var coins []wire.OutPoint
+		for n, o := range ftx.TxOut {
+			if o.Value == 1_000_000 {
+				coins = append(coins, wire.OutPoint{Hash: fid, Index: uint32(n)})
+			}
+		}
+		b.StartTimer()
+		st, err = w.Scan(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan, err := w.BuildSend(ctx, st, bitcoin.SendRequest{Payments: []bitcoin.Payment{{Address: to, Amount: 99_000_000}}, FeeRate: bitcoin.SatPerVB(1), MinConf: 1, Coins: coins})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(plan.Inputs) != 100 {
+			b.Fatalf("%d inputs", len(plan.Inputs))
+		}
+		tx, err := w.Sign(ctx, plan, dev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := w.Broadcast(ctx, tx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if _, err := node.Generate(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+func outsideAddressString(tag string) string {
+	h := sha256.Sum256([]byte("hwbridge outside payee " + tag))
+	a, _ := btcutil.NewAddressWitnessPubKeyHash(h[:20], regtest)
+	return a.EncodeAddress()
 }
