@@ -215,7 +215,7 @@ func (h *Hub) Scan(ctx context.Context) {
 func (h *Hub) scanUSB(ctx context.Context) {
 	infos, err := h.cfg.USB.Enumerate(ctx)
 	if err != nil {
-		if !errors.Is(err, errors.ErrUnsupported) {
+		if !errors.Is(err, errors.ErrUnsupported) && ctx.Err() == nil {
 			h.log.Warn("usb enumeration failed", "err", err)
 		}
 		return
