@@ -22,10 +22,13 @@ import (
 	"github.com/tyler-smith/go-bip39"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
+	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
 const testMnemonic = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
@@ -554,6 +557,27 @@ func TestHWIEmulator(t *testing.T) {
 	tr := tz.Approver().Transcript()
 	if !strings.HasPrefix(addr, "bcrt1p") || len(tr) != shown+1 || !strings.Contains(strings.Join(tr[shown].Lines, " "), addr) {
 		t.Fatalf("displayaddress %v; screens %v", v, tr[shown:])
+	}
+	hwiSignTxScenario(t, drv)
+}
+
+// TestHWILedgerEmulator: the same signtx exchange with the Ledger-class emulator (Bitcoin
+// Test app, wallet policies, SIGN_PSBT) through the Ledger driver.
+func TestHWILedgerEmulator(t *testing.T) {
+	lg, err := ledgeremu.New(ledgeremu.Config{App: ledgeremu.AppBitcoinTest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	drv := device.Verify(ledger.New(transport.NewSpeculosExchanger(lg.Pipe()), ledger.Options{Emulator: true}))
+	defer drv.Close()
+	devs := map[string]device.Device{"tcp:127.0.0.1:9999": drv}
+	v, err := hwiRun(t, devs, "", "--chain", "regtest", "enumerate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := v.([]any)[0].(map[string]any); e["type"] != "ledger" || e["fingerprint"] != "73c5da0a" {
+		t.Fatalf("enumerate: %v", v)
 	}
 	hwiSignTxScenario(t, drv)
 }
