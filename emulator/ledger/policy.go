@@ -42,6 +42,8 @@ const (
 type walletPolicy struct {
 	version  byte
 	name     string
+	tmplLen  int
+	tmplHash [32]byte // V2
 	template string
 	nKeys    int
 	keysRoot [32]byte
@@ -88,6 +90,7 @@ func parseSerializedPolicy(b []byte) (*walletPolicy, error) {
 	}
 	p.name = string(r.bytes(nameLen))
 	tlen := r.varint()
+	p.tmplLen = int(min(tlen, maxTemplateLen+1))
 	if p.version == 1 {
 		if tlen > maxTemplateLenV1 {
 			return nil, fail(swIncorrectData, "v1 template of %d bytes", tlen)
@@ -97,7 +100,7 @@ func parseSerializedPolicy(b []byte) (*walletPolicy, error) {
 		if tlen > maxTemplateLen {
 			return nil, fail(swIncorrectData, "template of %d bytes", tlen)
 		}
-		r.bytes(32) // template hash, resolved by the caller
+		copy(p.tmplHash[:], r.bytes(32)) // resolved by the caller
 	}
 	nk := r.varint()
 	root := r.bytes(32)
@@ -111,16 +114,6 @@ func parseSerializedPolicy(b []byte) (*walletPolicy, error) {
 	copy(p.keysRoot[:], root)
 	p.id = sha256.Sum256(b)
 	return p, nil
-}
-
-// templateHash returns the template hash of a V2 serialization.
-func templateHash(serialized []byte) (hash [32]byte, n int) {
-	r := &reader{b: serialized}
-	r.u8()
-	r.bytes(int(r.u8()))
-	n = int(r.varint())
-	copy(hash[:], r.bytes(32))
-	return hash, n
 }
 
 // fetchPolicy gets the serialized policy for wallet id from the host (GET_PREIMAGE), then
@@ -140,12 +133,11 @@ func (h btcHost) loadPolicy(ser []byte, app *btcApp) (*walletPolicy, error) {
 		return nil, err
 	}
 	if p.version == 2 {
-		th, n := templateHash(ser)
-		t, err := h.preimage(th, maxTemplateLen)
+		t, err := h.preimage(p.tmplHash, maxTemplateLen)
 		if err != nil {
 			return nil, err
 		}
-		if len(t) != n {
+		if len(t) != p.tmplLen {
 			return nil, fail(swIncorrectData, "template length differs from the policy header")
 		}
 		p.template = string(t)
@@ -580,4 +572,29 @@ func xonly(pub *btcec.PublicKey) []byte { return schnorr.SerializePubKey(pub) }
 
 func (p *walletPolicy) String() string {
 	return fmt.Sprintf("policy %q %s (%d keys)", p.name, p.template, p.nKeys)
+}
+
+// String prints the template fragment in the app's syntax (bare @i placeholders in V1).
+func (n *descNode) format(v1 bool) string {
+	switch n.kind {
+	case "pkh", "wpkh", "tr":
+		return n.kind + "(" + n.key.format(v1) + ")"
+	case "sh", "wsh":
+		return n.kind + "(" + n.inner.format(v1) + ")"
+	}
+	parts := []string{strconv.Itoa(n.k)}
+	for _, k := range n.keys {
+		parts = append(parts, k.format(v1))
+	}
+	return n.kind + "(" + strings.Join(parts, ",") + ")"
+}
+
+func (k keyExpr) format(v1 bool) string {
+	switch {
+	case v1:
+		return "@" + strconv.Itoa(k.idx)
+	case k.m == 0 && k.n == 1:
+		return "@" + strconv.Itoa(k.idx) + "/**"
+	}
+	return fmt.Sprintf("@%d/<%d;%d>/*", k.idx, k.m, k.n)
 }
