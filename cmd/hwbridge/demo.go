@@ -209,6 +209,14 @@ func (d *demo) startBitcoin(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the bitcoin node at %s does not answer (is it running, in regtest, with these credentials?): %w", redactURL(d.btcURL), err)
 	}
+	if n < 101 {
+		// A fresh node: mature one coinbase (btcd pays its --miningaddr; Core the faucet).
+		if _, err := d.mineBTC(int(101 - n)); err != nil {
+			return err
+		}
+		d.say("mined %d blocks on the node", 101-n)
+		n = 101
+	}
 	d.say("tip height %d", n)
 	return nil
 }
@@ -514,8 +522,14 @@ func (d *demo) fundETH(ctx context.Context, to []common.Address, value *big.Int)
 	if err != nil {
 		return nil, err
 	}
-	if bal.Cmp(new(big.Int).Mul(value, big.NewInt(int64(len(to)+1)))) < 0 {
-		return nil, fmt.Errorf("the demo faucet %s holds %s wei: with --eth-rpc, fund it first (it is ethdev.FaucetKey, public test material)", from, bal)
+	need := new(big.Int).Mul(value, big.NewInt(int64(len(to)+1)))
+	if bal.Cmp(need) < 0 {
+		if err := d.topUpFaucet(ctx, from, need); err != nil {
+			return nil, fmt.Errorf("the demo faucet %s holds %s wei and could not be topped up (%v): with --eth-rpc, use a dev node with an unlocked funded account (geth --dev) or fund it", from, bal, err)
+		}
+		if nonce, err = d.eth.PendingNonceAt(ctx, from); err != nil {
+			return nil, err
+		}
 	}
 	feeCap := new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip)
 	var hashes []common.Hash
@@ -538,6 +552,25 @@ func (d *demo) fundETH(ctx context.Context, to []common.Address, value *big.Int)
 		}
 	}
 	return hashes, nil
+}
+
+// topUpFaucet funds the faucet key from the node's unlocked dev account (geth --dev's
+// eth_accounts[0]) with eth_sendTransaction.
+func (d *demo) topUpFaucet(ctx context.Context, faucet common.Address, need *big.Int) error {
+	var accounts []common.Address
+	if err := d.eth.Client().CallContext(ctx, &accounts, "eth_accounts"); err != nil {
+		return err
+	}
+	if len(accounts) == 0 {
+		return errors.New("the node has no unlocked account")
+	}
+	var h common.Hash
+	arg := map[string]any{"from": accounts[0], "to": faucet, "value": "0x" + need.Text(16)}
+	if err := d.eth.Client().CallContext(ctx, &h, "eth_sendTransaction", arg); err != nil {
+		return err
+	}
+	_, err := d.waitReceipt(ctx, h)
+	return err
 }
 
 // waitReceipt waits for a successful receipt.
