@@ -473,3 +473,26 @@ func (cn *conn) ask(title string, lines ...string) (bool, error) {
 func (cn *conn) show(title string, lines ...string) {
 	cn.d.approver.Show(emulator.Screen{Device: "ledger", Title: title, Lines: lines})
 }
+
+// Fingerprint is the master key fingerprint (73c5da0a for the default mnemonic).
+func (d *Device) Fingerprint() uint32 { return d.wallet.Fingerprint() }
+
+// TB is the part of testing.TB that NewForTest uses.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// NewForTest builds a device for a test (httptest style): it fails the test on a bad
+// config and closes the device when the test ends. Use Pipe for in-process links or Serve
+// on a loopback listener for TCP.
+func NewForTest(tb TB, cfg Config) *Device {
+	tb.Helper()
+	d, err := New(cfg)
+	if err != nil {
+		tb.Fatalf("ledgeremu: %v", err)
+	}
+	tb.Cleanup(func() { d.Close() })
+	return d
+}

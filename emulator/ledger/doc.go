@@ -1,0 +1,45 @@
+// Package ledgeremu is hwbridge's Ledger-class emulated device: the dashboard (BOLOS) and
+// three apps, one open at a time as on a real device — "Bitcoin" and "Bitcoin Test"
+// (app-bitcoin-new's v2 protocol: wallet policies, merkleised PSBT v2 and the interactive
+// client commands) and "Ethereum" (streamed RLP transactions, personal messages, hashed
+// EIP-712). It speaks the APDUs of the real apps byte for byte, as written down in
+// /work/shared/protocols/ledger.md, and is checked against Ledger's own JavaScript clients
+// and against the APDU transcripts app-bitcoin-new records against Speculos.
+//
+// Links: Serve/ListenAndServe speak Speculos' APDU framing on TCP (default 127.0.0.1:9999,
+// what ledger-bitcoin, hw-app-eth over hw-transport-node-speculos and HWI expect); Pipe
+// gives an in-process transport.Link with the same framing. The package never imports the
+// driver in device/ledger: it shares only the transport framing with it.
+//
+// Every confirmation goes through an emulator.Approver as a Screen (addresses, amounts,
+// fee, chain, message text), and emulator.Faults apply to every reply frame (drop,
+// corrupt, delay) and incoming APDU (disconnect). Apps: AppBitcoin, AppBitcoinTest,
+// AppEthereum; E0 D8 on the dashboard opens them, B0 A7 quits to the dashboard.
+//
+// # Status words
+//
+// The host sees what the real apps answer; drivers branch on these:
+//
+//	0x9000 ok · 0x6985 rejected on the device · 0x5515 locked (SetLocked) · 0x6E01 no app
+//	open (dashboard) · 0x6E00 wrong CLA for the open app · 0x6D00 unknown INS · 0x6807 app
+//	not installed · 0x6A80 incorrect data (ETH: blind signing off for calldata and hashed
+//	EIP-712) · 0x6A82 not supported (BTC: non-standard path without display, coin type of
+//	the other network, templates this emulator lacks) · 0x6A86/0x6B00 wrong P1/P2 ·
+//	0x6A87 wrong length · 0xB007 CONTINUE without an interrupted command · 0xB008 wrong
+//	wallet-policy HMAC · 0xE000 client command (the reply data is the request).
+//
+// The Bitcoin app adds 2-byte extended error codes as reply data (ledger.md §5.8).
+//
+// # Limits
+//
+// Wallet-policy templates: pkh, wpkh, sh(wpkh), tr(KEY) and multi/sortedmulti under sh,
+// wsh or sh(wsh). Miniscript, taproot script trees and MuSig2 are refused with 0x6A82.
+// The Ethereum app signs legacy, EIP-2930 and EIP-1559 transactions; EIP-7702 (type 4) and
+// blob transactions get 0x6501. ERC-20 token descriptors (INS 0x0A) are signed by Ledger's
+// key, which the emulator does not hold, so they never verify (0x6A80).
+//
+// # Errors
+//
+// New returns emulator.ErrBadMnemonic (wrapped) for bad words and an error naming the valid
+// apps for an unknown Config.App. ListenAndServe wraps the listen error.
+package ledgeremu
