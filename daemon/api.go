@@ -123,6 +123,30 @@ func (a *API) V1Features(ctx context.Context, auth keys.Auth, raw json.RawMessag
 	return &f, nil
 }
 
+// FingerprintResult is a master key fingerprint.
+type FingerprintResult struct {
+	Fingerprint string `json:"fingerprint"` // 8 hex digits
+	Path        string `json:"path"`        // the device it is of
+}
+
+// V1Fingerprint returns a device's master fingerprint (read once, then cached).
+func (a *API) V1Fingerprint(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*FingerprintResult, error) {
+	var p DeviceParams
+	c, err := a.d.begin("v1Fingerprint", auth, raw, &p)
+	if err != nil {
+		return nil, toRPC(err)
+	}
+	path, err := c.device(ctx, p.Device)
+	if err != nil {
+		return nil, toRPC(err)
+	}
+	fp, err := a.d.cfg.Hub.Fingerprint(ctx, path)
+	if err != nil {
+		return nil, toRPC(err)
+	}
+	return &FingerprintResult{Fingerprint: fp.String(), Path: path}, nil
+}
+
 // XPubParams asks for an extended public key.
 type XPubParams struct {
 	Device  string `json:"device,omitempty"`
@@ -509,6 +533,56 @@ func (a *API) V1EthSignTypedData(ctx context.Context, auth keys.Auth, raw json.R
 		return nil, err
 	}
 	return res, nil
+}
+
+// EthTypedHashParams asks for an EIP-712 signature over precomputed hashes (the device shows
+// the hashes).
+type EthTypedHashParams struct {
+	Device          string `json:"device,omitempty"`
+	Path            string `json:"path,omitempty"`         // default m/44'/60'/0'/0/0
+	DomainSeparator string `json:"domain_separator"`       // 32 bytes, hex
+	MessageHash     string `json:"message_hash,omitempty"` // 32 bytes, hex; empty for domain-only data
+}
+
+// V1EthSignTypedHash signs EIP-712 hashes computed by the caller.
+func (a *API) V1EthSignTypedHash(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*SignatureResult, error) {
+	var p EthTypedHashParams
+	c, err := a.d.begin("v1EthSignTypedHash", auth, raw, &p)
+	if err != nil {
+		return nil, toRPC(err)
+	}
+	var sig []byte
+	err = func() error {
+		ds, err := hexutil.Decode(withHexPrefix(p.DomainSeparator))
+		if err != nil || len(ds) != 32 {
+			return fmt.Errorf("%w: domain_separator must be 32 bytes of hex", device.ErrInvalidInput)
+		}
+		var mh []byte
+		if p.MessageHash != "" {
+			if mh, err = hexutil.Decode(withHexPrefix(p.MessageHash)); err != nil || len(mh) != 32 {
+				return fmt.Errorf("%w: message_hash must be 32 bytes of hex", device.ErrInvalidInput)
+			}
+		}
+		path, err := ethPath(p.Path)
+		if err != nil {
+			return err
+		}
+		if err := c.chain(device.ChainETH); err != nil {
+			return err
+		}
+		dev, err := c.device(ctx, p.Device)
+		if err != nil {
+			return err
+		}
+		return c.do(ctx, dev, func(ctx context.Context, d device.Device) error {
+			sig, err = d.SignTypedHash(ctx, path, [32]byte(ds), mh)
+			return err
+		})
+	}()
+	if err := c.finish(fmt.Sprintf("eip-712 hashes domain %s message %s with %s", p.DomainSeparator, p.MessageHash, p.Path), err); err != nil {
+		return nil, err
+	}
+	return &SignatureResult{Signature: sig}, nil
 }
 
 func (c *call) signTyped(ctx context.Context, sel string, path hdpath.Path, td *ethereum.TypedData) (*SignatureResult, error) {

@@ -109,8 +109,8 @@ func parseFingerprint(s string) (device.Fingerprint, bool) {
 // open picks the device the command runs on (design.md "Device paths"): --device or
 // $HWBRIDGE_DEVICE as a path or fingerprint, else the only USB wallet attached.
 func (e *env) open(ctx context.Context) (device.Device, error) {
-	if err := e.checkMode(); err != nil {
-		return nil, err
+	if d, ok, err := e.openDaemon(ctx); ok {
+		return d, err // hwbridged owns the devices (client.go)
 	}
 	sel := e.device
 	if sel == "" {

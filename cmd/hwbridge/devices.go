@@ -38,8 +38,11 @@ func runDevices(ctx context.Context, e *env, args []string) error {
 
 func (c *devicesCmd) run(ctx context.Context) error {
 	e := c.e
-	if err := e.checkMode(); err != nil {
-		return err
+	if rows, ok, err := e.daemonDevices(ctx); ok {
+		if err != nil {
+			return err
+		}
+		return c.print(rows) // hwbridged owns the devices (client.go)
 	}
 	infos, err := transport.Enumerate(ctx)
 	if err != nil {
@@ -75,6 +78,11 @@ func (c *devicesCmd) run(ctx context.Context) error {
 		}
 		rows = append(rows, row)
 	}
+	return c.print(rows)
+}
+
+func (c *devicesCmd) print(rows []deviceRow) error {
+	e := c.e
 	if e.json {
 		return e.writeJSON(rows)
 	}

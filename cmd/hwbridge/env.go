@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/btcsuite/btcd/chaincfg"
@@ -115,39 +113,6 @@ func (e *env) onButton() func() {
 			fmt.Fprintln(e.stderr, "hwbridge: confirm on your device")
 		}
 	}
-}
-
-// defaultSocket is hwbridged's socket (design.md): $XDG_RUNTIME_DIR/hwbridge/hwbridged.sock,
-// else ~/.hwbridge/hwbridged.sock.
-func (e *env) defaultSocket() string {
-	if d := e.getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "hwbridge", "hwbridged.sock")
-	}
-	if h := e.getenv("HOME"); h != "" {
-		return filepath.Join(h, ".hwbridge", "hwbridged.sock")
-	}
-	return ""
-}
-
-// checkMode refuses to go around a running daemon: it owns the devices. Talking to it
-// arrives with the daemon; until then --direct is the way.
-func (e *env) checkMode() error {
-	if e.direct {
-		return nil
-	}
-	sock := e.socket
-	if sock == "" {
-		sock = e.defaultSocket()
-	}
-	if sock == "" {
-		return nil
-	}
-	if _, err := os.Stat(sock); err == nil {
-		return fmt.Errorf("hwbridged is running (socket %s) and owns the devices; this hwbridge talks to devices directly only: stop hwbridged or pass --direct: %w", sock, errors.ErrUnsupported)
-	} else if e.socket != "" {
-		return fmt.Errorf("no hwbridged socket at %s (pass --direct to talk to the device yourself): %w", sock, err)
-	}
-	return nil
 }
 
 // parseNetwork maps --network.

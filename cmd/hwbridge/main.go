@@ -55,6 +55,11 @@ var commands = []command{
 	{"eth token-transfer", "--token ADDR|USDC|USDT --to ADDR --amount N --rpc URL [--index N] [--yes] [fee flags as eth send]", "send ERC-20 tokens (amount in the token's decimals)", runETHTokenTransfer},
 	{"eth sign-typed-data", "FILE|- [--index N]", "sign EIP-712 typed data (hashed here; domain and message hashes shown)", runETHSignTypedData},
 	{"demo", "[--btc-rpc URL] [--eth-rpc URL] [--timeout D]", "walk through hwbridge on emulated wallets and in-process dev chains", runDemo},
+	{"apps list", "[--data-dir DIR]", "list apps paired with hwbridged (and pending pairing requests)", runAppsList},
+	{"apps approve", "ID [--scopes S] [--data-dir DIR]", "approve an app's pairing request (it receives its key)", runAppsApprove},
+	{"apps deny", "ID [--data-dir DIR]", "refuse an app's pairing request", runAppsDeny},
+	{"apps rotate", "ID [--overlap D] [--data-dir DIR]", "issue a new key for an app; the old one works for the overlap", runAppsRotate},
+	{"apps revoke", "ID [--data-dir DIR]", "revoke an app and all its keys at once", runAppsRevoke},
 	{"audit verify", "[--data-dir DIR]", "check hwbridged's hash-chained audit log", runAuditVerify},
 	{"hwi", "[--fingerprint FP] [--chain C] [--stdin] enumerate|getdescriptors|displayaddress|signtx ...", "the HWI command contract Bitcoin Core's -signer runs (bitcoind -signer=\"hwbridge hwi\")", runHWI},
 }
