@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -30,6 +31,7 @@ import (
 // softDevice is a software signer holding the test mnemonic, with switches that make it
 // misbehave the ways Verify must catch. It exists only to test Verify and the suite.
 type softDevice struct {
+	mu      sync.Mutex // hdkeychain caches public keys lazily: serialise, as a device does
 	master  *hdkeychain.ExtendedKey
 	reject  bool
 	corrupt string // "", "psbt-ecdsa", "psbt-taproot", "psbt-wrongkey", "eth-wrongkey", "eth-payload", "msg-btc", "msg-eth", "msg-address", "typed"
@@ -45,6 +47,8 @@ func newSoft(t *testing.T) *softDevice {
 }
 
 func (s *softDevice) priv(path []uint32) *btcec.PrivateKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	k := s.master
 	for _, step := range path {
 		var err error
@@ -64,12 +68,16 @@ func (s *softDevice) Features(context.Context) (device.Features, error) {
 }
 
 func (s *softDevice) Fingerprint(context.Context) (device.Fingerprint, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	pub, _ := s.master.ECPubKey()
 	h := btcutil.Hash160(pub.SerializeCompressed())
 	return device.Fingerprint(uint32(h[0])<<24 | uint32(h[1])<<16 | uint32(h[2])<<8 | uint32(h[3])), nil
 }
 
 func (s *softDevice) XPub(_ context.Context, req device.XPubRequest) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	k := s.master
 	for _, step := range req.Path {
 		k, _ = k.Derive(step)
