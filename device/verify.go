@@ -22,6 +22,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/hwbridge/hwbridge/internal/hdpath"
+	hwpsbt "github.com/hwbridge/hwbridge/psbt"
 )
 
 // Verify wraps d so that every signature it returns is checked before the caller sees it
@@ -90,13 +91,9 @@ func clonePSBT(p *psbt.Packet) (*psbt.Packet, error) {
 	if p == nil || p.UnsignedTx == nil {
 		return nil, fmt.Errorf("%w: empty psbt", ErrInvalidInput)
 	}
-	var buf bytes.Buffer
-	if err := p.Serialize(&buf); err != nil {
-		return nil, fmt.Errorf("%w: psbt does not serialize: %w", ErrInvalidInput, err)
-	}
-	c, err := psbt.NewFromRawBytes(&buf, false)
+	c, err := hwpsbt.Clone(p)
 	if err != nil {
-		return nil, fmt.Errorf("%w: psbt does not parse back: %w", ErrInvalidInput, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
 	return c, nil
 }

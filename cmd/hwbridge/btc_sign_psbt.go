@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/btcsuite/btcd/btcutil/psbt"
 
 	"github.com/hwbridge/hwbridge/device"
+	hwpsbt "github.com/hwbridge/hwbridge/psbt"
 )
 
 // maxPSBTFile caps what `btc sign-psbt` reads (btcd caps single PSBT values at 4 MB).
@@ -51,7 +48,7 @@ func runBTCSignPSBT(ctx context.Context, e *env, args []string) error {
 	if err := d.SignPSBT(ctx, p, net); err != nil {
 		return err
 	}
-	b64, err := p.B64Encode()
+	b64, err := hwpsbt.EncodeBase64(p)
 	if err != nil {
 		return fmt.Errorf("encode the signed psbt: %w", err)
 	}
@@ -88,22 +85,9 @@ func (e *env) readInput(arg string) ([]byte, error) {
 
 // decodePSBT accepts binary BIP-174, base64 (as Bitcoin Core prints it) or hex.
 func decodePSBT(raw []byte) (*psbt.Packet, error) {
-	bin := raw
-	if !bytes.HasPrefix(raw, []byte("psbt\xff")) {
-		text := strings.Join(strings.Fields(string(raw)), "")
-		var err error
-		if strings.HasPrefix(text, "70736274ff") {
-			bin, err = hex.DecodeString(text)
-		} else {
-			bin, err = base64.StdEncoding.DecodeString(text)
-		}
-		if err != nil || len(text) == 0 {
-			return nil, fmt.Errorf("%w: not a psbt (want base64, hex or binary BIP-174)", device.ErrInvalidInput)
-		}
-	}
-	p, err := psbt.NewFromRawBytes(bytes.NewReader(bin), false)
+	p, err := hwpsbt.Decode(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: malformed psbt: %v", device.ErrInvalidInput, err)
+		return nil, fmt.Errorf("%w: %w", device.ErrInvalidInput, err)
 	}
 	if len(p.UnsignedTx.TxIn) == 0 || len(p.UnsignedTx.TxOut) == 0 {
 		return nil, fmt.Errorf("%w: the psbt's transaction has %d inputs and %d outputs; it needs at least one of each", device.ErrInvalidInput, len(p.UnsignedTx.TxIn), len(p.UnsignedTx.TxOut))

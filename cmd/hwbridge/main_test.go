@@ -124,8 +124,8 @@ func TestBadPSBT(t *testing.T) {
 		args        []string
 		want        string
 	}{
-		{"not base64", "hello world", []string{"btc", "sign-psbt", "-"}, "not a psbt"},
-		{"empty", "", []string{"btc", "sign-psbt", "-"}, "not a psbt"},
+		{"not base64", "hello world", []string{"btc", "sign-psbt", "-"}, "malformed psbt"},
+		{"empty", "", []string{"btc", "sign-psbt", "-"}, "malformed psbt"},
 		{"no inputs", "cHNidP8BAAoCAAAAAAAAAAAAAA==", []string{"btc", "sign-psbt", "-"}, "0 inputs"},
 		{"truncated", "", []string{"btc", "sign-psbt", bad}, "malformed psbt"},
 		{"missing file", "", []string{"btc", "sign-psbt", filepath.Join(dir, "nope.psbt")}, "no such file"},
