@@ -12,8 +12,9 @@ import (
 	hwpsbt "github.com/hwbridge/hwbridge/psbt"
 )
 
-// maxPSBTFile caps what `btc sign-psbt` reads (btcd caps single PSBT values at 4 MB).
-const maxPSBTFile = 16 << 20
+// maxPSBTFile caps what `btc sign-psbt` reads: the largest PSBT the psbt package accepts,
+// in its longest text form.
+const maxPSBTFile = 2 * hwpsbt.MaxSize
 
 // btcSignPSBTCmd signs a PSBT and prints it, base64.
 type btcSignPSBTCmd struct {
