@@ -300,6 +300,13 @@ func TestSignPSBTDefaultPolicies(t *testing.T) {
 			for _, y := range ys {
 				i, pub, sig := parseYield(t, y)
 				sigs[i] = [2][]byte{pub, sig}
+				// Taproot key path: the x-only output key; otherwise the compressed key.
+				if spk := f.prevs[i].PkScript; tc.scheme == "tr" && !bytes.Equal(pub, spk[2:]) {
+					t.Fatalf("input %d: yielded key %x, output key %x", i, pub, spk[2:])
+				}
+				if tc.scheme != "tr" && len(pub) != 33 {
+					t.Fatalf("input %d: yielded key %x", i, pub)
+				}
 			}
 			f.finalizeAndVerify(t, sigs)
 			tr := d.Approver().Transcript()
