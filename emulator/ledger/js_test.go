@@ -221,6 +221,17 @@ func TestJSBitcoinClient(t *testing.T) {
 	}
 	checkBTCMessage(t, d, "m/84'/0'/0'/0/0", "hello", sig)
 
+	// The test app: tpub, tb1 addresses, and coin type 0' refused.
+	var tout struct {
+		App, Fingerprint, Xpub84, Wpkh string
+		CoinTypeRefused                jsFailure
+	}
+	runNode(t, dir, nodePath, "btc", map[string]any{"port": port, "app": "Bitcoin Test"}, &tout)
+	if tout.App != AppBitcoinTest || tout.Fingerprint != vecFingerprint || tout.Xpub84 != vecTpub84 || tout.Wpkh != vecTestWpkh ||
+		tout.CoinTypeRefused.StatusCode != int(swNotSupported) {
+		t.Errorf("bitcoin test app: %+v", tout)
+	}
+
 	titles := map[string]bool{}
 	for _, e := range d.Approver().Transcript() {
 		titles[e.Title] = true
