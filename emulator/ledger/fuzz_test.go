@@ -251,3 +251,73 @@ func norm(t *ethTx) ethTx {
 	}
 	return n
 }
+
+// FuzzBitcoinSession drives the Bitcoin app with an arbitrary command and arbitrary answers
+// to its client commands (answers separated by 0xF8 0xF8): whatever the host sends, the
+// device answers with a status word and never crashes; its state is sane afterwards.
+func FuzzBitcoinSession(f *testing.F) {
+	pol := testPolicy{template: "wpkh(@0/**)", keys: []string{"[73c5da0a/84'/0'/0']" + vecXpub84}}
+	id := pol.id()
+	addr := append(append([]byte{0}, id[:]...), make([]byte, 32)...)
+	addr = append(addr, 0, 0, 0, 0, 0)
+	ser := pol.serialize()
+	pre := append(appendVarint(nil, uint64(len(ser))), byte(len(ser)))
+	f.Add(byte(insGetWalletAddress), addr, append(pre, ser...))
+	f.Add(byte(insSignMessage), append(pathBytes(f, "m/84'/0'/0'/0/0"), append([]byte{5}, make([]byte, 32)...)...), []byte{0x05, 0x05, 'h', 'e', 'l', 'l', 'o'})
+	f.Add(byte(insRegisterWallet), append(appendVarint(nil, uint64(len(ser))), ser...), []byte{})
+	f.Add(byte(insSignPSBT), make([]byte, 200), []byte{1, 0})
+	d := NewForTest(f, Config{})
+	f.Fuzz(func(t *testing.T, ins byte, data, answers []byte) {
+		if len(data) > MaxAPDUData {
+			data = data[:MaxAPDUData]
+		}
+		c := newTestClient(t, d)
+		chunks := bytes.Split(answers, []byte{0xF8, 0xF8})
+		_, sw := c.send(claBTC, ins, 0, 1, data)
+		for i := 0; sw == swInterrupted; i++ {
+			ans := []byte{}
+			if i < len(chunks) {
+				ans = chunks[i]
+			}
+			if len(ans) > MaxAPDUData {
+				ans = ans[:MaxAPDUData]
+			}
+			if i > 64 {
+				// Give up like a host would: any other APDU aborts the command.
+				if _, sw = c.send(claBTC, insGetMasterFpr, 0, 1, nil); sw != swIncorrectData {
+					t.Fatalf("abort: %04x", sw)
+				}
+				break
+			}
+			_, sw = c.send(claFramework, insContinue, 0, 0, ans)
+		}
+		c.mustOK(claBTC, insGetMasterFpr, 0, 1, nil)
+	})
+}
+
+// FuzzEthereumSession sends arbitrary Ethereum app APDUs (records separated by 0xE0 0xE0:
+// INS P1 P2 data…): every one is answered, and the app still works afterwards.
+func FuzzEthereumSession(f *testing.F) {
+	tx := append(append([]byte{insEthSignTx, 0, 0}, pathBytes(f, "m/44'/60'/0'/0/0")...), unhex(f, vecEth1559Tx)[:20]...)
+	more := append([]byte{insEthSignTx, 0x80, 0}, unhex(f, vecEth1559Tx)[20:]...)
+	f.Add(bytes.Join([][]byte{tx, more}, []byte{0xE0, 0xE0}))
+	f.Add(append([]byte{insEthSignPersonal, 0, 0}, append(pathBytes(f, "m/44'/60'/0'/0/0"), 0, 0, 0, 2, 'h', 'i')...))
+	f.Add(append([]byte{insEthSignEIP712, 0, 0}, append(pathBytes(f, "m/44'/60'/0'/0/0"), make([]byte, 64)...)...))
+	d := NewForTest(f, Config{App: AppEthereum, BlindSigning: true})
+	f.Fuzz(func(t *testing.T, script []byte) {
+		c := newTestClient(t, d)
+		for _, rec := range bytes.Split(script, []byte{0xE0, 0xE0}) {
+			if len(rec) < 3 {
+				continue
+			}
+			data := rec[3:]
+			if len(data) > MaxAPDUData {
+				data = data[:MaxAPDUData]
+			}
+			c.send(claETH, rec[0], rec[1], rec[2], data)
+		}
+		if got := c.mustOK(claETH, insEthGetConfig, 0, 0, nil); len(got) != 4 {
+			t.Fatalf("config %x", got)
+		}
+	})
+}
