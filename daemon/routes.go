@@ -46,6 +46,8 @@ var routes = map[string]route{
 	"v1EthSignTypedHash": {scopes: sign, audit: true},
 	"v1EthSend":          {scopes: signSend, audit: true},
 	"v1EthBroadcast":     {scopes: broadcast, audit: true},
+	"v1BtcSend":          {scopes: signSend, audit: true},
+	"v1BtcBroadcast":     {scopes: broadcast, audit: true},
 	"v1AppsList":         {scopes: admin},
 	"v1AppsApprove":      {scopes: admin, audit: true},
 	"v1AppsDeny":         {scopes: admin, audit: true},

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/accounts/external"
 	"github.com/ethereum/go-ethereum/common"
@@ -28,12 +30,14 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/rpc"
 
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/daemon/journal"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/emulator"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
+	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
 	"github.com/hwbridge/hwbridge/internal/devchain/ethdev"
 )
 
@@ -492,6 +496,49 @@ func TestDaemonBinary(t *testing.T) {
 		nonce, err := ec.NonceAt(ctx, deviceAddr, nil)
 		if err != nil || nonce != 1 {
 			t.Fatalf("the device account sent %d transactions, want 1", nonce)
+		}
+	})
+
+	t.Run("btc send with a request id pays once, across a crash", func(t *testing.T) {
+		wallet := w.pair("btc-wallet", keys.ScopeRead, keys.ScopeSign, keys.ScopeBroadcast)
+		var recv daemon.AddressResult
+		if err := wallet.Call(ctx, "v1Address", daemon.AddressParams{Chain: "btc", Path: "m/84'/1'/0'/0/0", Network: "regtest"}, &recv); err != nil {
+			t.Fatal(err)
+		}
+		mineTo, err := btcutil.DecodeAddress(recv.Address, &chaincfg.RegressionNetParams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		node, err := btcregtest.Start(ctx, btcregtest.NodeOptions{MiningAddr: mineTo})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer node.Close()
+		to := "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+		send := daemon.BtcSendParams{RequestID: "btc-1", BtcChainParams: daemon.BtcChainParams{RPC: node.URL(), Network: "regtest"},
+			To: to, Amount: "1.25", FeeRate: "2"}
+		before := len(w.approver.Transcript())
+		var first daemon.BtcSendResult
+		if err := wallet.Call(ctx, "v1BtcSend", send, &first); err != nil {
+			t.Fatal(err)
+		}
+		screens := len(w.approver.Transcript()) - before
+		w.kill()
+		w.start()
+		var again daemon.BtcSendResult
+		if err := wallet.Call(ctx, "v1BtcSend", send, &again); err != nil || again.TxID != first.TxID || !again.Replayed {
+			t.Fatalf("retry after a crash: %+v %v", again, err)
+		}
+		if n := len(w.approver.Transcript()) - before; n != screens || screens == 0 {
+			t.Fatalf("device screens %d, want %d from one signing", n, screens)
+		}
+		rpcc, err := bitcoin.NewRPC(node.URL(), &chaincfg.RegressionNetParams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pool []string
+		if err := rpcc.Call(ctx, "getrawmempool", &pool); err != nil || len(pool) != 1 || pool[0] != first.TxID {
+			t.Fatalf("mempool %v (%v), want exactly [%s]", pool, err, first.TxID)
 		}
 	})
 
