@@ -349,3 +349,49 @@ func TestSocketHardening(t *testing.T) {
 		t.Fatalf("regular file: %v", err)
 	}
 }
+
+// TestUnplugMidRequest: the device goes away while the user is asked to confirm; the caller
+// gets ErrDisconnected (code CodeDisconnected) at once, and subscribers a detach event.
+func TestUnplugMidRequest(t *testing.T) {
+	td := startDaemon(t)
+	ctx := context.Background()
+	admin := td.admin(t)
+	events := make(chan device.Event, 16)
+	sub, err := admin.Subscribe(ctx, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	td.approver.SetPolicy(emulator.PolicyPrompt)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- admin.Call(ctx, "v1SignMessage", SignMessageParams{Chain: "eth", Path: "m/44'/60'/0'/0/0", Message: "unplug me"}, nil)
+	}()
+	for i := 0; ; i++ {
+		if _, ok := td.approver.Pending(); ok {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("no confirmation screen")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	td.emu.Close() // unplugged
+	err = <-errc
+	var re *RemoteError
+	if !errors.Is(err, device.ErrDisconnected) || !errors.As(err, &re) || re.Code != CodeDisconnected {
+		t.Fatalf("unplugged mid-request: %v", err)
+	}
+	t.Logf("caller told %q after %v", err, time.Since(start))
+	for {
+		select {
+		case e := <-events:
+			if e.Type == device.EventDetached && e.Path == emuPath {
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no detach event")
+		}
+	}
+}
