@@ -38,7 +38,7 @@ type testDaemon struct {
 	done     chan error
 }
 
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "hwbd")
 	if err != nil {
@@ -48,7 +48,7 @@ func shortTempDir(t *testing.T) string {
 	return dir
 }
 
-func startDaemon(t *testing.T) *testDaemon {
+func startDaemon(t testing.TB) *testDaemon {
 	t.Helper()
 	approver := emulator.NewApprover(emulator.PolicyAuto)
 	emu, err := trezoremu.New(trezoremu.Options{Approver: approver})
@@ -89,7 +89,7 @@ func startDaemon(t *testing.T) *testDaemon {
 	return td
 }
 
-func (td *testDaemon) admin(t *testing.T) *Client {
+func (td *testDaemon) admin(t testing.TB) *Client {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(td.dataDir, CLIKeyFile))
 	if err != nil {

@@ -15,12 +15,13 @@
 // no HTML escaping). Because prev is inside the body, each hash covers the whole chain.
 //
 // Beside the log, the head file (the log's path + ".head") holds {"seq":N,"hash":"…"} of the
-// last record known to be written; it is replaced atomically after every append. A log
+// last record known to be written, padded with spaces to 128 bytes; it is rewritten in place
+// and fsync'ed after every append. A log
 // shorter than its head was truncated. A crash between the append and the head update
 // leaves the head one record behind, which is not an error (the head is a lower bound).
 //
-// Appends are written with one write call and fsync'ed before Append returns; the head is
-// written with write-to-temp, fsync, rename and a directory fsync.
+// Appends are written with one write call and fsync'ed before Append returns, then the head
+// (two fsyncs per record).
 //
 // # Errors
 //
@@ -152,6 +153,7 @@ type Log struct {
 
 	mu   sync.Mutex
 	f    *os.File
+	head *os.File // the head file, opened at the first append
 	last head
 }
 
@@ -237,7 +239,7 @@ func (l *Log) Append(e Entry) (Record, error) {
 		return Record{}, fmt.Errorf("audit: fsync %s: %w", l.path, err)
 	}
 	l.last = head{Seq: r.Seq, Hash: r.Hash}
-	if err := writeHead(l.path, l.last); err != nil {
+	if err := l.writeHead(l.last); err != nil {
 		return Record{}, err
 	}
 	return r, nil
@@ -252,15 +254,33 @@ func (l *Log) Close() error {
 	}
 	err := l.f.Close()
 	l.f = nil
+	if l.head != nil {
+		err = errors.Join(err, l.head.Close())
+		l.head = nil
+	}
 	return err
 }
 
-func writeHead(path string, h head) error {
+// headSize is the fixed size of the head file: it is rewritten in place (one write within a
+// disk sector, then fsync), so a crash leaves the old or the new head, never a mix.
+const headSize = 128
+
+func (l *Log) writeHead(h head) error {
 	b, err := json.Marshal(h)
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(HeadPath(path), append(b, '\n'), 0o600); err != nil {
+	line := append(b, bytes.Repeat([]byte(" "), headSize-1-len(b))...)
+	line = append(line, '\n')
+	if l.head == nil {
+		if l.head, err = os.OpenFile(HeadPath(l.path), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+			return fmt.Errorf("audit: head: %w", err)
+		}
+	}
+	if _, err := l.head.WriteAt(line, 0); err != nil {
+		return fmt.Errorf("audit: head: %w", err)
+	}
+	if err := l.head.Sync(); err != nil {
 		return fmt.Errorf("audit: head: %w", err)
 	}
 	return nil
