@@ -79,7 +79,7 @@ func (s *syncBuffer) String() string {
 
 // world is one emulator, one data directory and the daemon process serving them.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	dir      string
 	socket   string
@@ -91,7 +91,7 @@ type world struct {
 	log      *syncBuffer
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	bin, err := buildOnce()
 	if err != nil {
@@ -570,4 +570,22 @@ func TestDaemonBinary(t *testing.T) {
 			t.Fatalf("tampered log: exit %d %q", code, errs)
 		}
 	})
+}
+
+// BenchmarkIdleMemory reports the resident memory of an idle hwbridged (serving one emulator
+// endpoint, polling USB) a second after start. Run with -benchtime 1x.
+func BenchmarkIdleMemory(b *testing.B) {
+	w := newWorld(b)
+	time.Sleep(time.Second)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	if err != nil {
+		b.Fatalf("idle memory is read from /proc (Linux): %v", err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb float64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+			b.ReportMetric(kb/1024, "rss-MiB")
+		}
+	}
 }
