@@ -1,6 +1,7 @@
 // Command hwbridge is the hwbridge CLI (design.md "hwbridge (the CLI)"): it lists hardware
-// wallets, reads xpubs and addresses, and signs PSBTs and messages. This build talks to
-// devices directly (--direct); daemon mode comes with hwbridged.
+// wallets, reads xpubs and addresses, and signs PSBTs and messages. It talks to devices
+// through hwbridged when the daemon's socket exists (client.go), else (or with --direct)
+// directly.
 //
 // Exit codes: 0 ok, 1 error, 2 usage, 3 rejected on the device, 4 no device.
 package main
