@@ -354,14 +354,21 @@ func (s *Store) Wait(ctx context.Context, id string) (string, error) {
 	case <-t.C:
 		res.err = ErrPairTimeout
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if res.err != nil {
-		s.mu.Lock()
+		select {
+		case r := <-ch: // decided just as the wait ended: the decision stands
+			res = r
+		default:
+		}
+	}
+	delete(s.waiters, id)
+	if res.err != nil {
 		if a := s.apps[id]; a != nil && a.Status == StatusPending {
 			delete(s.apps, id)
 			_ = s.save()
 		}
-		delete(s.waiters, id)
-		s.mu.Unlock()
 	}
 	return res.key, res.err
 }
@@ -413,8 +420,7 @@ func (s *Store) Approve(id string, scopes []Scope) (App, error) {
 		return App{}, err
 	}
 	s.secrets[secretID(id, 1)] = []byte(key)
-	delete(s.waiters, id)
-	ch <- pairResult{key: key}
+	ch <- pairResult{key: key} // Wait takes it and drops the waiter
 	return clone(a), nil
 }
 
@@ -429,7 +435,6 @@ func (s *Store) Deny(id string) error {
 	delete(s.apps, id)
 	if ch := s.waiters[id]; ch != nil {
 		ch <- pairResult{err: ErrDenied}
-		delete(s.waiters, id)
 	}
 	return s.save()
 }
@@ -486,7 +491,6 @@ func (s *Store) Revoke(id string) error {
 	if a.Status == StatusPending {
 		if ch := s.waiters[id]; ch != nil {
 			ch <- pairResult{err: ErrDenied}
-			delete(s.waiters, id)
 		}
 	}
 	for _, k := range a.Keys {
