@@ -58,7 +58,10 @@ func (a *API) V1Pair(ctx context.Context, req keys.PairRequest) (*PairResult, er
 		return nil, toRPC(fmt.Errorf("%w: %w", device.ErrInvalidInput, err))
 	}
 	a.d.log.Info("pairing request waits for approval", "app", pending.ID, "name", pending.Name, "scopes", pending.Scopes)
-	_ = a.d.record(pending.ID, "v1Pair", "", fmt.Sprintf("pairing request %q scopes %v limits %+v", pending.Name, pending.Scopes, pending.Limits), nil)
+	if err := a.d.record(pending.ID, "v1Pair", "", fmt.Sprintf("pairing request %q scopes %v limits %+v", pending.Name, pending.Scopes, pending.Limits), nil); err != nil {
+		_ = a.d.apps.Deny(pending.ID)
+		return nil, toRPC(err)
+	}
 	key, err := a.d.apps.Wait(ctx, pending.ID)
 	if err != nil {
 		return nil, toRPC(err)

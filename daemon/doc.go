@@ -23,8 +23,43 @@
 //	    {"app":"0a1b2c3d4e","key":1,"nonce":"00112233445566778899aabbccddeeff","ts":1800000000123,"mac":"99b3…"},
 //	    {"path":"m/84'/0'/0'","network":"regtest"}]}
 //
+// Methods and the scope each needs (routes.go):
+//
+//	hwbridge_version                          none     daemon version and API versions
+//	hwbridge_v1Pair {name,scopes,limits}      none     waits for hwbridge apps approve; returns the key once
+//	hwbridge_v1Login {key}                    none     hands a key to a restarted daemon
+//	hwbridge_v1Devices                        read     devices from the hub's cache (never waits)
+//	hwbridge_v1Features, v1Fingerprint        read
+//	hwbridge_v1Xpub {path,network,display}    read     cached after the first read
+//	hwbridge_v1Address {chain,path,type,network,display}   read
+//	hwbridge_v1SignPsbt {psbt,network}        sign
+//	hwbridge_v1SignMessage {chain,path,message}            sign     BIP-137 or EIP-191
+//	hwbridge_v1EthSignTx {path,tx,chain_id}   sign
+//	hwbridge_v1EthSignTypedData {path,data}   sign     EIP-712 document, hashed here
+//	hwbridge_v1EthSignTypedHash               sign     EIP-712 hashes from the caller
+//	hwbridge_v1EthSend {request_id,rpc,to,value|token+amount,...}   sign+broadcast, journaled
+//	hwbridge_v1BtcSend {request_id,rpc|esplora,network,type,account,to,amount,fee_rate}   sign+broadcast, journaled
+//	hwbridge_v1EthBroadcast, v1BtcBroadcast   broadcast
+//	hwbridge_v1AppsList/Approve/Deny/Rotate/Revoke          admin
+//	hwbridge_v1RotateKey {overlap_seconds}    any      the calling app's own key
+//
+// Every params object may carry "device": a device path, a master fingerprint, or nothing
+// for the only device. Apps limited to chains or devices are refused others (forbidden).
+// Every call that reaches a device or a chain, and every pairing and key change, is written
+// to the audit log.
+//
 // Notifications (device attach/detach, "confirm on your device" prompts) come through the
-// rpc package's subscriptions: hwbridge_subscribe with ["v1Events", auth, {}].
+// rpc package's subscriptions: hwbridge_subscribe with ["v1Events", auth, {}]. An app sees
+// the prompts of its own requests (an admin app sees all).
+//
+// # External-signer API
+//
+// go-ethereum's accounts/external client (geth --signer) cannot carry an app key, so the
+// account_* methods (account_version, account_list, account_signTransaction,
+// account_signData for text/plain, account_signTypedData) are served on a second socket,
+// bound to one paired app by name (hwbridged --extapi-app NAME): every call runs with that
+// app's current scopes and limits, stops at once when it is revoked, and is audited under
+// it. account_list shows the first accounts m/44'/60'/0'/0/i of the device.
 //
 // # Request authentication and replay protection
 //
