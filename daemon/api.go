@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -251,14 +250,7 @@ func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		default:
 			return fmt.Errorf("%w: chain %q (use btc or eth)", device.ErrInvalidInput, p.Chain)
 		}
-		if err := c.chain(req.Chain); err != nil {
-			return err
-		}
-		dev, err := c.device(ctx, p.Device)
-		if err != nil {
-			return err
-		}
-		return c.do(ctx, dev, func(ctx context.Context, d device.Device) error {
+		return c.onDevice(ctx, p.Device, req.Chain, func(ctx context.Context, d device.Device) error {
 			addr, err = d.Address(ctx, req)
 			return err
 		})
@@ -303,14 +295,7 @@ func (a *API) V1SignPsbt(ctx context.Context, auth keys.Auth, raw json.RawMessag
 			return fmt.Errorf("%w: psbt: %v", device.ErrInvalidInput, err)
 		}
 		summary = describePSBT(pk, net)
-		if err := c.chain(device.ChainBTC); err != nil {
-			return err
-		}
-		dev, err := c.device(ctx, p.Device)
-		if err != nil {
-			return err
-		}
-		if err := c.do(ctx, dev, func(ctx context.Context, d device.Device) error { return d.SignPSBT(ctx, pk, net) }); err != nil {
+		if err := c.onDevice(ctx, p.Device, device.ChainBTC, func(ctx context.Context, d device.Device) error { return d.SignPSBT(ctx, pk, net) }); err != nil {
 			return err
 		}
 		out, err = pk.B64Encode()
@@ -380,14 +365,7 @@ func (a *API) V1SignMessage(ctx context.Context, auth keys.Auth, raw json.RawMes
 		default:
 			return fmt.Errorf("%w: chain %q (use btc or eth)", device.ErrInvalidInput, p.Chain)
 		}
-		if err := c.chain(req.Chain); err != nil {
-			return err
-		}
-		dev, err := c.device(ctx, p.Device)
-		if err != nil {
-			return err
-		}
-		return c.do(ctx, dev, func(ctx context.Context, d device.Device) error {
+		return c.onDevice(ctx, p.Device, req.Chain, func(ctx context.Context, d device.Device) error {
 			sig, err = d.SignMessage(ctx, req)
 			return err
 		})
@@ -454,16 +432,10 @@ func (a *API) V1EthSignTx(ctx context.Context, auth keys.Auth, raw json.RawMessa
 
 // signEth has the device sign tx and checks the sender against the device's address.
 func (c *call) signEth(ctx context.Context, sel string, path hdpath.Path, tx *types.Transaction, chainID *big.Int) (*EthTxResult, error) {
-	if err := c.chain(device.ChainETH); err != nil {
-		return nil, err
-	}
-	dev, err := c.device(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
 	var signed *types.Transaction
 	var acct *ethereum.Account
-	err = c.do(ctx, dev, func(ctx context.Context, d device.Device) error {
+	err := c.onDevice(ctx, sel, device.ChainETH, func(ctx context.Context, d device.Device) error {
+		var err error
 		if acct, err = ethereum.OpenAccount(ctx, d, path); err != nil {
 			return err
 		}
@@ -570,14 +542,7 @@ func (a *API) V1EthSignTypedHash(ctx context.Context, auth keys.Auth, raw json.R
 		if err != nil {
 			return err
 		}
-		if err := c.chain(device.ChainETH); err != nil {
-			return err
-		}
-		dev, err := c.device(ctx, p.Device)
-		if err != nil {
-			return err
-		}
-		return c.do(ctx, dev, func(ctx context.Context, d device.Device) error {
+		return c.onDevice(ctx, p.Device, device.ChainETH, func(ctx context.Context, d device.Device) error {
 			sig, err = d.SignTypedHash(ctx, path, [32]byte(ds), mh)
 			return err
 		})
@@ -589,16 +554,10 @@ func (a *API) V1EthSignTypedHash(ctx context.Context, auth keys.Auth, raw json.R
 }
 
 func (c *call) signTyped(ctx context.Context, sel string, path hdpath.Path, td *ethereum.TypedData) (*SignatureResult, error) {
-	if err := c.chain(device.ChainETH); err != nil {
-		return nil, err
-	}
-	dev, err := c.device(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
 	var sig []byte
 	var acct *ethereum.Account
-	err = c.do(ctx, dev, func(ctx context.Context, d device.Device) error {
+	err := c.onDevice(ctx, sel, device.ChainETH, func(ctx context.Context, d device.Device) error {
+		var err error
 		if acct, err = ethereum.OpenAccount(ctx, d, path); err != nil {
 			return err
 		}
@@ -650,39 +609,18 @@ func (a *API) V1EthSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 	}
 	var res EthSendResult
 	summary := fmt.Sprintf("eth send request %q to %s value %s token %s amount %s via %s", p.RequestID, p.To, p.Value, p.Token, p.Amount, ethereum.RedactURL(p.RPC))
-	err = func() error {
-		if p.RequestID == "" {
-			return fmt.Errorf("%w: request_id is required (any unique string; reuse it to retry safely)", device.ErrInvalidInput)
-		}
-		if err := c.chain(device.ChainETH); err != nil {
-			return err
-		}
-		canon, err := keys.Canonical(raw)
-		if err != nil {
-			return err
-		}
-		out, outcome, err := a.d.journal.Run(ctx, c.app.ID+"/"+p.RequestID, hashHex(canon),
-			func(ctx context.Context, resume json.RawMessage, checkpoint func(json.RawMessage) error) (json.RawMessage, error) {
-				r, err := c.ethSend(ctx, p, resume, checkpoint)
-				if err != nil {
-					return nil, err
-				}
-				summary += fmt.Sprintf(": tx %s nonce %d from %s", r.Hash, r.Nonce, r.From)
-				return json.Marshal(r)
-			})
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(out, &res); err != nil {
-			return err
-		}
-		res.Replayed = outcome == journal.Replayed
-		res.Resumed = outcome == journal.Resumed
-		if res.Replayed {
-			summary += ": answered from the journal (nothing signed or sent): tx " + res.Hash
-		}
-		return nil
-	}()
+	outcome, err := c.journaled(ctx, raw, p.RequestID, device.ChainETH,
+		func(ctx context.Context, resume json.RawMessage, checkpoint func(json.RawMessage) error) (any, error) {
+			return c.ethSend(ctx, p, resume, checkpoint)
+		}, &res)
+	res.Replayed, res.Resumed = outcome == journal.Replayed, outcome == journal.Resumed
+	switch {
+	case err != nil:
+	case res.Replayed:
+		summary += ": answered from the journal (nothing signed or sent): tx " + res.Hash
+	default:
+		summary += fmt.Sprintf(": tx %s nonce %d from %s", res.Hash, res.Nonce, res.From)
+	}
 	if err := c.finish(summary, err); err != nil {
 		return nil, err
 	}
@@ -1035,9 +973,4 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-func hashHex(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
 }

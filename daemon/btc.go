@@ -97,38 +97,18 @@ func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 	var res BtcSendResult
 	summary := fmt.Sprintf("btc send request %q %s BTC to %s (%s account %d, fee rate %q) via %s%s", p.RequestID, p.Amount, p.To,
 		p.Type, p.Account, p.FeeRate, ethereum.RedactURL(p.RPC), p.Esplora)
-	err = func() error {
-		if p.RequestID == "" {
-			return fmt.Errorf("%w: request_id is required (any unique string; reuse it to retry safely)", device.ErrInvalidInput)
-		}
-		if err := c.chain(device.ChainBTC); err != nil {
-			return err
-		}
-		canon, err := keys.Canonical(raw)
-		if err != nil {
-			return err
-		}
-		out, outcome, err := a.d.journal.Run(ctx, c.app.ID+"/"+p.RequestID, hashHex(canon),
-			func(ctx context.Context, resume json.RawMessage, checkpoint func(json.RawMessage) error) (json.RawMessage, error) {
-				r, err := c.btcSend(ctx, p, resume, checkpoint)
-				if err != nil {
-					return nil, err
-				}
-				summary += fmt.Sprintf(": txid %s fee %d sat", r.TxID, r.Fee)
-				return json.Marshal(r)
-			})
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(out, &res); err != nil {
-			return err
-		}
-		res.Replayed, res.Resumed = outcome == journal.Replayed, outcome == journal.Resumed
-		if res.Replayed {
-			summary += ": answered from the journal (nothing signed or sent): txid " + res.TxID
-		}
-		return nil
-	}()
+	outcome, err := c.journaled(ctx, raw, p.RequestID, device.ChainBTC,
+		func(ctx context.Context, resume json.RawMessage, checkpoint func(json.RawMessage) error) (any, error) {
+			return c.btcSend(ctx, p, resume, checkpoint)
+		}, &res)
+	res.Replayed, res.Resumed = outcome == journal.Replayed, outcome == journal.Resumed
+	switch {
+	case err != nil:
+	case res.Replayed:
+		summary += ": answered from the journal (nothing signed or sent): txid " + res.TxID
+	default:
+		summary += fmt.Sprintf(": txid %s fee %d sat", res.TxID, res.Fee)
+	}
 	if err := c.finish(summary, err); err != nil {
 		return nil, err
 	}
