@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
 	"github.com/hwbridge/hwbridge/transport"
@@ -20,6 +21,17 @@ type driver func(e *env, link transport.Link, emulator bool) device.Device
 // drivers maps a transport kind to its driver: one line per family.
 var drivers = map[string]driver{
 	transport.KindTrezor: openTrezor,
+	transport.KindLedger: openLedger,
+}
+
+// openLedger drives a Ledger: HID APDU framing over USB, Speculos framing for an emulator
+// on tcp:, opening the app a request needs (as hwbridged's wiring does).
+func openLedger(e *env, link transport.Link, emulator bool) device.Device {
+	ex := transport.NewLedgerHIDExchanger(link)
+	if emulator {
+		ex = transport.NewSpeculosExchanger(link)
+	}
+	return ledger.New(ex, ledger.Options{Logger: e.log.With("device", "ledger"), OpenApp: true, Emulator: emulator})
 }
 
 func openTrezor(e *env, link transport.Link, emulator bool) device.Device {
