@@ -10,6 +10,8 @@ import (
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/hwbridge/hwbridge/internal/nodes"
 )
 
 // TestDemoChainsAndFaucets runs the demo's chain steps on the embedded chains and pays
@@ -81,5 +83,59 @@ func TestTxidIn(t *testing.T) {
 func TestRedactURL(t *testing.T) {
 	if got := redactURL("http://u:secret@127.0.0.1:1"); strings.Contains(got, "secret") {
 		t.Fatal(got)
+	}
+}
+
+// TestDemo runs the newcomer's first command, `hwbridge demo`, end to end on the embedded
+// chains and emulators: it must exit 0 with every step verified, show what the devices
+// showed, and never print the RPC password.
+func TestDemo(t *testing.T) {
+	r := cli(t, "", nil, "demo", "--timeout", "2m")
+	if r.code != exitOK {
+		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	checkDemoOutput(t, r.stdout)
+}
+
+// TestDemoRealNodes runs the same walk-through against real btcd (regtest) and geth (--dev)
+// processes built from the pinned versions, through --btc-rpc and --eth-rpc.
+func TestDemoRealNodes(t *testing.T) {
+	faucet, err := faucetAddress(&chaincfg.RegressionNetParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	btcd := nodes.StartBtcdT(t, faucet.EncodeAddress())
+	geth := nodes.StartGethT(t)
+	r := cli(t, "", nil, "demo", "--timeout", "3m", "--btc-rpc", btcd.URL(), "--eth-rpc", geth.URL())
+	if r.code != exitOK {
+		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	checkDemoOutput(t, r.stdout)
+	if strings.Contains(r.stdout, ":"+btcd.Pass+"@") {
+		t.Error("the demo printed btcd's RPC password")
+	}
+	if !strings.Contains(r.stdout, "using the node at") {
+		t.Error("the demo did not use the given nodes")
+	}
+}
+
+func checkDemoOutput(t *testing.T, out string) {
+	t.Helper()
+	for _, want := range []string{
+		"all 9 steps verified",
+		"BTC send (Trezor-class):",
+		"BTC send (Ledger-class):",
+		"ETH send (Trezor-class):",
+		"ERC-20 transfer (Trezor-class):",
+		"Trezor-class screen: [approved] Confirm output:",
+		"Ledger-class screen: [approved] Sign transaction:",
+		"status ok",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "FAILED") || strings.Contains(out, "abandon abandon") {
+		t.Errorf("demo output:\n%s", out)
 	}
 }

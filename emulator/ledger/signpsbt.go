@@ -422,11 +422,11 @@ func (h btcHost) readInput(app *btcApp, p *walletPolicy, root [32]byte, n, i int
 	in.hasNonWit, in.hasWitUT = hasNonWit, hasWit
 	if hasNonWit {
 		var prev wire.MsgTx
-		if err := prev.DeserializeNoWitness(bytes.NewReader(nonWit)); err != nil {
-			// A non-witness UTXO may carry witnesses.
-			if err := prev.Deserialize(bytes.NewReader(nonWit)); err != nil {
-				return nil, fail(swIncorrectData, "input %d: bad non-witness utxo", i)
-			}
+		// Deserialize reads both the legacy and the BIP-144 witness serialization (a
+		// non-witness UTXO often carries witnesses); the txid ignores them either way.
+		// DeserializeNoWitness first would misread a witness marker as zero inputs.
+		if err := prev.Deserialize(bytes.NewReader(nonWit)); err != nil {
+			return nil, fail(swIncorrectData, "input %d: bad non-witness utxo", i)
 		}
 		if prev.TxHash() != in.prevout.Hash {
 			return nil, failEC(swIncorrectData, ecNonWitnessUTXOTxid, "input %d: non-witness utxo txid mismatch", i)
