@@ -80,8 +80,10 @@ func startDaemon(t testing.TB) *testDaemon {
 		}
 		td.d.Close()
 	})
-	for range 200 {
-		if _, err := os.Stat(td.socket); err == nil {
+	// The socket file appears at bind, a moment before listen: wait for a dial to succeed.
+	for range 400 {
+		if c, err := net.Dial("unix", td.socket); err == nil {
+			c.Close()
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
