@@ -9,11 +9,11 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
 	"google.golang.org/protobuf/proto"
 
@@ -29,12 +29,15 @@ type coin struct {
 	params     *chaincfg.Params
 	xpub, ypub uint32
 	zpub       uint32
+	// msYpub, msZpub: xpub_magic_multisig_segwit_p2sh and _native (Ypub/Zpub, Upub/Vpub),
+	// used to show the cosigners' keys of a p2sh-p2wsh or p2wsh multisig address.
+	msYpub, msZpub uint32
 }
 
 var coins = map[string]*coin{
-	"Bitcoin": {name: "Bitcoin", shortcut: "BTC", params: &chaincfg.MainNetParams, xpub: 0x0488B21E, ypub: 0x049D7CB2, zpub: 0x04B24746},
-	"Testnet": {name: "Testnet", shortcut: "TEST", params: &chaincfg.TestNet3Params, xpub: 0x043587CF, ypub: 0x044A5262, zpub: 0x045F1CF6},
-	"Regtest": {name: "Regtest", shortcut: "REGTEST", params: &chaincfg.RegressionNetParams, xpub: 0x043587CF, ypub: 0x044A5262, zpub: 0x045F1CF6},
+	"Bitcoin": {name: "Bitcoin", shortcut: "BTC", params: &chaincfg.MainNetParams, xpub: 0x0488B21E, ypub: 0x049D7CB2, zpub: 0x04B24746, msYpub: 0x0295B43F, msZpub: 0x02AA7ED3},
+	"Testnet": {name: "Testnet", shortcut: "TEST", params: &chaincfg.TestNet3Params, xpub: 0x043587CF, ypub: 0x044A5262, zpub: 0x045F1CF6, msYpub: 0x024289EF, msZpub: 0x02575483},
+	"Regtest": {name: "Regtest", shortcut: "REGTEST", params: &chaincfg.RegressionNetParams, xpub: 0x043587CF, ypub: 0x044A5262, zpub: 0x045F1CF6, msYpub: 0x024289EF, msZpub: 0x02575483},
 }
 
 func coinByName(name string) (*coin, error) {
@@ -48,23 +51,17 @@ func versionBytes(v uint32) []byte {
 	return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
 }
 
-// inputKind maps an input script type onto a single-key script kind.
-func inputKind(t pb.InputScriptType) (emulator.ScriptKind, error) {
+// checkScriptType refuses, before the seed is used, script types no key of the device
+// has: SPENDMULTISIG is p2sh multisig (it needs the multisig field, see scriptFor).
+func checkScriptType(t pb.InputScriptType) error {
 	switch t {
-	case pb.InputScriptType_SPENDADDRESS:
-		return emulator.P2PKH, nil
-	case pb.InputScriptType_SPENDP2SHWITNESS:
-		return emulator.P2SHP2WPKH, nil
-	case pb.InputScriptType_SPENDWITNESS:
-		return emulator.P2WPKH, nil
-	case pb.InputScriptType_SPENDTAPROOT:
-		return emulator.P2TR, nil
-	case pb.InputScriptType_SPENDMULTISIG:
-		return 0, dataError("Multisig is unsupported by this emulator")
+	case pb.InputScriptType_SPENDADDRESS, pb.InputScriptType_SPENDMULTISIG, pb.InputScriptType_SPENDP2SHWITNESS,
+		pb.InputScriptType_SPENDWITNESS, pb.InputScriptType_SPENDTAPROOT:
+		return nil
 	case pb.InputScriptType_EXTERNAL:
-		return 0, dataError("External inputs are unsupported by this emulator")
+		return dataError("External inputs are unsupported by this emulator")
 	}
-	return 0, dataError("Invalid script type")
+	return dataError("Invalid script type")
 }
 
 // checkPath refuses paths no wallet uses (deeper than 8 levels, as core's validation).
@@ -141,21 +138,18 @@ func hdNode(w *emulator.Wallet, p hdpath.Path, version []byte) (*pb.HDNodeType, 
 	}, k.String(), nil
 }
 
-// address derives the address of one key for a script type.
-func address(w *emulator.Wallet, c *coin, p hdpath.Path, t pb.InputScriptType) (string, *btcec.PublicKey, error) {
-	kind, err := inputKind(t)
+// address derives the address of a key of the device for a script type, single-key or,
+// with ms, multisig (the firmware's addresses.get_address).
+func address(w *emulator.Wallet, c *coin, p hdpath.Path, t pb.InputScriptType, ms *pb.MultisigRedeemScriptType) (string, *derived, error) {
+	d, err := scriptFor(w, p, t, ms)
 	if err != nil {
 		return "", nil, err
 	}
-	pub, err := w.PubKey(p)
-	if err != nil {
-		return "", nil, fail(pb.FailureType_Failure_ProcessError, "Key derivation failed")
-	}
-	a, err := emulator.Address(pub, kind, c.params)
-	if err != nil {
+	_, addrs, _, err := txscript.ExtractPkScriptAddrs(d.pkScript, c.params)
+	if err != nil || len(addrs) != 1 {
 		return "", nil, fail(pb.FailureType_Failure_ProcessError, "Address encoding failed")
 	}
-	return a.EncodeAddress(), pub, nil
+	return addrs[0].EncodeAddress(), d, nil
 }
 
 func (d *Device) getAddress(ctx context.Context, s *session, m *pb.GetAddress) (*pb.Address, error) {
@@ -163,26 +157,28 @@ func (d *Device) getAddress(ctx context.Context, s *session, m *pb.GetAddress) (
 	if err != nil {
 		return nil, err
 	}
-	if m.Multisig != nil {
-		return nil, dataError("Multisig is unsupported by this emulator")
-	}
 	p, err := checkPath(m.AddressN)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := inputKind(m.GetScriptType()); err != nil {
+	if err := checkScriptType(m.GetScriptType()); err != nil {
 		return nil, err
 	}
 	w, err := d.wallet(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	addr, _, err := address(w, c, p, m.GetScriptType())
+	addr, dv, err := address(w, c, p, m.GetScriptType(), m.Multisig)
 	if err != nil {
 		return nil, err
 	}
 	if m.GetShowDisplay() {
-		if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Address, emulator.Screen{Title: "Receive address", Lines: []string{addr, p.String(), c.name}}); err != nil {
+		sc := emulator.Screen{Title: "Receive address", Lines: []string{addr, p.String(), c.name}}
+		if ms := dv.ms; ms != nil {
+			// The address with "Multisig m of n", then the cosigners' xpubs, yours marked.
+			sc = emulator.Screen{Title: fmt.Sprintf("Multisig %d of %d", ms.m, len(ms.pubs)), Lines: append([]string{addr, p.String(), c.name}, ms.xpubs(c, m.GetScriptType())...)}
+		}
+		if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Address, sc); err != nil {
 			return nil, err
 		}
 	}
@@ -238,7 +234,7 @@ func (d *Device) signMessage(ctx context.Context, s *session, m *pb.SignMessage)
 	if err != nil {
 		return nil, err
 	}
-	addr, _, err := address(w, c, p, m.GetScriptType())
+	addr, _, err := address(w, c, p, m.GetScriptType(), nil)
 	if err != nil {
 		return nil, err
 	}

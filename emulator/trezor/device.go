@@ -11,11 +11,23 @@
 // legacy/EIP-155 and EIP-1559 transactions, personal_sign and EIP-712 hash signing. Facts
 // come from ../../shared/protocols/trezor.md; nothing here is shared with device/trezor.
 //
+// Multisig follows core's apps/bitcoin (multisig.py, scripts.py, sign_tx): GetAddress and
+// SignTx accept the multisig field (MultisigRedeemScriptType, keys as pubkeys[i].node +
+// address_n or as nodes + one address_n) for p2sh (SPENDMULTISIG, or SPENDADDRESS in
+// GetAddress), p2wsh (SPENDWITNESS) and p2sh-p2wsh (SPENDP2SHWITNESS). The keys are derived
+// and used in the order sent, never sorted, and the device's own key must be among them
+// (DataError "Pubkey not found in multisig script"). Each pass signs for the one key the
+// input's address_n names: the signature comes back in TxRequest.serialized, and the
+// serialized transaction carries the scriptSig or witness with the host's signatures
+// (multisig.signatures) and the device's, OP_0 first and no placeholder for missing ones.
+// A multisig output of the device's key is change, and not shown, when every input is
+// multisig of the same wallet (same fingerprint, script type and account).
+//
 // Faults (emulator.Faults) apply to every v1 packet the device sends and every whole
 // message it receives, on both links; PINGPING/PONGPONG liveness datagrams are exempt. An
 // injected disconnect closes a pipe link; on UDP it forgets the exchange and the session.
 //
-// Deliberate limits: multisig, external inputs, RBF replacement (orig_hash) and Wanchain
+// Deliberate limits: external inputs, RBF replacement (orig_hash) and Wanchain
 // transactions are refused with Failure DataError; EIP-712 is served as hash signing only
 // (EthereumSignTypedHash), not the struct-streaming EthereumSignTypedData.
 package trezoremu

@@ -45,6 +45,7 @@ type signer struct {
 
 	inputs  []*pb.TxInputType
 	inKind  []emulator.ScriptKind
+	inMS    []*multisig // nil for single-key inputs
 	inPub   []*btcec.PublicKey
 	inPath  []hdpath.Path
 	inPkScr [][]byte
@@ -188,7 +189,13 @@ func (t *signer) run(ctx context.Context) (*pb.TxRequest, error) {
 					return nil, err
 				}
 			}
-			h, err := txscript.CalcSignatureHash(t.inPkScr[i], txscript.SigHashAll, tx, i)
+			// The script code is the spent script: p2pkh, or for p2sh multisig the
+			// redeem script.
+			code := t.inPkScr[i]
+			if ms := t.inMS[i]; ms != nil {
+				code = ms.script
+			}
+			h, err := txscript.CalcSignatureHash(code, txscript.SigHashAll, tx, i)
 			if err != nil {
 				return nil, fail(pb.FailureType_Failure_ProcessError, "Signing failed")
 			}
@@ -196,8 +203,13 @@ func (t *signer) run(ctx context.Context) (*pb.TxRequest, error) {
 			if err != nil {
 				return nil, err
 			}
-			scriptSig, err = txscript.NewScriptBuilder().AddData(append(der, byte(txscript.SigHashAll))).AddData(t.inPub[i].SerializeCompressed()).Script()
-			if err != nil {
+			if ms := t.inMS[i]; ms != nil {
+				if t.serialize {
+					if scriptSig, err = ms.scriptSig(der); err != nil {
+						return nil, err
+					}
+				}
+			} else if scriptSig, err = txscript.NewScriptBuilder().AddData(append(der, byte(txscript.SigHashAll))).AddData(t.inPub[i].SerializeCompressed()).Script(); err != nil {
 				return nil, fail(pb.FailureType_Failure_ProcessError, "Signing failed")
 			}
 			t.sigIdx, t.sig = i, der
@@ -205,8 +217,11 @@ func (t *signer) run(ctx context.Context) (*pb.TxRequest, error) {
 			if err := t.recheckInput(ctx, i); err != nil {
 				return nil, err
 			}
-			if t.inKind[i] == emulator.P2SHP2WPKH {
-				scriptSig, _ = txscript.NewScriptBuilder().AddData(emulator.P2SHRedeemScript(t.inPub[i])).Script()
+			switch {
+			case t.inKind[i] == emulator.P2SHP2WPKH && t.inMS[i] != nil:
+				scriptSig = appendPush(nil, t.inMS[i].witnessProgram()) // 22 0020<sha256(witness script)>
+			case t.inKind[i] == emulator.P2SHP2WPKH:
+				scriptSig = appendPush(nil, emulator.P2SHRedeemScript(t.inPub[i])) // 16 0014<hash160(key)>
 			}
 		}
 		tx.TxIn[i].SignatureScript = scriptSig
@@ -238,11 +253,19 @@ func (t *signer) run(ctx context.Context) (*pb.TxRequest, error) {
 			if err != nil {
 				return nil, err
 			}
+			t.sigIdx, t.sig = i, sig
+			if !t.serialize {
+				continue
+			}
+			if ms := t.inMS[i]; ms != nil {
+				if witness, err = ms.witness(sig); err != nil {
+					return nil, err
+				}
+			}
 			_ = wire.WriteVarInt(&t.buf, 0, uint64(len(witness)))
 			for _, item := range witness {
 				_ = wire.WriteVarBytes(&t.buf, 0, item)
 			}
-			t.sigIdx, t.sig = i, sig
 		}
 	}
 
@@ -380,8 +403,11 @@ func (t *signer) addInput(in *pb.TxInputType) error {
 	if in.Amount == nil {
 		return dataError("Missing amount field")
 	}
-	if in.Multisig != nil {
-		return dataError("Multisig is unsupported by this emulator")
+	switch st := in.GetScriptType(); {
+	case in.Multisig != nil && st != pb.InputScriptType_SPENDMULTISIG && st != pb.InputScriptType_SPENDP2SHWITNESS && st != pb.InputScriptType_SPENDWITNESS:
+		return dataError("Multisig field provided but not expected.")
+	case in.Multisig == nil && st == pb.InputScriptType_SPENDMULTISIG:
+		return dataError("Multisig details required.")
 	}
 	if len(in.GetOrigHash()) > 0 {
 		return dataError("Replacement transactions are unsupported by this emulator")
@@ -389,8 +415,7 @@ func (t *signer) addInput(in *pb.TxInputType) error {
 	if len(in.GetScriptSig()) > 0 || len(in.GetWitness()) > 0 {
 		return dataError("Input script_sig or witness must be empty")
 	}
-	kind, err := inputKind(in.GetScriptType())
-	if err != nil {
+	if err := checkScriptType(in.GetScriptType()); err != nil {
 		return err
 	}
 	if len(in.AddressN) == 0 {
@@ -400,45 +425,55 @@ func (t *signer) addInput(in *pb.TxInputType) error {
 	if err != nil {
 		return err
 	}
-	pub, err := t.w.PubKey(p)
+	d, err := scriptFor(t.w, p, in.GetScriptType(), in.Multisig)
 	if err != nil {
-		return fail(pb.FailureType_Failure_ProcessError, "Key derivation failed")
-	}
-	pk, err := emulator.PkScript(pub, kind)
-	if err != nil {
-		return fail(pb.FailureType_Failure_ProcessError, "Script derivation failed")
+		return err
 	}
 	t.inputs = append(t.inputs, in)
-	t.inKind = append(t.inKind, kind)
-	t.inPub = append(t.inPub, pub)
+	t.inKind = append(t.inKind, d.kind)
+	t.inMS = append(t.inMS, d.ms)
+	t.inPub = append(t.inPub, d.pub)
 	t.inPath = append(t.inPath, p)
-	t.inPkScr = append(t.inPkScr, pk)
+	t.inPkScr = append(t.inPkScr, d.pkScript)
 	return nil
 }
 
-// changeKind maps a change output's script type onto the input kind it must match.
-func changeKind(t pb.OutputScriptType) (emulator.ScriptKind, bool) {
+// changeInputType maps a change output's script type onto the input script type whose
+// script it pays to (the firmware's CHANGE_OUTPUT_TO_INPUT_SCRIPT_TYPES).
+func changeInputType(t pb.OutputScriptType) (pb.InputScriptType, bool) {
 	switch t {
 	case pb.OutputScriptType_PAYTOADDRESS:
-		return emulator.P2PKH, true
+		return pb.InputScriptType_SPENDADDRESS, true
+	case pb.OutputScriptType_PAYTOMULTISIG:
+		return pb.InputScriptType_SPENDMULTISIG, true
 	case pb.OutputScriptType_PAYTOP2SHWITNESS:
-		return emulator.P2SHP2WPKH, true
+		return pb.InputScriptType_SPENDP2SHWITNESS, true
 	case pb.OutputScriptType_PAYTOWITNESS:
-		return emulator.P2WPKH, true
+		return pb.InputScriptType_SPENDWITNESS, true
 	case pb.OutputScriptType_PAYTOTAPROOT:
-		return emulator.P2TR, true
+		return pb.InputScriptType_SPENDTAPROOT, true
 	}
 	return 0, false
 }
 
-// addOutput derives the output script and says whether the output is change: address_n
-// with a script type and account that match one of the inputs.
+// Change-output limits of the firmware's tx_info: the change chain and the largest index.
+const (
+	changeChain    = 1
+	maxChangeIndex = 1_000_000
+)
+
+// addOutput derives the output script and says whether the output is change: a
+// single-key output by address_n with a script type and account that match one of the
+// inputs; a multisig output as the firmware's tx_info.output_is_change decides it.
 func (t *signer) addOutput(o *pb.TxOutputType) (change bool, err error) {
+	switch st := o.GetScriptType(); {
+	case o.Multisig != nil && st != pb.OutputScriptType_PAYTOMULTISIG && st != pb.OutputScriptType_PAYTOP2SHWITNESS && st != pb.OutputScriptType_PAYTOWITNESS:
+		return false, dataError("Multisig field provided but not expected.")
+	case o.Multisig == nil && st == pb.OutputScriptType_PAYTOMULTISIG:
+		return false, dataError("Multisig details required.")
+	}
 	if o.Amount == nil {
 		return false, dataError("Missing amount field")
-	}
-	if o.Multisig != nil {
-		return false, dataError("Multisig is unsupported by this emulator")
 	}
 	if len(o.GetOrigHash()) > 0 {
 		return false, dataError("Replacement transactions are unsupported by this emulator")
@@ -460,7 +495,7 @@ func (t *signer) addOutput(o *pb.TxOutputType) (change bool, err error) {
 			return false, dataError("Invalid OP_RETURN data")
 		}
 	case len(o.AddressN) > 0:
-		kind, ok := changeKind(o.GetScriptType())
+		st, ok := changeInputType(o.GetScriptType())
 		if !ok {
 			return false, dataError("Invalid output script type")
 		}
@@ -468,17 +503,18 @@ func (t *signer) addOutput(o *pb.TxOutputType) (change bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		pub, err := t.w.PubKey(p)
+		d, err := scriptFor(t.w, p, st, o.Multisig)
 		if err != nil {
-			return false, fail(pb.FailureType_Failure_ProcessError, "Key derivation failed")
+			return false, err
 		}
-		script, err = emulator.PkScript(pub, kind)
-		if err != nil {
-			return false, fail(pb.FailureType_Failure_ProcessError, "Script derivation failed")
+		script = d.pkScript
+		if d.ms != nil {
+			change = t.multisigChange(o, st, d.ms, p)
+			break
 		}
 		for i, k := range t.inKind {
 			ip := t.inPath[i]
-			if k == kind && len(ip) >= 3 && len(p) == len(ip) && slices.Equal(ip[:3], p[:3]) && p[len(p)-2] <= 1 {
+			if k == d.kind && len(ip) >= 3 && len(p) == len(ip) && slices.Equal(ip[:3], p[:3]) && p[len(p)-2] <= changeChain {
 				change = true
 				break
 			}
@@ -505,6 +541,33 @@ func (t *signer) addOutput(o *pb.TxOutputType) (change bool, err error) {
 	t.outTx = append(t.outTx, wire.NewTxOut(int64(o.GetAmount()), script))
 	t.change = append(t.change, change)
 	return change, nil
+}
+
+// multisigChange says whether a multisig output of the device's key is change, as the
+// firmware decides it: every input is multisig with the same fingerprint (same m, same
+// cosigner nodes in the same order), of the same script type (SPENDMULTISIG counting as
+// SPENDADDRESS), and from the same wallet (address_n but the last two steps); the output
+// is on the receive or change chain at an index of at most 1,000,000, with a non-zero
+// amount. A multisig output that fails this is an external output: shown, not refused.
+func (t *signer) multisigChange(o *pb.TxOutputType, st pb.InputScriptType, ms *multisig, p hdpath.Path) bool {
+	legacy := func(s pb.InputScriptType) pb.InputScriptType {
+		if s == pb.InputScriptType_SPENDMULTISIG {
+			return pb.InputScriptType_SPENDADDRESS
+		}
+		return s
+	}
+	if len(p) <= 2 || p[len(p)-2] > changeChain || p[len(p)-1] > maxChangeIndex || o.GetAmount() == 0 {
+		return false
+	}
+	wallet := p[:len(p)-2]
+	for i, in := range t.inputs {
+		ims, ip := t.inMS[i], t.inPath[i]
+		if ims == nil || ims.fp != ms.fp || legacy(in.GetScriptType()) != legacy(st) ||
+			len(ip) <= 2 || !slices.Equal(ip[:len(ip)-2], wallet) {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *signer) outputScreen(j int) emulator.Screen {
@@ -613,8 +676,9 @@ func (t *signer) ecdsaSign(i int, hash []byte) ([]byte, error) {
 	return ecdsa.Sign(priv, hash).Serialize(), nil
 }
 
-// signWitness signs segwit input i: BIP-143 with SIGHASH_ALL for p2wpkh and p2sh-p2wpkh,
-// BIP-341 key path with SIGHASH_DEFAULT (64-byte signature) for taproot.
+// signWitness signs segwit input i: BIP-143 with SIGHASH_ALL for p2wpkh, p2sh-p2wpkh,
+// p2wsh and p2sh-p2wsh multisig, BIP-341 key path with SIGHASH_DEFAULT (64-byte signature)
+// for taproot. For multisig the caller builds the witness from the signature.
 func (t *signer) signWitness(tx *wire.MsgTx, hashes *txscript.TxSigHashes, fetcher txscript.PrevOutputFetcher, i int) (wire.TxWitness, []byte, error) {
 	amount := int64(t.inputs[i].GetAmount())
 	switch t.inKind[i] {
@@ -634,7 +698,14 @@ func (t *signer) signWitness(tx *wire.MsgTx, hashes *txscript.TxSigHashes, fetch
 		raw := sig.Serialize()
 		return wire.TxWitness{raw}, raw, nil
 	default:
-		script := emulator.P2SHRedeemScript(t.inPub[i]) // the p2wpkh program; btcd derives the script code
+		// The script code: the witness script for multisig, the p2pkh script of the key
+		// otherwise. btcd derives the latter from the p2wpkh program. Like the firmware
+		// (write_bip143_script_code_prefixed tests the number of keys, not the multisig
+		// field), a 1-of-1 multisig is signed with the p2pkh script code of its key.
+		script := emulator.P2SHRedeemScript(t.inPub[i])
+		if ms := t.inMS[i]; ms != nil && len(ms.pubs) > 1 {
+			script = ms.script
+		}
 		h, err := txscript.CalcWitnessSigHash(script, hashes, txscript.SigHashAll, tx, i, amount)
 		if err != nil {
 			return nil, nil, fail(pb.FailureType_Failure_ProcessError, "Signing failed")
