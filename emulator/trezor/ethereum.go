@@ -168,6 +168,36 @@ func gwei(v *big.Int) string {
 	return fmtWei(new(big.Int).Mul(v, big.NewInt(1e9)), "Gwei")
 }
 
+// ethFields are what both transaction types carry, checked as the firmware checks them.
+type ethFields struct {
+	nonce, gasLimit, value *big.Int
+	to                     *common.Address // nil: contract creation
+}
+
+func ethTxFields(nonceB, gasLimitB, valueB []byte, toS string, dataInit []byte, dataLen uint32) (ethFields, error) {
+	var f ethFields
+	var err error
+	if f.nonce, err = ethNumber(nonceB, "nonce"); err != nil {
+		return f, err
+	}
+	if f.gasLimit, err = ethNumber(gasLimitB, "gas_limit"); err != nil {
+		return f, err
+	}
+	if f.value, err = ethNumber(valueB, "value"); err != nil {
+		return f, err
+	}
+	if !f.nonce.IsUint64() || !f.gasLimit.IsUint64() {
+		return f, dataError("Nonce or gas limit out of range")
+	}
+	if f.to, err = ethTo(toS); err != nil {
+		return f, err
+	}
+	if f.to == nil && dataLen == 0 {
+		return f, dataError("Contract creation without data")
+	}
+	return f, checkEthData(dataInit, dataLen)
+}
+
 func (d *Device) ethSignTx(ctx context.Context, s *session, m *pb.EthereumSignTx) (*pb.EthereumTxRequest, error) {
 	if m.GetTxType() != 0 {
 		return nil, dataError("Wanchain transactions are unsupported by this emulator")
@@ -178,7 +208,7 @@ func (d *Device) ethSignTx(ctx context.Context, s *session, m *pb.EthereumSignTx
 	if m.GetChainId() == 0 {
 		return nil, dataError("Chain ID out of bounds")
 	}
-	nonce, err := ethNumber(m.GetNonce(), "nonce")
+	f, err := ethTxFields(m.GetNonce(), m.GetGasLimit(), m.GetValue(), m.GetTo(), m.GetDataInitialChunk(), m.GetDataLength())
 	if err != nil {
 		return nil, err
 	}
@@ -186,27 +216,7 @@ func (d *Device) ethSignTx(ctx context.Context, s *session, m *pb.EthereumSignTx
 	if err != nil {
 		return nil, err
 	}
-	gasLimit, err := ethNumber(m.GetGasLimit(), "gas_limit")
-	if err != nil {
-		return nil, err
-	}
-	value, err := ethNumber(m.GetValue(), "value")
-	if err != nil {
-		return nil, err
-	}
-	if !nonce.IsUint64() || !gasLimit.IsUint64() {
-		return nil, dataError("Nonce or gas limit out of range")
-	}
-	to, err := ethTo(m.GetTo())
-	if err != nil {
-		return nil, err
-	}
-	if to == nil && m.GetDataLength() == 0 {
-		return nil, dataError("Contract creation without data")
-	}
-	if err := checkEthData(m.GetDataInitialChunk(), m.GetDataLength()); err != nil {
-		return nil, err
-	}
+	nonce, gasLimit, value, to := f.nonce, f.gasLimit, f.value, f.to
 	w, p, _, err := d.ethAddress(ctx, s, m.AddressN)
 	if err != nil {
 		return nil, err
@@ -239,7 +249,7 @@ func (d *Device) ethSignTx1559(ctx context.Context, s *session, m *pb.EthereumSi
 	if m.GetChainId() == 0 {
 		return nil, dataError("Chain ID out of bounds")
 	}
-	nonce, err := ethNumber(m.GetNonce(), "nonce")
+	f, err := ethTxFields(m.GetNonce(), m.GetGasLimit(), m.GetValue(), m.GetTo(), m.GetDataInitialChunk(), m.GetDataLength())
 	if err != nil {
 		return nil, err
 	}
@@ -251,27 +261,7 @@ func (d *Device) ethSignTx1559(ctx context.Context, s *session, m *pb.EthereumSi
 	if err != nil {
 		return nil, err
 	}
-	gasLimit, err := ethNumber(m.GetGasLimit(), "gas_limit")
-	if err != nil {
-		return nil, err
-	}
-	value, err := ethNumber(m.GetValue(), "value")
-	if err != nil {
-		return nil, err
-	}
-	if !nonce.IsUint64() || !gasLimit.IsUint64() {
-		return nil, dataError("Nonce or gas limit out of range")
-	}
-	to, err := ethTo(m.GetTo())
-	if err != nil {
-		return nil, err
-	}
-	if to == nil && m.GetDataLength() == 0 {
-		return nil, dataError("Contract creation without data")
-	}
-	if err := checkEthData(m.GetDataInitialChunk(), m.GetDataLength()); err != nil {
-		return nil, err
-	}
+	nonce, gasLimit, value, to := f.nonce, f.gasLimit, f.value, f.to
 	if len(m.AccessList) > maxAccessList {
 		return nil, dataError("Access list too long")
 	}
