@@ -21,7 +21,7 @@ import (
 // caps is what the emulated Trezor (model T, core 2.6) supports.
 func caps(open func(t *testing.T, policy emulator.Policy) device.Device) devicetest.Capabilities {
 	return devicetest.Capabilities{
-		Taproot: true, EIP1559: true, EIP712Hash: true, NeedsNonWitnessUTXO: true, // the emulator has no multisig
+		Taproot: true, EIP1559: true, EIP712Hash: true, Multisig: true, NeedsNonWitnessUTXO: true,
 		OpenRejecting: func(t *testing.T) device.Device { return open(t, emulator.PolicyReject) },
 	}
 }
