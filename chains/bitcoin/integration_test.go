@@ -3,8 +3,10 @@ package bitcoin_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,10 +21,13 @@ import (
 
 	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
+	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/nodes"
 	hwpsbt "github.com/hwbridge/hwbridge/psbt"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
 var regtest = &chaincfg.RegressionNetParams
@@ -213,23 +218,35 @@ func TestSendEveryScriptType(t *testing.T) {
 	}
 }
 
-func hexs(b []byte) string { return hexEncode(b) }
+func hexs(b []byte) string { return hex.EncodeToString(b) }
 
-// TestMultisig2of3: wsh(sortedmulti(2, A, B, C)) over BIP-48 accounts of three different
-// seeds; two of them sign. The Trezor emulator refuses multisig ("Multisig is unsupported
-// by this emulator"), so the cosigners here are software key holders (softSigner).
+// newEmulatedLedger returns the Ledger driver over an in-process link to an emulated
+// Ledger-class device in its Bitcoin Test app (regtest, like testnet, uses the test app),
+// wrapped with signature verification, and the emulator.
+func newEmulatedLedger(t *testing.T, mnemonic string) (device.Device, *ledgeremu.Device) {
+	t.Helper()
+	emu, err := ledgeremu.New(ledgeremu.Config{Mnemonic: mnemonic, App: ledgeremu.AppBitcoinTest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	d := device.Verify(ledger.New(transport.NewSpeculosExchanger(emu.Pipe()), ledger.Options{Emulator: true}))
+	t.Cleanup(func() { d.Close() })
+	return d, emu
+}
+
+// TestMultisig2of3: wsh(sortedmulti(2, A, B, C)) over the BIP-48 accounts of three seeds,
+// each held by an emulated device through its own driver: A and C Trezor-class, B
+// Ledger-class. Three spends are signed by two devices each, in turn — Trezor then
+// Ledger, Ledger then Trezor, then the two Trezors — finalized, broadcast to btcd on
+// regtest and mined; the payee and the multisig change are checked on the node. The last
+// spend needs more than one coinbase, so it also spends earlier change.
 func TestMultisig2of3(t *testing.T) {
 	ctx := ctxT(t)
-	var srcs []bitcoin.KeySource
-	var signers []*softSigner
-	for _, m := range []string{"abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about", mnemonicB, mnemonicC} {
-		s, err := newSoftSigner(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srcs, signers = append(srcs, s), append(signers, s)
-	}
-	d, err := bitcoin.MultisigDescriptor(ctx, srcs, 2, regtest, 0)
+	trezorA := newEmulated(t, "")
+	ledgerB, ledgerEmu := newEmulatedLedger(t, mnemonicB)
+	trezorC := newEmulated(t, mnemonicC)
+	d, err := bitcoin.MultisigDescriptor(ctx, []bitcoin.KeySource{trezorA, ledgerB, trezorC}, 2, regtest, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,40 +256,84 @@ func TestMultisig2of3(t *testing.T) {
 	}
 	c := startChain(t, addr)
 	w := &bitcoin.Wallet{Desc: d, Net: regtest, Backend: c.rpc}
-	st, err := w.Scan(ctx)
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name    string
+		signers []bitcoin.Signer
+		amount  int64
+	}{
+		{"trezor-then-ledger", []bitcoin.Signer{trezorA, ledgerB}, 1_0000_0000},
+		{"ledger-then-trezor", []bitcoin.Signer{ledgerB, trezorC}, 1_0000_0000},
+		{"trezor-then-trezor", []bitcoin.Signer{trezorC, trezorA}, 60_0000_0000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := w.Scan(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			to := outsideAddress(t, "multisig "+tc.name)
+			plan, err := w.BuildSend(ctx, st, bitcoin.SendRequest{Payments: []bitcoin.Payment{{Address: to, Amount: tc.amount}}, FeeRate: bitcoin.SatPerVB(3), MinConf: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Change == nil {
+				t.Fatal("no change output")
+			}
+			// One device's signature is not enough.
+			one, err := hwpsbt.Clone(plan.PSBT)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.signers[0].SignPSBT(ctx, one, regtest); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bitcoin.FinalizeChecked(one, plan.Expect); !errors.Is(err, hwpsbt.ErrIncomplete) {
+				t.Fatalf("1-of-3 signatures: %v, want ErrIncomplete", err)
+			}
+			tx, err := w.Sign(ctx, plan, tc.signers...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, in := range tx.TxIn {
+				if len(in.Witness) != 4 {
+					t.Fatalf("input %d: witness of %d items, want 4 (empty, two signatures, script)", i, len(in.Witness))
+				}
+			}
+			id, err := w.Broadcast(ctx, tx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.mine(t)
+			if n, err := c.rpc.Confirmations(ctx, id); err != nil || n != 1 {
+				t.Fatalf("confirmations %d %v", n, err)
+			}
+			if tc.amount > 50_0000_0000 && len(tx.TxIn) < 2 {
+				t.Fatalf("%d inputs for more than one coinbase", len(tx.TxIn))
+			}
+			if v, _, _ := c.txOut(t, id, 1-plan.Change.Index); v != tc.amount {
+				t.Fatalf("payee output %d sat", v)
+			}
+			cv, cscript, _ := c.txOut(t, id, plan.Change.Index)
+			want, err := d.Derive(1, plan.Change.Child)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cv != plan.Change.Amount || cscript != hexs(want.PkScript) {
+				t.Fatalf("change %d sat to %s, want %d to %x", cv, cscript, plan.Change.Amount, want.PkScript)
+			}
+			t.Logf("%s: txid %s, %d inputs, fee %d sat, %d vB, change %d sat at 1/%d", tc.name, id, len(tx.TxIn), plan.Fee, plan.VSize, cv, plan.Change.Child)
+		})
 	}
-	to := outsideAddress(t, "multisig")
-	plan, err := w.BuildSend(ctx, st, bitcoin.SendRequest{Payments: []bitcoin.Payment{{Address: to, Amount: 1_0000_0000}}, FeeRate: bitcoin.SatPerVB(3), MinConf: 1})
-	if err != nil {
-		t.Fatal(err)
+	// The Ledger registered the wallet policy once and reused it.
+	regs := 0
+	for _, e := range ledgerEmu.Approver().Transcript() {
+		if strings.Contains(strings.ToLower(e.Screen.Title), "register") {
+			regs++
+		}
 	}
-	// One signature is not enough.
-	one, _ := hwpsbt.Clone(plan.PSBT)
-	if err := signers[0].SignPSBT(ctx, one, regtest); err != nil {
-		t.Fatal(err)
+	if regs != 1 {
+		t.Errorf("the ledger showed %d registrations, want 1", regs)
 	}
-	if _, err := bitcoin.FinalizeChecked(one, plan.Expect); !errors.Is(err, hwpsbt.ErrIncomplete) {
-		t.Fatalf("1-of-3 signatures: %v, want ErrIncomplete", err)
-	}
-	tx, err := w.Sign(ctx, plan, signers[0], signers[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := w.Broadcast(ctx, tx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.mine(t)
-	if n, err := c.rpc.Confirmations(ctx, id); err != nil || n != 1 {
-		t.Fatalf("confirmations %d %v", n, err)
-	}
-	cv, _, _ := c.txOut(t, id, plan.Change.Index)
-	if cv != plan.Change.Amount {
-		t.Fatalf("change %d", cv)
-	}
-	t.Logf("2-of-3 wsh(sortedmulti): txid %s, fee %d sat, %d vB; descriptor %s", id, plan.Fee, plan.VSize, d)
+	t.Logf("descriptor %s", d)
 }
 
 // TestRefusals: each case gives a clear error and leaves the mempool empty.
