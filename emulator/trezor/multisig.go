@@ -31,9 +31,9 @@ import (
 // protobuf definitions cap signatures at 15 of at most 73 bytes. The path cap bounds the
 // derivation work a host can ask for (the firmware's is the message size).
 const (
-	maxMultisigKeys   = 15
-	maxMultisigSig    = 73
-	maxMultisigPathLn = 8
+	maxMultisigKeys = 15
+	maxMultisigSig  = 73
+	maxMultisigPath = 8
 )
 
 var errMultisigParams = dataError("Invalid multisig parameters")
@@ -74,7 +74,7 @@ func newMultisig(ms *pb.MultisigRedeemScriptType, own []byte) (*multisig, error)
 		return nil, errMultisigParams
 	}
 	for i, n := range out.nodes {
-		if n == nil || len(n.GetPublicKey()) != btcec.PubKeyBytesLenCompressed || len(n.GetChainCode()) != 32 || len(paths[i]) > maxMultisigPathLn {
+		if n == nil || len(n.GetPublicKey()) != btcec.PubKeyBytesLenCompressed || len(n.GetChainCode()) != 32 || len(paths[i]) > maxMultisigPath {
 			return nil, errMultisigParams
 		}
 		pub, err := derivePublic(n, paths[i])
