@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/btcsuite/btcd/btcutil/psbt"
@@ -46,8 +47,22 @@ func (e *env) daemonSocket() (string, error) {
 
 // daemonClient connects to the daemon with the CLI's key: $HWBRIDGE_KEY (an app key), else
 // the key hwbridged writes for the CLI to its data directory ($HWBRIDGE_DATA_DIR or
-// ~/.hwbridge)/cli.key. It warns once when the daemon's version differs from ours.
+// ~/.hwbridge)/cli.key. It asks the daemon's version first (no key needed), so that a socket
+// nobody listens on is reported as a stopped daemon, and warns once when that version
+// differs from ours.
 func (e *env) daemonClient(ctx context.Context, sock, dataDir string) (*daemon.Client, error) {
+	c := &daemon.Client{Socket: sock}
+	e.opened = append(e.opened, closerFunc(c.Close))
+	v, err := c.Version(ctx)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, fmt.Errorf("hwbridged is not running: nothing listens on %s: start hwbridged, or pass --direct to use the device without it (%w)", sock, syscall.ECONNREFUSED)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v.Version != daemon.Version() {
+		e.log.Warn("hwbridged runs another version than this hwbridge", "daemon", v.Version, "cli", daemon.Version())
+	}
 	key := strings.TrimSpace(e.getenv("HWBRIDGE_KEY"))
 	if key == "" {
 		path := filepath.Join(dataDir, daemon.CLIKeyFile)
@@ -57,13 +72,7 @@ func (e *env) daemonClient(ctx context.Context, sock, dataDir string) (*daemon.C
 		}
 		key = strings.TrimSpace(string(b))
 	}
-	c := &daemon.Client{Socket: sock, Key: key}
-	e.opened = append(e.opened, closerFunc(c.Close))
-	if v, err := c.Version(ctx); err != nil {
-		return nil, err
-	} else if v.Version != daemon.Version() {
-		e.log.Warn("hwbridged runs another version than this hwbridge", "daemon", v.Version, "cli", daemon.Version())
-	}
+	c.Key = key
 	return c, nil
 }
 

@@ -20,7 +20,7 @@ func TestDemoChainsAndFaucets(t *testing.T) {
 	ctx := t.Context()
 	var out bytes.Buffer
 	e := newEnv(strings.NewReader(""), &out, io.Discard, func(string) string { return "" })
-	d := &demo{e: e, out: &out, btcNet: &chaincfg.RegressionNetParams}
+	d := newDevEnv(e, &out)
 	defer d.close()
 	if err := d.startBitcoin(ctx); err != nil {
 		t.Fatal(err)

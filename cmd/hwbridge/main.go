@@ -56,6 +56,7 @@ var commands = []command{
 	{"eth token-transfer", "--token ADDR|USDC|USDT --to ADDR --amount N --rpc URL [--index N] [--yes] [fee flags as eth send]", "send ERC-20 tokens (amount in the token's decimals)", runETHTokenTransfer},
 	{"eth sign-typed-data", "FILE|- [--index N]", "sign EIP-712 typed data (hashed here; domain and message hashes shown)", runETHSignTypedData},
 	{"demo", "[--btc-rpc URL] [--eth-rpc URL] [--timeout D]", "walk through hwbridge on emulated wallets and in-process dev chains", runDemo},
+	{"devnet", "[--trezor ADDR|off] [--ledger ADDR|off] [--mnemonic WORDS] [--ledger-app NAME] [--btc-rpc-addr ADDR] [--eth-rpc-addr ADDR]", "run emulated wallets and funded regtest/dev chains until Ctrl-C, for hwbridged and the CLI in another terminal", runDevnet},
 	{"apps list", "[--data-dir DIR]", "list apps paired with hwbridged (and pending pairing requests)", runAppsList},
 	{"apps approve", "ID [--scopes S] [--data-dir DIR]", "approve an app's pairing request (it receives its key)", runAppsApprove},
 	{"apps deny", "ID [--data-dir DIR]", "refuse an app's pairing request", runAppsDeny},

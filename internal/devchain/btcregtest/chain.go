@@ -276,3 +276,7 @@ func (c *Chain) SubmitTx(tx *wire.MsgTx) (chainhash.Hash, error) {
 
 // InMempool reports whether txid waits in the mempool.
 func (c *Chain) InMempool(txid *chainhash.Hash) bool { return c.pool.HaveTransaction(txid) }
+
+// MempoolCount returns how many transactions wait in the mempool (hwbridge devnet mines a
+// block when it is not zero).
+func (c *Chain) MempoolCount() int { return c.pool.Count() }

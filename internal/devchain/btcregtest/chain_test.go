@@ -347,3 +347,26 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+// TestMempoolCount: what waits in the mempool is counted until a block takes it.
+func TestMempoolCount(t *testing.T) {
+	n := startEmbedded(t)
+	r := newRPC(t, n.URL())
+	if c := n.MempoolCount(); c != 0 {
+		t.Fatalf("fresh chain: %d in the mempool", c)
+	}
+	tx, _ := spendCoinbase(t, r, 1, 10_000)
+	if _, err := n.SubmitTx(tx); err != nil {
+		t.Fatal(err)
+	}
+	if c := n.MempoolCount(); c != 1 {
+		t.Fatalf("after a submission: %d in the mempool, want 1", c)
+	}
+	_, wpkh, _ := testKey()
+	if _, err := n.Mine(t.Context(), 1, wpkh); err != nil {
+		t.Fatal(err)
+	}
+	if c := n.MempoolCount(); c != 0 {
+		t.Fatalf("after a block: %d in the mempool", c)
+	}
+}
