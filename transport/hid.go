@@ -152,11 +152,7 @@ func OpenHID(ctx context.Context, osPath string) (*HIDLink, error) {
 	}
 	dev, err := hid.DeviceInfo{Path: osPath, VendorID: info.VendorID, ProductID: info.ProductID}.Open()
 	if err != nil {
-		hint := ""
-		if runtime.GOOS == "linux" {
-			hint = " (on linux, install the vendor's udev rules so your user may open it, and close other wallet apps)"
-		}
-		return nil, fmt.Errorf("transport: open hid:%s%s: %w", osPath, hint, err)
+		return nil, defaultHIDDiag.openError(osPath, err)
 	}
 	return newHIDLink(dev, info, hidNeedsReportID), nil
 }
