@@ -96,6 +96,7 @@ func (e *env) usable(ctx context.Context) ([]transport.DeviceInfo, error) {
 	infos, err := transport.Enumerate(ctx)
 	if errors.Is(err, errors.ErrUnsupported) {
 		e.log.Debug("usb enumeration unavailable", "err", err)
+		e.noUSB = err
 		return nil, nil
 	}
 	if err != nil {
@@ -108,6 +109,15 @@ func (e *env) usable(ctx context.Context) ([]transport.DeviceInfo, error) {
 		}
 	}
 	return out, nil
+}
+
+// noUSBHint says why no USB wallet can be found when this build cannot reach USB: it was
+// built without cgo (Go turns cgo off when it finds no C compiler).
+func noUSBHint(enumErr error) string {
+	if !errors.Is(enumErr, errors.ErrUnsupported) {
+		return ""
+	}
+	return "this hwbridge was built without cgo, so it cannot reach USB wallets: install a C compiler (Debian: apt-get install gcc) and reinstall it with CGO_ENABLED=1, see the README's Install; "
 }
 
 func parseFingerprint(s string) (device.Fingerprint, bool) {
@@ -142,7 +152,7 @@ func (e *env) open(ctx context.Context) (device.Device, error) {
 	if !byFP {
 		switch len(infos) {
 		case 0:
-			return nil, fmt.Errorf("%w (emulators are used only when named, e.g. --device udp:127.0.0.1:21324)", device.ErrNoDevice)
+			return nil, fmt.Errorf("%w (%semulators are used only when named, e.g. --device udp:127.0.0.1:21324)", device.ErrNoDevice, noUSBHint(e.noUSB))
 		case 1:
 			return e.openPath(ctx, infos[0].Path)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -47,6 +48,9 @@ func (c *devicesCmd) run(ctx context.Context) error {
 	infos, err := transport.Enumerate(ctx)
 	if err != nil {
 		e.log.Debug("usb enumeration unavailable", "err", err)
+		if errors.Is(err, errors.ErrUnsupported) {
+			e.noUSB = err
+		}
 		infos = nil
 	}
 	rows := []deviceRow{}
@@ -87,7 +91,7 @@ func (c *devicesCmd) print(rows []deviceRow) error {
 		return e.writeJSON(rows)
 	}
 	if len(rows) == 0 {
-		fmt.Fprintln(e.stderr, "hwbridge: no wallets found (emulators are listed only when named with --device)")
+		fmt.Fprintf(e.stderr, "hwbridge: no wallets found (%semulators are listed only when named with --device)\n", noUSBHint(e.noUSB))
 	}
 	for _, r := range rows {
 		fmt.Fprintln(e.stdout, r.text())

@@ -31,6 +31,7 @@ type env struct {
 
 	cmd    command
 	opened []io.Closer
+	noUSB  error // why USB enumeration is unavailable in this build, once tried
 }
 
 func newEnv(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *env {

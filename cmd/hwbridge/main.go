@@ -58,6 +58,7 @@ var commands = []command{
 	{"demo", "[--btc-rpc URL] [--eth-rpc URL] [--timeout D]", "walk through hwbridge on emulated wallets and in-process dev chains", runDemo},
 	{"devnet", "[--trezor ADDR|off] [--ledger ADDR|off] [--mnemonic WORDS] [--ledger-app NAME] [--btc-rpc-addr ADDR] [--eth-rpc-addr ADDR]", "run emulated wallets and funded regtest/dev chains until Ctrl-C, for hwbridged and the CLI in another terminal", runDevnet},
 	{"apps list", "[--data-dir DIR]", "list apps paired with hwbridged (and pending pairing requests)", runAppsList},
+	{"apps pair", "NAME [--scopes S]", "ask hwbridged to pair an app named NAME and wait for approval (for apps that cannot ask themselves, e.g. the external-signer app)", runAppsPair},
 	{"apps approve", "ID [--scopes S] [--data-dir DIR]", "approve an app's pairing request (it receives its key)", runAppsApprove},
 	{"apps deny", "ID [--data-dir DIR]", "refuse an app's pairing request", runAppsDeny},
 	{"apps rotate", "ID [--overlap D] [--data-dir DIR]", "issue a new key for an app; the old one works for the overlap", runAppsRotate},

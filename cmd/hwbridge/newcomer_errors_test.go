@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -237,5 +239,19 @@ func TestNewcomerErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNoUSBHint: a build without cgo (Go's default when no C compiler is found) says so
+// when it finds no wallet, and what to do; other enumeration failures add nothing.
+func TestNoUSBHint(t *testing.T) {
+	noCgo := fmt.Errorf("transport: usb hid is unavailable in this build (it needs cgo): %w", errors.ErrUnsupported)
+	if h := noUSBHint(noCgo); !strings.Contains(h, "built without cgo") || !strings.Contains(h, "CGO_ENABLED=1") {
+		t.Errorf("hint %q", h)
+	}
+	for _, err := range []error{nil, errors.New("libusb: io error")} {
+		if h := noUSBHint(err); h != "" {
+			t.Errorf("noUSBHint(%v) = %q", err, h)
+		}
 	}
 }
