@@ -117,7 +117,7 @@ func noUSBHint(enumErr error) string {
 	if !errors.Is(enumErr, errors.ErrUnsupported) {
 		return ""
 	}
-	return "this hwbridge was built without cgo, so it cannot reach USB wallets: install a C compiler (Debian: apt-get install gcc) and reinstall it with CGO_ENABLED=1, see the README's Install; "
+	return "this hwbridge was built without cgo, so it cannot reach USB wallets: install a C compiler (Debian: apt-get install gcc libc6-dev) and reinstall it with CGO_ENABLED=1, see the README's Install; "
 }
 
 func parseFingerprint(s string) (device.Fingerprint, bool) {
