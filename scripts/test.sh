@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 deps_install
 go test -count=1 -timeout 25m ./...
-scripts/fuzz.sh 5s
+scripts/fuzz.sh 5000x
