@@ -15,6 +15,7 @@ import (
 
 	"github.com/hwbridge/hwbridge/chains/ethereum"
 	"github.com/hwbridge/hwbridge/emulator"
+	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/nodes"
 	"github.com/hwbridge/hwbridge/testdata/erc20"
@@ -301,4 +302,72 @@ func flipCase(h string) string {
 		}
 	}
 	return h
+}
+
+// TestETHCommandsOnGethLedger: the same CLI commands on the Ledger-class family — the
+// emulator over TCP (Speculos framing) in its Bitcoin app, which the driver switches to the
+// Ethereum app — against geth --dev: eth send, then an ERC-20 transfer refused while the
+// app's blind-signing setting is off (nothing broadcast, the error says what to enable),
+// then accepted with it on; balances checked on the node.
+func TestETHCommandsOnGethLedger(t *testing.T) {
+	g := nodes.StartGethT(t)
+	var emu *ledgeremu.Device
+	dev := serveLedger(t, func(d *ledgeremu.Device) { emu = d })
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	me := common.HexToAddress(ethEmulatorAddr) // same seed, same m/44'/60'/0'/0/0
+	if _, err := g.Fund(ctx, me, new(big.Int).Mul(big.NewInt(10), big.NewInt(1e18))); err != nil {
+		t.Fatal(err)
+	}
+	rpc := g.URL()
+	c, err := ethereum.Dial(ctx, rpc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	to := common.BytesToAddress(crypto.Keccak256([]byte("cli ledger recipient"))[12:])
+
+	r := cli(t, "", nil, "--device", dev, "--json", "eth", "send", "--to", to.Hex(), "--value", "0.75", "--rpc", rpc, "--yes")
+	var res ethTxResult
+	decodeJSON(t, r, &res)
+	if r.code != exitOK || res.Status != "ok" || res.Block == 0 {
+		t.Fatalf("eth send: exit %d %+v stderr %q", r.code, res, r.stderr)
+	}
+	if bal, _ := c.Balance(ctx, to); ethereum.FormatEther(bal) != "0.75" {
+		t.Fatalf("recipient has %s wei", bal)
+	}
+
+	data, err := erc20.DeployData("Test USD", "TUSD", big.NewInt(1_000_000_000), me)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := g.SendFromDev(ctx, nil, nil, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := rc.ContractAddress
+	transfer := []string{"--device", dev, "eth", "token-transfer", "--token", token.Hex(), "--to", to.Hex(), "--amount", "12.5", "--rpc", rpc, "--yes"}
+	nonce, err := c.Node().PendingNonceAt(ctx, me)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = cli(t, "", nil, transfer...)
+	if r.code != exitError || !strings.Contains(strings.ToLower(r.stderr), "blind signing") {
+		t.Fatalf("transfer with blind signing off: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if n, _ := c.Node().PendingNonceAt(ctx, me); n != nonce {
+		t.Fatal("a transfer the device refused was broadcast")
+	}
+	emu.SetBlindSigning(true)
+	r = cli(t, "", nil, append([]string{"--json"}, transfer...)...)
+	decodeJSON(t, r, &res)
+	if r.code != exitOK || res.Status != "ok" || res.Summary.TokenAmount != "12.5" {
+		t.Fatalf("token transfer: exit %d %+v stderr %q", r.code, res, r.stderr)
+	}
+	if got, _ := c.TokenBalance(ctx, token, to); got.Int64() != 12_500_000 {
+		t.Fatalf("recipient holds %s base units", got)
+	}
+	if got, _ := c.TokenBalance(ctx, token, me); got.Int64() != 1_000_000_000-12_500_000 {
+		t.Fatalf("sender holds %s base units", got)
+	}
 }
