@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -25,25 +24,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // startEmu serves a Trezor-class emulator on a free loopback UDP port and returns its path.
 func startEmu(t *testing.T, policy emulator.Policy) string {
 	t.Helper()
-	emu, err := trezoremu.New(trezoremu.Options{Approver: emulator.NewApprover(policy)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := emu.ListenUDP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("emulator: %v", err)
-		}
-		_ = emu.Close()
-	})
-	return "udp:" + srv.Addr().String()
+	return serveTrezor(t, trezoremu.Options{Approver: emulator.NewApprover(policy)})
 }
 
 // golden compares got with testdata/name (rewritten with -update).

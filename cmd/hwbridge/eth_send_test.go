@@ -24,30 +24,21 @@ import (
 // ethEmulatorAddr is m/44'/60'/0'/0/0 of the emulator's default mnemonic (abandon ×11 about).
 const ethEmulatorAddr = "0x9858EfFD232B4033E47d90003D41EC34EcaEda94"
 
-// udpTrezor serves a Trezor-class emulator on a free loopback UDP port for the test and
-// returns its --device path.
-func udpTrezor(t *testing.T) (string, *trezoremu.Device) {
+// fundedGeth starts geth --dev, pays 10 ETH to the emulators' first address (the default
+// seed's m/44'/60'/0'/0/0) and returns the node, a client on it and that address.
+func fundedGeth(ctx context.Context, t *testing.T) (*nodes.Geth, *ethereum.Client, common.Address) {
 	t.Helper()
-	emu, err := trezoremu.New(trezoremu.Options{})
+	g := nodes.StartGethT(t)
+	me := common.HexToAddress(ethEmulatorAddr)
+	if _, err := g.Fund(ctx, me, new(big.Int).Mul(big.NewInt(10), big.NewInt(1e18))); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ethereum.Dial(ctx, g.URL(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := emu.ListenUDP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		emu.Close()
-	})
-	return "udp:" + srv.Addr().String(), emu
+	t.Cleanup(c.Close)
+	return g, c, me
 }
 
 func decodeJSON(t *testing.T, r result, v any) {
@@ -60,20 +51,15 @@ func decodeJSON(t *testing.T, r result, v any) {
 // TestETHCommandsOnGeth drives eth balance, eth send, eth token-transfer and eth
 // sign-typed-data end to end: the Trezor-class emulator over UDP, geth --dev.
 func TestETHCommandsOnGeth(t *testing.T) {
-	g := nodes.StartGethT(t)
-	dev, emu := udpTrezor(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	me := common.HexToAddress(ethEmulatorAddr)
-	if _, err := g.Fund(ctx, me, new(big.Int).Mul(big.NewInt(10), big.NewInt(1e18))); err != nil {
-		t.Fatal(err)
-	}
-	rpc := g.URL()
-	c, err := ethereum.Dial(ctx, rpc, nil)
+	emu, err := trezoremu.New(trezoremu.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	dev := serveTrezorDevice(t, emu)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	g, c, me := fundedGeth(ctx, t)
+	rpc := g.URL()
 	to := common.BytesToAddress(crypto.Keccak256([]byte("cli recipient"))[12:])
 	nonce := func() uint64 {
 		n, err := c.Node().PendingNonceAt(ctx, me)
@@ -310,21 +296,12 @@ func flipCase(h string) string {
 // app's blind-signing setting is off (nothing broadcast, the error says what to enable),
 // then accepted with it on; balances checked on the node.
 func TestETHCommandsOnGethLedger(t *testing.T) {
-	g := nodes.StartGethT(t)
 	var emu *ledgeremu.Device
 	dev := serveLedger(t, func(d *ledgeremu.Device) { emu = d })
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	me := common.HexToAddress(ethEmulatorAddr) // same seed, same m/44'/60'/0'/0/0
-	if _, err := g.Fund(ctx, me, new(big.Int).Mul(big.NewInt(10), big.NewInt(1e18))); err != nil {
-		t.Fatal(err)
-	}
+	g, c, me := fundedGeth(ctx, t) // same seed as the Trezor-class one: same address
 	rpc := g.URL()
-	c, err := ethereum.Dial(ctx, rpc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	to := common.BytesToAddress(crypto.Keccak256([]byte("cli ledger recipient"))[12:])
 
 	r := cli(t, "", nil, "--device", dev, "--json", "eth", "send", "--to", to.Hex(), "--value", "0.75", "--rpc", rpc, "--yes")

@@ -27,8 +27,16 @@ func serveTrezor(t *testing.T, opts trezoremu.Options) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveTrezorDevice(t, emu)
+}
+
+// serveTrezorDevice serves emu on a free loopback UDP port until the test ends, then closes
+// it, and returns its --device path.
+func serveTrezorDevice(t *testing.T, emu *trezoremu.Device) string {
+	t.Helper()
 	srv, err := emu.ListenUDP("127.0.0.1:0")
 	if err != nil {
+		emu.Close()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
