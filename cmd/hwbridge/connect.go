@@ -37,9 +37,11 @@ func openLedger(e *env, link transport.Link, emulator bool) device.Device {
 func openTrezor(e *env, link transport.Link, emulator bool) device.Device {
 	button := e.onButton()
 	return trezor.New(link, trezor.Options{
-		Logger:   e.log.With("device", "trezor"),
-		OnButton: func(trezorpb.ButtonRequestType) { button() },
-		Emulator: emulator,
+		Logger:     e.log.With("device", "trezor"),
+		OnButton:   func(trezorpb.ButtonRequestType) { button() },
+		PIN:        e.trezorPIN(),
+		Passphrase: e.trezorPassphrase(),
+		Emulator:   emulator,
 	})
 }
 

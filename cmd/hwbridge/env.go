@@ -31,11 +31,12 @@ type env struct {
 
 	cmd    command
 	opened []io.Closer
-	noUSB  error // why USB enumeration is unavailable in this build, once tried
+	noUSB  error     // why USB enumeration is unavailable in this build, once tried
+	ask    askSecret // asks the user for a PIN or passphrase (the terminal; tests replace it)
 }
 
 func newEnv(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *env {
-	return &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, log: newLogger(stderr, getenv)}
+	return &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, log: newLogger(stderr, getenv), ask: ttySecret}
 }
 
 // flagSet returns a flag set that also takes the global flags, so they work before and

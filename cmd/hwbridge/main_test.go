@@ -20,6 +20,16 @@ type result struct {
 // HWBRIDGE_DEVICE unless the test sets it, stdin from the given string.
 func cli(t *testing.T, stdin string, env map[string]string, args ...string) result {
 	t.Helper()
+	return cliAsk(t, stdin, env, noTerminal, args...)
+}
+
+// noTerminal is the PIN and passphrase prompt of tests: there is no terminal to ask on (as
+// in CI), also when the tests run in one.
+func noTerminal(context.Context, string) (string, error) { return "", errNoTerminal }
+
+// cliAsk is cli with the given PIN and passphrase prompt.
+func cliAsk(t *testing.T, stdin string, env map[string]string, ask askSecret, args ...string) result {
+	t.Helper()
 	dir := t.TempDir()
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {
@@ -33,6 +43,7 @@ func cli(t *testing.T, stdin string, env map[string]string, args ...string) resu
 	}
 	var out, errb bytes.Buffer
 	e := newEnv(strings.NewReader(stdin), &out, &errb, getenv)
+	e.ask = ask
 	code := e.main(t.Context(), args)
 	return result{code, out.String(), errb.String()}
 }

@@ -221,7 +221,7 @@ func TestNewcomerErrors(t *testing.T) {
 		{"ledger locked", nil, []string{"--device", ledgerLocked, "xpub", xpub}, exitError,
 			[]string{"unlock the ledger with its PIN and retry"}},
 		{"trezor locked", nil, []string{"--device", pinLocked, "xpub", xpub}, exitError,
-			[]string{"the trezor asks for its pin: unlock it first"}},
+			[]string{"the trezor asks for its pin", "run hwbridge --direct in a terminal to enter it"}},
 		{"hwbridged not running: --socket", nil, []string{"--socket", filepath.Join(t.TempDir(), "none.sock"), "devices"}, exitError,
 			[]string{"no hwbridged socket at", "start hwbridged, or pass --direct"}},
 		{"hwbridged not running: stale socket", stale, []string{"devices"}, exitError,

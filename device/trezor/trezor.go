@@ -334,7 +334,7 @@ func (s *session) call(m proto.Message) (proto.Message, error) {
 			}
 			pin, err := d.opts.PIN(s.ctx)
 			if err != nil {
-				return nil, s.refuse(fmt.Errorf("%w: pin entry: %w", device.ErrLocked, err))
+				return nil, s.refuse(fmt.Errorf("%w: the trezor asks for its pin: %w", device.ErrLocked, err))
 			}
 			if err := d.write(&trezorpb.PinMatrixAck{Pin: proto.String(pin)}); err != nil {
 				return nil, err
@@ -345,7 +345,7 @@ func (s *session) call(m proto.Message) (proto.Message, error) {
 			}
 			pp, err := d.opts.Passphrase(s.ctx)
 			if err != nil {
-				return nil, s.refuse(fmt.Errorf("%w: passphrase entry: %w", device.ErrLocked, err))
+				return nil, s.refuse(fmt.Errorf("%w: the trezor asks for a passphrase: %w", device.ErrLocked, err))
 			}
 			if err := d.write(&trezorpb.PassphraseAck{Passphrase: proto.String(pp), OnDevice: proto.Bool(false)}); err != nil {
 				return nil, err
