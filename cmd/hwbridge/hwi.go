@@ -35,6 +35,7 @@ import (
 	"github.com/btcsuite/btcd/txscript"
 
 	"github.com/hwbridge/hwbridge/chains/bitcoin"
+	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
@@ -151,7 +152,43 @@ func runHWI(ctx context.Context, e *env, args []string) error {
 		},
 		open: e.openPath,
 	}
+	e.hwiThroughDaemon(ctx, s)
 	return s.run(ctx, args, e.stdin, e.stderr)
+}
+
+// hwiThroughDaemon makes s use hwbridged's devices when the daemon runs (its socket exists
+// and --direct is not given), as every other command does: Bitcoin Core then signs through
+// the daemon that holds the device instead of failing to open it. A daemon that cannot be
+// reached is reported the HWI way, in enumerate's entries or as the command's error.
+func (e *env) hwiThroughDaemon(ctx context.Context, s *hwiSigner) {
+	sock, err := e.daemonSocket()
+	if err == nil && sock == "" {
+		return
+	}
+	var c *daemon.Client
+	if err == nil {
+		c, err = e.daemonClient(ctx, sock, e.dataDir(""))
+	}
+	s.candidates = func(ctx context.Context) ([]string, error) {
+		if err != nil {
+			return nil, err
+		}
+		var infos []device.Info
+		if err := c.Call(ctx, "v1Devices", nil, &infos); err != nil {
+			return nil, err
+		}
+		var paths []string
+		for _, in := range infos {
+			paths = append(paths, in.Path)
+		}
+		return paths, nil
+	}
+	s.open = func(ctx context.Context, path string) (device.Device, error) {
+		if err != nil {
+			return nil, err
+		}
+		return &remoteDevice{c: c, sel: path}, nil
+	}
 }
 
 // reply prints v as one line of JSON.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
+	"github.com/hwbridge/hwbridge/emulator"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
@@ -728,4 +730,38 @@ func hwiSignTxScenario(t *testing.T, dev device.Device) {
 	if err != nil || !(unsigned || refused) {
 		t.Fatalf("foreign psbt: %v %v", v, err)
 	}
+}
+
+// TestHWIThroughDaemon: with hwbridged running, `hwbridge hwi` uses the daemon's devices (it
+// holds them; Bitcoin Core's -signer must not need --direct): enumerate lists the daemon's
+// emulator with its fingerprint, getdescriptors equals the direct answer, and signtx goes
+// through the socket and finalizes.
+func TestHWIThroughDaemon(t *testing.T) {
+	c := startInProcessDaemon(t, emulator.PolicyAuto)
+	env := map[string]string{"HWBRIDGE_DATA_DIR": filepath.Join(filepath.Dir(c.Socket), "data")}
+	hwi := func(args ...string) any {
+		t.Helper()
+		r := cli(t, "", env, append([]string{"--socket", c.Socket, "hwi", "--chain", "regtest"}, args...)...)
+		var v any
+		if err := json.Unmarshal([]byte(r.stdout), &v); r.code != exitOK || err != nil {
+			t.Fatalf("hwi %v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+		return v
+	}
+	v := hwi("enumerate")
+	devs, _ := v.([]any)
+	if len(devs) != 1 || devs[0].(map[string]any)["fingerprint"] != "73c5da0a" || devs[0].(map[string]any)["path"] != "udp:127.0.0.1:21324" {
+		t.Fatalf("enumerate through the daemon: %v", v)
+	}
+	got := hwi("--fingerprint", "73c5da0a", "getdescriptors", "--account", "0")
+	want, err := hwiRun(t, map[string]device.Device{"x:1": newKeyDevice(t)}, "", "--fingerprint", "73c5da0a", "--chain", "regtest", "getdescriptors", "--account", "0")
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("descriptors through the daemon\n%v\nwant\n%v (%v)", got, want, err)
+	}
+	// A daemon that is gone is an HWI error, not a silent switch to direct mode.
+	r := cli(t, "", env, "--socket", filepath.Join(t.TempDir(), "none.sock"), "hwi", "enumerate")
+	if !strings.Contains(r.stdout+r.stderr, "no hwbridged socket") {
+		t.Fatalf("missing daemon: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	hwiSignTxScenario(t, &remoteDevice{c: c})
 }
