@@ -246,6 +246,11 @@ func TestNewcomerErrors(t *testing.T) {
 					t.Errorf("stderr %q lacks %q", r.stderr, w)
 				}
 			}
+			for _, family := range []string{"ledger: ", "trezor: "} {
+				if strings.Count(r.stderr, family) > 1 {
+					t.Errorf("stderr %q says %q twice", r.stderr, family)
+				}
+			}
 		})
 	}
 }

@@ -180,6 +180,15 @@ func (d *Driver) do(ctx context.Context, op, app string, fn func(s *session) err
 	if linkFailure(err) {
 		d.broken = err
 	}
+	// A device.Error already names the family and the operation (as the Trezor driver
+	// leaves it); prefixing it again printed "ledger: get xpub: ledger: get xpub: status …".
+	var de *device.Error
+	if errors.As(err, &de) && (de.Op == op || de.Op == "") {
+		if de.Op == "" {
+			de.Op = op
+		}
+		return err
+	}
 	return fmt.Errorf("ledger: %s: %w", op, err)
 }
 

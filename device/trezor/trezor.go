@@ -142,7 +142,7 @@ func isLinkFailure(err error) bool {
 
 // errRefusedByHost marks errors where the host refused to go on but answered the device
 // properly (for example after sending Cancel itself); the session stays usable.
-var errRefusedByHost = errors.New("trezor: refused by host")
+var errRefusedByHost = errors.New("hwbridge cancelled the device's request")
 
 // wrapErr turns link errors into the device taxonomy.
 func (d *Driver) wrapErr(op string, err error) error {
