@@ -99,6 +99,7 @@ type Hub struct {
 	log *slog.Logger
 
 	inFlight atomic.Int32 // exchanges running, on any device: enumeration waits for 0
+	noUSB    atomic.Bool  // USB enumeration is unsupported in this build (no cgo)
 
 	mu     sync.Mutex
 	slots  map[string]*slot
@@ -215,7 +216,12 @@ func (h *Hub) Scan(ctx context.Context) {
 func (h *Hub) scanUSB(ctx context.Context) {
 	infos, err := h.cfg.USB.Enumerate(ctx)
 	if err != nil {
-		if !errors.Is(err, errors.ErrUnsupported) && ctx.Err() == nil {
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			if !h.noUSB.Swap(true) {
+				h.log.Warn("this build cannot reach USB wallets (built without cgo): only --emulator endpoints are served; reinstall with CGO_ENABLED=1 and a C compiler", "err", err)
+			}
+		case ctx.Err() == nil:
 			h.log.Warn("usb enumeration failed", "err", err)
 		}
 		return
@@ -403,7 +409,11 @@ func (h *Hub) Select(ctx context.Context, sel string) (string, error) {
 	if sel == "" {
 		switch len(devs) {
 		case 0:
-			return "", fmt.Errorf("hwbridged sees no device (connect one, or start hwbridged with --emulator udp:127.0.0.1:21324): %w", ErrNoDevice)
+			hint := ""
+			if h.noUSB.Load() {
+				hint = "; this hwbridged was built without cgo and cannot reach USB wallets: reinstall it with CGO_ENABLED=1 and a C compiler"
+			}
+			return "", fmt.Errorf("hwbridged sees no device (connect one, or start hwbridged with --emulator udp:127.0.0.1:21324%s): %w", hint, ErrNoDevice)
 		case 1:
 			return devs[0].Path, nil
 		}

@@ -3,9 +3,11 @@ package device
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -374,4 +376,31 @@ func TestHubEmulatorDisconnect(t *testing.T) {
 			t.Fatalf("opens %d", w.opens.Load())
 		}
 	})
+}
+
+// TestHubNoUSBBuild: in a build without cgo, enumeration is unsupported; the hub says so in
+// the no-device error (what to do), and says nothing of it when USB works.
+func TestHubNoUSBBuild(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		hint bool
+	}{
+		{"no cgo", fmt.Errorf("transport: usb hid is unavailable in this build: %w", errors.ErrUnsupported), true},
+		{"usb works, nothing attached", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewHub(HubConfig{
+				USB: USBFunc(func(context.Context) ([]transport.DeviceInfo, error) { return nil, tc.err }),
+			})
+			h.Scan(t.Context())
+			_, err := h.Select(t.Context(), "")
+			if !errors.Is(err, ErrNoDevice) {
+				t.Fatalf("Select: %v, want ErrNoDevice", err)
+			}
+			if got := strings.Contains(err.Error(), "CGO_ENABLED=1"); got != tc.hint {
+				t.Fatalf("error %q: cgo hint %v, want %v", err, got, tc.hint)
+			}
+		})
+	}
 }
