@@ -62,4 +62,40 @@ func TestPackageGraph(t *testing.T) {
 	}
 }
 
+// heavyDeps are third-party packages cmd/hwbridge must not link, with why: `hwbridge demo`
+// must cold-build and run in under two minutes, and go-ethereum's node, eth and p2p services
+// (with the pebble databases and zstd's C sources under them) cost about a minute and a half
+// of that on their own. internal/devchain/ethdev builds its chain from core and rpc instead.
+var heavyDeps = []struct {
+	pkg    string
+	prefix bool // pkg and everything under it
+	why    string
+}{
+	{"github.com/cockroachdb/pebble", true, "pebble v1 and v2 are go-ethereum's on-disk database; the dev chain is in memory"},
+	{"github.com/DataDog/zstd", true, "cgo zstd compiles C sources on a cold build"},
+	{"github.com/ethereum/go-ethereum/node", false, "go-ethereum's node pulls p2p, pebble and the eth service"},
+	{"github.com/ethereum/go-ethereum/p2p", false, "a dev chain has no peers"},
+	{"github.com/ethereum/go-ethereum/eth", false, "go-ethereum's eth service pulls the downloader, pebble and p2p"},
+}
+
+func TestNoHeavyDeps(t *testing.T) {
+	for _, cmd := range []string{"cmd/hwbridge"} {
+		out, err := exec.Command("go", "list", "-deps", module+cmd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list: %v\n%s", err, out)
+		}
+		deps := strings.Fields(string(out))
+		if len(deps) < 10 {
+			t.Fatalf("go list -deps %s listed %d packages: the layout changed", cmd, len(deps))
+		}
+		for _, d := range deps {
+			for _, h := range heavyDeps {
+				if d == h.pkg || (h.prefix && strings.HasPrefix(d, h.pkg+"/")) {
+					t.Errorf("%s depends on %s: %s", cmd, d, h.why)
+				}
+			}
+		}
+	}
+}
+
 func under(pkg, prefix string) bool { return pkg == prefix || strings.HasPrefix(pkg, prefix+"/") }

@@ -1,11 +1,32 @@
 // Package ethdev runs an Ethereum dev chain inside the process, as `geth --dev
-// --dev.period 0` does: go-ethereum's node and eth service with an in-memory database,
-// catalyst.SimulatedBeacon sealing a block as soon as a transaction arrives, and HTTP
-// JSON-RPC on loopback. Chain id 1337. Keys of ours are prefunded through the genesis alloc;
-// there is no unlocked account.
+// --dev.period 0` does: a block per transaction, mined before eth_sendRawTransaction
+// returns, chain id 1337, every fork of params.AllDevChainProtocolChanges active from
+// genesis (EIP-1559 base fee, Cancun, Prague, Osaka), an in-memory database, and HTTP
+// JSON-RPC on loopback only. Keys of ours are prefunded through the genesis alloc; there is
+// no unlocked account.
 //
-// Importing this package costs about two minutes of cold compile time and tens of MB of
-// binary (go-ethereum's eth service); only cmd/hwbridge's demo imports it.
+// It is built from go-ethereum's core.BlockChain (beacon consensus around an ethash faker,
+// blocks from core.GenerateChain) and its rpc server, with the eth methods written here:
+// go-ethereum's node, eth and p2p packages (pebble, zstd's C sources, the downloader) made
+// a cold `go run ./cmd/hwbridge demo` take 188 s on two cores; without them it takes about
+// 105 s. internal/deptest keeps them out of cmd/hwbridge.
+//
+// Served: eth_chainId, eth_blockNumber, eth_syncing, eth_accounts (empty), eth_getBalance,
+// eth_getTransactionCount, eth_getCode, eth_getStorageAt, eth_call, eth_estimateGas,
+// eth_gasPrice, eth_maxPriorityFeePerGas, eth_feeHistory, eth_sendRawTransaction,
+// eth_getTransactionByHash, eth_getTransactionReceipt, eth_getBlockByNumber,
+// eth_getBlockByHash, eth_getBlockTransactionCountByNumber, net_version, net_listening,
+// net_peerCount, web3_clientVersion. Not served: logs and filters, subscriptions (there is no
+// websocket), eth_sendTransaction (no keys), debug and txpool namespaces.
+//
+// # Errors
+//
+// eth_sendRawTransaction answers with geth's wording, which callers match on: "already
+// known" (the transaction is mined), "nonce too low", "nonce too high" (geth would queue it;
+// here nonces must come in order), "insufficient funds for gas * price + value", "intrinsic
+// gas too low", "max fee per gas less than block base fee". A transaction that reverts is
+// mined with status 0. eth_call and eth_estimateGas answer a revert with code 3 and the
+// revert data, as geth.
 package ethdev
 
 import (
@@ -17,18 +38,12 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"strconv"
+	"net/http"
+	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
-	"github.com/ethereum/go-ethereum/eth"
-	"github.com/ethereum/go-ethereum/eth/catalyst"
-	"github.com/ethereum/go-ethereum/eth/ethconfig"
-	"github.com/ethereum/go-ethereum/eth/filters"
-	"github.com/ethereum/go-ethereum/node"
-	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/params"
 	"github.com/ethereum/go-ethereum/rpc"
 )
@@ -62,14 +77,15 @@ type Options struct {
 
 // Node is a running dev chain.
 type Node struct {
-	stack  *node.Node
-	eth    *eth.Ethereum
-	beacon *catalyst.SimulatedBeacon
-	url    string
-	log    *slog.Logger
+	chain *chain
+	rpc   *rpc.Server
+	http  *http.Server
+	done  chan error // the HTTP server's exit
+	url   string
+	log   *slog.Logger
 }
 
-// Start starts the dev chain and its HTTP JSON-RPC endpoint (eth, net, web3, txpool).
+// Start starts the dev chain and its HTTP JSON-RPC endpoint (eth, net, web3).
 func Start(ctx context.Context, opts Options) (*Node, error) {
 	log := opts.Logger
 	if log == nil {
@@ -79,16 +95,12 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	host, portStr, err := net.SplitHostPort(addr)
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("ethdev: listen address %q: %w", addr, err)
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return nil, fmt.Errorf("ethdev: refusing to serve on %s: use a loopback address such as 127.0.0.1:0", addr)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("ethdev: port %q: %w", portStr, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("ethdev: start: %w", err)
@@ -97,72 +109,73 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if prefund == nil {
 		prefund = []common.Address{crypto.PubkeyToAddress(FaucetKey().PublicKey)}
 	}
-
-	cfg := node.DefaultConfig
-	cfg.Name = "hwbridge-ethdev"
-	cfg.DataDir = "" // in memory
-	cfg.IPCPath = ""
-	cfg.HTTPHost = host
-	cfg.HTTPPort = port
-	cfg.HTTPModules = []string{"eth", "net", "web3", "txpool"}
-	cfg.HTTPVirtualHosts = []string{"localhost", "127.0.0.1", "::1"}
-	cfg.WSHost = ""
-	cfg.AuthPort = 0
-	// No listener, no discovery, no dialing, no NAT probing (nodes.md §5).
-	cfg.P2P = p2p.Config{NoDiscovery: true, NoDial: true, MaxPeers: 0, ListenAddr: ""}
-	stack, err := node.New(&cfg)
+	c, err := newChain(prefund)
 	if err != nil {
-		return nil, fmt.Errorf("ethdev: node: %w", err)
+		return nil, err
 	}
-
-	genesis := core.DeveloperGenesisBlock(ethconfig.Defaults.Miner.GasCeil, nil)
-	for _, a := range prefund {
-		genesis.Alloc[a] = types.Account{Balance: new(big.Int).Set(FaucetBalance)}
+	srv := rpc.NewServer()
+	for name, api := range map[string]any{"eth": &ethAPI{c: c}, "net": netAPI{}, "web3": web3API{}} {
+		if err := srv.RegisterName(name, api); err != nil {
+			srv.Stop()
+			c.close()
+			return nil, fmt.Errorf("ethdev: register %s: %w", name, err)
+		}
 	}
-	ethCfg := ethconfig.Defaults
-	ethCfg.Genesis = genesis
-	ethCfg.NetworkId = ChainID
-	ethCfg.SyncMode = ethconfig.FullSync
-	ethCfg.TxPool.NoLocals = true
-	backend, err := eth.New(stack, &ethCfg)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		stack.Close()
-		return nil, fmt.Errorf("ethdev: eth service: %w", err)
+		srv.Stop()
+		c.close()
+		return nil, fmt.Errorf("ethdev: listen (is %s in use?): %w", addr, err)
 	}
-	fs := filters.NewFilterSystem(backend.APIBackend, filters.Config{})
-	stack.RegisterAPIs([]rpc.API{{Namespace: "eth", Service: filters.NewFilterAPI(fs)}})
-	beacon, err := catalyst.NewSimulatedBeacon(0, common.Address{}, backend)
-	if err != nil {
-		stack.Close()
-		return nil, fmt.Errorf("ethdev: simulated beacon: %w", err)
+	n := &Node{
+		chain: c, rpc: srv, done: make(chan error, 1),
+		http: &http.Server{Handler: loopbackHost(srv), ReadHeaderTimeout: 10 * time.Second},
+		url:  "http://" + ln.Addr().String(),
+		log:  log,
 	}
-	// With period 0 this starts the seal-on-new-transaction loop.
-	catalyst.RegisterSimulatedBeaconAPIs(stack, beacon)
-	stack.RegisterLifecycle(beacon)
-	if err := stack.Start(); err != nil {
-		stack.Close()
-		return nil, fmt.Errorf("ethdev: start (is %s in use?): %w", addr, err)
-	}
-	n := &Node{stack: stack, eth: backend, beacon: beacon, url: stack.HTTPEndpoint(), log: log}
+	go func() { n.done <- n.http.Serve(ln) }()
 	log.Debug("ethereum dev chain ready", "rpc", n.url, "chain_id", ChainID)
 	return n, nil
+}
+
+// loopbackHost refuses requests whose Host is not a loopback name, so that a web page
+// cannot reach the chain through DNS rebinding.
+func loopbackHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			http.Error(w, "invalid host specified", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // URL is the HTTP JSON-RPC endpoint.
 func (n *Node) URL() string { return n.url }
 
 // BlockNumber returns the head block's number.
-func (n *Node) BlockNumber() uint64 { return n.eth.BlockChain().CurrentBlock().Number.Uint64() }
+func (n *Node) BlockNumber() uint64 { return n.chain.bc.CurrentBlock().Number.Uint64() }
 
 // Close stops the chain; the in-memory state is gone afterwards.
 func (n *Node) Close() error {
-	if n.stack == nil {
+	if n.http == nil {
 		return nil
 	}
-	err := n.stack.Close()
-	n.stack = nil
-	if errors.Is(err, node.ErrNodeStopped) {
-		err = nil
+	err := n.http.Close()
+	if serr := <-n.done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
 	}
-	return err
+	n.rpc.Stop()
+	n.chain.close()
+	n.http = nil
+	if err != nil {
+		return fmt.Errorf("ethdev: close: %w", err)
+	}
+	return nil
 }
