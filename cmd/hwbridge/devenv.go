@@ -243,7 +243,7 @@ func (d *devEnv) startEthereum(ctx context.Context) error {
 		}
 		d.closers = append(d.closers, node.Close)
 		d.ethURL = node.URL()
-		d.say("go-ethereum node + eth + simulated beacon (a block per transaction), in process, %.2fs", time.Since(t).Seconds())
+		d.say("go-ethereum core chain (EVM, state, dev genesis; a block per transaction), in process, %.2fs", time.Since(t).Seconds())
 		d.say("JSON-RPC on %s", d.ethURL)
 	} else {
 		d.say("using the node at %s", redactURL(d.ethURL))
