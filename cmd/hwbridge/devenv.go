@@ -35,6 +35,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
+	ethchain "github.com/hwbridge/hwbridge/chains/ethereum"
 	"github.com/hwbridge/hwbridge/emulator"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
@@ -284,17 +285,8 @@ func screenReader(a *emulator.Approver) func() []string {
 	}
 }
 
-// redactURL hides a URL's password.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
+// redactURL hides a URL's password (the one helper chains/ethereum already has).
+func redactURL(s string) string { return ethchain.RedactURL(s) }
 
 // btcClient is a JSON-RPC client (btcd's rpcclient, HTTP POST) for a node URL.
 func btcClient(rawURL string) (*rpcclient.Client, error) {
