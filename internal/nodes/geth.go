@@ -257,7 +257,35 @@ func (g *Geth) SendFromDev(ctx context.Context, to *common.Address, wei *big.Int
 	if r.Status != types.ReceiptStatusSuccessful {
 		return r, fmt.Errorf("nodes: dev-account transaction %s reverted (block %s)", h, r.BlockNumber)
 	}
+	// The receipt is there as soon as the block is; geth's transaction pool takes the new
+	// head in its own goroutine a moment later, and until then it still judges transactions
+	// by the old state (a just-funded account has "balance 0"). It has taken the block once
+	// the mined transaction left its pending set.
+	if err := g.waitPoolEmpty(ctx); err != nil {
+		return r, err
+	}
 	return r, nil
+}
+
+// waitPoolEmpty polls txpool_status until nothing is pending or queued (the dev account's
+// sends are serialised by fundMu, and the tests send nothing else meanwhile).
+func (g *Geth) waitPoolEmpty(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		var st struct{ Pending, Queued hexutil.Uint }
+		if err := g.rpc.CallContext(ctx, &st, "txpool_status"); err != nil {
+			return fmt.Errorf("nodes: txpool_status: %w", err)
+		}
+		if st.Pending == 0 && st.Queued == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nodes: geth's pool still holds %d pending, %d queued: %w", st.Pending, st.Queued, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // WaitReceipt polls eth_getTransactionReceipt every 20 ms until the receipt is there,
