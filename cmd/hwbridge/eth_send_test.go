@@ -41,6 +41,21 @@ func fundedGeth(ctx context.Context, t *testing.T) (*nodes.Geth, *ethereum.Clien
 	return g, c, me
 }
 
+// deployTUSD deploys the committed test token (6 decimals) from geth's dev account and mints
+// 1,000 TUSD to holder.
+func deployTUSD(ctx context.Context, t *testing.T, g *nodes.Geth, holder common.Address) common.Address {
+	t.Helper()
+	data, err := erc20.DeployData("Test USD", "TUSD", big.NewInt(1_000_000_000), holder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := g.SendFromDev(ctx, nil, nil, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc.ContractAddress
+}
+
 func decodeJSON(t *testing.T, r result, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
@@ -139,15 +154,7 @@ func TestETHCommandsOnGeth(t *testing.T) {
 	})
 
 	t.Run("token transfer", func(t *testing.T) {
-		data, err := erc20.DeployData("Test USD", "TUSD", big.NewInt(1_000_000_000), me)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := g.SendFromDev(ctx, nil, nil, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		token := rc.ContractAddress
+		token := deployTUSD(ctx, t, g, me)
 		r := cli(t, "", nil, "--device", dev, "--json", "eth", "token-transfer", "--token", token.Hex(), "--to", to.Hex(), "--amount", "42.5", "--rpc", rpc, "--yes")
 		var res ethTxResult
 		decodeJSON(t, r, &res)
@@ -314,15 +321,7 @@ func TestETHCommandsOnGethLedger(t *testing.T) {
 		t.Fatalf("recipient has %s wei", bal)
 	}
 
-	data, err := erc20.DeployData("Test USD", "TUSD", big.NewInt(1_000_000_000), me)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := g.SendFromDev(ctx, nil, nil, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := rc.ContractAddress
+	token := deployTUSD(ctx, t, g, me)
 	transfer := []string{"--device", dev, "eth", "token-transfer", "--token", token.Hex(), "--to", to.Hex(), "--amount", "12.5", "--rpc", rpc, "--yes"}
 	nonce, err := c.Node().PendingNonceAt(ctx, me)
 	if err != nil {
