@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/wire"
+
+	"github.com/hwbridge/hwbridge/internal/decimal"
 )
 
 // UTXO is an unspent output the wallet can spend.
@@ -54,12 +57,10 @@ var (
 )
 
 // parseChainDecimal parses a decimal from a node's JSON (BTC amounts, BTC/kvB rates),
-// scaled by 10^decimals; extra decimals are rounded up (a fee rate never rounds down).
+// scaled by 10^decimals; extra decimals are rounded up (a fee rate never rounds down). Values
+// above 21 million BTC are refused.
 func parseChainDecimal(s string, decimals int) (int64, error) {
 	s = strings.TrimSpace(s)
-	if strings.ContainsAny(s, "eE") {
-		return 0, fmt.Errorf("number %q in exponent form", s)
-	}
 	whole, frac, _ := strings.Cut(s, ".")
 	up := false
 	if len(frac) > decimals {
@@ -69,9 +70,12 @@ func parseChainDecimal(s string, decimals int) (int64, error) {
 	if whole == "" {
 		whole = "0"
 	}
-	v, err := parseDecimal(whole+"."+frac, decimals)
+	if frac != "" {
+		whole += "." + frac
+	}
+	v, err := decimal.ParseInt64(whole, decimals, btcutil.MaxSatoshi)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%w: from the node: %w", ErrAmount, err)
 	}
 	if up {
 		v++

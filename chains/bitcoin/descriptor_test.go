@@ -206,41 +206,6 @@ func TestBIP84And86Addresses(t *testing.T) {
 	}
 }
 
-func TestParseBTC(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"0.1", 10_000_000, true},
-		{"1", 100_000_000, true},
-		{"0.00000001", 1, true},
-		{".5", 50_000_000, true},
-		{"21000000", 2_100_000_000_000_000, true},
-		{"0.000000001", 0, false},
-		{"1e-3", 0, false},
-		{"-1", 0, false},
-		{"+1", 0, false},
-		{"1,5", 0, false},
-		{"", 0, false},
-		{"0", 0, false},
-		{"21000000.00000001", 0, false},
-		{" 1", 0, false},
-		{"0x10", 0, false},
-	} {
-		got, err := ParseBTC(c.in)
-		if (err == nil) != c.ok || (c.ok && int64(got) != c.want) {
-			t.Errorf("ParseBTC(%q) = %d, %v", c.in, got, err)
-		}
-		if !c.ok && err != nil && !errors.Is(err, ErrAmount) {
-			t.Errorf("ParseBTC(%q): %v does not wrap ErrAmount", c.in, err)
-		}
-	}
-	if r, err := ParseFeeRate("1.5"); err != nil || r != 1500 || r.Fee(141) != 212 {
-		t.Fatalf("fee rate 1.5: %v %v %d", r, err, r.Fee(141))
-	}
-}
-
 func TestDecodeAddressNetwork(t *testing.T) {
 	if _, err := DecodeAddress("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu", &chaincfg.RegressionNetParams); !errors.Is(err, ErrAddress) {
 		t.Fatalf("mainnet address on regtest: %v", err)

@@ -101,6 +101,38 @@ func TestParseUnits(t *testing.T) {
 	}
 }
 
+// TestParseHostileUnits: inputs that must never become an amount, for ETH, gwei and a
+// 6-decimal token alike.
+func TestParseHostileUnits(t *testing.T) {
+	hostile := []string{"", "-1", "+1", "-0", "1e18", "1E-18", "0x10", ".5", "5.", ".", "1.2.3", "1,5", "1_000",
+		" 1", "1 ", "1\n", "NaN", "Inf", "1/2", "١", "１", "½", "1\x00",
+		"115792089237316195423570985008687907853269984665640564039457584007913129639936", // 2^256
+		strings.Repeat("9", 161)}
+	for _, s := range hostile {
+		for _, parse := range []func(string) (*big.Int, error){ParseEther, ParseGwei, func(s string) (*big.Int, error) { return ParseUnits(s, 6) }} {
+			if v, err := parse(s); !errors.Is(err, ErrInvalidAmount) {
+				t.Errorf("parse(%q) = %v, %v; want ErrInvalidAmount", s, v, err)
+			}
+		}
+	}
+	for _, s := range []string{"0.0000000000000000001", "1.000000000000000000"} {
+		if v, err := ParseEther(s + "1"); !errors.Is(err, ErrTooManyDecimals) {
+			t.Errorf("ParseEther(%q) = %v, %v; want ErrTooManyDecimals", s+"1", v, err)
+		}
+	}
+	if v, err := ParseUnits("115792089237316195423570985008687907853269984665640564039457584007913129639935", 0); err != nil || v.BitLen() != 256 {
+		t.Errorf("2^256-1 = %v, %v", v, err)
+	}
+	for _, c := range []struct {
+		in string
+		ok bool
+	}{{"1", true}, {"18446744073709551615", true}, {"18446744073709551616", false}, {"0", false}, {"-1", false}, {"0x1", false}, {"1.0", false}, {"", false}} {
+		if _, err := ParseChainID(c.in); (err == nil) != c.ok {
+			t.Errorf("ParseChainID(%q): %v", c.in, err)
+		}
+	}
+}
+
 func TestFormatUnits(t *testing.T) {
 	for _, tt := range []struct {
 		v    int64
@@ -121,6 +153,15 @@ func FuzzParseUnits(f *testing.F) {
 		v, err := ParseUnits(s, d)
 		if err != nil {
 			return
+		}
+		if v.Sign() < 0 || v.BitLen() > 256 {
+			t.Fatalf("ParseUnits(%q) = %v: not a uint256", s, v)
+		}
+		// What the text means, read by math/big's rational parser (independent of ours).
+		want, ok := new(big.Rat).SetString(s)
+		scale := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d)), nil)
+		if !ok || new(big.Rat).SetFrac(v, scale).Cmp(want) != 0 {
+			t.Fatalf("ParseUnits(%q, %d) = %v, which is not what the text means", s, d, v)
 		}
 		out := FormatUnits(v, d)
 		v2, err := ParseUnits(out, d)
