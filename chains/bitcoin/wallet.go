@@ -13,6 +13,9 @@ import (
 // in a row (BIP-44).
 const DefaultGap = 20
 
+// MaxGap is the largest gap limit accepted (each step is a query to the backend).
+const MaxGap = 1000
+
 // Wallet is a watch-only wallet: a descriptor with receive (branch 0) and change (branch 1)
 // addresses, and the chain it lives on.
 type Wallet struct {

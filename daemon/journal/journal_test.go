@@ -32,6 +32,13 @@ func crashCopy(t *testing.T, path string) string {
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	h, err := os.ReadFile(HeadPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(HeadPath(p), h, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
@@ -73,7 +80,7 @@ func TestCrashStates(t *testing.T) {
 		wantErr    error
 		wantOut    Outcome
 	}{
-		{"crash before signing", false, ErrInterrupted, Replayed},
+		{"crash before signing", false, nil, Ran}, // nothing signed was in hand: run again
 		{"crash after checkpoint", true, nil, Resumed},
 	}
 	for _, tt := range tests {
@@ -103,26 +110,47 @@ func TestCrashStates(t *testing.T) {
 				t.Fatalf("resumed with %s", got)
 			}
 			if !tt.checkpoint && got != nil {
-				t.Fatal("an interrupted request ran again")
+				t.Fatal("a request interrupted before its checkpoint resumed from one")
 			}
 		})
 	}
 }
 
-func TestFailedIsReplayed(t *testing.T) {
+// TestFailedBeforeCheckpointRunsAgain: a failure with nothing signed in hand (a link out of
+// step, a rejection) is retryable under the same id; after a checkpoint a retry resumes with
+// it and never runs from the start.
+func TestFailedBeforeCheckpointRunsAgain(t *testing.T) {
 	j := open(t, filepath.Join(t.TempDir(), "j.jsonl"))
 	runs := 0
-	fn := func(context.Context, json.RawMessage, func(json.RawMessage) error) (json.RawMessage, error) {
+	fn := func(_ context.Context, resume json.RawMessage, cp func(json.RawMessage) error) (json.RawMessage, error) {
 		runs++
-		return nil, errors.New("rejected on the device")
-	}
-	for range 2 {
-		if _, _, err := j.Run(context.Background(), "k", "p", fn); err == nil || err.Error() != "rejected on the device" {
-			t.Fatalf("err = %v", err)
+		if runs == 1 {
+			return nil, errors.New("link out of step")
 		}
+		if resume != nil {
+			return nil, errors.New("resumed without a checkpoint")
+		}
+		if err := cp(json.RawMessage(`{"raw":"aa"}`)); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("node unreachable")
 	}
-	if runs != 1 {
-		t.Fatalf("ran %d times", runs)
+	if _, _, err := j.Run(context.Background(), "k", "p", fn); err == nil || err.Error() != "link out of step" {
+		t.Fatalf("first: %v", err)
+	}
+	if _, out, err := j.Run(context.Background(), "k", "p", fn); err == nil || err.Error() != "node unreachable" || out != Ran {
+		t.Fatalf("second: %v %v", out, err)
+	}
+	var resumed json.RawMessage
+	res, out, err := j.Run(context.Background(), "k", "p", func(_ context.Context, resume json.RawMessage, _ func(json.RawMessage) error) (json.RawMessage, error) {
+		resumed = resume
+		return json.RawMessage(`"sent"`), nil
+	})
+	if err != nil || out != Resumed || string(resumed) != `{"raw":"aa"}` || string(res) != `"sent"` {
+		t.Fatalf("third: %s %v %v (resumed with %s)", res, out, err, resumed)
+	}
+	if runs != 2 {
+		t.Fatalf("ran from the start %d times", runs)
 	}
 }
 
@@ -162,7 +190,8 @@ func TestTornTailAndDamage(t *testing.T) {
 	}
 	j2.Close()
 	os.WriteFile(path, []byte("garbage\n"), 0o600)
-	if _, err := Open(path, Options{}); err == nil {
-		t.Fatal("opened a damaged journal")
+	j3 := open(t, path)
+	if _, _, err := j3.Run(context.Background(), "k", "p", nil); !errors.Is(err, ErrLost) {
+		t.Fatalf("a damaged journal served a request: %v", err)
 	}
 }
