@@ -114,12 +114,16 @@ func Open(cfg Config) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
+	other := OtherState(cfg.DataDir)() // before the audit log is created
 	if d.audit, err = audit.Open(filepath.Join(cfg.DataDir, AuditFile)); err != nil {
 		return fail(err)
 	}
 	if d.journal, err = journal.Open(filepath.Join(cfg.DataDir, JournalFile), journal.Options{
-		EncodeError: encodeJournalError, DecodeError: decodeJournalError}); err != nil {
+		EncodeError: encodeJournalError, DecodeError: decodeJournalError, OtherState: func() bool { return other }}); err != nil {
 		return fail(err)
+	}
+	if err := d.journal.Lost(); err != nil {
+		d.log.Error("sends are refused", "err", err)
 	}
 	if d.apps, err = keys.Open(filepath.Join(cfg.DataDir, AppsFile), keys.Options{PairTimeout: cfg.PairTimeout}); err != nil {
 		return fail(err)

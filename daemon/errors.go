@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
+	"github.com/hwbridge/hwbridge/chains/ethereum"
 	"github.com/hwbridge/hwbridge/daemon/journal"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
@@ -65,8 +67,11 @@ var kinds = []struct {
 	{"bad_auth", keys.ErrAuth, CodeBadRequest},
 	{"forbidden", keys.ErrScope, CodeForbidden},
 	{"in_flight", journal.ErrInFlight, CodeRequestID},
-	{"interrupted", journal.ErrInterrupted, CodeRequestID},
+	{"journal_lost", journal.ErrLost, CodeRequestID},
+	{"journal_locked", journal.ErrLocked, CodeRequestID},
 	{"request_id_reused", journal.ErrParamsMismatch, CodeRequestID},
+	{"plan_changed", bitcoin.ErrPlanChanged, CodeRequestID},
+	{"plan_changed", ethereum.ErrPlanChanged, CodeRequestID},
 	{"canceled", context.Canceled, CodeCanceled},
 	{"timeout", context.DeadlineExceeded, CodeCanceled},
 	{"invalid_input", device.ErrInvalidInput, CodeInvalidInput},

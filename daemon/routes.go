@@ -3,14 +3,11 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/hwbridge/hwbridge/daemon/journal"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
 )
@@ -152,36 +149,8 @@ func (c *call) onDevice(ctx context.Context, sel string, ch device.Chain, fn fun
 	return c.do(ctx, path, fn)
 }
 
-// journaled runs a sign-and-broadcast request at most once per (app, request id) through
-// the journal (see package journal): run gets the checkpoint of an interrupted earlier run,
-// and its result is decoded into res. The outcome says whether run ran, resumed or was
-// answered from the journal.
-func (c *call) journaled(ctx context.Context, raw json.RawMessage, requestID string, ch device.Chain,
-	run func(ctx context.Context, resume json.RawMessage, checkpoint func(json.RawMessage) error) (any, error), res any) (journal.Outcome, error) {
-	if requestID == "" {
-		return journal.Ran, fmt.Errorf("%w: request_id is required (any unique string; reuse it to retry safely)", device.ErrInvalidInput)
-	}
-	if err := c.chain(ch); err != nil {
-		return journal.Ran, err
-	}
-	canon, err := keys.Canonical(raw)
-	if err != nil {
-		return journal.Ran, err
-	}
-	sum := sha256.Sum256(canon)
-	out, outcome, err := c.d.journal.Run(ctx, c.app.ID+"/"+requestID, hex.EncodeToString(sum[:]),
-		func(ctx context.Context, resume json.RawMessage, checkpoint func(json.RawMessage) error) (json.RawMessage, error) {
-			r, err := run(ctx, resume, checkpoint)
-			if err != nil {
-				return nil, err
-			}
-			return json.Marshal(r)
-		})
-	if err != nil {
-		return outcome, err
-	}
-	return outcome, json.Unmarshal(out, res)
-}
+// note logs a step of a long call (a fallback fee, a rebroadcast, a receipt wait).
+func (c *call) note(s string) { c.d.log.Info(s, "app", c.app.ID, "method", c.method) }
 
 // allowedDevices filters a device list by the app's limits (cached fingerprints only).
 func allowedDevices(app keys.App, in []device.Info) []device.Info {

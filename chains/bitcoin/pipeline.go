@@ -62,6 +62,13 @@ type SendOrder struct {
 	PlanID string `json:"plan_id,omitempty"`
 }
 
+// Identity is the order without its plan id: what a request id stands for (a retry shows a
+// new preview, whose plan id may differ).
+func (o SendOrder) Identity() SendOrder {
+	o.PlanID = ""
+	return o
+}
+
 // parsed is an order checked against its network, before any device or node is asked.
 type parsed struct {
 	net     *chaincfg.Params

@@ -113,5 +113,10 @@ func runBTCBumpFee(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("a fee of %d sat does not replace %s (it paid %d sat; at least %d is needed): raise --fee-rate", plan.Fee, txid, oldFee, oldFee+plan.VSize)
 	}
 	fmt.Fprintf(e.stderr, "hwbridge: replacing %s (fee %d sat) with a fee of %d sat\n", txid, oldFee, plan.Fee)
-	return e.signAndBroadcastBTC(ctx, bw, plan, *yes)
+	res, err := bw.w.Complete(ctx, plan, bw.dev, bitcoin.Hooks{Note: e.note,
+		Show: func(_ context.Context, r *bitcoin.SendResult) error { return e.confirmSend(btcLines(r), *yes) }})
+	if err != nil {
+		return err
+	}
+	return e.printBTCResult(res)
 }

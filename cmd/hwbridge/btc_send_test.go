@@ -122,11 +122,11 @@ func (c *btcCLI) receive(typ string) string {
 	return res.Address
 }
 
-func (c *btcCLI) send(typ, to, amount string, extra ...string) btcSendResult {
+func (c *btcCLI) send(typ, to, amount string, extra ...string) bitcoin.SendResult {
 	c.t.Helper()
 	args := append([]string{"btc", "send", "--type", typ, "--to", to, "--amount", amount, "--fee-rate", "2", "--yes", "--json"}, extra...)
 	r := c.ok(args...)
-	var res btcSendResult
+	var res bitcoin.SendResult
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 		c.t.Fatalf("%v\n%s", err, r.stdout)
 	}
@@ -192,7 +192,7 @@ func TestBTCSendCommand(t *testing.T) {
 	// bump-fee: an unconfirmed send replaced at a higher rate.
 	first := c.send("wpkh", btcOutside(t, "bump"), "0.2")
 	r = c.ok("btc", "bump-fee", first.TxID, "--fee-rate", "10", "--yes", "--json")
-	var bumped btcSendResult
+	var bumped bitcoin.SendResult
 	if err := json.Unmarshal([]byte(r.stdout), &bumped); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/hwbridge/hwbridge/chains/ethereum"
+	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/emulator"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
@@ -105,7 +106,7 @@ func TestETHCommandsOnGeth(t *testing.T) {
 
 	t.Run("send", func(t *testing.T) {
 		r := cli(t, "", nil, "--device", dev, "--json", "eth", "send", "--to", to.Hex(), "--value", "1.25", "--rpc", rpc, "--yes")
-		var res ethTxResult
+		var res daemon.EthSendResult
 		decodeJSON(t, r, &res)
 		if r.code != exitOK || res.Status != "ok" || res.Block == 0 || len(res.Hash) != 66 {
 			t.Fatalf("exit %d %+v stderr %q", r.code, res, r.stderr)
@@ -156,7 +157,7 @@ func TestETHCommandsOnGeth(t *testing.T) {
 	t.Run("token transfer", func(t *testing.T) {
 		token := deployTUSD(ctx, t, g, me)
 		r := cli(t, "", nil, "--device", dev, "--json", "eth", "token-transfer", "--token", token.Hex(), "--to", to.Hex(), "--amount", "42.5", "--rpc", rpc, "--yes")
-		var res ethTxResult
+		var res daemon.EthSendResult
 		decodeJSON(t, r, &res)
 		if r.code != exitOK || res.Status != "ok" || res.Summary.TokenAmount != "42.5" || res.Summary.Token == nil || res.Summary.Token.Symbol != "TUSD" {
 			t.Fatalf("exit %d %+v stderr %q", r.code, res, r.stderr)
@@ -247,7 +248,7 @@ func TestETHCommandsOnGeth(t *testing.T) {
 
 	t.Run("legacy and fee overrides", func(t *testing.T) {
 		r := cli(t, "", nil, "--device", dev, "--json", "eth", "send", "--to", to.Hex(), "--value", "0.01", "--rpc", rpc, "--yes", "--gas-price", "3")
-		var res ethTxResult
+		var res daemon.EthSendResult
 		decodeJSON(t, r, &res)
 		if r.code != exitOK || res.Summary.Type != "legacy" || res.Summary.GasPriceGwei != "3" {
 			t.Fatalf("legacy: exit %d %+v %q", r.code, res.Summary, r.stderr)
@@ -312,7 +313,7 @@ func TestETHCommandsOnGethLedger(t *testing.T) {
 	to := common.BytesToAddress(crypto.Keccak256([]byte("cli ledger recipient"))[12:])
 
 	r := cli(t, "", nil, "--device", dev, "--json", "eth", "send", "--to", to.Hex(), "--value", "0.75", "--rpc", rpc, "--yes")
-	var res ethTxResult
+	var res daemon.EthSendResult
 	decodeJSON(t, r, &res)
 	if r.code != exitOK || res.Status != "ok" || res.Block == 0 {
 		t.Fatalf("eth send: exit %d %+v stderr %q", r.code, res, r.stderr)

@@ -64,6 +64,8 @@ var commands = []command{
 	{"apps rotate", "ID [--overlap D] [--data-dir DIR]", "issue a new key for an app; the old one works for the overlap", runAppsRotate},
 	{"apps revoke", "ID [--data-dir DIR]", "revoke an app and all its keys at once", runAppsRevoke},
 	{"audit verify", "[--data-dir DIR]", "check hwbridged's hash-chained audit log", runAuditVerify},
+	{"journal check", "[--data-dir DIR]", "check the request journal (what makes a request id pay at most once) against its head", runJournalCheck},
+	{"journal accept-loss", "--reason TEXT [--data-dir DIR]", "start the request journal again after a loss you checked on the chain (recorded in the audit log)", runJournalAcceptLoss},
 	{"hwi", "[--fingerprint FP] [--chain C] [--stdin] enumerate|getdescriptors|displayaddress|signtx ...", "the HWI command contract Bitcoin Core's -signer runs (bitcoind -signer=\"hwbridge hwi\")", runHWI},
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/hwbridge/hwbridge/chains/bitcoin"
+	"github.com/hwbridge/hwbridge/chains/ethereum"
 	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/daemon/journal"
 	"github.com/hwbridge/hwbridge/daemon/keys"
@@ -421,7 +422,7 @@ func TestDaemonBinary(t *testing.T) {
 		defer ec.Close()
 		wallet := w.pair("wallet", keys.ScopeRead, keys.ScopeSign, keys.ScopeBroadcast)
 		to := common.HexToAddress("0x1111111111111111111111111111111111111111")
-		send := daemon.EthSendParams{RequestID: "pay-1", RPC: node.URL(), To: to.Hex(), Value: "0.5", ChainID: "1337"}
+		send := daemon.EthSendParams{RequestID: "pay-1", SendOrder: ethereum.SendOrder{RPC: node.URL(), To: to.Hex(), Value: "0.5", ChainID: "1337"}}
 
 		before := len(w.approver.Transcript())
 		var first daemon.EthSendResult
@@ -450,9 +451,10 @@ func TestDaemonBinary(t *testing.T) {
 			t.Fatalf("same id, other params: %v", err)
 		}
 
-		// A send still waiting on the device when the daemon dies is reported, not retried.
+		// A send still waiting on the device when the daemon dies had nothing signed in hand:
+		// its retry runs from the start, and pays once.
 		w.approver.SetPolicy(emulator.PolicyPrompt)
-		pending := daemon.EthSendParams{RequestID: "pay-2", RPC: node.URL(), To: to.Hex(), Value: "0.25", ChainID: "1337"}
+		pending := daemon.EthSendParams{RequestID: "pay-2", SendOrder: ethereum.SendOrder{RPC: node.URL(), To: to.Hex(), Value: "0.25", ChainID: "1337"}}
 		errc := make(chan error, 1)
 		go func() { errc <- wallet.Call(ctx, "v1EthSend", pending, nil) }()
 		for i := 0; ; i++ {
@@ -471,8 +473,12 @@ func TestDaemonBinary(t *testing.T) {
 		w.approver.SetPolicy(emulator.PolicyAuto)
 		w.approver.Press(false)
 		w.start()
-		if err := wallet.Call(ctx, "v1EthSend", pending, nil); !errors.Is(err, journal.ErrInterrupted) {
-			t.Fatalf("retry of an interrupted send: %v", err)
+		var second daemon.EthSendResult
+		if err := wallet.Call(ctx, "v1EthSend", pending, &second); err != nil || second.Replayed {
+			t.Fatalf("retry of an interrupted send: %+v %v", second, err)
+		}
+		if err := wallet.Call(ctx, "v1EthSend", pending, &again); err != nil || !again.Replayed || again.Hash != second.Hash {
+			t.Fatalf("second retry: %+v %v", again, err)
 		}
 
 		// On the node: one payment.
@@ -490,12 +496,12 @@ func TestDaemonBinary(t *testing.T) {
 			t.Fatal("payment failed")
 		}
 		bal, err := ec.BalanceAt(ctx, to, nil)
-		if err != nil || bal.Cmp(new(big.Int).Div(big.NewInt(1e18), big.NewInt(2))) != 0 {
-			t.Fatalf("recipient holds %s wei, want exactly 0.5 ETH", bal)
+		if err != nil || bal.Cmp(new(big.Int).Div(big.NewInt(3e18), big.NewInt(4))) != 0 {
+			t.Fatalf("recipient holds %s wei, want exactly 0.5 + 0.25 ETH", bal)
 		}
 		nonce, err := ec.NonceAt(ctx, deviceAddr, nil)
-		if err != nil || nonce != 1 {
-			t.Fatalf("the device account sent %d transactions, want 1", nonce)
+		if err != nil || nonce != 2 {
+			t.Fatalf("the device account sent %d transactions, want 2", nonce)
 		}
 	})
 
@@ -515,8 +521,8 @@ func TestDaemonBinary(t *testing.T) {
 		}
 		defer node.Close()
 		to := "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
-		send := daemon.BtcSendParams{RequestID: "btc-1", BtcChainParams: daemon.BtcChainParams{RPC: node.URL(), Network: "regtest"},
-			To: to, Amount: "1.25", FeeRate: "2"}
+		send := daemon.BtcSendParams{RequestID: "btc-1", SendOrder: bitcoin.SendOrder{RPC: node.URL(), Network: "regtest",
+			To: to, Amount: "1.25", FeeRate: "2"}}
 		before := len(w.approver.Transcript())
 		var first daemon.BtcSendResult
 		if err := wallet.Call(ctx, "v1BtcSend", send, &first); err != nil {
@@ -539,6 +545,37 @@ func TestDaemonBinary(t *testing.T) {
 		var pool []string
 		if err := rpcc.Call(ctx, "getrawmempool", &pool); err != nil || len(pool) != 1 || pool[0] != first.TxID {
 			t.Fatalf("mempool %v (%v), want exactly [%s]", pool, err, first.TxID)
+		}
+		// The journal vanishes while the daemon is stopped: the retry is refused, not paid again,
+		// until a person checks and accepts the loss (hwbridge journal check / accept-loss).
+		for _, harm := range []string{"delete", "empty"} {
+			w.stop()
+			jpath := filepath.Join(w.dataDir, daemon.JournalFile)
+			if harm == "delete" {
+				os.Remove(jpath)
+			} else {
+				os.WriteFile(jpath, nil, 0o600)
+			}
+			w.start()
+			if err := wallet.Call(ctx, "v1BtcSend", send, &again); !errors.Is(err, journal.ErrLost) {
+				t.Fatalf("retry after the journal was %sd: %+v %v", harm, again, err)
+			}
+			w.stop()
+			if out, errs, code := w.cli("journal", "check", "--data-dir", w.dataDir); code != 1 || !strings.Contains(out+errs, "lost") {
+				t.Fatalf("journal check: %d %q %q", code, out, errs)
+			}
+			if out, errs, code := w.cli("journal", "accept-loss", "--data-dir", w.dataDir, "--reason", "test: checked the mempool"); code != 0 {
+				t.Fatalf("journal accept-loss: %d %q %q", code, out, errs)
+			}
+			w.start()
+			send.RequestID = "btc-after-" + harm
+			var fresh daemon.BtcSendResult
+			if err := wallet.Call(ctx, "v1BtcSend", send, &fresh); err != nil || fresh.Replayed {
+				t.Fatalf("a new request after accept-loss: %+v %v", fresh, err)
+			}
+		}
+		if err := rpcc.Call(ctx, "getrawmempool", &pool); err != nil || len(pool) != 3 {
+			t.Fatalf("mempool %v (%v), want the first payment and the two new ones", pool, err)
 		}
 	})
 

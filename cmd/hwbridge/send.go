@@ -1,0 +1,208 @@
+package main
+
+// The sends (btc send, eth send, eth token-transfer) take one path in each mode, both through
+// the journal so that a request id pays at most once: in daemon mode the daemon's v1BtcSend /
+// v1EthSend (a preview first, unless --yes, then the send bound to what was shown); in direct
+// mode daemon.RunBTCSend / RunETHSend with the device in-process and the data directory's
+// journal (locked against a running hwbridged). The use cases are chains/bitcoin.Send and
+// chains/ethereum.Send.
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
+	"github.com/hwbridge/hwbridge/chains/ethereum"
+	"github.com/hwbridge/hwbridge/daemon"
+	"github.com/hwbridge/hwbridge/daemon/journal"
+	"github.com/hwbridge/hwbridge/device"
+)
+
+// sendFlags are the flags every journaled send takes.
+type sendFlags struct {
+	requestID string
+	yes       bool
+}
+
+func (f *sendFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.requestID, "request-id", "", "id of this payment (default: a new one, printed): run the command again with the same id after a timeout or error, and it is paid at most once")
+	fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation on this computer (the device still asks)")
+}
+
+// requestID returns --request-id, or a new one, and says it on stderr.
+func (e *env) requestID(f *sendFlags) (string, error) {
+	id := f.requestID
+	if id == "" {
+		b := make([]byte, 8)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		id = "cli-" + hex.EncodeToString(b)
+	}
+	fmt.Fprintf(e.stderr, "hwbridge: request id %s (if this send times out or fails, retry with --request-id %s: it is paid at most once)\n", id, id)
+	return id, nil
+}
+
+// ask shows lines and asks the person unless yes.
+func (e *env) confirmSend(lines []string, yes bool) error {
+	fmt.Fprintln(e.stderr, "hwbridge: about to sign and broadcast:")
+	for _, l := range lines {
+		fmt.Fprintln(e.stderr, "  "+l)
+	}
+	if yes {
+		return nil
+	}
+	fmt.Fprint(e.stderr, "send it? [y/N] ")
+	line, rerr := bufio.NewReader(e.stdin).ReadString('\n')
+	ans := strings.ToLower(strings.TrimSpace(line))
+	if ans == "y" || ans == "yes" {
+		return nil
+	}
+	if rerr != nil && ans == "" {
+		return fmt.Errorf("%w: no answer on stdin (pass --yes to send without asking)", bitcoin.ErrNotConfirmed)
+	}
+	return bitcoin.ErrNotConfirmed
+}
+
+// sendClient is the daemon client in daemon mode, nil in direct mode.
+func (e *env) sendClient(ctx context.Context) (*daemon.Client, error) {
+	sock, err := e.daemonSocket()
+	if err != nil || sock == "" {
+		return nil, err
+	}
+	return e.daemonClient(ctx, sock, e.dataDir(""))
+}
+
+// openJournal opens the data directory's journal for a direct-mode send.
+func (e *env) openJournal() (*journal.Journal, error) {
+	j, err := daemon.OpenJournal(e.dataDir(""))
+	if err != nil {
+		return nil, err
+	}
+	e.opened = append(e.opened, j)
+	return j, nil
+}
+
+func (e *env) selector() string {
+	if e.device != "" {
+		return e.device
+	}
+	return strings.TrimSpace(e.getenv("HWBRIDGE_DEVICE"))
+}
+
+// inputErr turns a refused order (device.ErrInvalidInput) into a usage error (exit 2).
+func inputErr(err error) error {
+	if errors.Is(err, device.ErrInvalidInput) {
+		return &usageError{err.Error()}
+	}
+	return err
+}
+
+func (e *env) note(s string) { fmt.Fprintln(e.stderr, "hwbridge: "+s) }
+
+func btcLines(r *bitcoin.SendResult) []string {
+	return strings.Split(strings.TrimRight(r.Transaction.Text(), "\n"), "\n")
+}
+
+// sendBTC runs a Bitcoin payment in the mode that applies.
+func (e *env) sendBTC(ctx context.Context, p daemon.BtcSendParams, yes bool) (*daemon.BtcSendResult, error) {
+	if err := p.SendOrder.Check(); err != nil {
+		return nil, inputErr(err)
+	}
+	c, err := e.sendClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		if !yes {
+			pv := p
+			pv.Preview, pv.RequestID = true, ""
+			var prev daemon.BtcSendResult
+			if err := c.Call(ctx, "v1BtcSend", pv, &prev); err != nil {
+				return nil, err
+			}
+			if err := e.confirmSend(btcLines(&prev.SendResult), false); err != nil {
+				return nil, err
+			}
+			p.PlanID = prev.PlanID
+		}
+		var res daemon.BtcSendResult
+		if err := c.Call(ctx, "v1BtcSend", p, &res); err != nil {
+			return nil, err
+		}
+		return &res, nil
+	}
+	j, err := e.openJournal()
+	if err != nil {
+		return nil, err
+	}
+	if err := j.Lost(); err != nil {
+		return nil, err
+	}
+	dev, err := e.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hooks := bitcoin.Hooks{Note: e.note, Show: func(_ context.Context, r *bitcoin.SendResult) error { return e.confirmSend(btcLines(r), yes) }}
+	return daemon.RunBTCSend(ctx, j, daemon.CLIAppID, p, dev, dev, hooks)
+}
+
+// sendETH runs an Ethereum transfer in the mode that applies.
+func (e *env) sendETH(ctx context.Context, p daemon.EthSendParams, yes bool) (*daemon.EthSendResult, error) {
+	if err := p.SendOrder.Check(); err != nil {
+		return nil, inputErr(err)
+	}
+	if p.RPC == "" {
+		return nil, usagef("%s: --rpc URL is required (the node to build against and broadcast to)", e.cmd.name)
+	}
+	c, err := e.sendClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		if !yes {
+			pv := p
+			pv.Preview, pv.RequestID = true, ""
+			var prev daemon.EthSendResult
+			if err := c.Call(ctx, "v1EthSend", pv, &prev); err != nil {
+				return nil, err
+			}
+			if err := e.confirmSend(prev.Summary.Lines(), false); err != nil {
+				return nil, err
+			}
+			cap := prev.Summary.MaxFeeGwei
+			if cap == "" {
+				cap = prev.Summary.GasPriceGwei
+			}
+			p.Confirm = &ethereum.Confirmation{PlanID: prev.PlanID, FeeCap: cap}
+		}
+		var res daemon.EthSendResult
+		if err := c.Call(ctx, "v1EthSend", p, &res); err != nil {
+			return nil, err
+		}
+		return &res, nil
+	}
+	j, err := e.openJournal()
+	if err != nil {
+		return nil, err
+	}
+	if err := j.Lost(); err != nil {
+		return nil, err
+	}
+	cl, err := e.dialETH(ctx, p.RPC)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := e.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hooks := ethereum.Hooks{Note: e.note, Show: func(_ context.Context, r *ethereum.SendResult) error { return e.confirmSend(r.Summary.Lines(), yes) }}
+	return daemon.RunETHSend(ctx, j, daemon.CLIAppID, p, cl, dev, hooks)
+}

@@ -1,0 +1,295 @@
+package daemon
+
+// The journaled sends: v1BtcSend and v1EthSend, and the same runs for the CLI in direct mode
+// (RunBTCSend, RunETHSend with the device in-process and the data directory's journal). The
+// use cases are chains/bitcoin.Send and chains/ethereum.Send; this file only routes them
+// through the journal, so that a request id pays at most once whichever path a retry takes.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+
+	"github.com/btcsuite/btcd/btcutil/psbt"
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
+	"github.com/hwbridge/hwbridge/chains/ethereum"
+	"github.com/hwbridge/hwbridge/daemon/journal"
+	"github.com/hwbridge/hwbridge/daemon/keys"
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/hdpath"
+)
+
+// errPreview stops a send after it was built and shown: nothing is signed or journaled.
+var errPreview = errors.New("preview only")
+
+// BtcSendParams is a payment to build, sign and broadcast once (v1BtcSend).
+type BtcSendParams struct {
+	RequestID string `json:"request_id,omitempty"` // a retry with the same id never signs or pays twice
+	Device    string `json:"device,omitempty"`
+	// Preview builds and describes the payment only: nothing is signed, sent or journaled,
+	// and no request id is needed. Send it again with order.plan_id set to the preview's
+	// plan_id to sign exactly what was shown.
+	Preview bool `json:"preview,omitempty"`
+	bitcoin.SendOrder
+}
+
+// BtcSendResult is a broadcast payment (or, with Preview, the payment built).
+type BtcSendResult struct {
+	RequestID string `json:"request_id,omitempty"`
+	bitcoin.SendResult
+	Preview bool `json:"preview,omitempty"`
+	// Replayed: the recorded result of an earlier run with this request id (nothing was
+	// signed or sent this time); Resumed: the signed transaction of an interrupted run was
+	// broadcast again.
+	Replayed bool `json:"replayed,omitempty"`
+	Resumed  bool `json:"resumed,omitempty"`
+}
+
+// EthSendParams is an ETH or ERC-20 transfer to build, sign and broadcast once (v1EthSend).
+type EthSendParams struct {
+	RequestID string `json:"request_id,omitempty"`
+	Device    string `json:"device,omitempty"`
+	Preview   bool   `json:"preview,omitempty"` // as BtcSendParams.Preview (confirm with order.confirm)
+	ethereum.SendOrder
+}
+
+// EthSendResult is a broadcast transfer (or, with Preview, the transfer built).
+type EthSendResult struct {
+	RequestID string `json:"request_id,omitempty"`
+	ethereum.SendResult
+	Preview  bool `json:"preview,omitempty"`
+	Replayed bool `json:"replayed,omitempty"`
+	Resumed  bool `json:"resumed,omitempty"`
+}
+
+// JournalKey is the journal key of an app's request id (the CLI's app id is CLIAppID in both
+// modes, so its retries meet the same record).
+func JournalKey(appID, requestID string) string { return appID + "/" + requestID }
+
+// RunBTCSend runs p for app appID: a preview, or the journaled send (bitcoin.Send).
+func RunBTCSend(ctx context.Context, j *journal.Journal, appID string, p BtcSendParams, keys bitcoin.KeySource, signer bitcoin.Signer, hooks bitcoin.Hooks) (*BtcSendResult, error) {
+	if err := p.SendOrder.Check(); err != nil {
+		return nil, err
+	}
+	if p.Preview {
+		var shown *bitcoin.SendResult
+		hooks.Show = func(_ context.Context, r *bitcoin.SendResult) error { shown = r; return errPreview }
+		if _, err := bitcoin.Send(ctx, p.SendOrder, keys, signer, hooks, nil); !errors.Is(err, errPreview) {
+			return nil, err
+		}
+		return &BtcSendResult{SendResult: *shown, Preview: true}, nil
+	}
+	if err := needRequestID(p.RequestID); err != nil {
+		return nil, err
+	}
+	identity := struct {
+		Device string
+		Order  bitcoin.SendOrder
+	}{p.Device, p.SendOrder.Identity()}
+	res := &BtcSendResult{RequestID: p.RequestID}
+	outcome, err := journal.Do(ctx, j, JournalKey(appID, p.RequestID), identity,
+		func(ctx context.Context, resume json.RawMessage, checkpoint func(json.RawMessage) error) (*bitcoin.SendResult, error) {
+			h := hooks
+			h.Checkpoint = checkpoint
+			return bitcoin.Send(ctx, p.SendOrder, keys, signer, h, resume)
+		}, &res.SendResult)
+	res.Replayed, res.Resumed = outcome == journal.Replayed, outcome == journal.Resumed
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// RunETHSend runs p for app appID against the node behind c: a preview, or the journaled
+// send (ethereum.Send).
+func RunETHSend(ctx context.Context, j *journal.Journal, appID string, p EthSendParams, c *ethereum.Client, signer ethereum.Signer, hooks ethereum.Hooks) (*EthSendResult, error) {
+	if err := p.SendOrder.Check(); err != nil {
+		return nil, err
+	}
+	if p.Preview {
+		var shown *ethereum.SendResult
+		hooks.Show = func(_ context.Context, r *ethereum.SendResult) error { shown = r; return errPreview }
+		if _, err := ethereum.Send(ctx, c, p.SendOrder, signer, hooks, nil); !errors.Is(err, errPreview) {
+			return nil, err
+		}
+		return &EthSendResult{SendResult: *shown, Preview: true}, nil
+	}
+	if err := needRequestID(p.RequestID); err != nil {
+		return nil, err
+	}
+	identity := struct {
+		Device string
+		Order  ethereum.SendOrder
+	}{p.Device, p.SendOrder.Identity()}
+	res := &EthSendResult{RequestID: p.RequestID}
+	outcome, err := journal.Do(ctx, j, JournalKey(appID, p.RequestID), identity,
+		func(ctx context.Context, resume json.RawMessage, checkpoint func(json.RawMessage) error) (*ethereum.SendResult, error) {
+			h := hooks
+			h.Checkpoint = checkpoint
+			r, err := ethereum.Send(ctx, c, p.SendOrder, signer, h, resume)
+			if r != nil && err != nil {
+				return nil, err // a receipt that did not come or reverted: the journal keeps the checkpoint
+			}
+			return r, err
+		}, &res.SendResult)
+	res.Replayed, res.Resumed = outcome == journal.Replayed, outcome == journal.Resumed
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func needRequestID(id string) error {
+	if id == "" || len(id) > journal.MaxKey-64 {
+		return fmt.Errorf("%w: request_id is required (1 to %d bytes, any unique string; reuse it to retry safely)", device.ErrInvalidInput, journal.MaxKey-64)
+	}
+	return nil
+}
+
+// OpenJournal opens the request journal of a data directory as hwbridged does; the CLI in
+// direct mode opens it the same way (and fails with journal.ErrLocked while hwbridged runs).
+func OpenJournal(dataDir string) (*journal.Journal, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return journal.Open(filepath.Join(dataDir, JournalFile), journal.Options{
+		EncodeError: encodeJournalError, DecodeError: decodeJournalError, OtherState: OtherState(dataDir)})
+}
+
+// OtherState reports whether dataDir holds state only a used journal sits beside: an audit
+// log with records, or paired apps.
+func OtherState(dataDir string) func() bool {
+	return func() bool {
+		for _, f := range []string{AuditFile, AppsFile} {
+			if fi, err := os.Stat(filepath.Join(dataDir, f)); err == nil && fi.Size() > 0 {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// hubDevice is a device served through the hub's queue, one operation at a time: what the
+// send pipelines sign with inside the daemon.
+type hubDevice struct {
+	c    *call
+	path string
+}
+
+func (h hubDevice) Fingerprint(ctx context.Context) (device.Fingerprint, error) {
+	return h.c.d.cfg.Hub.Fingerprint(ctx, h.path)
+}
+
+func (h hubDevice) XPub(ctx context.Context, req device.XPubRequest) (string, error) {
+	return h.c.d.cfg.Hub.XPub(ctx, h.path, h.c.label(), req)
+}
+
+func (h hubDevice) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg.Params) error {
+	return h.c.do(ctx, h.path, func(ctx context.Context, d device.Device) error { return d.SignPSBT(ctx, p, net) })
+}
+
+func (h hubDevice) Address(ctx context.Context, req device.AddressRequest) (a string, err error) {
+	err = h.c.do(ctx, h.path, func(ctx context.Context, d device.Device) error { a, err = d.Address(ctx, req); return err })
+	return a, err
+}
+
+func (h hubDevice) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Transaction, chainID *big.Int) (s *types.Transaction, err error) {
+	err = h.c.do(ctx, h.path, func(ctx context.Context, d device.Device) error {
+		s, err = d.SignEthTx(ctx, path, tx, chainID)
+		return err
+	})
+	return s, err
+}
+
+func (h hubDevice) SignMessage(ctx context.Context, req device.MessageRequest) (s device.MessageSignature, err error) {
+	err = h.c.do(ctx, h.path, func(ctx context.Context, d device.Device) error { s, err = d.SignMessage(ctx, req); return err })
+	return s, err
+}
+
+func (h hubDevice) SignTypedHash(ctx context.Context, path hdpath.Path, dom [32]byte, msg []byte) (s []byte, err error) {
+	err = h.c.do(ctx, h.path, func(ctx context.Context, d device.Device) error {
+		s, err = d.SignTypedHash(ctx, path, dom, msg)
+		return err
+	})
+	return s, err
+}
+
+// V1BtcSend builds a payment from the device's account (watch-only scan of the backend),
+// signs it on the device, checks it and broadcasts it, once per request id.
+func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*BtcSendResult, error) {
+	var p BtcSendParams
+	c, err := a.d.begin("v1BtcSend", auth, raw, &p)
+	if err != nil {
+		return nil, toRPC(err)
+	}
+	summary := fmt.Sprintf("btc send request %q %s BTC to %s (%s account %d, fee rate %q) via %s%s", p.RequestID, p.Amount, p.To,
+		p.Type, p.Account, p.FeeRate, ethereum.RedactURL(p.RPC), p.Esplora)
+	res, err := func() (*BtcSendResult, error) {
+		if err := c.chain(device.ChainBTC); err != nil {
+			return nil, err
+		}
+		dev, err := c.device(ctx, p.Device)
+		if err != nil {
+			return nil, err
+		}
+		hd := hubDevice{c, dev}
+		return RunBTCSend(ctx, a.d.journal, c.app.ID, p, hd, hd, bitcoin.Hooks{Note: c.note})
+	}()
+	switch {
+	case err != nil:
+	case res.Preview:
+		summary += ": preview, plan " + res.PlanID + " (nothing signed)"
+	case res.Replayed:
+		summary += ": answered from the journal (nothing signed or sent): txid " + res.TxID
+	default:
+		summary += fmt.Sprintf(": txid %s fee %d sat", res.TxID, res.Fee)
+	}
+	if err := c.finish(summary, err); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// V1EthSend builds, signs and broadcasts an ETH or ERC-20 transfer, once per request id.
+func (a *API) V1EthSend(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*EthSendResult, error) {
+	var p EthSendParams
+	c, err := a.d.begin("v1EthSend", auth, raw, &p)
+	if err != nil {
+		return nil, toRPC(err)
+	}
+	summary := fmt.Sprintf("eth send request %q to %s value %s token %s amount %s via %s", p.RequestID, p.To, p.Value, p.Token, p.Amount, ethereum.RedactURL(p.RPC))
+	res, err := func() (*EthSendResult, error) {
+		if err := c.chain(device.ChainETH); err != nil {
+			return nil, err
+		}
+		cl, err := a.d.chains.ethClient(ctx, p.RPC)
+		if err != nil {
+			return nil, err
+		}
+		dev, err := c.device(ctx, p.Device)
+		if err != nil {
+			return nil, err
+		}
+		return RunETHSend(ctx, a.d.journal, c.app.ID, p, cl, hubDevice{c, dev}, ethereum.Hooks{Note: c.note})
+	}()
+	switch {
+	case err != nil:
+	case res.Preview:
+		summary += ": preview, plan " + res.PlanID + " (nothing signed)"
+	case res.Replayed:
+		summary += ": answered from the journal (nothing signed or sent): tx " + res.Hash
+	default:
+		summary += fmt.Sprintf(": tx %s nonce %d from %s", res.Hash, res.Nonce, res.From)
+	}
+	if err := c.finish(summary, err); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
