@@ -199,6 +199,9 @@ func Send(ctx context.Context, c *Client, order SendOrder, signer Signer, hooks 
 	var prep *Prepared
 	if p.isToken {
 		tok, err := c.ResolveToken(ctx, order.Token)
+		if errors.Is(err, ErrInvalidAddress) {
+			return nil, fmt.Errorf("%w: token: %w", device.ErrInvalidInput, err)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -30,16 +30,22 @@ type btcCLI struct {
 	t    *testing.T
 	dev  string
 	node *nodes.Btcd
+	env  map[string]string // e.g. HWBRIDGE_DATA_DIR shared between runs
+	mode []string          // global flags choosing the mode (default --direct --device DEV)
 }
 
 func (c *btcCLI) run(stdin string, args ...string) result {
 	c.t.Helper()
-	full := append([]string{"--direct", "--device", c.dev}, args...)
+	mode := c.mode
+	if mode == nil {
+		mode = []string{"--direct", "--device", c.dev}
+	}
+	full := append(append([]string{}, mode...), args...)
 	full = append(full, "--network", "regtest")
 	if c.node != nil && (args[1] == "send" || args[1] == "balance" || args[1] == "bump-fee") {
 		full = append(full, "--rpc", c.node.URL())
 	}
-	return cli(c.t, stdin, nil, full...)
+	return cli(c.t, stdin, c.env, full...)
 }
 
 func (c *btcCLI) ok(args ...string) result {
@@ -205,7 +211,8 @@ func TestBTCSendCommand(t *testing.T) {
 	}
 }
 
-// TestBTCSendRefusals: each bad request gives a clear error, exit 1 (2 for usage), and
+// TestBTCSendRefusals: each bad request gives a clear error, exit 2 for what was typed wrong,
+// 1 for what the chain or the person refused, and
 // nothing reaches the mempool.
 func TestBTCSendRefusals(t *testing.T) {
 	c := &btcCLI{t: t, dev: startEmu(t, emulator.PolicyAuto)}
@@ -219,9 +226,14 @@ func TestBTCSendRefusals(t *testing.T) {
 		code  int
 		msg   string
 	}{
-		{"too many decimals", "", []string{"--to", to, "--amount", "0.000000001", "--yes"}, 1, "has 9 decimals; at most 8"},
-		{"float notation", "", []string{"--to", to, "--amount", "1e-3", "--yes"}, 1, "not a plain decimal"},
-		{"another network", "", []string{"--to", "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu", "--amount", "0.1", "--yes"}, 1, "another network"},
+		{"too many decimals", "", []string{"--to", to, "--amount", "0.000000001", "--yes"}, 2, "has 9 decimal places; this unit has 8"},
+		{"float notation", "", []string{"--to", to, "--amount", "1e-3", "--yes"}, 2, "not a plain decimal"},
+		// these two wrapped int64 once and paid 0.001 BTC / -2^63
+		{"wraps uint64", "", []string{"--to", to, "--amount", "184467440737.09651616", "--yes"}, 2, "above the largest allowed value, 21000000"},
+		{"wraps int64", "", []string{"--to", to, "--amount", "92233720368.54775808", "--yes"}, 2, "above the largest allowed value"},
+		{"negative", "", []string{"--to", to, "--amount", "-0.1", "--yes"}, 2, "not a plain decimal"},
+		{"fee rate wraps", "", []string{"--to", to, "--amount", "0.1", "--fee-rate", "9223372036854775.807", "--yes"}, 2, "above the largest"},
+		{"another network", "", []string{"--to", "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu", "--amount", "0.1", "--yes"}, 2, "another network"},
 		{"above the balance", "", []string{"--to", to, "--amount", "1000", "--yes"}, 1, "insufficient funds"},
 		{"fee above the cap", "", []string{"--to", to, "--amount", "0.1", "--fee-rate", "5000", "--yes"}, 1, "fee above the sanity cap"},
 		{"fee above --max-fee", "", []string{"--to", to, "--amount", "0.1", "--fee-rate", "50", "--max-fee", "0.00001", "--yes"}, 1, "above the cap"},

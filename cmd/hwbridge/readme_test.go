@@ -363,7 +363,7 @@ func TestREADMENewcomer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []string{"v1SignPsbt", "v1EthSignTx"} {
+	for _, m := range []string{"v1BtcSend", "v1EthSend"} {
 		if !strings.Contains(string(audit), `"`+m+`"`) {
 			t.Errorf("the audit log has no %s: the signing did not go through hwbridged", m)
 		}

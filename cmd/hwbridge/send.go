@@ -96,9 +96,11 @@ func (e *env) selector() string {
 	return strings.TrimSpace(e.getenv("HWBRIDGE_DEVICE"))
 }
 
-// inputErr turns a refused order (device.ErrInvalidInput) into a usage error (exit 2).
+// inputErr turns a refused order (device.ErrInvalidInput, not from a device) into a usage
+// error (exit 2).
 func inputErr(err error) error {
-	if errors.Is(err, device.ErrInvalidInput) {
+	var de *device.Error
+	if errors.Is(err, device.ErrInvalidInput) && !errors.As(err, &de) {
 		return &usageError{err.Error()}
 	}
 	return err
@@ -125,7 +127,7 @@ func (e *env) sendBTC(ctx context.Context, p daemon.BtcSendParams, yes bool) (*d
 			pv.Preview, pv.RequestID = true, ""
 			var prev daemon.BtcSendResult
 			if err := c.Call(ctx, "v1BtcSend", pv, &prev); err != nil {
-				return nil, err
+				return nil, inputErr(err)
 			}
 			if err := e.confirmSend(btcLines(&prev.SendResult), false); err != nil {
 				return nil, err
@@ -134,7 +136,7 @@ func (e *env) sendBTC(ctx context.Context, p daemon.BtcSendParams, yes bool) (*d
 		}
 		var res daemon.BtcSendResult
 		if err := c.Call(ctx, "v1BtcSend", p, &res); err != nil {
-			return nil, err
+			return nil, inputErr(err)
 		}
 		return &res, nil
 	}
@@ -150,7 +152,8 @@ func (e *env) sendBTC(ctx context.Context, p daemon.BtcSendParams, yes bool) (*d
 		return nil, err
 	}
 	hooks := bitcoin.Hooks{Note: e.note, Show: func(_ context.Context, r *bitcoin.SendResult) error { return e.confirmSend(btcLines(r), yes) }}
-	return daemon.RunBTCSend(ctx, j, daemon.CLIAppID, p, dev, dev, hooks)
+	res, err := daemon.RunBTCSend(ctx, j, daemon.CLIAppID, p, dev, dev, hooks)
+	return res, inputErr(err)
 }
 
 // sendETH runs an Ethereum transfer in the mode that applies.
@@ -171,7 +174,7 @@ func (e *env) sendETH(ctx context.Context, p daemon.EthSendParams, yes bool) (*d
 			pv.Preview, pv.RequestID = true, ""
 			var prev daemon.EthSendResult
 			if err := c.Call(ctx, "v1EthSend", pv, &prev); err != nil {
-				return nil, err
+				return nil, inputErr(err)
 			}
 			if err := e.confirmSend(prev.Summary.Lines(), false); err != nil {
 				return nil, err
@@ -184,7 +187,7 @@ func (e *env) sendETH(ctx context.Context, p daemon.EthSendParams, yes bool) (*d
 		}
 		var res daemon.EthSendResult
 		if err := c.Call(ctx, "v1EthSend", p, &res); err != nil {
-			return nil, err
+			return nil, inputErr(err)
 		}
 		return &res, nil
 	}
@@ -204,5 +207,6 @@ func (e *env) sendETH(ctx context.Context, p daemon.EthSendParams, yes bool) (*d
 		return nil, err
 	}
 	hooks := ethereum.Hooks{Note: e.note, Show: func(_ context.Context, r *ethereum.SendResult) error { return e.confirmSend(r.Summary.Lines(), yes) }}
-	return daemon.RunETHSend(ctx, j, daemon.CLIAppID, p, cl, dev, hooks)
+	res, err := daemon.RunETHSend(ctx, j, daemon.CLIAppID, p, cl, dev, hooks)
+	return res, inputErr(err)
 }
