@@ -61,7 +61,7 @@ type SendOrder struct {
 
 // Confirmation ties a send to its preview.
 type Confirmation struct {
-	PlanID string `json:"plan_id"`       // SendResult.PlanID of the preview
+	PlanID string `json:"plan_id"`      // SendResult.PlanID of the preview
 	FeeCap string `json:"fee_cap_gwei"` // the most per gas the preview showed
 }
 

@@ -59,7 +59,7 @@ func TestParseTable(t *testing.T) {
 		{" 1", 8, "", ErrSyntax},
 		{"1\n", 8, "", ErrSyntax},
 		{"1.2.3", 8, "", ErrSyntax},
-		{"١", 8, "", ErrSyntax},  // Arabic-Indic digit one
+		{"١", 8, "", ErrSyntax}, // Arabic-Indic digit one
 		{"１", 8, "", ErrSyntax}, // full-width one
 		{"NaN", 8, "", ErrSyntax},
 		{"Inf", 8, "", ErrSyntax},
