@@ -17,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rpc"
 
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/chains/ethereum"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
@@ -764,18 +765,13 @@ func (a *API) V1AppsRevoke(ctx context.Context, auth keys.Auth, raw json.RawMess
 	return true, nil
 }
 
+// parseNetwork maps a network param (the table is chains/bitcoin's).
 func parseNetwork(s string) (*chaincfg.Params, error) {
-	switch strings.ToLower(s) {
-	case "", "mainnet", "main", "bitcoin":
-		return &chaincfg.MainNetParams, nil
-	case "testnet", "testnet3", "test":
-		return &chaincfg.TestNet3Params, nil
-	case "signet":
-		return &chaincfg.SigNetParams, nil
-	case "regtest":
-		return &chaincfg.RegressionNetParams, nil
+	n, err := bitcoin.Network(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", device.ErrInvalidInput, err)
 	}
-	return nil, fmt.Errorf("%w: network %q (use mainnet, testnet, signet or regtest)", device.ErrInvalidInput, s)
+	return n, nil
 }
 
 func parsePathNet(path, network string) (hdpath.Path, *chaincfg.Params, error) {

@@ -12,19 +12,58 @@ import (
 // ErrAddress is wrapped when an address does not parse or is for another network.
 var ErrAddress = errors.New("bad address")
 
-// Network returns the parameters for a network name: mainnet, testnet, signet, regtest.
+// TestNet4Params is testnet4 (BIP-94). btcd v0.24.2 has no testnet4; for keys and
+// addresses it is testnet3 (tb1 addresses, tpub, coin type 1), which is all hwbridge needs
+// of it (the node is named by its RPC URL).
+var TestNet4Params = func() *chaincfg.Params {
+	p := chaincfg.TestNet3Params
+	p.Name = "testnet4"
+	return &p
+}()
+
+// networks is the one table of network names: the first name of each is the one printed;
+// the others are what bitcoin-cli, HWI (--chain main|test|…) and people also type.
+var networks = []struct {
+	params *chaincfg.Params
+	names  []string
+}{
+	{&chaincfg.MainNetParams, []string{"mainnet", "main", "bitcoin"}},
+	{&chaincfg.TestNet3Params, []string{"testnet", "testnet3", "test"}},
+	{TestNet4Params, []string{"testnet4"}},
+	{&chaincfg.SigNetParams, []string{"signet"}},
+	{&chaincfg.RegressionNetParams, []string{"regtest"}},
+}
+
+// NetworkNames lists the names Network takes, for messages.
+const NetworkNames = "mainnet, testnet, testnet4, signet or regtest"
+
+// Network returns the parameters for a network name (case-insensitive; "" is mainnet).
 func Network(name string) (*chaincfg.Params, error) {
-	switch strings.ToLower(name) {
-	case "mainnet", "main", "bitcoin":
-		return &chaincfg.MainNetParams, nil
-	case "testnet", "testnet3", "test":
-		return &chaincfg.TestNet3Params, nil
-	case "signet":
-		return &chaincfg.SigNetParams, nil
-	case "regtest":
-		return &chaincfg.RegressionNetParams, nil
+	n := strings.ToLower(strings.TrimSpace(name))
+	if n == "" {
+		n = "mainnet"
 	}
-	return nil, fmt.Errorf("unknown network %q (use mainnet, testnet, signet or regtest)", name)
+	for _, e := range networks {
+		for _, alias := range e.names {
+			if alias == n {
+				return e.params, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("unknown network %q (use %s)", name, NetworkNames)
+}
+
+// NetworkName is the name Network takes for p ("mainnet", "testnet", "testnet4", …).
+func NetworkName(p *chaincfg.Params) string {
+	if p == nil {
+		return ""
+	}
+	for _, e := range networks {
+		if e.params == p || e.params.Name == p.Name {
+			return e.names[0]
+		}
+	}
+	return p.Name
 }
 
 // DecodeAddress parses an address and refuses one for another network. Testnet, signet

@@ -11,6 +11,7 @@ import (
 
 	"github.com/btcsuite/btcd/chaincfg"
 
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/transport"
@@ -117,32 +118,16 @@ func (e *env) onButton() func() {
 	}
 }
 
-// parseNetwork maps --network.
+// parseNetwork maps --network (the table is chains/bitcoin's).
 func parseNetwork(s string) (*chaincfg.Params, error) {
-	switch strings.ToLower(s) {
-	case "mainnet", "main", "bitcoin", "":
-		return &chaincfg.MainNetParams, nil
-	case "testnet", "testnet3", "test":
-		return &chaincfg.TestNet3Params, nil
-	case "signet":
-		return &chaincfg.SigNetParams, nil
-	case "regtest":
-		return &chaincfg.RegressionNetParams, nil
+	n, err := bitcoin.Network(s)
+	if err != nil {
+		return nil, usagef("--network: %v", err)
 	}
-	return nil, usagef("--network %q: use mainnet, testnet, signet or regtest", s)
+	return n, nil
 }
 
-func networkName(net *chaincfg.Params) string {
-	switch net.Net {
-	case chaincfg.MainNetParams.Net:
-		return "mainnet"
-	case chaincfg.TestNet3Params.Net:
-		return "testnet"
-	case chaincfg.RegressionNetParams.Net:
-		return "regtest"
-	}
-	return net.Name
-}
+func networkName(net *chaincfg.Params) string { return bitcoin.NetworkName(net) }
 
 // parsePath parses a derivation path argument (exit 2 when it does not parse).
 func parsePath(flagName, s string) (hdpath.Path, error) {

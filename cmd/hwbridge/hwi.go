@@ -96,22 +96,9 @@ func hwiCode(err error) int {
 	return hwiUnknownError
 }
 
-// hwiChains are the --chain values Bitcoin Core passes (ChainTypeToString).
-var hwiChains = map[string]*chaincfg.Params{
-	"main":     &chaincfg.MainNetParams,
-	"test":     &chaincfg.TestNet3Params,
-	"testnet4": testnet4Params(),
-	"signet":   &chaincfg.SigNetParams,
-	"regtest":  &chaincfg.RegressionNetParams,
-}
-
-// testnet4Params: btcd v0.24.2 has no testnet4; for keys and addresses it is testnet3
-// (tb1 addresses, tpub, coin type 1).
-func testnet4Params() *chaincfg.Params {
-	p := chaincfg.TestNet3Params
-	p.Name = "testnet4"
-	return &p
-}
+// hwiChains are the --chain values Bitcoin Core passes (ChainTypeToString); each is a name
+// of chains/bitcoin's network table.
+var hwiChains = []string{"main", "test", "testnet4", "signet", "regtest"}
 
 // hwiSigner runs one HWI command.
 type hwiSigner struct {
@@ -257,7 +244,8 @@ func (s *hwiSigner) run(ctx context.Context, args []string, stdin io.Reader, std
 		}
 		rest = fs.Args()
 	}
-	net, ok := hwiChains[chain]
+	net, err := bitcoin.Network(chain)
+	ok := err == nil && slices.Contains(hwiChains, chain)
 	if !ok {
 		return usage("argument --chain: invalid choice: %q (choose from main, test, testnet4, signet, regtest)", chain)
 	}

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/btcsuite/btcd/btcutil/base58"
 	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/wire"
@@ -164,13 +163,4 @@ func xpubForNet(s string, net *chaincfg.Params) (string, *hdkeychain.ExtendedKey
 	}
 	k.SetNet(net)
 	return k.String(), k, nil
-}
-
-// xpubFromGlobal decodes a PSBT_GLOBAL_XPUB key (0x01 ‖ 78-byte serialization) as a
-// base58 string.
-func xpubFromGlobal(key []byte) (string, bool) {
-	if len(key) != 79 || key[0] != psbtGlobalXPub {
-		return "", false
-	}
-	return base58.CheckEncode(key[2:], key[1]), true
 }

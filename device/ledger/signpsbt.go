@@ -33,6 +33,7 @@ import (
 
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
+	hwpsbt "github.com/hwbridge/hwbridge/psbt"
 )
 
 // psbtGroup is the inputs one wallet policy signs.
@@ -321,27 +322,11 @@ func (s *session) multisigPolicy(p *psbt.Packet, i int, ms multisigInput, fp dev
 
 // globalXPub finds the PSBT_GLOBAL_XPUB whose origin is fp (as btcd stores it) and path.
 func globalXPub(p *psbt.Packet, fp uint32, origin hdpath.Path) (string, bool) {
-	for _, u := range p.Unknowns {
-		x, ok := xpubFromGlobal(u.Key)
-		if !ok || len(u.Value) != 4+4*len(origin) {
-			continue
-		}
-		if uint32(u.Value[0])|uint32(u.Value[1])<<8|uint32(u.Value[2])<<16|uint32(u.Value[3])<<24 != fp {
-			continue
-		}
-		match := true
-		for j, st := range origin {
-			v := u.Value[4+4*j:]
-			if uint32(v[0])|uint32(v[1])<<8|uint32(v[2])<<16|uint32(v[3])<<24 != st {
-				match = false
-				break
-			}
-		}
-		if match {
-			return x, true
-		}
+	x, ok := hwpsbt.FindGlobalXPub(p, fp, origin)
+	if !ok {
+		return "", false
 	}
-	return "", false
+	return x.Key.String(), true
 }
 
 // yieldSig is one signature the device yielded.

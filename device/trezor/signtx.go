@@ -22,6 +22,7 @@ import (
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
+	hwpsbt "github.com/hwbridge/hwbridge/psbt"
 )
 
 // PSBT signing: the BIP-174 packet is mapped onto the SignTx/TxRequest/TxAck streaming flow
@@ -31,8 +32,6 @@ import (
 const (
 	// maxMultisigKeys is the largest multisig the firmware signs (and HWI parses).
 	maxMultisigKeys = 15
-	// psbtGlobalXPub is the BIP-174 global key type of an extended public key.
-	psbtGlobalXPub = 0x01
 )
 
 // ownKey is a key of this device found in an input's derivations.
@@ -549,30 +548,20 @@ func checkCoinType(path hdpath.Path, net *chaincfg.Params) error {
 	return nil
 }
 
-// globalXPub is a BIP-174 PSBT_GLOBAL_XPUB entry.
+// globalXPub is a PSBT_GLOBAL_XPUB entry with its fingerprint as the device prints it.
 type globalXPub struct {
 	key  *hdkeychain.ExtendedKey
 	fp   device.Fingerprint
 	path hdpath.Path
 }
 
-// globalXPubs reads PSBT_GLOBAL_XPUB entries (btcutil/psbt keeps them in Unknowns).
+// globalXPubs reads the PSBT's global xpubs (hwpsbt.GlobalXPubs).
 func globalXPubs(p *psbt.Packet) []globalXPub {
 	var out []globalXPub
-	for _, u := range p.Unknowns {
-		if len(u.Key) != 1+78 || u.Key[0] != psbtGlobalXPub || len(u.Value) < 4 || len(u.Value)%4 != 0 {
-			continue
-		}
-		k := u.Key[1:]
-		key := hdkeychain.NewExtendedKey(k[0:4], k[45:78], k[13:45], k[5:9], k[4], binary.BigEndian.Uint32(k[9:13]), false)
-		if _, err := key.ECPubKey(); err != nil {
-			continue
-		}
-		path := make(hdpath.Path, 0, len(u.Value)/4-1)
-		for o := 4; o < len(u.Value); o += 4 {
-			path = append(path, binary.LittleEndian.Uint32(u.Value[o:]))
-		}
-		out = append(out, globalXPub{key: key, fp: device.Fingerprint(binary.BigEndian.Uint32(u.Value[:4])), path: path})
+	for _, x := range hwpsbt.GlobalXPubs(p) {
+		var fp [4]byte
+		binary.LittleEndian.PutUint32(fp[:], x.Fingerprint)
+		out = append(out, globalXPub{key: x.Key, fp: device.Fingerprint(binary.BigEndian.Uint32(fp[:])), path: x.Path})
 	}
 	return out
 }
