@@ -38,6 +38,7 @@ type Capabilities struct {
 	Taproot    bool // p2tr addresses, xpubs and key-path spends
 	EIP1559    bool // dynamic-fee Ethereum transactions
 	EIP712Hash bool // SignTypedHash
+	EIP712     bool // device.SignTypedData: whole EIP-712 documents (streamed or hashed)
 	Multisig   bool // p2wsh and p2sh-p2wsh sortedmulti inputs and change
 	// NeedsNonWitnessUTXO: the device refuses segwit v0 inputs without the full previous
 	// transaction (device.ErrInvalidInput), as current Trezor firmware does.
@@ -74,6 +75,9 @@ func Run(t *testing.T, open func(t *testing.T) device.Device, caps Capabilities)
 	if caps.EIP712Hash {
 		t.Run("SignTypedHash", func(t *testing.T) { testSignTypedHash(t, dev(t)) })
 	}
+	if caps.EIP712 {
+		t.Run("SignTypedData", func(t *testing.T) { testSignTypedData(t, dev(t)) })
+	}
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, dev(t)) })
 	if caps.OpenRejecting != nil {
 		t.Run("Reject", func(t *testing.T) {
@@ -96,7 +100,7 @@ func testFeatures(t *testing.T, d device.Device, caps Capabilities) {
 		t.Errorf("device reports it is not initialized: %+v", f)
 	}
 	got := f.Capabilities
-	if got.Taproot != caps.Taproot || got.EIP1559 != caps.EIP1559 || got.EIP712Hash != caps.EIP712Hash {
+	if got.Taproot != caps.Taproot || got.EIP1559 != caps.EIP1559 || got.EIP712Hash != caps.EIP712Hash || got.EIP712 != caps.EIP712 {
 		t.Errorf("device capabilities %+v disagree with the declared %+v", got, caps)
 	}
 }
