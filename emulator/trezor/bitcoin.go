@@ -117,7 +117,17 @@ func (d *Device) getPublicKey(ctx context.Context, s *session, m *pb.GetPublicKe
 			return nil, err
 		}
 	}
-	return &pb.PublicKey{Node: node, Xpub: proto.String(xpub), RootFingerprint: proto.Uint32(w.Fingerprint())}, nil
+	out := &pb.PublicKey{Node: node, Xpub: proto.String(xpub), RootFingerprint: proto.Uint32(w.Fingerprint())}
+	if !d.persona.legacy {
+		_, plain, err := hdNode(w, p, versionBytes(c.xpub))
+		if err != nil {
+			return nil, err
+		}
+		if desc := xpubDescriptor(m.GetScriptType(), w.Fingerprint(), p, plain); desc != "" {
+			out.Descriptor_ = proto.String(desc)
+		}
+	}
+	return out, nil
 }
 
 func hdNode(w *emulator.Wallet, p hdpath.Path, version []byte) (*pb.HDNodeType, string, error) {

@@ -168,3 +168,21 @@ func TestTypedDataStreaming(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicKeyDescriptor: core fills PublicKey.descriptor, the Trezor One does not; the
+// checksum is BIP-380's (vector from the BIP).
+func TestPublicKeyDescriptor(t *testing.T) {
+	if got := descriptorChecksum("raw(deadbeef)"); got != "89f8spxm" {
+		t.Fatalf("checksum %q, BIP-380 says 89f8spxm", got)
+	}
+	get := &pb.GetPublicKey{AddressN: path("m/84'/0'/0'"), ScriptType: pb.InputScriptType_SPENDWITNESS.Enum()}
+	pk := callAs[*pb.PublicKey](newClient(t, newDevice(t, Options{})), get)
+	const xpub = "xpub6CatWdiZiodmUeTDp8LT5or8nmbKNcuyvz7WyksVFkKB4RHwCD3XyuvPEbvqAQY3rAPshWcMLoP2fMFMKHPJ4ZeZXYVUhLv1VMrjPC7PW6V" // BIP-84 account 0
+	want := "wpkh([73c5da0a/84h/0h/0h]" + xpub + "/<0;1>/*)"
+	if d := pk.GetDescriptor_(); d != want+"#"+descriptorChecksum(want) {
+		t.Fatalf("descriptor %q", d)
+	}
+	if pk := callAs[*pb.PublicKey](newClient(t, newDevice(t, Options{Model: ModelOne})), get); pk.Descriptor_ != nil {
+		t.Fatalf("model 1 sent a descriptor: %v", pk)
+	}
+}
