@@ -21,6 +21,7 @@ import (
 	"github.com/hwbridge/hwbridge/chains/ethereum"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/buildinfo"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
 
@@ -37,12 +38,15 @@ const (
 
 // VersionResult answers hwbridge_version.
 type VersionResult struct {
-	Version string   `json:"version"`
-	APIs    []string `json:"apis"`
+	Version string         `json:"version"`
+	APIs    []string       `json:"apis"`
+	Build   buildinfo.Info `json:"build"` // commit, Go version, platform
 }
 
 // Version needs no key: clients compare it with their own and warn on a mismatch.
-func (a *API) Version() VersionResult { return VersionResult{Version: Version(), APIs: []string{"v1"}} }
+func (a *API) Version() VersionResult {
+	return VersionResult{Version: Version(), APIs: []string{"v1"}, Build: buildinfo.Read("hwbridged")}
+}
 
 // PairResult answers hwbridge_v1Pair once the user approved.
 type PairResult struct {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/hwbridge/hwbridge/daemon/journal"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/buildinfo"
 )
 
 // Hub is the part of the device hub (device.Hub) the daemon uses.
@@ -66,12 +66,7 @@ const (
 )
 
 // Version is this build's version (from the module's build info).
-func Version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+func Version() string { return buildinfo.Read("hwbridged").Version }
 
 // Daemon is one running hwbridged.
 type Daemon struct {
@@ -232,7 +227,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		servers = append(servers, esrv)
 		d.log.Info("serving the external-signer api", "socket", d.cfg.ExtAPISocket, "app", d.cfg.ExtAPIApp)
 	}
-	d.log.Info("hwbridged listening", "socket", d.cfg.Socket, "version", Version())
+	d.log.Info("hwbridged listening", "socket", d.cfg.Socket, "build", buildinfo.Read("hwbridged").String())
 	var wg sync.WaitGroup
 	errc := make(chan error, len(listeners))
 	for i, l := range listeners {
