@@ -57,7 +57,7 @@ func (a *API) V1Pair(ctx context.Context, req keys.PairRequest) (*PairResult, er
 		return nil, toRPC(fmt.Errorf("%w: %w", device.ErrInvalidInput, err))
 	}
 	a.d.log.Info("pairing request waits for approval", "app", pending.ID, "name", pending.Name, "scopes", pending.Scopes)
-	if err := a.d.record(pending.ID, "v1Pair", "", fmt.Sprintf("pairing request %q scopes %v limits %+v", pending.Name, pending.Scopes, pending.Limits), nil); err != nil {
+	if err := a.d.record(pending.ID, "v1Pair", "", fmt.Sprintf("pairing request %q scopes %v limits %+v", pending.Name, pending.Scopes, pending.Limits), nil, true); err != nil {
 		_ = a.d.apps.Deny(pending.ID)
 		return nil, toRPC(err)
 	}

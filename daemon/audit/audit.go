@@ -14,14 +14,28 @@
 // the hash field, as encoding/json writes the Record struct (fixed field order, no spaces,
 // no HTML escaping). Because prev is inside the body, each hash covers the whole chain.
 //
-// Beside the log, the head file (the log's path + ".head") holds {"seq":N,"hash":"…"} of the
-// last record known to be written, padded with spaces to 128 bytes; it is rewritten in place
-// and fsync'ed after every append. A log
-// shorter than its head was truncated. A crash between the append and the head update
-// leaves the head one record behind, which is not an error (the head is a lower bound).
+// Beside the log, the head file (the log's path + ".head") holds {"seq":N,"hash":"…"} of a
+// record known to be durable, padded with spaces to 128 bytes and rewritten in place. A log
+// shorter than its head was truncated. The head may lag the log (it is a lower bound): a
+// crash before its update leaves it behind, which is not an error.
 //
-// Appends are written with one write call and fsync'ed before Append returns, then the head
-// (two fsyncs per record).
+// # Group commit
+//
+// One goroutine (the commit loop) writes the log. Append and AppendLazy give each record its
+// seq, prev and hash at once, under a mutex, and queue its line; the loop writes everything
+// queued with one write call and one fsync (a batch), so concurrent callers share an fsync.
+//   - Append (signing, broadcast, admin calls) returns once its batch is durable: its cost is
+//     at most one fsync, shared with every record queued beside it.
+//   - AppendLazy (read-only calls) returns once the record is queued. Its batch starts within
+//     Options.LazyDelay (DefaultLazyDelay, 10 ms) or at the next Append, whichever is first, so
+//     the record is durable within LazyDelay plus one fsync. A crash in that window loses the
+//     newest read-only records at the log's end, never a record in the middle: the chain
+//     stays whole.
+//
+// The head is rewritten (no fsync) after each batch and fsync'ed once the loop has been idle
+// for 50 ms, at least every HeadSyncInterval under load, and at Close. A failed write or fsync fails the
+// waiting callers and every later append (the log must be reopened): records are never
+// acknowledged out of order.
 //
 // # Errors
 //
@@ -146,21 +160,61 @@ type head struct {
 // HeadPath is where the head of the log at path is kept.
 func HeadPath(path string) string { return path + ".head" }
 
+// Commit timing.
+const (
+	// DefaultLazyDelay bounds how long a record from AppendLazy waits before its batch is
+	// written and fsync'ed.
+	DefaultLazyDelay = 10 * time.Millisecond
+	// HeadSyncInterval is the longest the head file goes without an fsync while records are
+	// being written.
+	HeadSyncInterval = time.Second
+)
+
+// Options tune a Log; the zero value is the default.
+type Options struct {
+	LazyDelay time.Duration // DefaultLazyDelay if 0
+}
+
+// batch is the records queued for one write and fsync; done is closed once they are
+// durable (err nil) or failed.
+type batch struct {
+	done chan struct{}
+	err  error
+}
+
 // Log appends records to one file. It is safe for concurrent use.
 type Log struct {
-	path string
-	now  func() time.Time
+	path      string
+	now       func() time.Time
+	lazyDelay time.Duration
 
-	mu   sync.Mutex
-	f    *os.File
-	head *os.File // the head file, opened at the first append
-	last head
+	mu      sync.Mutex
+	f       *os.File // nil once closed
+	last    head     // the newest record queued
+	queued  []byte   // lines not yet written, in seq order
+	next    *batch   // the batch the queued lines belong to
+	err     error    // the first write or fsync failure: every later append fails
+	closing bool
+
+	urgent  chan struct{} // an Append waits: commit now
+	lazy    chan struct{} // an AppendLazy queued a record: commit within lazyDelay
+	stopped chan struct{} // the commit loop has ended
+
+	// Owned by the commit loop.
+	head       *os.File // the head file, opened at the first batch
+	headSynced time.Time
+	headDirty  bool
+	syncs      int    // fsyncs of the log (tests check batching)
+	hookSync   func() // tests: called before each batch's fsync
 }
 
 // Open opens (creating if needed) the log at path for appending. It verifies the existing
 // chain first and refuses a damaged log; a torn last line left by a crash during an append
 // (a record that was never acknowledged, beyond the head) is cut off.
-func Open(path string) (*Log, error) {
+func Open(path string) (*Log, error) { return OpenWith(path, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(path string, opt Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -175,7 +229,53 @@ func Open(path string) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	return &Log{path: path, now: time.Now, f: f, last: last}, nil
+	l := newLog(path, f, last, opt)
+	if err := l.createHead(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	go l.loop()
+	return l, nil
+}
+
+// createHead opens the head file, creating it (with the current head, fsync'ed, and its
+// directory entry fsync'ed) if it is missing: from then on it is only rewritten in place,
+// so a crash never leaves it missing or empty beside records.
+func (l *Log) createHead() error {
+	hp := HeadPath(l.path)
+	if _, err := os.Stat(hp); err == nil {
+		var err error
+		l.head, err = os.OpenFile(hp, os.O_RDWR, 0o600)
+		return err
+	}
+	if err := l.writeHead(l.last); err != nil {
+		return err
+	}
+	if err := l.head.Sync(); err != nil {
+		return fmt.Errorf("audit: head: %w", err)
+	}
+	return syncDir(filepath.Dir(hp))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("audit: fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func newLog(path string, f *os.File, last head, opt Options) *Log {
+	if opt.LazyDelay <= 0 {
+		opt.LazyDelay = DefaultLazyDelay
+	}
+	return &Log{path: path, now: time.Now, lazyDelay: opt.LazyDelay, f: f, last: last,
+		next: &batch{done: make(chan struct{})}, urgent: make(chan struct{}, 1),
+		lazy: make(chan struct{}, 1), stopped: make(chan struct{})}
 }
 
 // repairTornTail cuts an unterminated last line that the head does not cover.
@@ -208,15 +308,70 @@ func repairTornTail(path string) error {
 // Path is the log's file.
 func (l *Log) Path() string { return l.path }
 
-// Append writes one record and fsyncs it.
+// Append writes one record and returns once it is durable (written and fsync'ed, in a
+// batch shared with concurrent callers). Use it for calls whose record must survive a crash
+// before the caller learns the outcome: signing, broadcasting, admin.
 func (l *Log) Append(e Entry) (Record, error) {
+	r, b, err := l.queue(e, l.urgent)
+	if err != nil {
+		return Record{}, err
+	}
+	<-b.done
+	if b.err != nil {
+		return Record{}, b.err
+	}
+	return r, nil
+}
+
+// AppendLazy queues one record and returns without waiting for the disk: the record is
+// durable within the log's LazyDelay plus one fsync (see the package doc). Use it for
+// read-only calls. A write failure is returned by the next append (of either kind).
+func (l *Log) AppendLazy(e Entry) (Record, error) {
+	r, _, err := l.queue(e, l.lazy)
+	return r, err
+}
+
+// Sync returns once every record queued so far is durable.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	if l.f == nil {
+		l.mu.Unlock()
+		return errors.New("audit: log is closed")
+	}
+	if l.err != nil {
+		defer l.mu.Unlock()
+		return l.err
+	}
+	b := l.next
+	empty := len(l.queued) == 0
+	l.mu.Unlock()
+	if empty {
+		return nil
+	}
+	signal(l.urgent)
+	<-b.done
+	return b.err
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// queue gives e its place in the chain and queues its line for the commit loop.
+func (l *Log) queue(e Entry, wake chan struct{}) (Record, *batch, error) {
 	if len(e.Summary) > maxSummary {
 		e.Summary = e.Summary[:maxSummary] + "…"
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
-		return Record{}, errors.New("audit: log is closed")
+	if l.f == nil || l.closing {
+		return Record{}, nil, errors.New("audit: log is closed")
+	}
+	if l.err != nil {
+		return Record{}, nil, l.err
 	}
 	r := Record{Seq: l.last.Seq + 1, Time: l.now().UTC(), Prev: l.last.Hash, App: e.App, Method: e.Method,
 		Device: e.Device, Summary: e.Summary, Result: e.Result}
@@ -225,34 +380,140 @@ func (l *Log) Append(e Entry) (Record, error) {
 	}
 	h, err := hashOf(r)
 	if err != nil {
-		return Record{}, fmt.Errorf("audit: %w", err)
+		return Record{}, nil, fmt.Errorf("audit: %w", err)
 	}
 	r.Hash = h
 	line, err := marshal(r)
 	if err != nil {
-		return Record{}, fmt.Errorf("audit: %w", err)
+		return Record{}, nil, fmt.Errorf("audit: %w", err)
 	}
-	if _, err := l.f.Write(append(line, '\n')); err != nil {
-		return Record{}, fmt.Errorf("audit: write %s: %w", l.path, err)
-	}
-	if err := l.f.Sync(); err != nil {
-		return Record{}, fmt.Errorf("audit: fsync %s: %w", l.path, err)
-	}
+	l.queued = append(append(l.queued, line...), '\n')
 	l.last = head{Seq: r.Seq, Hash: r.Hash}
-	if err := l.writeHead(l.last); err != nil {
-		return Record{}, err
-	}
-	return r, nil
+	signal(wake)
+	return r, l.next, nil
 }
 
-// Close closes the file.
+// headIdle is how long the loop waits without work before it fsyncs the head.
+const headIdle = 50 * time.Millisecond
+
+// loop is the commit loop: it writes the queued lines in batches until Close. A signal sent
+// while a batch is being written stays in its channel, so records queued meanwhile start
+// the next batch as soon as this one is durable (Append) or within lazyDelay (AppendLazy).
+func (l *Log) loop() {
+	defer close(l.stopped)
+	idle := time.NewTimer(headIdle)
+	defer idle.Stop()
+	var deadline <-chan time.Time
+	for {
+		select {
+		case <-l.urgent:
+		case <-deadline:
+		case <-l.lazy:
+			if deadline == nil {
+				deadline = time.After(l.lazyDelay)
+			}
+			continue
+		case <-idle.C:
+			l.syncHead()
+			continue
+		}
+		deadline = nil
+		if !l.commit() {
+			return
+		}
+		idle.Reset(headIdle)
+	}
+}
+
+// commit writes one batch. It reports false once the log is closing (all is written then).
+func (l *Log) commit() bool {
+	l.mu.Lock()
+	data, b, last, closing := l.queued, l.next, l.last, l.closing
+	l.queued, l.next = nil, &batch{done: make(chan struct{})}
+	l.mu.Unlock()
+	if len(data) > 0 {
+		err := l.write(data)
+		if err != nil {
+			l.fail(err)
+		}
+		b.err = err
+		close(b.done)
+		if err == nil {
+			l.putHead(last)
+		}
+	} else {
+		close(b.done)
+	}
+	if closing {
+		l.syncHead()
+		return false
+	}
+	return true
+}
+
+// fail records the log's first failure; every later append returns it.
+func (l *Log) fail(err error) {
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = err
+	}
+	l.mu.Unlock()
+}
+
+// write appends one batch with one write call and fsyncs it.
+func (l *Log) write(data []byte) error {
+	if _, err := l.f.Write(data); err != nil {
+		return fmt.Errorf("audit: write %s (the log must be reopened): %w", l.path, err)
+	}
+	if l.hookSync != nil {
+		l.hookSync()
+	}
+	l.syncs++
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("audit: fsync %s (the log must be reopened): %w", l.path, err)
+	}
+	return nil
+}
+
+// putHead rewrites the head after a durable batch; it is fsync'ed by syncHead (when idle)
+// or here, once HeadSyncInterval has passed since the last fsync.
+func (l *Log) putHead(h head) {
+	if err := l.writeHead(h); err != nil {
+		l.fail(err)
+		return
+	}
+	l.headDirty = true
+	if time.Since(l.headSynced) >= HeadSyncInterval {
+		l.syncHead()
+	}
+}
+
+func (l *Log) syncHead() {
+	if !l.headDirty || l.head == nil {
+		return
+	}
+	err := l.head.Sync()
+	l.headDirty = false
+	l.headSynced = time.Now()
+	if err != nil {
+		l.fail(fmt.Errorf("audit: head: %w", err))
+	}
+}
+
+// Close writes what is queued, fsyncs the log and its head, and closes the files.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.f == nil || l.closing {
+		l.mu.Unlock()
 		return nil
 	}
-	err := l.f.Close()
+	l.closing = true
+	l.mu.Unlock()
+	signal(l.urgent)
+	<-l.stopped
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := errors.Join(l.err, l.f.Close())
 	l.f = nil
 	if l.head != nil {
 		err = errors.Join(err, l.head.Close())
@@ -278,9 +539,6 @@ func (l *Log) writeHead(h head) error {
 		}
 	}
 	if _, err := l.head.WriteAt(line, 0); err != nil {
-		return fmt.Errorf("audit: head: %w", err)
-	}
-	if err := l.head.Sync(); err != nil {
 		return fmt.Errorf("audit: head: %w", err)
 	}
 	return nil
@@ -320,10 +578,14 @@ func Fill(path string, n uint64, t0 time.Time, entry func(i uint64) Entry) error
 		return nil
 	}
 	l := &Log{path: path}
-	defer l.Close()
-	return l.writeHead(last)
+	err = l.writeHead(last)
+	if l.head != nil {
+		err = errors.Join(err, l.head.Sync(), l.head.Close())
+	}
+	return err
 }
 
+// readHead reads the head file; a missing one reads as seq 0 (see headExists).
 func readHead(path string) (head, error) {
 	var h head
 	b, err := os.ReadFile(HeadPath(path))
@@ -394,6 +656,8 @@ func verify(path string) (head, error) {
 	if err != nil {
 		return head{}, err
 	}
+	_, serr := os.Stat(HeadPath(path))
+	headExists := serr == nil
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if want.Seq > 0 {
@@ -405,10 +669,10 @@ func verify(path string) (head, error) {
 		return head{}, fmt.Errorf("audit: %w", err)
 	}
 	defer f.Close()
-	return verifyReader(f, want)
+	return verifyReader(f, want, headExists)
 }
 
-func verifyReader(rd io.Reader, want head) (head, error) {
+func verifyReader(rd io.Reader, want head, headExists bool) (head, error) {
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 0, 4096), MaxLine+1)
 	var last head
@@ -452,7 +716,7 @@ func verifyReader(rd io.Reader, want head) (head, error) {
 	if err := sc.Err(); err != nil {
 		return head{}, &VerifyError{Line: line + 1, Err: ErrMalformed, What: err.Error()}
 	}
-	if want.Seq == 0 && last.Seq > 1 {
+	if !headExists && last.Seq > 1 {
 		return head{}, &VerifyError{Err: ErrTruncated, What: "the head file is missing (it is written after every record): the log may have been cut"}
 	}
 	if !headSeen {
