@@ -14,10 +14,28 @@
 // the hash field, as encoding/json writes the Record struct (fixed field order, no spaces,
 // no HTML escaping). Because prev is inside the body, each hash covers the whole chain.
 //
-// Beside the log, the head file (the log's path + ".head") holds {"seq":N,"hash":"…"} of a
-// record known to be durable, padded with spaces to 128 bytes and rewritten in place. A log
-// shorter than its head was truncated. The head may lag the log (it is a lower bound): a
-// crash before its update leaves it behind, which is not an error.
+// Beside the log, the head file (the log's path + ".head") holds a checkpoint,
+// {"seq":N,"hash":"…","base":B,"off":O}: record N, its hash, and where it ends (O bytes into
+// the file whose first record is B), padded with spaces to 256 bytes and rewritten in place.
+// The head may lag the log (it is a lower bound): a crash before its update leaves it behind,
+// which is not an error. A log shorter than its head was truncated.
+//
+// # Start-up and verification
+//
+// Open reads the record at the checkpoint (one read of at most MaxLine bytes), checks that
+// it is record N with hash H, then checks the records after it (those written since the head
+// was last updated). Its cost does not grow with the log: a million records open as fast as
+// ten. Damage before the checkpoint that keeps every byte offset (a same-length edit) is
+// found by Verify (hwbridge audit verify), which reads every segment and the active file
+// line by line in bounded memory. Heads written before checkpoints existed (no base) make
+// Open read the whole log once and write a checkpoint.
+//
+// # Segments
+//
+// When the active file would grow past Options.SegmentBytes (DefaultSegmentBytes, 64 MiB),
+// it is renamed to path.<seq of its first record, 20 digits> and a new active file starts;
+// the chain runs on across files. Sealed segments may be archived together but not dropped:
+// Verify needs them all.
 //
 // # Group commit
 //
@@ -51,7 +69,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,9 +169,16 @@ func hashOf(r Record) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// head is the head file's content: the checkpoint Open starts from.
 type head struct {
 	Seq  uint64 `json:"seq"`
 	Hash string `json:"hash"`
+	// Base is the seq of the first record of the file the checkpoint is in (the active file
+	// when it was written), Off the bytes of that file up to the end of record Seq (0 with
+	// Seq = Base-1: no record of that file yet). Base 0: a head written before checkpoints;
+	// Open then reads the whole log once.
+	Base uint64 `json:"base,omitempty"`
+	Off  int64  `json:"off,omitempty"`
 }
 
 // HeadPath is where the head of the log at path is kept.
@@ -170,9 +194,13 @@ const (
 	HeadSyncInterval = time.Second
 )
 
+// DefaultSegmentBytes is the size past which the active file is sealed into a segment.
+const DefaultSegmentBytes = 64 << 20
+
 // Options tune a Log; the zero value is the default.
 type Options struct {
-	LazyDelay time.Duration // DefaultLazyDelay if 0
+	LazyDelay    time.Duration // DefaultLazyDelay if 0
+	SegmentBytes int64         // DefaultSegmentBytes if 0
 }
 
 // batch is the records queued for one write and fsync; done is closed once they are
@@ -200,17 +228,22 @@ type Log struct {
 	lazy    chan struct{} // an AppendLazy queued a record: commit within lazyDelay
 	stopped chan struct{} // the commit loop has ended
 
-	// Owned by the commit loop.
-	head       *os.File // the head file, opened at the first batch
+	// Owned by the commit loop (and Open before it starts).
+	segBytes   int64
+	base       uint64 // seq of the active file's first record
+	size       int64  // bytes written to the active file
+	head       *os.File
 	headSynced time.Time
 	headDirty  bool
 	syncs      int    // fsyncs of the log (tests check batching)
 	hookSync   func() // tests: called before each batch's fsync
 }
 
-// Open opens (creating if needed) the log at path for appending. It verifies the existing
-// chain first and refuses a damaged log; a torn last line left by a crash during an append
-// (a record that was never acknowledged, beyond the head) is cut off.
+// Open opens (creating if needed) the log at path for appending. It checks the chain from
+// the head's checkpoint on (the record the head names and every record after it, so its time
+// does not grow with the log) and refuses a damaged tail; a torn last line left by a crash
+// during a write (records never acknowledged, beyond the head) is cut off. Verify checks the
+// whole log.
 func Open(path string) (*Log, error) { return OpenWith(path, Options{}) }
 
 // OpenWith is Open with options.
@@ -218,18 +251,32 @@ func OpenWith(path string, opt Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	if err := repairTornTail(path); err != nil {
-		return nil, err
-	}
-	last, err := verify(path)
+	rec, err := recoverTail(path)
 	if err != nil {
-		return nil, fmt.Errorf("audit: refusing to append to a damaged log (run hwbridge audit verify, keep the file as evidence and move it away): %w", err)
+		return nil, fmt.Errorf("audit: refusing to append to a damaged log (run hwbridge audit verify, keep the files as evidence and move them away): %w", err)
+	}
+	if rec.torn {
+		if err := os.Truncate(path, rec.size); err != nil {
+			return nil, fmt.Errorf("audit: cut the torn last line: %w", err)
+		}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
+	if rec.nl {
+		if _, err := f.Write([]byte{'\n'}); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		rec.size++
+	}
+	last := rec.last
+	if last.Seq == 0 {
+		last.Hash = ""
+	}
 	l := newLog(path, f, last, opt)
+	l.base, l.size = rec.base, rec.size
 	if err := l.createHead(); err != nil {
 		f.Close()
 		return nil, err
@@ -243,18 +290,23 @@ func OpenWith(path string, opt Options) (*Log, error) {
 // so a crash never leaves it missing or empty beside records.
 func (l *Log) createHead() error {
 	hp := HeadPath(l.path)
-	if _, err := os.Stat(hp); err == nil {
-		var err error
-		l.head, err = os.OpenFile(hp, os.O_RDWR, 0o600)
-		return err
-	}
-	if err := l.writeHead(l.last); err != nil {
+	_, serr := os.Stat(hp)
+	if err := l.writeHead(l.checkpoint()); err != nil {
 		return err
 	}
 	if err := l.head.Sync(); err != nil {
 		return fmt.Errorf("audit: head: %w", err)
 	}
+	l.headSynced = time.Now()
+	if serr == nil {
+		return nil
+	}
 	return syncDir(filepath.Dir(hp))
+}
+
+// checkpoint is the head for what has been written so far.
+func (l *Log) checkpoint() head {
+	return head{Seq: l.last.Seq, Hash: l.last.Hash, Base: l.base, Off: l.size}
 }
 
 func syncDir(dir string) error {
@@ -273,36 +325,12 @@ func newLog(path string, f *os.File, last head, opt Options) *Log {
 	if opt.LazyDelay <= 0 {
 		opt.LazyDelay = DefaultLazyDelay
 	}
-	return &Log{path: path, now: time.Now, lazyDelay: opt.LazyDelay, f: f, last: last,
+	if opt.SegmentBytes <= 0 {
+		opt.SegmentBytes = DefaultSegmentBytes
+	}
+	return &Log{path: path, now: time.Now, lazyDelay: opt.LazyDelay, segBytes: opt.SegmentBytes, f: f, last: last,
 		next: &batch{done: make(chan struct{})}, urgent: make(chan struct{}, 1),
 		lazy: make(chan struct{}, 1), stopped: make(chan struct{})}
-}
-
-// repairTornTail cuts an unterminated last line that the head does not cover.
-func repairTornTail(path string) error {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) || len(data) == 0 {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	if data[len(data)-1] == '\n' {
-		return nil
-	}
-	cut := bytes.LastIndexByte(data, '\n') + 1
-	var r Record
-	if json.Unmarshal(data[cut:], &r) == nil {
-		return nil // a complete record without its newline: verify judges it
-	}
-	h, err := readHead(path)
-	if err != nil {
-		return err
-	}
-	if uint64(bytes.Count(data[:cut], []byte("\n"))) < h.Seq {
-		return nil // the torn record is one the head covers: verify reports it
-	}
-	return os.Truncate(path, int64(cut))
 }
 
 // Path is the log's file.
@@ -432,14 +460,20 @@ func (l *Log) commit() bool {
 	l.queued, l.next = nil, &batch{done: make(chan struct{})}
 	l.mu.Unlock()
 	if len(data) > 0 {
-		err := l.write(data)
+		var err error
+		if l.size > 0 && l.size+int64(len(data)) > l.segBytes {
+			err = l.rotate(last.Seq - uint64(bytes.Count(data, []byte("\n"))) + 1)
+		}
+		if err == nil {
+			err = l.write(data)
+		}
 		if err != nil {
 			l.fail(err)
 		}
 		b.err = err
 		close(b.done)
 		if err == nil {
-			l.putHead(last)
+			l.putHead(head{Seq: last.Seq, Hash: last.Hash, Base: l.base, Off: l.size})
 		}
 	} else {
 		close(b.done)
@@ -460,9 +494,36 @@ func (l *Log) fail(err error) {
 	l.mu.Unlock()
 }
 
+// rotate seals the active file as a segment (it is already durable) and starts a new one
+// whose first record will be seq next; the head then names the new file. A crash between
+// the rename and the head update leaves a head inside the sealed segment, which Open
+// follows into the new active file.
+func (l *Log) rotate(next uint64) error {
+	if err := os.Rename(l.path, segName(l.path, l.base)); err != nil {
+		return fmt.Errorf("audit: seal a segment (the log must be reopened): %w", err)
+	}
+	nf, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: start a segment (the log must be reopened): %w", err)
+	}
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		nf.Close()
+		return err
+	}
+	l.mu.Lock()
+	old := l.f
+	l.f = nf
+	l.mu.Unlock()
+	old.Close()
+	l.base, l.size = next, 0
+	return nil
+}
+
 // write appends one batch with one write call and fsyncs it.
 func (l *Log) write(data []byte) error {
-	if _, err := l.f.Write(data); err != nil {
+	n, err := l.f.Write(data)
+	l.size += int64(n)
+	if err != nil {
 		return fmt.Errorf("audit: write %s (the log must be reopened): %w", l.path, err)
 	}
 	if l.hookSync != nil {
@@ -524,7 +585,7 @@ func (l *Log) Close() error {
 
 // headSize is the fixed size of the head file: it is rewritten in place (one write within a
 // disk sector, then fsync), so a crash leaves the old or the new head, never a mix.
-const headSize = 128
+const headSize = 256
 
 func (l *Log) writeHead(h head) error {
 	b, err := json.Marshal(h)
@@ -577,28 +638,32 @@ func Fill(path string, n uint64, t0 time.Time, entry func(i uint64) Entry) error
 	if n == 0 {
 		return nil
 	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("audit: fill: %w", err)
+	}
 	l := &Log{path: path}
-	err = l.writeHead(last)
+	err = l.writeHead(head{Seq: last.Seq, Hash: last.Hash, Base: 1, Off: fi.Size()})
 	if l.head != nil {
 		err = errors.Join(err, l.head.Sync(), l.head.Close())
 	}
 	return err
 }
 
-// readHead reads the head file; a missing one reads as seq 0 (see headExists).
-func readHead(path string) (head, error) {
+// readHeadFile reads the head file and reports whether it exists (missing: seq 0).
+func readHeadFile(path string) (head, bool, error) {
 	var h head
 	b, err := os.ReadFile(HeadPath(path))
 	if errors.Is(err, os.ErrNotExist) {
-		return h, nil
+		return h, false, nil
 	}
 	if err != nil {
-		return h, fmt.Errorf("audit: %w", err)
+		return h, false, fmt.Errorf("audit: %w", err)
 	}
 	if err := json.Unmarshal(b, &h); err != nil {
-		return h, &VerifyError{Err: ErrMalformed, What: "head file " + HeadPath(path) + ": " + err.Error()}
+		return h, true, &VerifyError{Err: ErrMalformed, What: "head file " + HeadPath(path) + ": " + err.Error()}
 	}
-	return h, nil
+	return h, true, nil
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same directory:
@@ -636,94 +701,4 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// Summary is what Verify found in a good log.
-type Summary struct {
-	Records uint64 // number of records
-	Head    string // hash of the last record
-}
-
-// Verify checks the whole log at path and its head file. A missing log with no head is an
-// empty, valid log.
-func Verify(path string) (Summary, error) {
-	h, err := verify(path)
-	return Summary{Records: h.Seq, Head: h.Hash}, err
-}
-
-func verify(path string) (head, error) {
-	want, err := readHead(path)
-	if err != nil {
-		return head{}, err
-	}
-	_, serr := os.Stat(HeadPath(path))
-	headExists := serr == nil
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		if want.Seq > 0 {
-			return head{}, &VerifyError{Err: ErrTruncated, What: fmt.Sprintf("the log file is gone but its head says %d records", want.Seq)}
-		}
-		return head{}, nil
-	}
-	if err != nil {
-		return head{}, fmt.Errorf("audit: %w", err)
-	}
-	defer f.Close()
-	return verifyReader(f, want, headExists)
-}
-
-func verifyReader(rd io.Reader, want head, headExists bool) (head, error) {
-	sc := bufio.NewScanner(rd)
-	sc.Buffer(make([]byte, 0, 4096), MaxLine+1)
-	var last head
-	last.Hash = zeroHash
-	line := 0
-	headSeen := want.Seq == 0
-	for sc.Scan() {
-		line++
-		var r Record
-		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&r); err != nil {
-			return head{}, &VerifyError{Line: line, Err: ErrMalformed, What: err.Error()}
-		}
-		if dec.More() {
-			return head{}, &VerifyError{Line: line, Seq: r.Seq, Err: ErrMalformed, What: "trailing data"}
-		}
-		got, err := hashOf(r)
-		if err != nil {
-			return head{}, &VerifyError{Line: line, Seq: r.Seq, Err: ErrMalformed, What: err.Error()}
-		}
-		if got != r.Hash {
-			return head{}, &VerifyError{Line: line, Seq: r.Seq, Err: ErrEdited}
-		}
-		switch {
-		case r.Seq <= last.Seq:
-			return head{}, &VerifyError{Line: line, Seq: r.Seq, Err: ErrReordered, What: fmt.Sprintf("seq %d follows seq %d", r.Seq, last.Seq)}
-		case r.Seq > last.Seq+1:
-			return head{}, &VerifyError{Line: line, Seq: r.Seq, Err: ErrMissing, What: fmt.Sprintf("seq %d follows seq %d", r.Seq, last.Seq)}
-		case r.Prev != last.Hash:
-			return head{}, &VerifyError{Line: line, Seq: r.Seq, Err: ErrMissing, What: "prev does not match the record before"}
-		}
-		last = head{Seq: r.Seq, Hash: r.Hash}
-		if r.Seq == want.Seq {
-			if r.Hash != want.Hash {
-				return head{}, &VerifyError{Line: line, Seq: r.Seq, Err: ErrEdited, What: "the record differs from the one the head file recorded"}
-			}
-			headSeen = true
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return head{}, &VerifyError{Line: line + 1, Err: ErrMalformed, What: err.Error()}
-	}
-	if !headExists && last.Seq > 1 {
-		return head{}, &VerifyError{Err: ErrTruncated, What: "the head file is missing (it is written after every record): the log may have been cut"}
-	}
-	if !headSeen {
-		return head{}, &VerifyError{Err: ErrTruncated, What: fmt.Sprintf("the log ends at seq %d but its head file says %d records were written", last.Seq, want.Seq)}
-	}
-	if last.Seq == 0 {
-		last.Hash = ""
-	}
-	return last, nil
 }
