@@ -250,11 +250,14 @@ func (d *Daemon) record(app, method, dev, summary string, err error, durable boo
 	if err != nil {
 		result = "error: " + err.Error()
 	}
-	add := d.audit.AppendLazy
+	e := audit.Entry{App: app, Method: method, Device: dev, Summary: summary, Result: result}
+	var aerr error
 	if durable {
-		add = d.audit.Append
+		_, aerr = d.audit.Append(e)
+	} else {
+		aerr = d.audit.AppendLazy(e)
 	}
-	if _, aerr := add(audit.Entry{App: app, Method: method, Device: dev, Summary: summary, Result: result}); aerr != nil {
+	if aerr != nil {
 		d.log.Error("audit append failed", "err", aerr)
 		return fmt.Errorf("hwbridged could not write its audit log (check the disk): %w", aerr)
 	}
