@@ -177,3 +177,18 @@ func TestCheckpointNamesItsRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyWhileWriting: a line being written (or torn by a crash) after the head's record
+// is not damage; Verify counts the records before it.
+func TestVerifyWhileWriting(t *testing.T) {
+	path := writeLog(t, 3)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"seq":4,"time":"2026-`)
+	f.Close()
+	if s, err := Verify(path); err != nil || s.Records != 3 {
+		t.Fatalf("verify: %+v %v", s, err)
+	}
+}
