@@ -105,8 +105,8 @@ func benchDaemon(b *testing.B, paths []string, emus map[string]*trezoremu.Device
 
 // BenchmarkDaemonLatency compares a call made directly with the driver and the same call
 // made through the daemon's socket (client MAC, JSON-RPC, auth check, hub queue, audit
-// record), with 1 and 50 concurrent clients spread over 1 or 2 devices (clients take the
-// devices in turn). Shapes:
+// record), with 1 and 50 concurrent clients (each with its own connection) spread over 1 or
+// 2 devices (clients take the devices in turn). Shapes:
 //   - read=v1Address: a BTC address (m/84'/0'/0'/0/0, wpkh), no display. Its audit record
 //     is lazy (durable within audit.DefaultLazyDelay).
 //   - sign=v1SignMessage: a BIP-137 message signature (12 bytes, auto-approved). Its audit
@@ -172,7 +172,16 @@ func BenchmarkDaemonLatency(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					measure(b, conc, func(w int) error { return c.Call(ctx, sh.method, sh.params(paths[w%ndev]), nil) })
+					// Each client has its own connection, as separate apps would.
+					clients := make([]*Client, conc)
+					for i := range clients {
+						clients[i] = &Client{Socket: c.Socket, Key: c.Key}
+						b.Cleanup(clients[i].Close)
+						if err := clients[i].Call(ctx, "v1Devices", nil, nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+					measure(b, conc, func(w int) error { return clients[w].Call(ctx, sh.method, sh.params(paths[w%ndev]), nil) })
 				})
 			}
 		}
