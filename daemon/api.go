@@ -64,7 +64,7 @@ func (a *API) V1Pair(ctx context.Context, req keys.PairRequest) (*PairResult, er
 	}
 	a.d.conns.trust(ctx) // it waits for the user; keys.MaxPending bounds how many do
 	a.d.log.Info("pairing request waits for approval", "app", pending.ID, "name", pending.Name, "scopes", pending.Scopes)
-	if err := a.d.record(pending.ID, "v1Pair", "", fmt.Sprintf("pairing request %q scopes %v limits %+v", pending.Name, pending.Scopes, pending.Limits), nil); err != nil {
+	if err := a.d.record(pending.ID, "v1Pair", "", fmt.Sprintf("pairing request %q scopes %v limits %+v", pending.Name, pending.Scopes, pending.Limits), nil, true); err != nil {
 		_ = a.d.apps.Deny(pending.ID)
 		return nil, toRPC(err)
 	}

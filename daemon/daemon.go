@@ -258,13 +258,23 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	return serveErr
 }
 
-// record writes one audit record; a failure to audit fails the request.
-func (d *Daemon) record(app, method, dev, summary string, err error) error {
+// record writes one audit record; a failure to audit fails the request. A durable record
+// (signing, broadcast, admin) is fsync'ed before record returns, in a batch shared with
+// concurrent calls; a read-only call's record is queued and durable within
+// audit.DefaultLazyDelay plus one fsync (daemon/audit's package doc).
+func (d *Daemon) record(app, method, dev, summary string, err error, durable bool) error {
 	result := "ok"
 	if err != nil {
 		result = "error: " + err.Error()
 	}
-	if _, aerr := d.audit.Append(audit.Entry{App: app, Method: method, Device: dev, Summary: summary, Result: result}); aerr != nil {
+	e := audit.Entry{App: app, Method: method, Device: dev, Summary: summary, Result: result}
+	var aerr error
+	if durable {
+		_, aerr = d.audit.Append(e)
+	} else {
+		aerr = d.audit.AppendLazy(e)
+	}
+	if aerr != nil {
 		d.log.Error("audit append failed", "err", aerr)
 		return fmt.Errorf("hwbridged could not write its audit log (check the disk): %w", aerr)
 	}
