@@ -57,8 +57,8 @@ func startDaemon(t testing.TB) *testDaemon {
 	}
 	t.Cleanup(func() { emu.Close() })
 	hub := device.NewHub(device.HubConfig{
-		Drivers: map[string]device.Driver{transport.KindTrezor: func(link transport.Link, em bool, prompt func()) (device.Device, error) {
-			return device.Verify(trezor.New(link, trezor.Options{Emulator: em, OnButton: func(trezorpb.ButtonRequestType) { prompt() }})), nil
+		Drivers: map[string]device.Driver{transport.KindTrezor: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(trezor.New(link, trezor.Options{Emulator: c.Emulator, OnButton: func(trezorpb.ButtonRequestType) { c.Prompt() }})), nil
 		}},
 		Emulators: []string{emuPath},
 		Open:      func(ctx context.Context, path string) (transport.Link, error) { return emu.Pipe(), nil },
