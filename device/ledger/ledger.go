@@ -227,6 +227,16 @@ func linkFailure(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
+// callerDone reports whether the caller's context ended (its deadline may be reached a hair
+// before its timer fires: the link's deadline is the same instant).
+func callerDone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
 // drainer is an exchanger that can drop stale replies and get back in step
 // (*transport.Exchanger).
 type drainer interface {
@@ -287,7 +297,7 @@ func (s *session) exchange(c command) ([]byte, uint16, error) {
 	resp, err := s.d.ex.Exchange(ctx, apdu)
 	if err != nil {
 		s.d.log.Debug("apdu failed", "op", s.op, "header", fmt.Sprintf("%x", apdu[:4]), "err", err)
-		if !c.screen && s.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		if !c.screen && !callerDone(s.ctx) && errors.Is(err, context.DeadlineExceeded) {
 			// not wrapping err: the caller's deadline did not pass
 			return nil, 0, fmt.Errorf("%w (no reply to %x for %v; no screen can precede it): %v",
 				device.ErrLinkLost, apdu[:4], s.d.opts.LinkTimeout, err)

@@ -431,12 +431,22 @@ func (s *session) bounded(person bool, io func() error) error {
 		defer cancel()
 	}
 	err := transport.DoContext(ctx, s.d.link, io)
-	if err != nil && !person && s.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+	if err != nil && !person && !callerDone(s.ctx) && errors.Is(err, context.DeadlineExceeded) {
 		// not wrapping err: the caller's deadline did not pass
 		return fmt.Errorf("%w (no reply for %v; the last message was not one that waits for a confirmation): %v",
 			device.ErrLinkLost, s.d.opts.LinkTimeout, err)
 	}
 	return err
+}
+
+// callerDone reports whether the caller's context ended (its deadline may be reached a hair
+// before its timer fires: the link's deadline is the same instant).
+func callerDone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // expect is call with a check of the reply type.
