@@ -284,7 +284,7 @@ func (d *Driver) initialize() (*trezorpb.Features, error) {
 func (d *Driver) readRaw() (uint16, []byte, error) {
 	typ, body, err := transport.ReadV1(d.link)
 	if errors.Is(err, transport.ErrBadMagic) || errors.Is(err, transport.ErrUnexpectedV1) || errors.Is(err, transport.ErrShortPacket) {
-		return 0, nil, fmt.Errorf("%w: garbled packet from the device: %w", device.ErrProtocol, err)
+		return 0, nil, fmt.Errorf("%w: garbled packet from the device (the next call re-syncs the link): %w", device.ErrProtocol, err)
 	}
 	return typ, body, err
 }
