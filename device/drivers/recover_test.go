@@ -33,7 +33,9 @@ type world struct {
 	approver map[string]*emulator.Approver
 }
 
-func newWorld(t *testing.T, policy emulator.Policy) *world {
+func newWorld(t *testing.T, policy emulator.Policy) *world { return newWorldTB(t, policy) }
+
+func newWorldTB(t testing.TB, policy emulator.Policy) *world {
 	t.Helper()
 	w := &world{faults: map[string]*emulator.Faults{}, approver: map[string]*emulator.Approver{}}
 	for _, p := range []string{trezorPath, ledgerPath} {
@@ -202,6 +204,31 @@ func TestCancelReleasesDevice(t *testing.T) {
 			}
 			if _, err := w.address(ctx, path, 5); err != nil {
 				t.Fatalf("the next caller: %v", err)
+			}
+		})
+	}
+}
+
+// BenchmarkLostReply measures what a lost reply costs with the production link timeout:
+// the call that loses it (device.ErrLinkLost) plus the next call, which re-syncs the link
+// and succeeds. Run: go test -run - -bench LostReply -benchtime 3x ./device/drivers
+func BenchmarkLostReply(b *testing.B) {
+	for _, path := range []string{trezorPath, ledgerPath} {
+		b.Run(path, func(b *testing.B) {
+			w := newWorldTB(b, emulator.PolicyAuto)
+			ctx := context.Background()
+			if _, err := w.address(ctx, path, 0); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				w.faults[path].DropNext(1)
+				if _, err := w.address(ctx, path, 0); !errors.Is(err, device.ErrLinkLost) {
+					b.Fatalf("lost reply: %v", err)
+				}
+				if _, err := w.address(ctx, path, 0); err != nil {
+					b.Fatalf("next call: %v", err)
+				}
 			}
 		})
 	}
