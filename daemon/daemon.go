@@ -51,6 +51,11 @@ type Config struct {
 	RotateOverlap time.Duration
 	// PairTimeout is how long a pairing request waits for the user (5 minutes if 0).
 	PairTimeout time.Duration
+	// MaxRequest, MaxConns and UnauthIdle bound the sockets (DefaultMaxRequest,
+	// DefaultMaxConns, DefaultUnauthIdle if 0).
+	MaxRequest int
+	MaxConns   int
+	UnauthIdle time.Duration
 }
 
 // Defaults.
@@ -78,6 +83,7 @@ type Daemon struct {
 	apps    *keys.Store
 	verify  *keys.Verifier
 	chains  *chainClients
+	conns   conns
 	ctx     context.Context // ends at shutdown; subscriptions watch it
 	stop    context.CancelFunc
 
@@ -98,8 +104,20 @@ func Open(cfg Config) (*Daemon, error) {
 	if cfg.ExtAPIAccounts <= 0 {
 		cfg.ExtAPIAccounts = DefaultExtAPIAccounts
 	}
+	if cfg.MaxRequest <= 0 {
+		cfg.MaxRequest = DefaultMaxRequest
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.UnauthIdle <= 0 {
+		cfg.UnauthIdle = DefaultUnauthIdle
+	}
 	if cfg.RotateOverlap <= 0 {
 		cfg.RotateOverlap = DefaultRotateOverlap
+	}
+	if cfg.RotateOverlap > keys.MaxRotateOverlap {
+		return nil, fmt.Errorf("daemon: a rotation overlap of %s is above the %s allowed", cfg.RotateOverlap, keys.MaxRotateOverlap)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -218,8 +236,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, len(listeners))
 	for i, l := range listeners {
+		idle := d.cfg.UnauthIdle
+		if i > 0 {
+			idle = 0 // the external-signer API has no keys: geth holds its connection open
+		}
 		wg.Go(func() {
-			if err := servers[i].ServeListener(l); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := d.conns.serve(servers[i], l, d.cfg.MaxConns, d.cfg.MaxRequest, idle, d.log); err != nil && !errors.Is(err, net.ErrClosed) {
 				errc <- err
 			}
 		})

@@ -48,7 +48,7 @@ func shortTempDir(t testing.TB) string {
 	return dir
 }
 
-func startDaemon(t testing.TB) *testDaemon {
+func startDaemon(t testing.TB, opts ...func(*Config)) *testDaemon {
 	t.Helper()
 	approver := emulator.NewApprover(emulator.PolicyAuto)
 	emu, err := trezoremu.New(trezoremu.Options{Approver: approver})
@@ -65,7 +65,11 @@ func startDaemon(t testing.TB) *testDaemon {
 	})
 	dir := shortTempDir(t)
 	td := &testDaemon{emu: emu, approver: approver, socket: filepath.Join(dir, "s.sock"), dataDir: filepath.Join(dir, "data"), done: make(chan error, 1)}
-	td.d, err = Open(Config{Socket: td.socket, DataDir: td.dataDir, Hub: hub, ExtAPISocket: filepath.Join(dir, "ext.sock"), ExtAPIApp: "geth"})
+	cfg := Config{Socket: td.socket, DataDir: td.dataDir, Hub: hub, ExtAPISocket: filepath.Join(dir, "ext.sock"), ExtAPIApp: "geth"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	td.d, err = Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,7 @@ var kinds = []struct {
 	{"stale", keys.ErrStale, CodeBadRequest},
 	{"replay", keys.ErrReplay, CodeBadRequest},
 	{"bad_auth", keys.ErrAuth, CodeBadRequest},
+	{"too_many_requests", keys.ErrTooMany, CodeBadRequest},
 	{"forbidden", keys.ErrScope, CodeForbidden},
 	{"in_flight", journal.ErrInFlight, CodeRequestID},
 	{"journal_lost", journal.ErrLost, CodeRequestID},

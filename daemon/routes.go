@@ -69,7 +69,8 @@ type call struct {
 func (c *call) label() string { return c.app.ID + "/" + c.method }
 
 // begin authenticates a request, checks the route's scopes and decodes params strictly.
-func (d *Daemon) begin(method string, auth keys.Auth, raw json.RawMessage, params any) (*call, error) {
+// A request that authenticates marks its connection as trusted (not closed when idle).
+func (d *Daemon) begin(ctx context.Context, method string, auth keys.Auth, raw json.RawMessage, params any) (*call, error) {
 	r, ok := routes[method]
 	if !ok {
 		return nil, fmt.Errorf("hwbridged has no route for %s: %w", method, errNoRoute)
@@ -79,6 +80,7 @@ func (d *Daemon) begin(method string, auth keys.Auth, raw json.RawMessage, param
 		d.log.Info("request refused", "method", method, "app", auth.App, "err", err)
 		return nil, err
 	}
+	d.conns.trust(ctx)
 	for _, s := range r.scopes {
 		if !app.Has(s) {
 			return nil, fmt.Errorf("%w: %s needs scope %q; app %s has %v (pair again asking for it)", keys.ErrScope, method, s, app.ID, app.Scopes)
