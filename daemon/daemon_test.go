@@ -401,3 +401,25 @@ func TestUnplugMidRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestLostReplyThroughDaemon: a reply the device never sends fails the request with
+// device.ErrLinkLost (code CodeLinkLost, kind link_lost) at the link timeout, and the next
+// request on the same device works.
+func TestLostReplyThroughDaemon(t *testing.T) {
+	td := startDaemon(t)
+	ctx := context.Background()
+	admin := td.admin(t)
+	var addr, again AddressResult
+	if err := admin.Call(ctx, "v1Address", AddressParams{Chain: "btc", Path: "m/84'/0'/0'/0/0"}, &addr); err != nil {
+		t.Fatal(err)
+	}
+	td.emu.Faults().DropNext(1)
+	err := admin.Call(ctx, "v1Address", AddressParams{Chain: "btc", Path: "m/84'/0'/0'/0/0"}, nil)
+	var re *RemoteError
+	if !errors.Is(err, device.ErrLinkLost) || !errors.As(err, &re) || re.Code != CodeLinkLost {
+		t.Fatalf("lost reply: %v", err)
+	}
+	if err := admin.Call(ctx, "v1Address", AddressParams{Chain: "btc", Path: "m/84'/0'/0'/0/0"}, &again); err != nil || again.Address != addr.Address {
+		t.Fatalf("next request: %+v %v", again, err)
+	}
+}
