@@ -75,8 +75,8 @@ func benchEmus(b *testing.B, n int) ([]string, map[string]*trezoremu.Device) {
 // log included) is under TMPDIR.
 func benchDaemon(b *testing.B, paths []string, emus map[string]*trezoremu.Device) *Client {
 	hub := device.NewHub(device.HubConfig{
-		Drivers: map[string]device.Driver{transport.KindTrezor: func(link transport.Link, em bool, prompt func()) (device.Device, error) {
-			return device.Verify(trezor.New(link, trezor.Options{Emulator: em, OnButton: func(trezorpb.ButtonRequestType) { prompt() }})), nil
+		Drivers: map[string]device.Driver{transport.KindTrezor: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(trezor.New(link, trezor.Options{Emulator: c.Emulator, OnButton: func(trezorpb.ButtonRequestType) { c.Prompt() }})), nil
 		}},
 		Emulators: paths,
 		Open:      func(ctx context.Context, path string) (transport.Link, error) { return emus[path].Pipe(), nil },

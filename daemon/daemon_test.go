@@ -57,8 +57,8 @@ func startDaemon(t testing.TB, opts ...func(*Config)) *testDaemon {
 	}
 	t.Cleanup(func() { emu.Close() })
 	hub := device.NewHub(device.HubConfig{
-		Drivers: map[string]device.Driver{transport.KindTrezor: func(link transport.Link, em bool, prompt func()) (device.Device, error) {
-			return device.Verify(trezor.New(link, trezor.Options{Emulator: em, OnButton: func(trezorpb.ButtonRequestType) { prompt() }})), nil
+		Drivers: map[string]device.Driver{transport.KindTrezor: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(trezor.New(link, trezor.Options{Emulator: c.Emulator, OnButton: func(trezorpb.ButtonRequestType) { c.Prompt() }})), nil
 		}},
 		Emulators: []string{emuPath},
 		Open:      func(ctx context.Context, path string) (transport.Link, error) { return emu.Pipe(), nil },
@@ -399,5 +399,27 @@ func TestUnplugMidRequest(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("no detach event")
 		}
+	}
+}
+
+// TestLostReplyThroughDaemon: a reply the device never sends fails the request with
+// device.ErrLinkLost (code CodeLinkLost, kind link_lost) at the link timeout, and the next
+// request on the same device works.
+func TestLostReplyThroughDaemon(t *testing.T) {
+	td := startDaemon(t)
+	ctx := context.Background()
+	admin := td.admin(t)
+	var addr, again AddressResult
+	if err := admin.Call(ctx, "v1Address", AddressParams{Chain: "btc", Path: "m/84'/0'/0'/0/0"}, &addr); err != nil {
+		t.Fatal(err)
+	}
+	td.emu.Faults().DropNext(1)
+	err := admin.Call(ctx, "v1Address", AddressParams{Chain: "btc", Path: "m/84'/0'/0'/0/0"}, nil)
+	var re *RemoteError
+	if !errors.Is(err, device.ErrLinkLost) || !errors.As(err, &re) || re.Code != CodeLinkLost {
+		t.Fatalf("lost reply: %v", err)
+	}
+	if err := admin.Call(ctx, "v1Address", AddressParams{Chain: "btc", Path: "m/84'/0'/0'/0/0"}, &again); err != nil || again.Address != addr.Address {
+		t.Fatalf("next request: %+v %v", again, err)
 	}
 }

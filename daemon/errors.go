@@ -34,6 +34,7 @@ const (
 	CodeUnsupported  = -32019
 	CodeRequestID    = -32020 // request id in flight, interrupted, or reused
 	CodeCanceled     = -32021 // the request was cancelled or timed out
+	CodeLinkLost     = -32022 // a packet was lost on the device link: retry (the link is re-synced)
 )
 
 // kinds maps each error kind to its sentinel and code. The order matters: the first match
@@ -46,6 +47,7 @@ var kinds = []struct {
 	{"user_rejected", device.ErrUserRejected, CodeRejected},
 	{"locked", device.ErrLocked, CodeLocked},
 	{"disconnected", device.ErrDisconnected, CodeDisconnected},
+	{"link_lost", device.ErrLinkLost, CodeLinkLost},
 	{"wrong_app", device.ErrWrongApp, CodeWrongApp},
 	{"busy", device.ErrBusy, CodeBusy},
 	{"no_device", device.ErrNoDevice, CodeNoDevice},

@@ -17,6 +17,10 @@ var (
 	ErrBadSignature   = errors.New("device returned a signature that does not verify: nothing was used")
 	ErrInvalidInput   = errors.New("invalid request")
 	ErrProtocol       = errors.New("device protocol error")
+	// ErrLinkLost: the device stopped answering in the middle of an exchange while no
+	// confirmation was pending on it (a lost or garbled packet or frame). The driver
+	// re-synchronises the link before its next exchange, so the next call works: retry.
+	ErrLinkLost = errors.New("the device stopped answering while no confirmation was pending on it (a packet was lost on the link): the next call re-syncs the link, retry")
 )
 
 // Error is a failure reported by a device, with its raw code kept.

@@ -23,6 +23,7 @@ var exitCodes = map[string]int{
 	"disconnected":    exitNoDevice,
 	"wrong_app":       exitNoDevice,
 	"busy":            exitNoDevice,
+	"link_lost":       exitNoDevice,
 }
 
 // errHelpShown: the help a command was asked for was printed (exit 0).

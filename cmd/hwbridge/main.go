@@ -153,7 +153,7 @@ func (e *env) usage(w io.Writer) {
 	fmt.Fprintln(w, "  --json         print results (and errors) as JSON")
 	fmt.Fprintln(w, "  --version      print the version and exit")
 	fmt.Fprintln(w, "\nhwbridge help COMMAND (or COMMAND --help) shows a command's own flags.")
-	fmt.Fprintln(w, "exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 rejected on the device, 4 device problem (none found, several attached, locked, disconnected, wrong app, busy)")
+	fmt.Fprintln(w, "exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 rejected on the device, 4 device problem (none found, several attached, locked, disconnected, wrong app, busy, link lost)")
 }
 
 // finish prints err and maps it to an exit code: one JSON object on stdout under --json

@@ -25,10 +25,8 @@ import (
 
 	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/device"
-	"github.com/hwbridge/hwbridge/device/ledger"
-	"github.com/hwbridge/hwbridge/device/trezor"
+	"github.com/hwbridge/hwbridge/device/drivers"
 	"github.com/hwbridge/hwbridge/internal/buildinfo"
-	"github.com/hwbridge/hwbridge/internal/trezorpb"
 	"github.com/hwbridge/hwbridge/transport"
 )
 
@@ -115,29 +113,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return 0
 }
 
-// drivers is the wiring of device families to the hub: one line per family.
-func drivers(log *slog.Logger) map[string]device.Driver {
-	return map[string]device.Driver{
-		transport.KindTrezor: func(link transport.Link, emulator bool, prompt func()) (device.Device, error) {
-			return device.Verify(trezor.New(link, trezor.Options{
-				Logger:   log.With("device", "trezor"),
-				OnButton: func(trezorpb.ButtonRequestType) { prompt() },
-				Emulator: emulator,
-			})), nil
-		},
-		transport.KindLedger: func(link transport.Link, emulator bool, prompt func()) (device.Device, error) {
-			ex := transport.NewLedgerHIDExchanger(link)
-			if emulator {
-				ex = transport.NewSpeculosExchanger(link)
-			}
-			return device.Verify(ledger.New(ex, ledger.Options{Logger: log.With("device", "ledger"), OpenApp: true, Emulator: emulator})), nil
-		},
-	}
-}
-
 func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	hub := device.NewHub(device.HubConfig{
-		Drivers:      drivers(log),
+		Drivers:      drivers.Hub(drivers.Options{Logger: log}),
 		Emulators:    c.emulators,
 		USB:          device.USBFunc(transport.Enumerate),
 		PollInterval: c.poll,
