@@ -22,10 +22,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/tyler-smith/go-bip39"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hwbridge/hwbridge/device"
@@ -165,6 +168,19 @@ type scenario struct {
 	// past the end are approved.
 	decisions []bool
 	run       func(t testing.TB, ctx context.Context, d *trezor.Driver) error
+	// passphrase, when set: the device has passphrase protection on (turned on with
+	// ApplySettings before recording, outside the transcript) and the driver answers
+	// PassphraseRequest with it.
+	passphrase string
+}
+
+// driverFor opens the driver a scenario runs with.
+func (sc scenario) driverFor(link transport.Link) *trezor.Driver {
+	var opts trezor.Options
+	if sc.passphrase != "" {
+		opts.Passphrase = func(context.Context) (string, error) { return sc.passphrase, nil }
+	}
+	return trezor.New(link, opts)
 }
 
 func expectEq(what, got, want string) error {
@@ -178,7 +194,7 @@ var ethPath = hdpath.MustParse("m/44'/60'/0'/0/0")
 
 // trezorOneScenarios are the recorded scenarios (testdata/trezor-one-1.13.1/<name>.txt).
 var trezorOneScenarios = []scenario{
-	{"features", nil, func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
+	{name: "features", run: func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
 		f, err := d.Features(ctx)
 		if err != nil {
 			return err
@@ -192,7 +208,7 @@ var trezorOneScenarios = []scenario{
 		}
 		return expectEq("fingerprint", fp.String(), devicetest.VectorFingerprint.String())
 	}},
-	{"xpub", nil, func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
+	{name: "xpub", run: func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
 		for p, want := range map[string]string{"m/44'/0'/0'": devicetest.VectorXPub44, "m/86'/0'/0'": devicetest.VectorXPub86} {
 			x, err := d.XPub(ctx, device.XPubRequest{Path: hdpath.MustParse(p)})
 			if err != nil {
@@ -204,7 +220,7 @@ var trezorOneScenarios = []scenario{
 		}
 		return nil
 	}},
-	{"address", nil, func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
+	{name: "address", run: func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
 		for _, a := range []struct {
 			st      device.ScriptType
 			path    string
@@ -236,7 +252,7 @@ var trezorOneScenarios = []scenario{
 		}
 		return nil
 	}},
-	{"sign-message", nil, func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
+	{name: "sign-message", run: func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
 		msg := []byte("hwbridge transcript")
 		s, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Message: msg, Script: device.ScriptWPKH, Network: &chaincfg.MainNetParams})
 		if err != nil {
@@ -255,7 +271,7 @@ var trezorOneScenarios = []scenario{
 		}
 		return recovers("eth message", crypto.Keccak256([]byte(fmt.Sprintf("\x19Ethereum Signed Message:\n%d%s", len(msg), msg))), e.Signature)
 	}},
-	{"eth-tx", nil, func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
+	{name: "eth-tx", run: func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
 		to := common.HexToAddress("0x1d1c328764a41bda0492b66baa30c4a339ff85ef")
 		chain := big.NewInt(1)
 		for _, tx := range []*types.Transaction{
@@ -276,7 +292,7 @@ var trezorOneScenarios = []scenario{
 		}
 		return nil
 	}},
-	{"typed-data", nil, func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
+	{name: "typed-data", run: func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
 		td, err := devicetest.ParseTypedData()
 		if err != nil {
 			return err
@@ -289,14 +305,14 @@ var trezorOneScenarios = []scenario{
 	}},
 	// NO on an address screen: the Trezor One shows the QR code and asks again, then the
 	// address again (fsm_layoutAddress); YES on the third screen returns the address.
-	{"address-no", []bool{false, false, true}, func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
+	{name: "address-no", decisions: []bool{false, false, true}, run: func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
 		got, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH, Network: &chaincfg.MainNetParams, Display: true})
 		if err != nil {
 			return err
 		}
 		return expectEq("address after NO, NO, YES", got, devicetest.VectorAddr84)
 	}},
-	{"sign-psbt", nil, func(t testing.TB, ctx context.Context, d *trezor.Driver) error {
+	{name: "sign-psbt", run: func(t testing.TB, ctx context.Context, d *trezor.Driver) error {
 		p := devicetest.NewSpend(t, ctx, d, &chaincfg.MainNetParams,
 			[]device.ScriptType{device.ScriptWPKH, device.ScriptPKH, device.ScriptSHWPKH, device.ScriptTR}, devicetest.SpendOptions{Change: device.ScriptWPKH})
 		if err := d.SignPSBT(ctx, p, &chaincfg.MainNetParams); err != nil {
@@ -305,6 +321,48 @@ var trezorOneScenarios = []scenario{
 		_, err := devicetest.FinalizeAndExecute(p)
 		return err
 	}},
+	// Host passphrase entry on the Trezor One (it has no on-device entry): PassphraseRequest,
+	// PassphraseAck{passphrase, on_device false}, then the passphrase wallet's address.
+	{name: "passphrase", passphrase: "TREZOR", run: func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
+		f, err := d.Features(ctx)
+		if err != nil {
+			return err
+		}
+		if !f.Passphrase {
+			return fmt.Errorf("features say no passphrase protection: %+v", f)
+		}
+		got, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH, Network: &chaincfg.MainNetParams})
+		if err != nil {
+			return err
+		}
+		want, err := wpkhAddress(devicetest.Mnemonic, "TREZOR", "m/84'/0'/0'/0/0")
+		if err != nil {
+			return err
+		}
+		return expectEq("address with passphrase", got, want)
+	}},
+}
+
+// wpkhAddress derives a p2wpkh address from a mnemonic and passphrase (BIP-39, BIP-32).
+func wpkhAddress(mnemonic, passphrase, path string) (string, error) {
+	k, err := hdkeychain.NewMaster(bip39.NewSeed(mnemonic, passphrase), &chaincfg.MainNetParams)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range hdpath.MustParse(path) {
+		if k, err = k.Derive(c); err != nil {
+			return "", err
+		}
+	}
+	pub, err := k.ECPubKey()
+	if err != nil {
+		return "", err
+	}
+	a, err := btcutil.NewAddressWitnessPubKeyHash(btcutil.Hash160(pub.SerializeCompressed()), &chaincfg.MainNetParams)
+	if err != nil {
+		return "", err
+	}
+	return a.EncodeAddress(), nil
 }
 
 func recovers(what string, digest, sig []byte) error {
@@ -330,7 +388,7 @@ func TestReplayTrezorOne(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			msgs := readTranscript(t, filepath.Join(transcriptDir, sc.name+".txt"))
 			link := &replayLink{t: t, msgs: msgs}
-			d := trezor.New(link, trezor.Options{})
+			d := sc.driverFor(link)
 			if err := sc.run(t, context.Background(), d); err != nil {
 				t.Fatal(err)
 			}
@@ -360,7 +418,7 @@ func TestEmulatorMatchesTrezorOne(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			msgs := readTranscript(t, filepath.Join(transcriptDir, sc.name+".txt"))
 			approver := emulator.NewApprover(emulator.PolicyPrompt)
-			emu, err := trezoremu.New(trezoremu.Options{Model: trezoremu.ModelOne, Approver: approver})
+			emu, err := trezoremu.New(trezoremu.Options{Model: trezoremu.ModelOne, Approver: approver, PassphraseProtection: sc.passphrase != ""})
 			if err != nil {
 				t.Fatal(err)
 			}

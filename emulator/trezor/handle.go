@@ -254,6 +254,21 @@ func (d *Device) wallet(ctx context.Context, s *session) (*emulator.Wallet, erro
 			if len(pass) > maxPassphrase {
 				return nil, dataError("Maximum passphrase length is %d bytes", maxPassphrase)
 			}
+			if d.persona.legacy && pass != "" {
+				// legacy/firmware/config.c config_getSeed: "Access hidden wallet?", then the
+				// passphrase itself on the screen (not copied into the transcript here).
+				for _, sc := range []emulator.Screen{
+					{Title: "Access hidden wallet?", Lines: []string{"Next screen will show the passphrase!"}},
+					{Title: "Passphrase", Lines: []string{"(shown on the device)"}},
+				} {
+					if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Other, sc); err != nil {
+						if err == errRejected {
+							return nil, fail(pb.FailureType_Failure_ActionCancelled, "Passphrase dismissed")
+						}
+						return nil, err
+					}
+				}
+			}
 		}
 	}
 	if cached == nil {
