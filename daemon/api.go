@@ -183,7 +183,7 @@ func (a *API) V1Xpub(ctx context.Context, auth keys.Auth, raw json.RawMessage) (
 		if err != nil {
 			return nil, err
 		}
-		x, err := a.d.cfg.Hub.XPub(ctx, dev, c.label(), device.XPubRequest{Path: path, Network: net, Display: p.Display})
+		x, err := a.d.cfg.Hub.XPub(appSwitchIf(ctx, p.Display), dev, c.label(), device.XPubRequest{Path: path, Network: net, Display: p.Display})
 		if err != nil {
 			return nil, err
 		}
@@ -251,7 +251,7 @@ func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage
 			return fmt.Errorf("%w: chain %q (use btc or eth)", device.ErrInvalidInput, p.Chain)
 		}
 		return c.onDevice(ctx, p.Device, req.Chain, func(ctx context.Context, d device.Device) error {
-			addr, err = d.Address(ctx, req)
+			addr, err = d.Address(appSwitchIf(ctx, req.Display), req)
 			return err
 		})
 	}()
@@ -295,7 +295,9 @@ func (a *API) V1SignPsbt(ctx context.Context, auth keys.Auth, raw json.RawMessag
 			return fmt.Errorf("%w: psbt: %v", device.ErrInvalidInput, err)
 		}
 		summary = describePSBT(pk, net)
-		if err := c.onDevice(ctx, p.Device, device.ChainBTC, func(ctx context.Context, d device.Device) error { return d.SignPSBT(ctx, pk, net) }); err != nil {
+		if err := c.onDevice(ctx, p.Device, device.ChainBTC, func(ctx context.Context, d device.Device) error {
+			return d.SignPSBT(device.WithAppSwitch(ctx), pk, net)
+		}); err != nil {
 			return err
 		}
 		out, err = pk.B64Encode()
@@ -366,7 +368,7 @@ func (a *API) V1SignMessage(ctx context.Context, auth keys.Auth, raw json.RawMes
 			return fmt.Errorf("%w: chain %q (use btc or eth)", device.ErrInvalidInput, p.Chain)
 		}
 		return c.onDevice(ctx, p.Device, req.Chain, func(ctx context.Context, d device.Device) error {
-			sig, err = d.SignMessage(ctx, req)
+			sig, err = d.SignMessage(device.WithAppSwitch(ctx), req)
 			return err
 		})
 	}()
@@ -435,6 +437,7 @@ func (c *call) signEth(ctx context.Context, sel string, path hdpath.Path, tx *ty
 	var signed *types.Transaction
 	var acct *ethereum.Account
 	err := c.onDevice(ctx, sel, device.ChainETH, func(ctx context.Context, d device.Device) error {
+		ctx = device.WithAppSwitch(ctx) // signing: the person is at the device
 		var err error
 		if acct, err = ethereum.OpenAccount(ctx, d, path); err != nil {
 			return err
@@ -557,6 +560,7 @@ func (c *call) signTyped(ctx context.Context, sel string, path hdpath.Path, td *
 	var sig []byte
 	var acct *ethereum.Account
 	err := c.onDevice(ctx, sel, device.ChainETH, func(ctx context.Context, d device.Device) error {
+		ctx = device.WithAppSwitch(ctx) // signing: the person is at the device
 		var err error
 		if acct, err = ethereum.OpenAccount(ctx, d, path); err != nil {
 			return err

@@ -63,7 +63,7 @@ func runAddress(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	addr, err := d.Address(ctx, req)
+	addr, err := d.Address(switchIf(ctx, c.display), req)
 	if err != nil {
 		return err
 	}

@@ -136,7 +136,7 @@ func runBTCReceive(ctx context.Context, e *env, args []string) error {
 	}
 	path := s.Keys[0].Path
 	// The device derives the address itself; it must be the one computed from its xpub.
-	devAddr, err := bw.dev.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: path, Script: bw.script, Network: bw.net, Display: *display})
+	devAddr, err := bw.dev.Address(switchIf(ctx, *display), device.AddressRequest{Chain: device.ChainBTC, Path: path, Script: bw.script, Network: bw.net, Display: *display})
 	if err != nil {
 		return err
 	}

@@ -50,8 +50,10 @@ type Capabilities struct {
 // timeout bounds every scenario.
 const timeout = 2 * time.Minute
 
+// ctxFor bounds a scenario. The suite stands for a person who asks for each operation,
+// so its calls may switch apps (device.WithAppSwitch) where the device allows it.
 func ctxFor(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	ctx, cancel := context.WithTimeout(device.WithAppSwitch(t.Context()), timeout)
 	t.Cleanup(cancel)
 	return ctx
 }

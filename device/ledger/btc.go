@@ -115,7 +115,11 @@ func boolByte(b bool) byte {
 	return 0
 }
 
-// Fingerprint returns the master key fingerprint; it needs a Bitcoin app (mainnet or test).
+// Fingerprint returns the master key fingerprint; it needs a Bitcoin app (mainnet or test)
+// open. As every call, it switches apps only with a context from device.WithAppSwitch
+// (lookups and listings never pass one, so that they never close the app the person
+// uses): otherwise another app open fails with device.ErrWrongApp saying to open the
+// Bitcoin app.
 func (d *Driver) Fingerprint(ctx context.Context) (device.Fingerprint, error) {
 	d.mu.Lock()
 	if d.fp != nil {

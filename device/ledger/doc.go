@@ -12,9 +12,12 @@
 // A Ledger runs one app at a time. Every operation first asks which app is open (B0 01):
 // "Bitcoin" for mainnet, "Bitcoin Test" for testnet, signet and regtest (the test app
 // prints tb1 addresses on regtest too; the driver compares scripts and re-encodes), and
-// "Ethereum". With Options.OpenApp the driver quits the open app and starts the needed
-// one from the dashboard; without it a wrong app gives device.ErrWrongApp naming the app
-// to open.
+// "Ethereum". Reading never changes what the person has open: without a context from
+// device.WithAppSwitch (which only commands that act at the device pass: signing, showing
+// an address) a wrong app gives device.ErrWrongApp naming the app to open ("open the
+// Bitcoin app on your Ledger"), and no QUIT_APP or OPEN_APP is sent. With that context and
+// Options.OpenApp the driver quits the open app and starts the needed one from the
+// dashboard.
 //
 // # Bitcoin
 //

@@ -117,7 +117,7 @@ func TestConformance(t *testing.T) {
 func TestPublishedVectors(t *testing.T) {
 	emu := newEmu(t, ledgeremu.Config{})
 	d := pipeDriver(t, emu, ledger.Options{OpenApp: true})
-	ctx := t.Context()
+	ctx := device.WithAppSwitch(t.Context())
 	fp, err := d.Fingerprint(ctx)
 	if err != nil || fp.String() != "73c5da0a" {
 		t.Fatalf("fingerprint %s, %v", fp, err)
