@@ -39,6 +39,10 @@ type Capabilities struct {
 	EIP1559    bool // dynamic-fee Ethereum transactions
 	EIP712Hash bool // SignTypedHash
 	Multisig   bool // p2wsh and p2sh-p2wsh sortedmulti inputs and change
+	// RefusesMalformedERC20: the device refuses call data that starts with the ERC-20
+	// transfer selector but is not a valid transfer (device.ErrInvalidInput), as the Ledger
+	// Ethereum app does even with blind signing on; otherwise it signs such data as any.
+	RefusesMalformedERC20 bool
 	// NeedsNonWitnessUTXO: the device refuses segwit v0 inputs without the full previous
 	// transaction (device.ErrInvalidInput), as current Trezor firmware does.
 	NeedsNonWitnessUTXO bool
@@ -363,7 +367,9 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func testSignEthTx(t *testing.T, d device.Device, caps Capabilities) {
 	path := hdpath.MustParse("m/44'/60'/0'/0/0")
 	to := common.HexToAddress("0x1d1c328764a41bda0492b66baa30c4a339ff85ef")
-	data := bytes.Repeat([]byte{0xa9, 0x05, 0x9c, 0xbb}, 375) // 1500 bytes: two chunks
+	// 1500 bytes of call data: several APDUs or data requests. Its selector is no ERC-20
+	// one: apps parse those (see the malformed-erc20 case).
+	data := bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 375)
 	type txCase struct {
 		name    string
 		chainID int64
@@ -402,6 +408,22 @@ func testSignEthTx(t *testing.T, d device.Device, caps Capabilities) {
 			}
 		})
 	}
+	t.Run("malformed-erc20", func(t *testing.T) {
+		// Starts with transfer(address,uint256) but is 1500 bytes long, not 68.
+		bad := bytes.Repeat([]byte{0xa9, 0x05, 0x9c, 0xbb}, 375)
+		tx := types.NewTx(&types.LegacyTx{Nonce: 7, GasPrice: big.NewInt(2_000_000_000), Gas: 100000, To: &to, Value: big.NewInt(0), Data: bad})
+		signed, err := d.SignEthTx(ctxFor(t), path, tx, big.NewInt(11155111))
+		switch {
+		case caps.RefusesMalformedERC20 && !errors.Is(err, device.ErrInvalidInput):
+			t.Errorf("malformed erc-20 data: err %v, want device.ErrInvalidInput", err)
+		case !caps.RefusesMalformedERC20 && err != nil:
+			t.Errorf("malformed erc-20 data: %v", err)
+		case !caps.RefusesMalformedERC20:
+			if from, err := types.Sender(types.LatestSignerForChainID(big.NewInt(11155111)), signed); err != nil || from.Hex() != VectorETHAddr {
+				t.Errorf("sender %s (%v), want %s", from.Hex(), err, VectorETHAddr)
+			}
+		}
+	})
 	if !caps.EIP1559 {
 		tx := types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2), Gas: 21000, To: &to, Value: big.NewInt(1)})
 		if _, err := d.SignEthTx(ctxFor(t), path, tx, big.NewInt(1)); !errors.Is(err, errors.ErrUnsupported) {

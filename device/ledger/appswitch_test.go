@@ -1,13 +1,17 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/ledger"
@@ -114,4 +118,46 @@ func TestEmulatorReadOnlyKeepsApp(t *testing.T) {
 			t.Errorf("without OpenApp: %v, %d switches", err, rec.switches())
 		}
 	})
+}
+
+// TestEthRefusalCause: the Ethereum app's 0x6A80 on a transaction with data is reported by
+// its cause, on the emulator that answers as app-ethereum 1.22.0: call data the ERC-20
+// parser refuses (ledger.ErrInvalidERC20Data, blind signing on or off), blind signing
+// off (ledger.ErrBlindSigningDisabled), and nothing else claims blind signing.
+func TestEthRefusalCause(t *testing.T) {
+	to := common.HexToAddress("0x1d1c328764a41bda0492b66baa30c4a339ff85ef")
+	malformed := bytes.Repeat([]byte{0xa9, 0x05, 0x9c, 0xbb}, 375)
+	transfer := append([]byte{0xa9, 0x05, 0x9c, 0xbb}, make([]byte, 64)...)
+	call := bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 20)
+	tests := []struct {
+		name  string
+		blind bool
+		value int64
+		data  []byte
+		want  error // nil: signed
+	}{
+		{"malformed-blind-on", true, 0, malformed, ledger.ErrInvalidERC20Data},
+		{"malformed-blind-off", false, 0, malformed, ledger.ErrInvalidERC20Data},
+		{"transfer-with-ether", true, 1, transfer, ledger.ErrInvalidERC20Data},
+		{"transfer-blind-on", true, 0, transfer, nil},
+		{"transfer-blind-off", false, 0, transfer, ledger.ErrBlindSigningDisabled},
+		{"call-blind-off", false, 0, call, ledger.ErrBlindSigningDisabled},
+		{"call-blind-on", true, 0, call, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			emu := newEmu(t, ledgeremu.Config{App: ledgeremu.AppEthereum, BlindSigning: tt.blind})
+			d := pipeDriver(t, emu, ledger.Options{})
+			tx := types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2), Gas: 90000, To: &to, Value: big.NewInt(tt.value), Data: tt.data})
+			_, err := d.SignEthTx(t.Context(), hdpath.MustParse("m/44'/60'/0'/0/0"), tx, big.NewInt(1))
+			switch {
+			case tt.want == nil && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want != nil && (!errors.Is(err, tt.want) || !errors.Is(err, device.ErrInvalidInput)):
+				t.Fatalf("err %v, want %v and device.ErrInvalidInput", err, tt.want)
+			case tt.want == ledger.ErrInvalidERC20Data && errors.Is(err, ledger.ErrBlindSigningDisabled):
+				t.Fatalf("malformed erc-20 data reported as blind signing: %v", err)
+			}
+		})
+	}
 }

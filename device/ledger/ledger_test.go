@@ -105,10 +105,11 @@ func TestConformance(t *testing.T) {
 				return noDomainOnly{device.Verify(pipeDriver(t, emu, opts))}
 			}
 			devicetest.Run(t, func(t *testing.T) device.Device { return open(t, emulator.PolicyAuto) }, devicetest.Capabilities{
-				Taproot:       true,
-				EIP1559:       true,
-				Multisig:      true,
-				OpenRejecting: func(t *testing.T) device.Device { return open(t, emulator.PolicyReject) },
+				Taproot:               true,
+				EIP1559:               true,
+				Multisig:              true,
+				RefusesMalformedERC20: true,
+				OpenRejecting:         func(t *testing.T) device.Device { return open(t, emulator.PolicyReject) },
 			})
 		})
 	}
