@@ -220,6 +220,9 @@ type AddressParams struct {
 type AddressResult struct {
 	Address string `json:"address"`
 	Path    string `json:"path"`
+	// Shown is the string the device displayed when it differs from Address (a Ledger's
+	// test app shows tb1… for a regtest bcrt1… address: the same script).
+	Shown string `json:"shown,omitempty"`
 }
 
 // V1Address returns an address, showing it on the device if asked.
@@ -230,6 +233,7 @@ func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		return nil, toRPC(err)
 	}
 	var addr string
+	ctx, shown := device.WithShown(ctx)
 	err = func() error {
 		path, net, err := parsePathNet(p.Path, p.Network)
 		if err != nil {
@@ -258,7 +262,11 @@ func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage
 	if err := c.finish(fmt.Sprintf("%s address %s%s: %s", p.Chain, p.Path, displayNote(p.Display), addr), err); err != nil {
 		return nil, err
 	}
-	return &AddressResult{Address: addr, Path: p.Path}, nil
+	res := &AddressResult{Address: addr, Path: p.Path}
+	if sh := shown.String(); sh != addr {
+		res.Shown = sh
+	}
+	return res, nil
 }
 
 // SignPSBTParams carries a PSBT to sign.

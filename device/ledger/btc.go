@@ -162,7 +162,8 @@ func (d *Driver) XPub(ctx context.Context, req device.XPubRequest) (string, erro
 // btcAddress is Address for Bitcoin: the default wallet policy of the path's account,
 // GET_WALLET_ADDRESS, and a check that the device's address has the script the account
 // xpub gives (the test app prints tb1… on regtest too: scripts are compared, strings
-// re-encoded for net).
+// re-encoded for net). With Display, the string the device showed is recorded for
+// device.WithShown.
 func (d *Driver) btcAddress(ctx context.Context, req device.AddressRequest) (string, error) {
 	net := netOrMain(req.Network)
 	purpose, err := req.Script.Purpose()
@@ -200,6 +201,9 @@ func (d *Driver) btcAddress(ctx context.Context, req device.AddressRequest) (str
 			return err
 		}
 		addr = want.EncodeAddress()
+		if req.Display {
+			device.NoteShown(ctx, got) // tb1… on regtest: the test app's encoding
+		}
 		return nil
 	})
 	return addr, err
