@@ -242,7 +242,7 @@ func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 			return nil, err
 		}
 		hd := hubDevice{c, dev}
-		return RunBTCSend(ctx, a.d.journal, c.app.ID, p, hd, hd, bitcoin.Hooks{Note: c.note})
+		return RunBTCSend(device.WithAppSwitch(ctx), a.d.journal, c.app.ID, p, hd, hd, bitcoin.Hooks{Note: c.note})
 	}()
 	switch {
 	case err != nil:
@@ -281,7 +281,7 @@ func (a *API) V1EthSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		if err != nil {
 			return nil, err
 		}
-		return RunETHSend(ctx, a.d.journal, c.app.ID, p, cl, hubDevice{c, dev}, ethereum.Hooks{Note: c.note})
+		return RunETHSend(device.WithAppSwitch(ctx), a.d.journal, c.app.ID, p, cl, hubDevice{c, dev}, ethereum.Hooks{Note: c.note})
 	}()
 	switch {
 	case err != nil:

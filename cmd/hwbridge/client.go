@@ -171,6 +171,9 @@ func (r *remoteDevice) Address(ctx context.Context, req device.AddressRequest) (
 		p.Network = netName(req.Network)
 	}
 	err := r.c.Call(ctx, "v1Address", p, &res)
+	if res.Shown != "" {
+		device.NoteShown(ctx, res.Shown)
+	}
 	return res.Address, err
 }
 
