@@ -221,6 +221,15 @@ func (h hubDevice) SignTypedHash(ctx context.Context, path hdpath.Path, dom [32]
 	return s, err
 }
 
+// SignTypedData gives the device the whole document where it takes one (device.SignTypedData).
+func (h hubDevice) SignTypedData(ctx context.Context, path hdpath.Path, td *device.TypedData) (s []byte, err error) {
+	err = h.c.do(ctx, h.path, func(ctx context.Context, d device.Device) error {
+		s, err = device.SignTypedData(ctx, d, path, td)
+		return err
+	})
+	return s, err
+}
+
 // V1BtcSend builds a payment from the device's account (watch-only scan of the backend),
 // signs it on the device, checks it and broadcasts it, once per request id.
 func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*BtcSendResult, error) {
