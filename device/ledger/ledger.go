@@ -103,15 +103,15 @@ type Driver struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex // held for a whole operation; guards the fields below
-	broken  error      // why the link failed, or nil
+	mu     sync.Mutex // held for a whole operation; guards the fields below
+	broken error      // why the link failed, or nil
 	// screenLeft: an exchange that may have put up a screen ended without its reply (the
 	// caller gave up): a Ledger cannot take a screen down from the host, so the app may
 	// answer nothing until the person dismisses it. The next exchange waits for the person.
 	screenLeft bool
-	fp      *device.Fingerprint
-	wallets map[[32]byte]RegisteredWallet // by wallet id
-	xpubs   map[string]string             // app + path → xpub, served by the open app
+	fp         *device.Fingerprint
+	wallets    map[[32]byte]RegisteredWallet // by wallet id
+	xpubs      map[string]string             // app + path → xpub, served by the open app
 }
 
 var _ device.Device = (*Driver)(nil)
