@@ -21,6 +21,7 @@ import (
 	"github.com/hwbridge/hwbridge/chains/ethereum"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/buildinfo"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
 
@@ -37,12 +38,15 @@ const (
 
 // VersionResult answers hwbridge_version.
 type VersionResult struct {
-	Version string   `json:"version"`
-	APIs    []string `json:"apis"`
+	Version string         `json:"version"`
+	APIs    []string       `json:"apis"`
+	Build   buildinfo.Info `json:"build"` // commit, Go version, platform
 }
 
 // Version needs no key: clients compare it with their own and warn on a mismatch.
-func (a *API) Version() VersionResult { return VersionResult{Version: Version(), APIs: []string{"v1"}} }
+func (a *API) Version() VersionResult {
+	return VersionResult{Version: Version(), APIs: []string{"v1"}, Build: buildinfo.Read("hwbridged")}
+}
 
 // PairResult answers hwbridge_v1Pair once the user approved.
 type PairResult struct {
@@ -60,7 +64,7 @@ func (a *API) V1Pair(ctx context.Context, req keys.PairRequest) (*PairResult, er
 	}
 	a.d.conns.trust(ctx) // it waits for the user; keys.MaxPending bounds how many do
 	a.d.log.Info("pairing request waits for approval", "app", pending.ID, "name", pending.Name, "scopes", pending.Scopes)
-	if err := a.d.record(pending.ID, "v1Pair", "", fmt.Sprintf("pairing request %q scopes %v limits %+v", pending.Name, pending.Scopes, pending.Limits), nil); err != nil {
+	if err := a.d.record(pending.ID, "v1Pair", "", fmt.Sprintf("pairing request %q scopes %v limits %+v", pending.Name, pending.Scopes, pending.Limits), nil, true); err != nil {
 		_ = a.d.apps.Deny(pending.ID)
 		return nil, toRPC(err)
 	}
@@ -195,7 +199,7 @@ func (a *API) V1Xpub(ctx context.Context, auth keys.Auth, raw json.RawMessage) (
 		if err != nil {
 			return nil, err
 		}
-		x, err := a.d.cfg.Hub.XPub(ctx, dev, c.label(), device.XPubRequest{Path: path, Network: net, Display: p.Display})
+		x, err := a.d.cfg.Hub.XPub(appSwitchIf(ctx, p.Display), dev, c.label(), device.XPubRequest{Path: path, Network: net, Display: p.Display})
 		if err != nil {
 			return nil, err
 		}
@@ -232,6 +236,9 @@ type AddressParams struct {
 type AddressResult struct {
 	Address string `json:"address"`
 	Path    string `json:"path"`
+	// Shown is the string the device displayed when it differs from Address (a Ledger's
+	// test app shows tb1… for a regtest bcrt1… address: the same script).
+	Shown string `json:"shown,omitempty"`
 }
 
 // V1Address returns an address, showing it on the device if asked.
@@ -244,6 +251,7 @@ func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		return nil, toRPC(err)
 	}
 	var addr string
+	ctx, shown := device.WithShown(ctx)
 	err = func() error {
 		path, net, err := parsePathNet(p.Path, p.Network)
 		if err != nil {
@@ -265,14 +273,18 @@ func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage
 			return fmt.Errorf("%w: chain %q (use btc or eth)", device.ErrInvalidInput, p.Chain)
 		}
 		return c.onDevice(ctx, p.Device, req.Chain, func(ctx context.Context, d device.Device) error {
-			addr, err = d.Address(ctx, req)
+			addr, err = d.Address(appSwitchIf(ctx, req.Display), req)
 			return err
 		})
 	}()
 	if err := c.finish(fmt.Sprintf("%s address %s%s: %s", p.Chain, p.Path, displayNote(p.Display), addr), err); err != nil {
 		return nil, err
 	}
-	return &AddressResult{Address: addr, Path: p.Path}, nil
+	res := &AddressResult{Address: addr, Path: p.Path}
+	if sh := shown.String(); sh != addr {
+		res.Shown = sh
+	}
+	return res, nil
 }
 
 // SignPSBTParams carries a PSBT to sign.
@@ -311,7 +323,9 @@ func (a *API) V1SignPsbt(ctx context.Context, auth keys.Auth, raw json.RawMessag
 			return fmt.Errorf("%w: psbt: %v", device.ErrInvalidInput, err)
 		}
 		summary = describePSBT(pk, net)
-		if err := c.onDevice(ctx, p.Device, device.ChainBTC, func(ctx context.Context, d device.Device) error { return d.SignPSBT(ctx, pk, net) }); err != nil {
+		if err := c.onDevice(ctx, p.Device, device.ChainBTC, func(ctx context.Context, d device.Device) error {
+			return d.SignPSBT(device.WithAppSwitch(ctx), pk, net)
+		}); err != nil {
 			return err
 		}
 		out, err = pk.B64Encode()
@@ -384,7 +398,7 @@ func (a *API) V1SignMessage(ctx context.Context, auth keys.Auth, raw json.RawMes
 			return fmt.Errorf("%w: chain %q (use btc or eth)", device.ErrInvalidInput, p.Chain)
 		}
 		return c.onDevice(ctx, p.Device, req.Chain, func(ctx context.Context, d device.Device) error {
-			sig, err = d.SignMessage(ctx, req)
+			sig, err = d.SignMessage(device.WithAppSwitch(ctx), req)
 			return err
 		})
 	}()
@@ -455,6 +469,7 @@ func (c *call) signEth(ctx context.Context, sel string, path hdpath.Path, tx *ty
 	var signed *types.Transaction
 	var acct *ethereum.Account
 	err := c.onDevice(ctx, sel, device.ChainETH, func(ctx context.Context, d device.Device) error {
+		ctx = device.WithAppSwitch(ctx) // signing: the person is at the device
 		var err error
 		if acct, err = ethereum.OpenAccount(ctx, d, path); err != nil {
 			return err
@@ -581,6 +596,7 @@ func (c *call) signTyped(ctx context.Context, sel string, path hdpath.Path, td *
 	var sig []byte
 	var acct *ethereum.Account
 	err := c.onDevice(ctx, sel, device.ChainETH, func(ctx context.Context, d device.Device) error {
+		ctx = device.WithAppSwitch(ctx) // signing: the person is at the device
 		var err error
 		if acct, err = ethereum.OpenAccount(ctx, d, path); err != nil {
 			return err

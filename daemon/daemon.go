@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/hwbridge/hwbridge/daemon/journal"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/buildinfo"
 )
 
 // Hub is the part of the device hub (device.Hub) the daemon uses.
@@ -66,12 +66,7 @@ const (
 )
 
 // Version is this build's version (from the module's build info).
-func Version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+func Version() string { return buildinfo.Read("hwbridged").Version }
 
 // Daemon is one running hwbridged.
 type Daemon struct {
@@ -232,7 +227,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		servers = append(servers, esrv)
 		d.log.Info("serving the external-signer api", "socket", d.cfg.ExtAPISocket, "app", d.cfg.ExtAPIApp)
 	}
-	d.log.Info("hwbridged listening", "socket", d.cfg.Socket, "version", Version())
+	d.log.Info("hwbridged listening", "socket", d.cfg.Socket, "build", buildinfo.Read("hwbridged").String())
 	var wg sync.WaitGroup
 	errc := make(chan error, len(listeners))
 	for i, l := range listeners {
@@ -263,13 +258,23 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	return serveErr
 }
 
-// record writes one audit record; a failure to audit fails the request.
-func (d *Daemon) record(app, method, dev, summary string, err error) error {
+// record writes one audit record; a failure to audit fails the request. A durable record
+// (signing, broadcast, admin) is fsync'ed before record returns, in a batch shared with
+// concurrent calls; a read-only call's record is queued and durable within
+// audit.DefaultLazyDelay plus one fsync (daemon/audit's package doc).
+func (d *Daemon) record(app, method, dev, summary string, err error, durable bool) error {
 	result := "ok"
 	if err != nil {
 		result = "error: " + err.Error()
 	}
-	if _, aerr := d.audit.Append(audit.Entry{App: app, Method: method, Device: dev, Summary: summary, Result: result}); aerr != nil {
+	e := audit.Entry{App: app, Method: method, Device: dev, Summary: summary, Result: result}
+	var aerr error
+	if durable {
+		_, aerr = d.audit.Append(e)
+	} else {
+		aerr = d.audit.AppendLazy(e)
+	}
+	if aerr != nil {
 		d.log.Error("audit append failed", "err", aerr)
 		return fmt.Errorf("hwbridged could not write its audit log (check the disk): %w", aerr)
 	}

@@ -51,6 +51,7 @@ var kinds = []struct {
 	{"wrong_app", device.ErrWrongApp, CodeWrongApp},
 	{"busy", device.ErrBusy, CodeBusy},
 	{"no_device", device.ErrNoDevice, CodeNoDevice},
+	{"several_devices", device.ErrSeveralDevices, CodeNoDevice},
 	{"no_device", transport.ErrNoDevice, CodeNoDevice},
 	{"bad_signature", device.ErrBadSignature, CodeBadSignature},
 	{"protocol", device.ErrProtocol, CodeProtocol},
@@ -80,6 +81,22 @@ var kinds = []struct {
 	{"invalid_input", device.ErrInvalidInput, CodeInvalidInput},
 }
 
+// ErrorKind names the kind of err ("user_rejected", "no_device", "invalid_input", …, as in
+// error.data.kind on the wire), or "error" when it is none of them. A *RemoteError has the
+// kind the daemon gave it, so both sides of the socket name an error alike.
+func ErrorKind(err error) string {
+	var re *RemoteError
+	if errors.As(err, &re) && re.Data.Kind != "" {
+		return re.Data.Kind
+	}
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "error"
+}
+
 // ErrorData is error.data of an hwbridged JSON-RPC error.
 type ErrorData struct {
 	Kind          string `json:"kind"`                     // a name from the kinds table, or "error"
@@ -104,6 +121,10 @@ func (e *rpcError) ErrorData() interface{} { return e.data }
 func (e *rpcError) Unwrap() error          { return e.err }
 
 // toRPC classifies err for the wire.
+// WireError is err as hwbridged answers it (a JSON-RPC error with code and error.data);
+// FromClientError rebuilds it on the client's side.
+func WireError(err error) error { return toRPC(err) }
+
 func toRPC(err error) error {
 	if err == nil {
 		return nil

@@ -56,6 +56,13 @@ var routes = map[string]route{
 	"v1RotateKey":        {audit: true},
 }
 
+// readOnly reports whether the route needs only the read scope: its audit record may be
+// written lazily (durable within audit.DefaultLazyDelay); every other audited call waits for
+// its record to be durable.
+func (r route) readOnly() bool {
+	return len(r.scopes) > 0 && !slices.ContainsFunc(r.scopes, func(s keys.Scope) bool { return s != keys.ScopeRead })
+}
+
 // call is one authenticated request on its way through a handler.
 type call struct {
 	d      *Daemon
@@ -101,7 +108,7 @@ var errNoRoute = fmt.Errorf("internal error")
 // finish audits the call if its route says so and converts the error for the wire.
 func (c *call) finish(summary string, err error) error {
 	if c.route.audit {
-		if aerr := c.d.record(c.app.ID, c.method, c.dev, summary, err); aerr != nil && err == nil {
+		if aerr := c.d.record(c.app.ID, c.method, c.dev, summary, err, !c.route.readOnly()); aerr != nil && err == nil {
 			err = aerr
 		}
 	}
@@ -165,4 +172,13 @@ func methodName(m string) string {
 		return m
 	}
 	return Namespace + "_" + m
+}
+
+// appSwitchIf lets the device switch apps (device.WithAppSwitch) for a request that acts
+// at the device (display); lookups never close the app the person has open.
+func appSwitchIf(ctx context.Context, atDevice bool) context.Context {
+	if atDevice {
+		return device.WithAppSwitch(ctx)
+	}
+	return ctx
 }

@@ -221,6 +221,15 @@ func (h hubDevice) SignTypedHash(ctx context.Context, path hdpath.Path, dom [32]
 	return s, err
 }
 
+// SignTypedData gives the device the whole document where it takes one (device.SignTypedData).
+func (h hubDevice) SignTypedData(ctx context.Context, path hdpath.Path, td *device.TypedData) (s []byte, err error) {
+	err = h.c.do(ctx, h.path, func(ctx context.Context, d device.Device) error {
+		s, err = device.SignTypedData(ctx, d, path, td)
+		return err
+	})
+	return s, err
+}
+
 // V1BtcSend builds a payment from the device's account (watch-only scan of the backend),
 // signs it on the device, checks it and broadcasts it, once per request id.
 func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*BtcSendResult, error) {
@@ -242,7 +251,7 @@ func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 			return nil, err
 		}
 		hd := hubDevice{c, dev}
-		return RunBTCSend(ctx, a.d.journal, c.app.ID, p, hd, hd, bitcoin.Hooks{Note: c.note})
+		return RunBTCSend(device.WithAppSwitch(ctx), a.d.journal, c.app.ID, p, hd, hd, bitcoin.Hooks{Note: c.note})
 	}()
 	switch {
 	case err != nil:
@@ -281,7 +290,7 @@ func (a *API) V1EthSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		if err != nil {
 			return nil, err
 		}
-		return RunETHSend(ctx, a.d.journal, c.app.ID, p, cl, hubDevice{c, dev}, ethereum.Hooks{Note: c.note})
+		return RunETHSend(device.WithAppSwitch(ctx), a.d.journal, c.app.ID, p, cl, hubDevice{c, dev}, ethereum.Hooks{Note: c.note})
 	}()
 	switch {
 	case err != nil:

@@ -432,7 +432,7 @@ func (h *Hub) Select(ctx context.Context, sel string) (string, error) {
 		case 1:
 			return devs[0].Path, nil
 		}
-		return "", fmt.Errorf("%d devices are attached: name one with --device (hwbridge devices lists them): %w", len(devs), ErrInvalidInput)
+		return "", fmt.Errorf("%d devices are attached: %w", len(devs), ErrSeveralDevices)
 	}
 	for _, d := range devs {
 		fp, err := h.Fingerprint(ctx, d.Path)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	"github.com/hwbridge/hwbridge/device"
@@ -63,11 +64,17 @@ func runAddress(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	ctx, shown := device.WithShown(switchIf(ctx, c.display))
 	addr, err := d.Address(ctx, req)
 	if err != nil {
 		return err
 	}
 	out["address"], out["path"], out["chain"] = addr, req.Path.String(), c.chain
+	if sh := shown.String(); sh != "" && sh != addr {
+		// A Ledger's test app shows regtest addresses in testnet form (same script).
+		out["device_shows"] = sh
+		fmt.Fprintf(e.stderr, "device shows: %s (the same script as %s: the device prints it in another network's encoding)\n", sh, addr)
+	}
 	return e.print(out, addr)
 }
 

@@ -100,6 +100,9 @@ type btcReceiveResult struct {
 	Index      uint32 `json:"index"`
 	Descriptor string `json:"descriptor"`
 	Displayed  bool   `json:"displayed"`
+	// DeviceShows is the string the device displayed when it differs from Address (a
+	// Ledger's test app shows regtest addresses as tb1…: the same script).
+	DeviceShows string `json:"device_shows,omitempty"`
 }
 
 func runBTCReceive(ctx context.Context, e *env, args []string) error {
@@ -136,7 +139,8 @@ func runBTCReceive(ctx context.Context, e *env, args []string) error {
 	}
 	path := s.Keys[0].Path
 	// The device derives the address itself; it must be the one computed from its xpub.
-	devAddr, err := bw.dev.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: path, Script: bw.script, Network: bw.net, Display: *display})
+	dctx, shown := device.WithShown(switchIf(ctx, *display))
+	devAddr, err := bw.dev.Address(dctx, device.AddressRequest{Chain: device.ChainBTC, Path: path, Script: bw.script, Network: bw.net, Display: *display})
 	if err != nil {
 		return err
 	}
@@ -148,6 +152,10 @@ func runBTCReceive(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	res := btcReceiveResult{Address: addr.EncodeAddress(), Path: pathText(path), Index: idx, Descriptor: recv.String(), Displayed: *display}
+	if sh := shown.String(); sh != "" && sh != res.Address {
+		res.DeviceShows = sh
+		fmt.Fprintf(e.stderr, "device shows: %s (the same script as %s: the device prints it in another network's encoding)\n", sh, res.Address)
+	}
 	return e.print(res, res.Address)
 }
 

@@ -47,7 +47,7 @@ func runBTCSignMessage(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sig, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: path, Message: []byte(pos[0]), Script: st, Network: net})
+	sig, err := d.SignMessage(device.WithAppSwitch(ctx), device.MessageRequest{Chain: device.ChainBTC, Path: path, Message: []byte(pos[0]), Script: st, Network: net})
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func runBTCSignPSBT(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	before := signatureCount(p)
-	if err := d.SignPSBT(ctx, p, net); err != nil {
+	if err := d.SignPSBT(device.WithAppSwitch(ctx), p, net); err != nil {
 		return err
 	}
 	b64, err := hwpsbt.EncodeBase64(p)

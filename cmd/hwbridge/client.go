@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -171,6 +172,9 @@ func (r *remoteDevice) Address(ctx context.Context, req device.AddressRequest) (
 		p.Network = netName(req.Network)
 	}
 	err := r.c.Call(ctx, "v1Address", p, &res)
+	if res.Shown != "" {
+		device.NoteShown(ctx, res.Shown)
+	}
 	return res.Address, err
 }
 
@@ -230,6 +234,20 @@ func (r *remoteDevice) SignTypedHash(ctx context.Context, path hdpath.Path, doma
 	}
 	var res daemon.SignatureResult
 	if err := r.c.Call(ctx, "v1EthSignTypedHash", p, &res); err != nil {
+		return nil, err
+	}
+	return res.Signature, nil
+}
+
+// SignTypedData sends the whole document to hwbridged (v1EthSignTypedData), which signs it
+// as the device takes it (streamed on a Trezor T/Safe, hashed elsewhere).
+func (r *remoteDevice) SignTypedData(ctx context.Context, path hdpath.Path, td *device.TypedData) ([]byte, error) {
+	raw, err := json.Marshal(td.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: typed data: %w", device.ErrInvalidInput, err)
+	}
+	var res daemon.SignatureResult
+	if err := r.c.Call(ctx, "v1EthSignTypedData", daemon.EthTypedDataParams{Device: r.sel, Path: path.String(), Data: raw}, &res); err != nil {
 		return nil, err
 	}
 	return res.Signature, nil

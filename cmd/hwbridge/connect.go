@@ -166,3 +166,13 @@ func (e *env) open(ctx context.Context) (device.Device, error) {
 	}
 	return nil, fmt.Errorf("no connected wallet has master fingerprint %s (locked devices cannot tell theirs): %w", want, device.ErrNoDevice)
 }
+
+// switchIf returns ctx allowing the device to switch apps (device.WithAppSwitch) when the
+// person asked for an action at the device (display): read-only lookups never close the
+// app the person has open.
+func switchIf(ctx context.Context, atDevice bool) context.Context {
+	if atDevice {
+		return device.WithAppSwitch(ctx)
+	}
+	return ctx
+}

@@ -139,7 +139,7 @@ func (e *env) sendBTC(ctx context.Context, p daemon.BtcSendParams, yes bool) (*d
 		return nil, err
 	}
 	hooks := bitcoin.Hooks{Note: e.note, Show: func(_ context.Context, r *bitcoin.SendResult) error { return e.confirmSend(btcLines(r), yes) }}
-	res, err := daemon.RunBTCSend(ctx, j, daemon.CLIAppID, p, dev, dev, hooks)
+	res, err := daemon.RunBTCSend(device.WithAppSwitch(ctx), j, daemon.CLIAppID, p, dev, dev, hooks)
 	return res, inputErr(err)
 }
 
@@ -181,7 +181,7 @@ func (e *env) sendETH(ctx context.Context, p daemon.EthSendParams, yes bool) (*d
 		return nil, err
 	}
 	hooks := ethereum.Hooks{Note: e.note, Show: func(_ context.Context, r *ethereum.SendResult) error { return e.confirmSend(r.Summary.Lines(), yes) }}
-	res, err := daemon.RunETHSend(ctx, j, daemon.CLIAppID, p, cl, dev, hooks)
+	res, err := daemon.RunETHSend(device.WithAppSwitch(ctx), j, daemon.CLIAppID, p, cl, dev, hooks)
 	return res, inputErr(err)
 }
 

@@ -33,7 +33,7 @@ func runXPub(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	xpub, err := d.XPub(ctx, device.XPubRequest{Path: path, Network: net, Display: c.display})
+	xpub, err := d.XPub(switchIf(ctx, c.display), device.XPubRequest{Path: path, Network: net, Display: c.display})
 	if err != nil {
 		return err
 	}

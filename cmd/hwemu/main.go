@@ -29,6 +29,7 @@ import (
 	"github.com/hwbridge/hwbridge/emulator"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
+	"github.com/hwbridge/hwbridge/internal/buildinfo"
 )
 
 const (
@@ -50,8 +51,10 @@ type config struct {
 	pin                     string
 	approve                 emulator.Policy
 	ledgerApp               string
+	trezorModel             trezoremu.Model
 	blindSigning            bool
 	verbose                 bool
+	version                 bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -66,9 +69,12 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.pin, "pin", "", "Trezor PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
 	fs.StringVar(&approve, "approve", "auto", "approval policy: auto, reject or prompt (prompt waits for POST /press or a DebugLink decision)")
 	fs.StringVar(&c.control, "control", "", "serve the control API on loopback `ADDR` (HOST:PORT)")
+	var model string
+	fs.StringVar(&model, "trezor-model", "T", "Trezor `MODEL` to play: 1 (Trezor One, legacy 1.13.1), T (core 2.9.1), Safe3 or Safe5 (core 2.9.1)")
 	fs.StringVar(&c.ledgerApp, "ledger-app", ledgeremu.AppBitcoin, "Ledger app open at start: Bitcoin, \"Bitcoin Test\" or Ethereum")
 	fs.BoolVar(&c.blindSigning, "ledger-blind-signing", false, "turn on the Ledger Ethereum app's blind-signing setting")
 	fs.BoolVar(&c.verbose, "v", false, "log each message exchanged (types only, never secrets) to stderr")
+	fs.BoolVar(&c.version, "version", false, "print the version (module version, commit, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -80,6 +86,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, err
 	}
 	c.approve = p
+	if c.trezorModel, err = trezoremu.ParseModel(model); err != nil {
+		return nil, errors.New("--trezor-model: " + strings.TrimPrefix(err.Error(), "trezoremu: "))
+	}
 	if c.trezor == "off" && c.ledger == "off" {
 		return nil, errors.New("both devices are off: give --trezor or --ledger an address")
 	}
@@ -117,6 +126,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hwemu: %v\n", err)
 		return exitUsage
 	}
+	if c.version {
+		fmt.Fprintln(stdout, buildinfo.Read("hwemu"))
+		return exitOK
+	}
 	if err := serve(ctx, c, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "hwemu: %v\n", err)
 		return exitError
@@ -152,6 +165,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if c.trezor != "off" {
 		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
 		d, err := trezoremu.New(trezoremu.Options{
+			Model:                c.trezorModel,
 			Mnemonic:             c.mnemonic,
 			PIN:                  c.pin,
 			PassphraseProtection: c.passphrase != "",

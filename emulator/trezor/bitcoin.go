@@ -117,7 +117,17 @@ func (d *Device) getPublicKey(ctx context.Context, s *session, m *pb.GetPublicKe
 			return nil, err
 		}
 	}
-	return &pb.PublicKey{Node: node, Xpub: proto.String(xpub), RootFingerprint: proto.Uint32(w.Fingerprint())}, nil
+	out := &pb.PublicKey{Node: node, Xpub: proto.String(xpub), RootFingerprint: proto.Uint32(w.Fingerprint())}
+	if !d.persona.legacy {
+		_, plain, err := hdNode(w, p, versionBytes(c.xpub))
+		if err != nil {
+			return nil, err
+		}
+		if desc := xpubDescriptor(m.GetScriptType(), w.Fingerprint(), p, plain); desc != "" {
+			out.Descriptor_ = proto.String(desc)
+		}
+	}
+	return out, nil
 }
 
 func hdNode(w *emulator.Wallet, p hdpath.Path, version []byte) (*pb.HDNodeType, string, error) {
@@ -174,11 +184,18 @@ func (d *Device) getAddress(ctx context.Context, s *session, m *pb.GetAddress) (
 	}
 	if m.GetShowDisplay() {
 		sc := emulator.Screen{Title: "Receive address", Lines: []string{addr, p.String(), c.name}}
+		var more []emulator.Screen
 		if ms := dv.ms; ms != nil {
 			// The address with "Multisig m of n", then the cosigners' xpubs, yours marked.
-			sc = emulator.Screen{Title: fmt.Sprintf("Multisig %d of %d", ms.m, len(ms.pubs)), Lines: append([]string{addr, p.String(), c.name}, ms.xpubs(c, m.GetScriptType())...)}
+			xp := ms.xpubs(c, m.GetScriptType())
+			sc = emulator.Screen{Title: fmt.Sprintf("Multisig %d of %d", ms.m, len(ms.pubs)), Lines: append([]string{addr, p.String(), c.name}, xp...)}
+			for i, x := range xp {
+				for page := 1; page <= 2; page++ {
+					more = append(more, emulator.Screen{Title: fmt.Sprintf("XPUB #%d (%d/2)", i+1, page), Lines: []string{x}})
+				}
+			}
 		}
-		if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Address, sc); err != nil {
+		if err := s.confirmAddress(ctx, sc, more...); err != nil {
 			return nil, err
 		}
 	}

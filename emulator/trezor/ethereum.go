@@ -52,7 +52,7 @@ func (d *Device) ethGetAddress(ctx context.Context, s *session, m *pb.EthereumGe
 		return nil, err
 	}
 	if m.GetShowDisplay() {
-		if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Address, emulator.Screen{Title: "Receive address", Lines: []string{a.Hex(), p.String(), "Ethereum"}}); err != nil {
+		if err := s.confirmAddress(ctx, emulator.Screen{Title: "Receive address", Lines: []string{a.Hex(), p.String(), "Ethereum"}}); err != nil {
 			return nil, err
 		}
 	}
