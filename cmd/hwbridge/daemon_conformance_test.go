@@ -31,11 +31,11 @@ func startInProcessDaemon(t *testing.T, policy emulator.Policy) *daemon.Client {
 	return startDaemonOn(t, "udp:127.0.0.1:21324", func() transport.Link { return emu.Pipe() })
 }
 
-// startLedgerDaemon is startInProcessDaemon with an emulated Ledger running app (blind
-// signing on, so that the suite's contract calls sign).
-func startLedgerDaemon(t *testing.T, policy emulator.Policy, app string) *daemon.Client {
+// startLedgerDaemon is startInProcessDaemon with an emulated Ledger (blind signing on, so
+// that the suite's contract calls sign).
+func startLedgerDaemon(t *testing.T, policy emulator.Policy) *daemon.Client {
 	t.Helper()
-	emu, err := ledgeremu.New(ledgeremu.Config{Mnemonic: devicetest.Mnemonic, App: app, BlindSigning: true, Approver: emulator.NewApprover(policy)})
+	emu, err := ledgeremu.New(ledgeremu.Config{Mnemonic: devicetest.Mnemonic, BlindSigning: true, Approver: emulator.NewApprover(policy)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,28 +105,16 @@ func TestConformanceThroughDaemon(t *testing.T) {
 			OpenRejecting: func(t *testing.T) device.Device { return &remoteDevice{c: reject} },
 		})
 	})
-	// Reads through the daemon never switch a Ledger's app (device.WithAppSwitch is only
-	// for what the person asks at the device), so the suite runs one group per app, on a
-	// Ledger started in that app.
-	for _, g := range []struct {
-		app   string
-		group devicetest.Group
-	}{
-		{ledgeremu.AppBitcoin, devicetest.GroupBitcoin},
-		{ledgeremu.AppBitcoinTest, devicetest.GroupBitcoinTest},
-		{ledgeremu.AppEthereum, devicetest.GroupEthereum},
-	} {
-		t.Run("ledger/"+string(g.group), func(t *testing.T) {
-			auto := startLedgerDaemon(t, emulator.PolicyAuto, g.app)
-			reject := startLedgerDaemon(t, emulator.PolicyReject, g.app)
-			// EIP712Hash stays off: the Ledger app signs hashed EIP-712 only with a message
-			// hash, and the suite also signs domain-only data (device/ledger TestTypedHash).
-			devicetest.Run(t, func(t *testing.T) device.Device { return noDomainOnly{&remoteDevice{c: auto}} }, devicetest.Capabilities{
-				Groups: []devicetest.Group{g.group}, Taproot: true, EIP1559: true, Multisig: true, RefusesMalformedERC20: true,
-				OpenRejecting: func(t *testing.T) device.Device { return noDomainOnly{&remoteDevice{c: reject}} },
-			})
+	t.Run("ledger", func(t *testing.T) {
+		auto := startLedgerDaemon(t, emulator.PolicyAuto)
+		reject := startLedgerDaemon(t, emulator.PolicyReject)
+		// EIP712Hash stays off: the Ledger app signs hashed EIP-712 only with a message hash,
+		// and the suite also signs domain-only data (device/ledger TestTypedHash covers it).
+		devicetest.Run(t, func(t *testing.T) device.Device { return noDomainOnly{&remoteDevice{c: auto}} }, devicetest.Capabilities{
+			Taproot: true, EIP1559: true, Multisig: true, RefusesMalformedERC20: true,
+			OpenRejecting: func(t *testing.T) device.Device { return noDomainOnly{&remoteDevice{c: reject}} },
 		})
-	}
+	})
 }
 
 // noDomainOnly hides the EIP-712 capability from the suite (see the ledger case above).
