@@ -56,7 +56,7 @@ var commands = []command{
 	{"eth balance", "--rpc URL [--index N | --address ADDR] [--token ADDR|USDC|USDT]", "print the ETH (and token) balance of the device's address", runETHBalance},
 	{"eth send", "--to ADDR --value ETH --rpc URL [--index N] [--yes] [--chain-id N] [--max-fee GWEI] [--priority-fee GWEI] [--gas-price GWEI] [--gas-limit N]", "send ETH: show, confirm, sign on the device, broadcast, wait for the receipt", runETHSend},
 	{"eth token-transfer", "--token ADDR|USDC|USDT --to ADDR --amount N --rpc URL [--index N] [--yes] [fee flags as eth send]", "send ERC-20 tokens (amount in the token's decimals)", runETHTokenTransfer},
-	{"eth sign-typed-data", "FILE|- [--index N]", "sign EIP-712 typed data (hashed here; domain and message hashes shown)", runETHSignTypedData},
+	{"eth sign-typed-data", "FILE|- [--index N]", "sign EIP-712 typed data (hashed here; a Trezor T/Safe gets the whole document and shows its fields)", runETHSignTypedData},
 	{"demo", "[--btc-rpc URL] [--eth-rpc URL] [--timeout D]", "walk through hwbridge on emulated wallets and in-process dev chains", runDemo},
 	{"devnet", "[--trezor ADDR|off] [--ledger ADDR|off] [--mnemonic WORDS] [--ledger-app NAME] [--btc-rpc-addr ADDR] [--eth-rpc-addr ADDR]", "run emulated wallets and funded regtest/dev chains until Ctrl-C, for hwbridged and the CLI in another terminal", runDevnet},
 	{"apps list", "[--data-dir DIR]", "list apps paired with hwbridged (and pending pairing requests)", runAppsList},
