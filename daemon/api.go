@@ -21,6 +21,7 @@ import (
 	"github.com/hwbridge/hwbridge/chains/ethereum"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/buildinfo"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
 
@@ -37,12 +38,15 @@ const (
 
 // VersionResult answers hwbridge_version.
 type VersionResult struct {
-	Version string   `json:"version"`
-	APIs    []string `json:"apis"`
+	Version string         `json:"version"`
+	APIs    []string       `json:"apis"`
+	Build   buildinfo.Info `json:"build"` // commit, Go version, platform
 }
 
 // Version needs no key: clients compare it with their own and warn on a mismatch.
-func (a *API) Version() VersionResult { return VersionResult{Version: Version(), APIs: []string{"v1"}} }
+func (a *API) Version() VersionResult {
+	return VersionResult{Version: Version(), APIs: []string{"v1"}, Build: buildinfo.Read("hwbridged")}
+}
 
 // PairResult answers hwbridge_v1Pair once the user approved.
 type PairResult struct {
@@ -52,12 +56,15 @@ type PairResult struct {
 
 // V1Pair asks to pair and waits for the user (hwbridge apps approve ID).
 func (a *API) V1Pair(ctx context.Context, req keys.PairRequest) (*PairResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	pending, err := a.d.apps.Request(req)
 	if err != nil {
 		return nil, toRPC(fmt.Errorf("%w: %w", device.ErrInvalidInput, err))
 	}
+	a.d.conns.trust(ctx) // it waits for the user; keys.MaxPending bounds how many do
 	a.d.log.Info("pairing request waits for approval", "app", pending.ID, "name", pending.Name, "scopes", pending.Scopes)
-	if err := a.d.record(pending.ID, "v1Pair", "", fmt.Sprintf("pairing request %q scopes %v limits %+v", pending.Name, pending.Scopes, pending.Limits), nil); err != nil {
+	if err := a.d.record(pending.ID, "v1Pair", "", fmt.Sprintf("pairing request %q scopes %v limits %+v", pending.Name, pending.Scopes, pending.Limits), nil, true); err != nil {
 		_ = a.d.apps.Deny(pending.ID)
 		return nil, toRPC(err)
 	}
@@ -83,6 +90,7 @@ func (a *API) V1Login(ctx context.Context, p LoginParams) (*keys.App, error) {
 	if err != nil {
 		return nil, toRPC(err)
 	}
+	a.d.conns.trust(ctx)
 	return &app, nil
 }
 
@@ -93,7 +101,9 @@ type DeviceParams struct {
 
 // V1Devices lists the devices the app may use, from the hub's cache (never waits).
 func (a *API) V1Devices(ctx context.Context, auth keys.Auth, raw json.RawMessage) ([]device.Info, error) {
-	c, err := a.d.begin("v1Devices", auth, raw, &struct{}{})
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
+	c, err := a.d.begin(ctx, "v1Devices", auth, raw, &struct{}{})
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -106,8 +116,10 @@ func (a *API) V1Devices(ctx context.Context, auth keys.Auth, raw json.RawMessage
 
 // V1Features reports a device's features.
 func (a *API) V1Features(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*device.Features, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p DeviceParams
-	c, err := a.d.begin("v1Features", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1Features", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -133,8 +145,10 @@ type FingerprintResult struct {
 
 // V1Fingerprint returns a device's master fingerprint (read once, then cached).
 func (a *API) V1Fingerprint(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*FingerprintResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p DeviceParams
-	c, err := a.d.begin("v1Fingerprint", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1Fingerprint", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -166,8 +180,10 @@ type XPubResult struct {
 
 // V1Xpub returns the extended public key at a path (cached after the first read).
 func (a *API) V1Xpub(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*XPubResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p XPubParams
-	c, err := a.d.begin("v1Xpub", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1Xpub", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -227,8 +243,10 @@ type AddressResult struct {
 
 // V1Address returns an address, showing it on the device if asked.
 func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*AddressResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p AddressParams
-	c, err := a.d.begin("v1Address", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1Address", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -283,8 +301,10 @@ type PSBTResult struct {
 
 // V1SignPsbt signs the inputs of a PSBT that the device holds keys for.
 func (a *API) V1SignPsbt(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*PSBTResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p SignPSBTParams
-	c, err := a.d.begin("v1SignPsbt", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1SignPsbt", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -349,8 +369,10 @@ type SignMessageParams struct {
 
 // V1SignMessage signs a message.
 func (a *API) V1SignMessage(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*device.MessageSignature, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p SignMessageParams
-	c, err := a.d.begin("v1SignMessage", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1SignMessage", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -403,8 +425,10 @@ type EthTxResult struct {
 
 // V1EthSignTx signs an Ethereum transaction (legacy or EIP-1559) without broadcasting it.
 func (a *API) V1EthSignTx(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*EthTxResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p EthSignTxParams
-	c, err := a.d.begin("v1EthSignTx", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1EthSignTx", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -495,8 +519,10 @@ type SignatureResult struct {
 
 // V1EthSignTypedData signs EIP-712 typed data (hashed on the host, signed on the device).
 func (a *API) V1EthSignTypedData(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*SignatureResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p EthTypedDataParams
-	c, err := a.d.begin("v1EthSignTypedData", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1EthSignTypedData", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -532,8 +558,10 @@ type EthTypedHashParams struct {
 
 // V1EthSignTypedHash signs EIP-712 hashes computed by the caller.
 func (a *API) V1EthSignTypedHash(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*SignatureResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p EthTypedHashParams
-	c, err := a.d.begin("v1EthSignTypedHash", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1EthSignTypedHash", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -590,8 +618,10 @@ type EthBroadcastParams struct {
 
 // V1EthBroadcast sends a signed Ethereum transaction.
 func (a *API) V1EthBroadcast(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*EthTxResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p EthBroadcastParams
-	c, err := a.d.begin("v1EthBroadcast", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1EthBroadcast", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -634,7 +664,7 @@ func (a *API) V1EthBroadcast(ctx context.Context, auth keys.Auth, raw json.RawMe
 // V1Events subscribes to device events (attach, detach) and "confirm on your device"
 // prompts of the app's own requests (an admin app sees every prompt).
 func (a *API) V1Events(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*rpc.Subscription, error) {
-	c, err := a.d.begin("v1Events", auth, raw, &struct{}{})
+	c, err := a.d.begin(ctx, "v1Events", auth, raw, &struct{}{})
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -679,7 +709,9 @@ type AppParams struct {
 
 // V1AppsList lists paired and pending apps (admin).
 func (a *API) V1AppsList(ctx context.Context, auth keys.Auth, raw json.RawMessage) ([]keys.App, error) {
-	if _, err := a.d.begin("v1AppsList", auth, raw, &struct{}{}); err != nil {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
+	if _, err := a.d.begin(ctx, "v1AppsList", auth, raw, &struct{}{}); err != nil {
 		return nil, toRPC(err)
 	}
 	return a.d.apps.List(), nil
@@ -687,8 +719,10 @@ func (a *API) V1AppsList(ctx context.Context, auth keys.Auth, raw json.RawMessag
 
 // V1AppsApprove approves a pending pairing request (admin).
 func (a *API) V1AppsApprove(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*keys.App, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p AppParams
-	c, err := a.d.begin("v1AppsApprove", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1AppsApprove", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -701,8 +735,10 @@ func (a *API) V1AppsApprove(ctx context.Context, auth keys.Auth, raw json.RawMes
 
 // V1AppsDeny refuses a pending pairing request (admin).
 func (a *API) V1AppsDeny(ctx context.Context, auth keys.Auth, raw json.RawMessage) (bool, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p AppParams
-	c, err := a.d.begin("v1AppsDeny", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1AppsDeny", auth, raw, &p)
 	if err != nil {
 		return false, toRPC(err)
 	}
@@ -719,20 +755,27 @@ type RotateResult struct {
 	OldExpires time.Time `json:"old_expires"`
 }
 
-func (d *Daemon) overlap(s int64) time.Duration {
+// overlap turns overlap_seconds into a duration: negative retires old keys at once, 0 is
+// the configured default, above keys.MaxRotateOverlap is refused (checked before the
+// multiplication, which could wrap).
+func (d *Daemon) overlap(s int64) (time.Duration, error) {
 	switch {
 	case s < 0:
-		return 0
+		return 0, nil
 	case s == 0:
-		return d.cfg.RotateOverlap
+		return d.cfg.RotateOverlap, nil
+	case s > int64(keys.MaxRotateOverlap/time.Second):
+		return 0, fmt.Errorf("%w: overlap_seconds %d is above the %d (30 days) allowed", device.ErrInvalidInput, s, int64(keys.MaxRotateOverlap/time.Second))
 	}
-	return time.Duration(s) * time.Second
+	return time.Duration(s) * time.Second, nil
 }
 
 // V1AppsRotate issues a new key for an app; its older keys expire after the overlap (admin).
 func (a *API) V1AppsRotate(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*RotateResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p AppParams
-	c, err := a.d.begin("v1AppsRotate", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1AppsRotate", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -742,10 +785,12 @@ func (a *API) V1AppsRotate(ctx context.Context, auth keys.Auth, raw json.RawMess
 // V1RotateKey issues a new key for the calling app itself, so that it can rotate without
 // downtime: its current keys keep working for the overlap.
 func (a *API) V1RotateKey(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*RotateResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p struct {
 		OverlapSeconds int64 `json:"overlap_seconds,omitempty"`
 	}
-	c, err := a.d.begin("v1RotateKey", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1RotateKey", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -753,7 +798,10 @@ func (a *API) V1RotateKey(ctx context.Context, auth keys.Auth, raw json.RawMessa
 }
 
 func (d *Daemon) rotate(c *call, id string, overlapSeconds int64) (*RotateResult, error) {
-	ov := d.overlap(overlapSeconds)
+	ov, err := d.overlap(overlapSeconds)
+	if err != nil {
+		return nil, c.finish(fmt.Sprintf("rotate key of app %s refused", id), err)
+	}
 	key, app, err := d.apps.Rotate(id, ov)
 	if err := c.finish(fmt.Sprintf("rotate key of app %s, old keys expire in %s", id, ov), err); err != nil {
 		return nil, err
@@ -763,8 +811,10 @@ func (d *Daemon) rotate(c *call, id string, overlapSeconds int64) (*RotateResult
 
 // V1AppsRevoke revokes an app and all its keys at once (admin).
 func (a *API) V1AppsRevoke(ctx context.Context, auth keys.Auth, raw json.RawMessage) (bool, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p AppParams
-	c, err := a.d.begin("v1AppsRevoke", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1AppsRevoke", auth, raw, &p)
 	if err != nil {
 		return false, toRPC(err)
 	}

@@ -2,80 +2,188 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/btcsuite/btcd/chaincfg"
 
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/emulator"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
+	"github.com/hwbridge/hwbridge/internal/benchenv"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
+	"github.com/hwbridge/hwbridge/internal/trezorpb"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
-// measure runs b.N calls spread over conc workers and reports the median and p99 latency.
-func measure(b *testing.B, conc int, call func() error) {
+// measure runs b.N calls spread over conc workers; worker w calls call(w). It reports the
+// median and p99 of the per-call latency (ns/op is the inverse of throughput, not latency).
+func measure(b *testing.B, conc int, call func(worker int) error) {
 	b.Helper()
-	lat := make([]time.Duration, 0, b.N)
-	var mu sync.Mutex
-	next := make(chan struct{}, b.N)
-	for range b.N {
-		next <- struct{}{}
-	}
-	close(next)
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
 	b.ResetTimer()
 	var wg sync.WaitGroup
-	for range conc {
+	for w := range conc {
 		wg.Go(func() {
-			for range next {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
 				t0 := time.Now()
-				if err := call(); err != nil {
+				if err := call(w); err != nil {
 					b.Error(err)
 					return
 				}
-				d := time.Since(t0)
-				mu.Lock()
-				lat = append(lat, d)
-				mu.Unlock()
+				lat[i] = time.Since(t0)
 			}
 		})
 	}
 	wg.Wait()
 	b.StopTimer()
 	slices.Sort(lat)
-	if len(lat) == 0 {
-		return
-	}
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
 }
 
-// BenchmarkAddressLatency compares one device exchange (a BTC address from the emulated
-// Trezor over its in-process pipe) made directly with the driver and made through the
-// daemon's socket (client MAC, JSON-RPC, auth check, hub queue, audit record), with 1 and
-// 50 concurrent callers. The difference of the medians is the daemon's added latency.
-func BenchmarkAddressLatency(b *testing.B) {
-	req := device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH}
-	for _, conc := range []int{1, 50} {
-		b.Run("direct/"+strconv.Itoa(conc), func(b *testing.B) {
-			emu, err := trezoremu.New(trezoremu.Options{Approver: emulator.NewApprover(emulator.PolicyAuto)})
-			if err != nil {
-				b.Fatal(err)
+// benchEmus starts n Trezor-class emulators (auto-approve) named udp:127.0.0.1:21324+i;
+// their links are in-process pipes.
+func benchEmus(b *testing.B, n int) ([]string, map[string]*trezoremu.Device) {
+	emus := map[string]*trezoremu.Device{}
+	var paths []string
+	for i := range n {
+		emu, err := trezoremu.New(trezoremu.Options{Approver: emulator.NewApprover(emulator.PolicyAuto)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { emu.Close() })
+		p := fmt.Sprintf("udp:127.0.0.1:%d", 21324+i)
+		paths = append(paths, p)
+		emus[p] = emu
+	}
+	return paths, emus
+}
+
+// benchDaemon serves the emulators through a hub and a daemon whose data directory (audit
+// log included) is under TMPDIR.
+func benchDaemon(b *testing.B, paths []string, emus map[string]*trezoremu.Device) *Client {
+	hub := device.NewHub(device.HubConfig{
+		Drivers: map[string]device.Driver{transport.KindTrezor: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(trezor.New(link, trezor.Options{Emulator: c.Emulator, OnButton: func(trezorpb.ButtonRequestType) { c.Prompt() }})), nil
+		}},
+		Emulators: paths,
+		Open:      func(ctx context.Context, path string) (transport.Link, error) { return emus[path].Pipe(), nil },
+	})
+	dir := shortTempDir(b)
+	td := &testDaemon{socket: filepath.Join(dir, "s.sock"), dataDir: filepath.Join(dir, "data"), done: make(chan error, 1)}
+	var err error
+	if td.d, err = Open(Config{Socket: td.socket, DataDir: td.dataDir, Hub: hub}); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go hub.Run(ctx)
+	go func() { td.done <- td.d.Serve(ctx) }()
+	b.Cleanup(func() { cancel(); <-td.done; td.d.Close() })
+	c := td.admin(b)
+	for range 400 { // until the socket answers and the hub has opened every device
+		var ds []device.Info
+		if err := c.Call(ctx, "v1Devices", nil, &ds); err == nil && len(ds) == len(paths) {
+			return c
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatal("the daemon did not serve every emulator within 2 s")
+	return nil
+}
+
+// BenchmarkDaemonLatency compares a call made directly with the driver and the same call
+// made through the daemon's socket (client MAC, JSON-RPC, auth check, hub queue, audit
+// record), with 1 and 50 concurrent clients (each with its own connection) spread over 1 or
+// 2 devices (clients take the devices in turn). Shapes:
+//   - read=v1Address: a BTC address (m/84'/0'/0'/0/0, wpkh), no display. Its audit record
+//     is lazy (durable within audit.DefaultLazyDelay).
+//   - sign=v1SignMessage: a BIP-137 message signature (12 bytes, auto-approved). Its audit
+//     record is durable before the call returns (an fsync, shared with concurrent calls).
+//
+// The devices are in-process Trezor-class emulators over pipes (warm: each device is open
+// and its session set up before timing); the daemon's data directory is on TMPDIR, whose
+// filesystem is in the name. The daemon's added latency is the difference of the two
+// figures for the same shape.
+func BenchmarkDaemonLatency(b *testing.B) {
+	fs := benchenv.Report(b, "emulated Trezor-class devices over in-process pipes, warm")
+	path := hdpath.MustParse("m/84'/0'/0'/0/0")
+	shapes := []struct {
+		name   string
+		direct func(ctx context.Context, d device.Device) error
+		method string
+		params func(dev string) any
+	}{
+		{"read=v1Address", func(ctx context.Context, d device.Device) error {
+			_, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: path, Script: device.ScriptWPKH})
+			return err
+		}, "v1Address", func(dev string) any { return AddressParams{Device: dev, Chain: "btc", Path: path.String()} }},
+		{"sign=v1SignMessage", func(ctx context.Context, d device.Device) error {
+			_, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: path, Message: []byte("hwbridge 42"),
+				Script: device.ScriptWPKH, Network: &chaincfg.MainNetParams})
+			return err
+		}, "v1SignMessage", func(dev string) any {
+			return SignMessageParams{Device: dev, Chain: "btc", Path: path.String(), Message: "hwbridge 42"}
+		}},
+	}
+	for _, sh := range shapes {
+		for _, ndev := range []int{1, 2} {
+			for _, conc := range []int{1, 50} {
+				name := fmt.Sprintf("%s/devices=%d/clients=%d", sh.name, ndev, conc)
+				b.Run(name+"/direct", func(b *testing.B) {
+					paths, emus := benchEmus(b, ndev)
+					var devs []device.Device
+					var mus []*sync.Mutex // one exchange per device at a time, as the hub does
+					for _, p := range paths {
+						d := device.Verify(trezor.New(emus[p].Pipe(), trezor.Options{Emulator: true}))
+						b.Cleanup(func() { d.Close() })
+						devs = append(devs, d)
+						mus = append(mus, &sync.Mutex{})
+					}
+					ctx := context.Background()
+					for _, d := range devs {
+						if err := sh.direct(ctx, d); err != nil { // open the session
+							b.Fatal(err)
+						}
+					}
+					measure(b, conc, func(w int) error {
+						mus[w%ndev].Lock()
+						defer mus[w%ndev].Unlock()
+						return sh.direct(ctx, devs[w%ndev])
+					})
+				})
+				b.Run(name+"/daemon/fs="+fs, func(b *testing.B) {
+					paths, emus := benchEmus(b, ndev)
+					c := benchDaemon(b, paths, emus)
+					ctx := context.Background()
+					for _, p := range paths {
+						if err := c.Call(ctx, sh.method, sh.params(p), nil); err != nil { // open the session
+							b.Fatal(err)
+						}
+					}
+					// Each client has its own connection, as separate apps would.
+					clients := make([]*Client, conc)
+					for i := range clients {
+						clients[i] = &Client{Socket: c.Socket, Key: c.Key}
+						b.Cleanup(clients[i].Close)
+						if err := clients[i].Call(ctx, "v1Devices", nil, nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+					measure(b, conc, func(w int) error { return clients[w].Call(ctx, sh.method, sh.params(paths[w%ndev]), nil) })
+				})
 			}
-			defer emu.Close()
-			d := device.Verify(trezor.New(emu.Pipe(), trezor.Options{Emulator: true}))
-			defer d.Close()
-			ctx := context.Background()
-			measure(b, conc, func() error { _, err := d.Address(ctx, req); return err })
-		})
-		b.Run("daemon/"+strconv.Itoa(conc), func(b *testing.B) {
-			td := startDaemon(b)
-			c := td.admin(b)
-			ctx := context.Background()
-			p := AddressParams{Chain: "btc", Path: "m/84'/0'/0'/0/0"}
-			measure(b, conc, func() error { return c.Call(ctx, "v1Address", p, nil) })
-		})
+		}
 	}
 }

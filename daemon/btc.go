@@ -62,8 +62,10 @@ type BtcBroadcastParams struct {
 
 // V1BtcBroadcast sends a signed Bitcoin transaction (unless the backend already has it).
 func (a *API) V1BtcBroadcast(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*BtcSendResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p BtcBroadcastParams
-	c, err := a.d.begin("v1BtcBroadcast", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1BtcBroadcast", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/hwbridge/hwbridge/daemon/journal"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/internal/buildinfo"
 )
 
 // Hub is the part of the device hub (device.Hub) the daemon uses.
@@ -51,6 +51,11 @@ type Config struct {
 	RotateOverlap time.Duration
 	// PairTimeout is how long a pairing request waits for the user (5 minutes if 0).
 	PairTimeout time.Duration
+	// MaxRequest, MaxConns and UnauthIdle bound the sockets (DefaultMaxRequest,
+	// DefaultMaxConns, DefaultUnauthIdle if 0).
+	MaxRequest int
+	MaxConns   int
+	UnauthIdle time.Duration
 }
 
 // Defaults.
@@ -61,12 +66,7 @@ const (
 )
 
 // Version is this build's version (from the module's build info).
-func Version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+func Version() string { return buildinfo.Read("hwbridged").Version }
 
 // Daemon is one running hwbridged.
 type Daemon struct {
@@ -78,6 +78,7 @@ type Daemon struct {
 	apps    *keys.Store
 	verify  *keys.Verifier
 	chains  *chainClients
+	conns   conns
 	ctx     context.Context // ends at shutdown; subscriptions watch it
 	stop    context.CancelFunc
 
@@ -98,8 +99,20 @@ func Open(cfg Config) (*Daemon, error) {
 	if cfg.ExtAPIAccounts <= 0 {
 		cfg.ExtAPIAccounts = DefaultExtAPIAccounts
 	}
+	if cfg.MaxRequest <= 0 {
+		cfg.MaxRequest = DefaultMaxRequest
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.UnauthIdle <= 0 {
+		cfg.UnauthIdle = DefaultUnauthIdle
+	}
 	if cfg.RotateOverlap <= 0 {
 		cfg.RotateOverlap = DefaultRotateOverlap
+	}
+	if cfg.RotateOverlap > keys.MaxRotateOverlap {
+		return nil, fmt.Errorf("daemon: a rotation overlap of %s is above the %s allowed", cfg.RotateOverlap, keys.MaxRotateOverlap)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -214,12 +227,16 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		servers = append(servers, esrv)
 		d.log.Info("serving the external-signer api", "socket", d.cfg.ExtAPISocket, "app", d.cfg.ExtAPIApp)
 	}
-	d.log.Info("hwbridged listening", "socket", d.cfg.Socket, "version", Version())
+	d.log.Info("hwbridged listening", "socket", d.cfg.Socket, "build", buildinfo.Read("hwbridged").String())
 	var wg sync.WaitGroup
 	errc := make(chan error, len(listeners))
 	for i, l := range listeners {
+		idle := d.cfg.UnauthIdle
+		if i > 0 {
+			idle = 0 // the external-signer API has no keys: geth holds its connection open
+		}
 		wg.Go(func() {
-			if err := servers[i].ServeListener(l); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := d.conns.serve(servers[i], l, d.cfg.MaxConns, d.cfg.MaxRequest, idle, d.log); err != nil && !errors.Is(err, net.ErrClosed) {
 				errc <- err
 			}
 		})
@@ -241,13 +258,23 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	return serveErr
 }
 
-// record writes one audit record; a failure to audit fails the request.
-func (d *Daemon) record(app, method, dev, summary string, err error) error {
+// record writes one audit record; a failure to audit fails the request. A durable record
+// (signing, broadcast, admin) is fsync'ed before record returns, in a batch shared with
+// concurrent calls; a read-only call's record is queued and durable within
+// audit.DefaultLazyDelay plus one fsync (daemon/audit's package doc).
+func (d *Daemon) record(app, method, dev, summary string, err error, durable bool) error {
 	result := "ok"
 	if err != nil {
 		result = "error: " + err.Error()
 	}
-	if _, aerr := d.audit.Append(audit.Entry{App: app, Method: method, Device: dev, Summary: summary, Result: result}); aerr != nil {
+	e := audit.Entry{App: app, Method: method, Device: dev, Summary: summary, Result: result}
+	var aerr error
+	if durable {
+		_, aerr = d.audit.Append(e)
+	} else {
+		aerr = d.audit.AppendLazy(e)
+	}
+	if aerr != nil {
 		d.log.Error("audit append failed", "err", aerr)
 		return fmt.Errorf("hwbridged could not write its audit log (check the disk): %w", aerr)
 	}

@@ -48,7 +48,7 @@ func shortTempDir(t testing.TB) string {
 	return dir
 }
 
-func startDaemon(t testing.TB) *testDaemon {
+func startDaemon(t testing.TB, opts ...func(*Config)) *testDaemon {
 	t.Helper()
 	approver := emulator.NewApprover(emulator.PolicyAuto)
 	emu, err := trezoremu.New(trezoremu.Options{Approver: approver})
@@ -57,15 +57,19 @@ func startDaemon(t testing.TB) *testDaemon {
 	}
 	t.Cleanup(func() { emu.Close() })
 	hub := device.NewHub(device.HubConfig{
-		Drivers: map[string]device.Driver{transport.KindTrezor: func(link transport.Link, em bool, prompt func()) (device.Device, error) {
-			return device.Verify(trezor.New(link, trezor.Options{Emulator: em, OnButton: func(trezorpb.ButtonRequestType) { prompt() }})), nil
+		Drivers: map[string]device.Driver{transport.KindTrezor: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(trezor.New(link, trezor.Options{Emulator: c.Emulator, OnButton: func(trezorpb.ButtonRequestType) { c.Prompt() }})), nil
 		}},
 		Emulators: []string{emuPath},
 		Open:      func(ctx context.Context, path string) (transport.Link, error) { return emu.Pipe(), nil },
 	})
 	dir := shortTempDir(t)
 	td := &testDaemon{emu: emu, approver: approver, socket: filepath.Join(dir, "s.sock"), dataDir: filepath.Join(dir, "data"), done: make(chan error, 1)}
-	td.d, err = Open(Config{Socket: td.socket, DataDir: td.dataDir, Hub: hub, ExtAPISocket: filepath.Join(dir, "ext.sock"), ExtAPIApp: "geth"})
+	cfg := Config{Socket: td.socket, DataDir: td.dataDir, Hub: hub, ExtAPISocket: filepath.Join(dir, "ext.sock"), ExtAPIApp: "geth"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	td.d, err = Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,5 +399,27 @@ func TestUnplugMidRequest(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("no detach event")
 		}
+	}
+}
+
+// TestLostReplyThroughDaemon: a reply the device never sends fails the request with
+// device.ErrLinkLost (code CodeLinkLost, kind link_lost) at the link timeout, and the next
+// request on the same device works.
+func TestLostReplyThroughDaemon(t *testing.T) {
+	td := startDaemon(t)
+	ctx := context.Background()
+	admin := td.admin(t)
+	var addr, again AddressResult
+	if err := admin.Call(ctx, "v1Address", AddressParams{Chain: "btc", Path: "m/84'/0'/0'/0/0"}, &addr); err != nil {
+		t.Fatal(err)
+	}
+	td.emu.Faults().DropNext(1)
+	err := admin.Call(ctx, "v1Address", AddressParams{Chain: "btc", Path: "m/84'/0'/0'/0/0"}, nil)
+	var re *RemoteError
+	if !errors.Is(err, device.ErrLinkLost) || !errors.As(err, &re) || re.Code != CodeLinkLost {
+		t.Fatalf("lost reply: %v", err)
+	}
+	if err := admin.Call(ctx, "v1Address", AddressParams{Chain: "btc", Path: "m/84'/0'/0'/0/0"}, &again); err != nil || again.Address != addr.Address {
+		t.Fatalf("next request: %+v %v", again, err)
 	}
 }

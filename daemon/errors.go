@@ -34,6 +34,7 @@ const (
 	CodeUnsupported  = -32019
 	CodeRequestID    = -32020 // request id in flight, interrupted, or reused
 	CodeCanceled     = -32021 // the request was cancelled or timed out
+	CodeLinkLost     = -32022 // a packet was lost on the device link: retry (the link is re-synced)
 )
 
 // kinds maps each error kind to its sentinel and code. The order matters: the first match
@@ -46,9 +47,11 @@ var kinds = []struct {
 	{"user_rejected", device.ErrUserRejected, CodeRejected},
 	{"locked", device.ErrLocked, CodeLocked},
 	{"disconnected", device.ErrDisconnected, CodeDisconnected},
+	{"link_lost", device.ErrLinkLost, CodeLinkLost},
 	{"wrong_app", device.ErrWrongApp, CodeWrongApp},
 	{"busy", device.ErrBusy, CodeBusy},
 	{"no_device", device.ErrNoDevice, CodeNoDevice},
+	{"several_devices", device.ErrSeveralDevices, CodeNoDevice},
 	{"no_device", transport.ErrNoDevice, CodeNoDevice},
 	{"bad_signature", device.ErrBadSignature, CodeBadSignature},
 	{"protocol", device.ErrProtocol, CodeProtocol},
@@ -65,6 +68,7 @@ var kinds = []struct {
 	{"stale", keys.ErrStale, CodeBadRequest},
 	{"replay", keys.ErrReplay, CodeBadRequest},
 	{"bad_auth", keys.ErrAuth, CodeBadRequest},
+	{"too_many_requests", keys.ErrTooMany, CodeBadRequest},
 	{"forbidden", keys.ErrScope, CodeForbidden},
 	{"in_flight", journal.ErrInFlight, CodeRequestID},
 	{"journal_lost", journal.ErrLost, CodeRequestID},
@@ -75,6 +79,22 @@ var kinds = []struct {
 	{"canceled", context.Canceled, CodeCanceled},
 	{"timeout", context.DeadlineExceeded, CodeCanceled},
 	{"invalid_input", device.ErrInvalidInput, CodeInvalidInput},
+}
+
+// ErrorKind names the kind of err ("user_rejected", "no_device", "invalid_input", …, as in
+// error.data.kind on the wire), or "error" when it is none of them. A *RemoteError has the
+// kind the daemon gave it, so both sides of the socket name an error alike.
+func ErrorKind(err error) string {
+	var re *RemoteError
+	if errors.As(err, &re) && re.Data.Kind != "" {
+		return re.Data.Kind
+	}
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "error"
 }
 
 // ErrorData is error.data of an hwbridged JSON-RPC error.
@@ -101,6 +121,10 @@ func (e *rpcError) ErrorData() interface{} { return e.data }
 func (e *rpcError) Unwrap() error          { return e.err }
 
 // toRPC classifies err for the wire.
+// WireError is err as hwbridged answers it (a JSON-RPC error with code and error.data);
+// FromClientError rebuilds it on the client's side.
+func WireError(err error) error { return toRPC(err) }
+
 func toRPC(err error) error {
 	if err == nil {
 		return nil

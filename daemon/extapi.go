@@ -102,6 +102,8 @@ func (c *call) pathOf(ctx context.Context, addr common.Address) (string, hdpath.
 
 // List is account_list.
 func (e *ExtAPI) List(ctx context.Context) ([]common.Address, error) {
+	ctx, done := e.d.conns.bind(ctx)
+	defer done()
 	c, err := e.begin("account_list", keys.ScopeRead)
 	if err != nil {
 		return nil, err
@@ -121,6 +123,8 @@ type SignTxResult struct {
 
 // SignTransaction is account_signTransaction.
 func (e *ExtAPI) SignTransaction(ctx context.Context, args apitypes.SendTxArgs, methodSelector *string) (*SignTxResult, error) {
+	ctx, done := e.d.conns.bind(ctx)
+	defer done()
 	c, err := e.begin("account_signTransaction", keys.ScopeSign)
 	if err != nil {
 		return nil, err
@@ -161,6 +165,8 @@ func (e *ExtAPI) SignTransaction(ctx context.Context, args apitypes.SendTxArgs, 
 // SignData is account_signData: text/plain is EIP-191 personal_sign on the device; other
 // content types (clique headers, validator data) are not signed by hardware wallets.
 func (e *ExtAPI) SignData(ctx context.Context, contentType string, addr common.MixedcaseAddress, data hexutil.Bytes) (hexutil.Bytes, error) {
+	ctx, done := e.d.conns.bind(ctx)
+	defer done()
 	c, err := e.begin("account_signData", keys.ScopeSign)
 	if err != nil {
 		return nil, err
@@ -192,6 +198,8 @@ func (e *ExtAPI) SignData(ctx context.Context, contentType string, addr common.M
 
 // SignTypedData is account_signTypedData (EIP-712, hashed on the host).
 func (e *ExtAPI) SignTypedData(ctx context.Context, addr common.MixedcaseAddress, data apitypes.TypedData) (hexutil.Bytes, error) {
+	ctx, done := e.d.conns.bind(ctx)
+	defer done()
 	c, err := e.begin("account_signTypedData", keys.ScopeSign)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"reflect"
 	"testing"
 
@@ -50,6 +51,79 @@ func FuzzParams(f *testing.F) {
 			if err := json.Unmarshal(c, w); err != nil || !reflect.DeepEqual(v, w) {
 				t.Fatalf("round trip %T: %+v != %+v (%v)", v, v, w, err)
 			}
+		}
+	})
+}
+
+// scanAll feeds in to a fresh scanner in chunks of size step (0: all at once).
+func scanAll(in []byte, max, step int) error {
+	s := valueScanner{max: max}
+	if step <= 0 {
+		return s.feed(in)
+	}
+	for len(in) > 0 {
+		n := min(step, len(in))
+		if err := s.feed(in[:n]); err != nil {
+			return err
+		}
+		in = in[n:]
+	}
+	return nil
+}
+
+// longestValue is the longest top-level value of a stream of JSON objects and arrays, by
+// encoding/json; ok is false when the stream is something else.
+func longestValue(in []byte) (longest int, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(in))
+	for {
+		var v json.RawMessage
+		err := dec.Decode(&v)
+		if err == io.EOF {
+			return longest, true
+		}
+		if err != nil || (v[0] != '{' && v[0] != '[') {
+			return 0, false
+		}
+		longest = max(longest, len(v))
+	}
+}
+
+func TestValueScanner(t *testing.T) {
+	tests := []struct {
+		in      string
+		tooLong bool
+	}{
+		{`{"a":1}`, false},
+		{`{"a":"0123456789"}`, true},               // 18 bytes
+		{`{"a":1} {"b":2} {"c":3} {"d":4}`, false}, // many values under the cap
+		{`{"a":"}}}}}}}}}}"}`, true},               // brackets in strings do not end the value
+		{`{"a":"\"}}}}}}}"}`, true},                // nor do escaped quotes
+		{`[[[[[[[[[[[[[[[[[`, true},                // an unfinished value
+		{"\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n{}", false},
+	}
+	for _, tt := range tests {
+		for _, step := range []int{0, 1, 3} {
+			if err := scanAll([]byte(tt.in), 16, step); (err != nil) != tt.tooLong {
+				t.Errorf("%q step %d: %v", tt.in, step, err)
+			}
+		}
+	}
+}
+
+// FuzzValueScanner: the result does not depend on how reads split the stream, and for a
+// stream of objects and arrays the scanner refuses exactly when one value is above the cap.
+func FuzzValueScanner(f *testing.F) {
+	for _, s := range []string{`{"a":1} [2]`, `{"a":"\"}"}`, `[[[`, `"x" 1 {}`} {
+		f.Add([]byte(s), uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
+		const max = 16
+		whole := scanAll(in, max, 0)
+		if split := scanAll(in, max, int(step)); (split == nil) != (whole == nil) {
+			t.Fatalf("split by %d: %v, whole: %v", step, split, whole)
+		}
+		if longest, ok := longestValue(in); ok && (longest > max) != (whole != nil) {
+			t.Fatalf("longest value %d bytes, scanner: %v", longest, whole)
 		}
 	})
 }

@@ -8,17 +8,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 )
 
 // ErrInUse: another hwbridged answers on the socket.
 var ErrInUse = errors.New("another hwbridged is running on this socket: stop it first (or pass --socket PATH to run a second one)")
-
-// maxUnanswered caps the bytes a peer may send without the daemon writing anything back:
-// a bound on one request's size (go-ethereum's IPC codec itself has none).
-const maxUnanswered = 16 << 20
 
 // Listen creates the unix socket at path for the daemon: its directory is created 0700 if
 // missing, a socket left by a dead daemon (nothing answers a dial) is replaced, a live one
@@ -82,32 +77,6 @@ func (l *peerListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return &capConn{UnixConn: c}, nil
+		return c, nil
 	}
-}
-
-// capConn fails reads once a peer has sent maxUnanswered bytes without an answer.
-type capConn struct {
-	*net.UnixConn
-	mu     sync.Mutex
-	unread int
-}
-
-func (c *capConn) Read(b []byte) (int, error) {
-	n, err := c.UnixConn.Read(b)
-	c.mu.Lock()
-	c.unread += n
-	over := c.unread > maxUnanswered
-	c.mu.Unlock()
-	if over {
-		return n, fmt.Errorf("hwbridged: request larger than %d bytes", maxUnanswered)
-	}
-	return n, err
-}
-
-func (c *capConn) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	c.unread = 0
-	c.mu.Unlock()
-	return c.UnixConn.Write(b)
 }

@@ -56,6 +56,13 @@ var routes = map[string]route{
 	"v1RotateKey":        {audit: true},
 }
 
+// readOnly reports whether the route needs only the read scope: its audit record may be
+// written lazily (durable within audit.DefaultLazyDelay); every other audited call waits for
+// its record to be durable.
+func (r route) readOnly() bool {
+	return len(r.scopes) > 0 && !slices.ContainsFunc(r.scopes, func(s keys.Scope) bool { return s != keys.ScopeRead })
+}
+
 // call is one authenticated request on its way through a handler.
 type call struct {
 	d      *Daemon
@@ -69,7 +76,8 @@ type call struct {
 func (c *call) label() string { return c.app.ID + "/" + c.method }
 
 // begin authenticates a request, checks the route's scopes and decodes params strictly.
-func (d *Daemon) begin(method string, auth keys.Auth, raw json.RawMessage, params any) (*call, error) {
+// A request that authenticates marks its connection as trusted (not closed when idle).
+func (d *Daemon) begin(ctx context.Context, method string, auth keys.Auth, raw json.RawMessage, params any) (*call, error) {
 	r, ok := routes[method]
 	if !ok {
 		return nil, fmt.Errorf("hwbridged has no route for %s: %w", method, errNoRoute)
@@ -79,6 +87,7 @@ func (d *Daemon) begin(method string, auth keys.Auth, raw json.RawMessage, param
 		d.log.Info("request refused", "method", method, "app", auth.App, "err", err)
 		return nil, err
 	}
+	d.conns.trust(ctx)
 	for _, s := range r.scopes {
 		if !app.Has(s) {
 			return nil, fmt.Errorf("%w: %s needs scope %q; app %s has %v (pair again asking for it)", keys.ErrScope, method, s, app.ID, app.Scopes)
@@ -99,7 +108,7 @@ var errNoRoute = fmt.Errorf("internal error")
 // finish audits the call if its route says so and converts the error for the wire.
 func (c *call) finish(summary string, err error) error {
 	if c.route.audit {
-		if aerr := c.d.record(c.app.ID, c.method, c.dev, summary, err); aerr != nil && err == nil {
+		if aerr := c.d.record(c.app.ID, c.method, c.dev, summary, err, !c.route.readOnly()); aerr != nil && err == nil {
 			err = aerr
 		}
 	}

@@ -224,8 +224,10 @@ func (h hubDevice) SignTypedHash(ctx context.Context, path hdpath.Path, dom [32]
 // V1BtcSend builds a payment from the device's account (watch-only scan of the backend),
 // signs it on the device, checks it and broadcasts it, once per request id.
 func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*BtcSendResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p BtcSendParams
-	c, err := a.d.begin("v1BtcSend", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1BtcSend", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}
@@ -259,8 +261,10 @@ func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 
 // V1EthSend builds, signs and broadcasts an ETH or ERC-20 transfer, once per request id.
 func (a *API) V1EthSend(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*EthSendResult, error) {
+	ctx, done := a.d.conns.bind(ctx)
+	defer done()
 	var p EthSendParams
-	c, err := a.d.begin("v1EthSend", auth, raw, &p)
+	c, err := a.d.begin(ctx, "v1EthSend", auth, raw, &p)
 	if err != nil {
 		return nil, toRPC(err)
 	}

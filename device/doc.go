@@ -9,6 +9,8 @@
 //
 // Callers branch with errors.Is on ErrUserRejected (the user said no on the device),
 // ErrLocked (PIN or passphrase needed), ErrDisconnected (the link went away mid-exchange),
+// ErrLinkLost (the device stopped answering while no confirmation was pending: a lost packet;
+// the driver re-syncs the link before the next call, so a retry works),
 // ErrWrongApp (a Ledger runs another app), ErrBusy (another exchange holds the device),
 // ErrNoDevice (nothing to talk to) and ErrBadSignature (the device returned a signature that
 // does not verify). Capabilities a device lacks wrap errors.ErrUnsupported. A *Error keeps

@@ -7,15 +7,20 @@ import (
 
 // Sentinel errors callers branch on.
 var (
-	ErrUserRejected = errors.New("rejected on the device")
-	ErrLocked       = errors.New("device is locked: unlock it (PIN/passphrase) and retry")
-	ErrDisconnected = errors.New("device disconnected: reconnect it and retry")
-	ErrWrongApp     = errors.New("wrong app open on the device")
-	ErrBusy         = errors.New("device is busy with another request: retry when it is done")
-	ErrNoDevice     = errors.New("no device found: connect and unlock a device, or name one with --device")
-	ErrBadSignature = errors.New("device returned a signature that does not verify: nothing was used")
-	ErrInvalidInput = errors.New("invalid request")
-	ErrProtocol     = errors.New("device protocol error")
+	ErrUserRejected   = errors.New("rejected on the device")
+	ErrLocked         = errors.New("device is locked: unlock it (PIN/passphrase) and retry")
+	ErrDisconnected   = errors.New("device disconnected: reconnect it and retry")
+	ErrWrongApp       = errors.New("wrong app open on the device")
+	ErrBusy           = errors.New("device is busy with another request: retry when it is done")
+	ErrNoDevice       = errors.New("no device found: connect and unlock a device, or name one with --device")
+	ErrSeveralDevices = errors.New("several devices are attached: name one with --device (hwbridge devices lists them)")
+	ErrBadSignature   = errors.New("device returned a signature that does not verify: nothing was used")
+	ErrInvalidInput   = errors.New("invalid request")
+	ErrProtocol       = errors.New("device protocol error")
+	// ErrLinkLost: the device stopped answering in the middle of an exchange while no
+	// confirmation was pending on it (a lost or garbled packet or frame). The driver
+	// re-synchronises the link before its next exchange, so the next call works: retry.
+	ErrLinkLost = errors.New("the device stopped answering while no confirmation was pending on it (a packet was lost on the link): the next call re-syncs the link, retry")
 )
 
 // Error is a failure reported by a device, with its raw code kept.

@@ -24,10 +24,21 @@ const (
 	attachProbeTimeout  = 5 * time.Second // reading features of a newly attached device
 )
 
-// Driver opens a device of one family on an open link. emulator says the path named an
-// emulator (udp: or tcp:); prompt is to be called whenever the device waits for the user
-// (a Trezor ButtonRequest, a Ledger confirmation screen).
-type Driver func(link transport.Link, emulator bool, prompt func()) (Device, error)
+// Driver opens a device of one family on an open link.
+type Driver func(link transport.Link, c DriverConfig) (Device, error)
+
+// DriverConfig is what the hub tells a driver about the device it opens.
+type DriverConfig struct {
+	// Emulator: the path named an emulator (udp: or tcp:).
+	Emulator bool
+	// Prompt is to be called whenever the device waits for the person (a Trezor
+	// ButtonRequest, a Ledger confirmation screen): the hub sends EventPrompt.
+	Prompt func()
+	// Reopen opens a fresh link to the same device, for a driver that re-opens its link
+	// after a failed exchange (the Ledger driver's Options.Reopen). The driver closes the
+	// link it replaces.
+	Reopen func(ctx context.Context) (transport.Link, error)
+}
 
 // USB lists the wallets on USB; transport.Enumerate fits (wrap it in USBFunc).
 type USB interface {
@@ -302,11 +313,15 @@ func (h *Hub) openLocked(ctx context.Context, s *slot) error {
 		return err
 	}
 	path := s.path
-	dev, err := drv(link, s.emulator, func() {
-		s.mu.Lock()
-		label := s.label
-		s.mu.Unlock()
-		h.emit(Event{Type: EventPrompt, Path: path, Label: label})
+	dev, err := drv(link, DriverConfig{
+		Emulator: s.emulator,
+		Prompt: func() {
+			s.mu.Lock()
+			label := s.label
+			s.mu.Unlock()
+			h.emit(Event{Type: EventPrompt, Path: path, Label: label})
+		},
+		Reopen: func(ctx context.Context) (transport.Link, error) { return h.cfg.Open(ctx, path) },
 	})
 	if err != nil {
 		_ = link.Close()
@@ -417,7 +432,7 @@ func (h *Hub) Select(ctx context.Context, sel string) (string, error) {
 		case 1:
 			return devs[0].Path, nil
 		}
-		return "", fmt.Errorf("%d devices are attached: name one with --device (hwbridge devices lists them): %w", len(devs), ErrInvalidInput)
+		return "", fmt.Errorf("%d devices are attached: %w", len(devs), ErrSeveralDevices)
 	}
 	for _, d := range devs {
 		fp, err := h.Fingerprint(ctx, d.Path)

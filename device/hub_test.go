@@ -100,8 +100,8 @@ type fakeWorld struct {
 func newWorld(t *testing.T, emulators ...string) *fakeWorld {
 	w := &fakeWorld{block: make(chan struct{})}
 	w.hub = NewHub(HubConfig{
-		Drivers: map[string]Driver{transport.KindTrezor: func(link transport.Link, emulator bool, prompt func()) (Device, error) {
-			d := &fakeDevice{block: w.block, prompt: prompt}
+		Drivers: map[string]Driver{transport.KindTrezor: func(link transport.Link, c DriverConfig) (Device, error) {
+			d := &fakeDevice{block: w.block, prompt: c.Prompt}
 			w.mu.Lock()
 			w.devs = append(w.devs, d)
 			w.mu.Unlock()

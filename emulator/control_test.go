@@ -92,3 +92,35 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("foreign host accepted: %d", code)
 	}
 }
+
+// TestFaultAt: drop_at and corrupt_at hit exactly the n-th outgoing packet from now, once;
+// the counters count every packet and message.
+func TestFaultAt(t *testing.T) {
+	var f Faults
+	if err := f.Apply(FaultSpec{DropAt: 3, CorruptAt: 2}); err != nil {
+		t.Fatal(err)
+	}
+	pkt := []byte{1, 2}
+	var got []string
+	for range 5 {
+		out, send := f.Outgoing(pkt)
+		switch {
+		case !send:
+			got = append(got, "drop")
+		case out[0] != pkt[0]:
+			got = append(got, "corrupt")
+		default:
+			got = append(got, "ok")
+		}
+	}
+	if want := "ok corrupt drop ok ok"; strings.Join(got, " ") != want {
+		t.Fatalf("got %v, want %s", got, want)
+	}
+	f.DisconnectAt(2)
+	if f.Incoming() || !f.Incoming() || f.Incoming() {
+		t.Fatal("disconnect_at 2 fires at the second message only")
+	}
+	if st := f.State(); st.Sent != 5 || st.Received != 3 || st.DropAt != 0 || st.CorruptAt != 0 {
+		t.Fatalf("state %+v", st)
+	}
+}

@@ -15,8 +15,11 @@
 // # Faults
 //
 // Faults arms one-shot faults on a device: drop the next N outgoing packets, corrupt the
-// next N outgoing packets, disconnect at the N-th incoming message (the device forgets the
-// exchange and closes the link), and a delay before every reply.
+// next N outgoing packets, drop or corrupt only the N-th outgoing packet from now
+// (drop_at, corrupt_at: a fault at one message index of a flow), disconnect at the N-th
+// incoming message (the device forgets the exchange and closes the link), and a delay
+// before every reply. Its state also counts the packets sent and messages received, so a
+// flow's length can be read off before sweeping faults across it.
 //
 // # Control API
 //
@@ -35,7 +38,7 @@
 //	                                                     screen appears is held for it.
 //	POST /policy  {"device":"trezor","policy":"reject"}  auto | reject | prompt; without device:
 //	                                                     every device
-//	POST /fault   {"device":"trezor","drop":1,"corrupt":0,"disconnect_at":2,"delay_ms":50,"clear":false}
+//	POST /fault   {"device":"trezor","drop":1,"corrupt":0,"drop_at":0,"corrupt_at":0,"disconnect_at":2,"delay_ms":50,"clear":false}
 //	                                                     arm faults (see FaultSpec); the reply
 //	                                                     shows what is armed
 //

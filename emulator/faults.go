@@ -16,6 +16,11 @@ type FaultSpec struct {
 	Drop int `json:"drop,omitempty"`
 	// Corrupt flips bits in the next Corrupt outgoing packets.
 	Corrupt int `json:"corrupt,omitempty"`
+	// DropAt drops the DropAt-th outgoing packet from now (1 means the next), once; the
+	// packets before it pass. With Drop it counts after the dropped ones.
+	DropAt int `json:"drop_at,omitempty"`
+	// CorruptAt corrupts the CorruptAt-th outgoing packet from now, once.
+	CorruptAt int `json:"corrupt_at,omitempty"`
 	// DisconnectAt makes the device drop its state when the DisconnectAt-th incoming message
 	// from now arrives: it does not answer it and closes the link (or, on UDP, forgets the
 	// exchange). 1 means the very next message.
@@ -26,12 +31,18 @@ type FaultSpec struct {
 	Clear bool `json:"clear,omitempty"`
 }
 
-// FaultState is what is armed now.
+// FaultState is what is armed now, and what the device has carried so far.
 type FaultState struct {
 	Drop         int `json:"drop"`
 	Corrupt      int `json:"corrupt"`
+	DropAt       int `json:"drop_at"`
+	CorruptAt    int `json:"corrupt_at"`
 	DisconnectAt int `json:"disconnect_at"`
 	DelayMS      int `json:"delay_ms"`
+	// Sent counts the outgoing packets (dropped ones included), Received the incoming
+	// messages, since the device started: a flow's length is the difference across it.
+	Sent     int64 `json:"sent"`
+	Received int64 `json:"received"`
 }
 
 // Faults holds the faults armed on one device. The zero value has none armed; it is safe for
@@ -41,8 +52,12 @@ type Faults struct {
 	mu           sync.Mutex
 	drop         int
 	corrupt      int
+	dropAt       int
+	corruptAt    int
 	disconnectAt int
 	delay        time.Duration
+	sent         int64
+	received     int64
 }
 
 // DropNext drops the next n outgoing packets.
@@ -77,12 +92,12 @@ func (f *Faults) SetDelay(d time.Duration) {
 func (f *Faults) Clear() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.drop, f.corrupt, f.disconnectAt, f.delay = 0, 0, 0, 0
+	f.drop, f.corrupt, f.dropAt, f.corruptAt, f.disconnectAt, f.delay = 0, 0, 0, 0, 0, 0
 }
 
 // Apply arms the faults in s.
 func (f *Faults) Apply(s FaultSpec) error {
-	if s.Drop < 0 || s.Corrupt < 0 || s.DisconnectAt < 0 || s.DelayMS < 0 {
+	if s.Drop < 0 || s.Corrupt < 0 || s.DropAt < 0 || s.CorruptAt < 0 || s.DisconnectAt < 0 || s.DelayMS < 0 {
 		return fmt.Errorf("emulator: fault counts must not be negative: %+v", s)
 	}
 	if time.Duration(s.DelayMS)*time.Millisecond > MaxFaultDelay {
@@ -91,7 +106,13 @@ func (f *Faults) Apply(s FaultSpec) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if s.Clear {
-		f.drop, f.corrupt, f.disconnectAt, f.delay = 0, 0, 0, 0
+		f.drop, f.corrupt, f.dropAt, f.corruptAt, f.disconnectAt, f.delay = 0, 0, 0, 0, 0, 0
+	}
+	if s.DropAt > 0 {
+		f.dropAt = s.DropAt
+	}
+	if s.CorruptAt > 0 {
+		f.corruptAt = s.CorruptAt
 	}
 	if s.Drop > 0 {
 		f.drop = s.Drop
@@ -112,7 +133,8 @@ func (f *Faults) Apply(s FaultSpec) error {
 func (f *Faults) State() FaultState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return FaultState{Drop: f.drop, Corrupt: f.corrupt, DisconnectAt: f.disconnectAt, DelayMS: int(f.delay / time.Millisecond)}
+	return FaultState{Drop: f.drop, Corrupt: f.corrupt, DropAt: f.dropAt, CorruptAt: f.corruptAt, DisconnectAt: f.disconnectAt,
+		DelayMS: int(f.delay / time.Millisecond), Sent: f.sent, Received: f.received}
 }
 
 // Outgoing applies the packet faults to one outgoing packet. It returns the packet to send
@@ -123,12 +145,19 @@ func (f *Faults) Outgoing(pkt []byte) (out []byte, send bool) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.sent++
 	if f.drop > 0 {
 		f.drop--
 		return nil, false
 	}
-	if f.corrupt > 0 && len(pkt) > 0 {
-		f.corrupt--
+	dropNow, corruptNow := countdown(&f.dropAt), countdown(&f.corruptAt)
+	if dropNow {
+		return nil, false
+	}
+	if (corruptNow || f.corrupt > 0) && len(pkt) > 0 {
+		if !corruptNow {
+			f.corrupt--
+		}
 		out = make([]byte, len(pkt))
 		for i, b := range pkt {
 			out[i] = ^b
@@ -136,6 +165,15 @@ func (f *Faults) Outgoing(pkt []byte) (out []byte, send bool) {
 		return out, true
 	}
 	return pkt, true
+}
+
+// countdown steps an armed n-th-from-now counter and reports whether it fires now.
+func countdown(n *int) bool {
+	if *n == 0 {
+		return false
+	}
+	*n--
+	return *n == 0
 }
 
 // Incoming counts one whole incoming message and reports whether the device must
@@ -146,11 +184,8 @@ func (f *Faults) Incoming() (disconnect bool) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.disconnectAt == 0 {
-		return false
-	}
-	f.disconnectAt--
-	return f.disconnectAt == 0
+	f.received++
+	return countdown(&f.disconnectAt)
 }
 
 // Delay is how long to wait before each reply.

@@ -1,21 +1,79 @@
-# Sourced by scripts/test.sh. Installs third-party test peers: trezorctl (Debian's
-# python3-trezor 0.12.4) and python3-rlp for its ethereum commands. The Ledger JS clients
-# come from npm (testdata/js/package-lock.json), installed by their Go test into a cache;
-# btcd and geth are built by internal/nodes from the pinned versions in tools/go.mod.
-deps_install() {
+#!/usr/bin/env bash
+# Installs what the build, the tests and the benchmarks need on a bare Debian 12 machine,
+# idempotently (quick when already done). Sourced by scripts/test.sh; run it by itself on a
+# new machine before scripts/bench.sh:
+#   scripts/deps.sh
+# apt (as root, or through sudo): gcc and libc6-dev (cgo: karalabe/hid, geth's crypto),
+#   git and ca-certificates (go modules), nodejs and npm (Ledger's JS clients), Debian's
+#   python3-trezor 0.12.4 and python3-rlp (trezorctl and its ethereum commands).
+# npm: Ledger's JS clients pinned by emulator/ledger/testdata/js/package-lock.json, installed
+#   with `npm ci` into the cache their test reads, so tests run offline.
+# go: btcd and geth, pinned by tools/go.mod, built once into the shared cache the tests use
+#   (internal/nodes; geth takes about 2.5 minutes cold on 2 cores, with progress).
+# Go itself must be installed first (go.mod's version; Debian 12's golang-go is too old):
+#   https://go.dev/dl, or any go ≥ 1.21 that fetches the toolchain go.mod names.
+
+deps_say() { echo "deps: $*" >&2; }
+
+deps_apt() {
   local need=()
+  command -v gcc >/dev/null 2>&1 || need+=(gcc)
+  [ -e /usr/include/stdio.h ] || need+=(libc6-dev)
+  command -v git >/dev/null 2>&1 || need+=(git)
+  [ -e /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+  command -v node >/dev/null 2>&1 || need+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
   # Debian's python3-trezor installs the trezorlib module for /usr/bin/python3 (the tests
   # run `python3 -m trezorlib.cli.trezorctl`; no trezorctl script comes with it). A pyenv
   # or venv python3 earlier on PATH does not see it, so ask the system interpreter.
-  /usr/bin/python3 -c 'import trezorlib' >/dev/null 2>&1 || need+=(python3-trezor)
-  /usr/bin/python3 -c 'import rlp' >/dev/null 2>&1 || need+=(python3-rlp)
-  if [ ${#need[@]} -gt 0 ]; then
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo=sudo
-    echo "installing ${need[*]} (apt)" >&2
-    $sudo apt-get update -qq >/dev/null || true
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import trezorlib' >/dev/null 2>&1; } || need+=(python3-trezor)
+  { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import rlp' >/dev/null 2>&1; } || need+=(python3-rlp)
+  [ ${#need[@]} -gt 0 ] || return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  deps_say "installing ${need[*]} (apt)"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+}
+
+deps_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    deps_say "go is not installed: install the version in go.mod from https://go.dev/dl (Debian 12's golang-go is too old) and put it on PATH"
+    return 1
   fi
+}
+
+# The Ledger JS clients, into the directory emulator/ledger's jsClients looks in first
+# (os.UserCacheDir()/hwbridge/ledgeremu-js-<first 12 hex digits of the lock file's sha256>).
+deps_npm() {
+  local js=emulator/ledger/testdata/js
+  local sum cache
+  sum=$(sha256sum "$js/package-lock.json" | cut -c1-12)
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwbridge/ledgeremu-js-$sum"
+  [ -d "$cache/node_modules/@ledgerhq/hw-transport-node-speculos" ] && return 0
+  deps_say "npm ci: Ledger JS clients (pinned by $js/package-lock.json) into $cache"
+  mkdir -p "$cache"
+  cp "$js/package.json" "$js/package-lock.json" "$cache/"
+  (cd "$cache" && npm ci --no-audit --no-fund --loglevel=error >&2)
+}
+
+# btcd and geth, built once per pinned version (progress on stderr).
+deps_nodes() {
+  deps_say "btcd and geth (tools/go.mod) into the shared cache"
+  go run ./internal/nodes/cmd/buildnodes >/dev/null
+}
+
+deps_install() {
+  deps_apt
+  deps_go
+  deps_npm
+  deps_nodes
   # Integration tests refuse to skip when this is set: CI must really run them.
   export HWBRIDGE_REQUIRE_PEERS=1
 }
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
+  cd "$(dirname "$0")/.."
+  deps_install
+fi

@@ -131,6 +131,41 @@ func (e *Exchanger) Exchange(ctx context.Context, apdu []byte) ([]byte, error) {
 	return resp, nil
 }
 
+// drainMax bounds one Drain: a device that keeps talking for longer is not draining.
+const drainMax = 2 * time.Second
+
+// Drain gets a link back in step after an interrupted exchange: it reads and drops whatever
+// arrives (a late or partial reply to the abandoned command) until the link stays silent
+// for quiet, at most drainMax and within ctx, then lets exchanges run again. A link that is
+// gone fails with ErrClosed.
+func (e *Exchanger) Drain(ctx context.Context, quiet time.Duration) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, drainMax)
+	defer cancel()
+	buf := make([]byte, 4096)
+	for {
+		qctx, qcancel := context.WithTimeout(ctx, quiet)
+		err := DoContext(qctx, e.link, func() error {
+			_, err := e.link.Read(buf)
+			return err
+		})
+		qcancel()
+		switch {
+		case err == nil:
+			continue // a stale packet or bytes: dropped
+		case ctx.Err() != nil:
+			return fmt.Errorf("transport: drain: the device kept sending: %w", ctx.Err())
+		case errors.Is(err, context.DeadlineExceeded):
+			e.broken = nil // silent: in step
+			return nil
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrClosedPipe), errors.Is(err, ErrClosed):
+			return fmt.Errorf("transport: drain: %w: %w", ErrClosed, err)
+		}
+		return fmt.Errorf("transport: drain: %w", err)
+	}
+}
+
 // apduHeader is the part of an APDU safe to put in an error: CLA INS P1 P2, never data.
 func apduHeader(apdu []byte) []byte { return apdu[:min(4, len(apdu))] }
 

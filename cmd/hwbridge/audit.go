@@ -25,8 +25,8 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errAuditBad, err)
 	}
-	return e.print(map[string]any{"ok": true, "path": path, "records": s.Records, "head": s.Head},
-		fmt.Sprintf("ok: %s: %d records, head %s", path, s.Records, s.Head))
+	return e.print(map[string]any{"ok": true, "path": path, "records": s.Records, "head": s.Head, "segments": s.Segments},
+		fmt.Sprintf("ok: %s: %d records (%d sealed segments), head %s", path, s.Records, s.Segments, s.Head))
 }
 
 // dataDir resolves --data-dir: the flag, else $HWBRIDGE_DATA_DIR, else ~/.hwbridge.

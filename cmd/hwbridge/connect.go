@@ -8,41 +8,32 @@ import (
 	"strings"
 
 	"github.com/hwbridge/hwbridge/device"
-	"github.com/hwbridge/hwbridge/device/ledger"
-	"github.com/hwbridge/hwbridge/device/trezor"
-	"github.com/hwbridge/hwbridge/internal/trezorpb"
+	hwdrivers "github.com/hwbridge/hwbridge/device/drivers"
 	"github.com/hwbridge/hwbridge/transport"
 )
 
 // A driver opens one device family on an open link. emulator says the path named an
-// emulator (udp: or tcp:), which the device then reports in its Features.
-type driver func(e *env, link transport.Link, emulator bool) device.Device
+// emulator (udp: or tcp:), which the device then reports in its Features; reopen opens the
+// path again (a Ledger link is re-opened after a failed exchange).
+type driver func(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device
 
-// drivers maps a transport kind to its driver: one line per family.
+// drivers maps a transport kind to its driver, wired as in hwbridged (device/drivers).
 var drivers = map[string]driver{
 	transport.KindTrezor: openTrezor,
 	transport.KindLedger: openLedger,
 }
 
-// openLedger drives a Ledger: HID APDU framing over USB, Speculos framing for an emulator
-// on tcp:, opening the app a request needs (as hwbridged's wiring does).
-func openLedger(e *env, link transport.Link, emulator bool) device.Device {
-	ex := transport.NewLedgerHIDExchanger(link)
-	if emulator {
-		ex = transport.NewSpeculosExchanger(link)
-	}
-	return ledger.New(ex, ledger.Options{Logger: e.log.With("device", "ledger"), OpenApp: true, Emulator: emulator})
+func openLedger(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device {
+	return hwdrivers.Ledger(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton(), Reopen: reopen}, e.driverOptions())
 }
 
-func openTrezor(e *env, link transport.Link, emulator bool) device.Device {
-	button := e.onButton()
-	return trezor.New(link, trezor.Options{
-		Logger:     e.log.With("device", "trezor"),
-		OnButton:   func(trezorpb.ButtonRequestType) { button() },
-		PIN:        e.trezorPIN(),
-		Passphrase: e.trezorPassphrase(),
-		Emulator:   emulator,
-	})
+func openTrezor(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
+	return hwdrivers.Trezor(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton()}, e.driverOptions())
+}
+
+// driverOptions: the host side of the drivers (the terminal's PIN and passphrase entry).
+func (e *env) driverOptions() hwdrivers.Options {
+	return hwdrivers.Options{Logger: e.log, PIN: e.trezorPIN(), Passphrase: e.trezorPassphrase()}
 }
 
 // kindOf says which family speaks at a path: udp: is the Trezor emulator protocol, tcp:
@@ -87,7 +78,9 @@ func (e *env) openPath(ctx context.Context, path string) (device.Device, error) 
 	if err != nil {
 		return nil, err
 	}
-	d := device.Verify(drv(e, link, p.Scheme != transport.SchemeHID))
+	d := device.Verify(drv(e, link, p.Scheme != transport.SchemeHID, func(ctx context.Context) (transport.Link, error) {
+		return transport.Open(ctx, path)
+	}))
 	e.opened = append(e.opened, d)
 	return d, nil
 }

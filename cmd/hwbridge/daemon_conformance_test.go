@@ -11,10 +11,10 @@ import (
 	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/devicetest"
-	"github.com/hwbridge/hwbridge/device/trezor"
+	hwdrivers "github.com/hwbridge/hwbridge/device/drivers"
 	"github.com/hwbridge/hwbridge/emulator"
+	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
-	"github.com/hwbridge/hwbridge/internal/trezorpb"
 	"github.com/hwbridge/hwbridge/transport"
 )
 
@@ -26,13 +26,31 @@ func startInProcessDaemon(t *testing.T, policy emulator.Policy) *daemon.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const path = "udp:127.0.0.1:21324" // named only: the link is the emulator's in-process pipe
+	t.Cleanup(func() { emu.Close() })
+	// named only: the link is the emulator's in-process pipe
+	return startDaemonOn(t, "udp:127.0.0.1:21324", func() transport.Link { return emu.Pipe() })
+}
+
+// startLedgerDaemon is startInProcessDaemon with an emulated Ledger (blind signing on, so
+// that the suite's contract calls sign).
+func startLedgerDaemon(t *testing.T, policy emulator.Policy) *daemon.Client {
+	t.Helper()
+	emu, err := ledgeremu.New(ledgeremu.Config{Mnemonic: devicetest.Mnemonic, BlindSigning: true, Approver: emulator.NewApprover(policy)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	return startDaemonOn(t, "tcp:127.0.0.1:9999", func() transport.Link { return emu.Pipe() })
+}
+
+// startDaemonOn serves one emulator endpoint through the hub with hwbridged's own driver
+// wiring (device/drivers); open gives a fresh in-process link to it (also for re-opens).
+func startDaemonOn(t *testing.T, path string, open func() transport.Link) *daemon.Client {
+	t.Helper()
 	hub := device.NewHub(device.HubConfig{
-		Drivers: map[string]device.Driver{transport.KindTrezor: func(link transport.Link, em bool, prompt func()) (device.Device, error) {
-			return device.Verify(trezor.New(link, trezor.Options{Emulator: em, OnButton: func(trezorpb.ButtonRequestType) { prompt() }})), nil
-		}},
+		Drivers:   hwdrivers.Hub(hwdrivers.Options{}),
 		Emulators: []string{path},
-		Open:      func(ctx context.Context, _ string) (transport.Link, error) { return emu.Pipe(), nil },
+		Open:      func(ctx context.Context, _ string) (transport.Link, error) { return open(), nil },
 	})
 	dir, err := os.MkdirTemp("", "hwbc")
 	if err != nil {
@@ -70,7 +88,6 @@ func startInProcessDaemon(t *testing.T, policy emulator.Policy) *daemon.Client {
 			}
 		}
 		d.Close()
-		emu.Close()
 		os.RemoveAll(dir)
 	})
 	return c
@@ -80,10 +97,31 @@ func startInProcessDaemon(t *testing.T, policy emulator.Policy) *daemon.Client {
 // CLI uses in daemon mode: every scenario goes CLI → socket → daemon → hub → driver →
 // emulator, and errors must keep their taxonomy on the way back.
 func TestConformanceThroughDaemon(t *testing.T) {
-	auto := startInProcessDaemon(t, emulator.PolicyAuto)
-	reject := startInProcessDaemon(t, emulator.PolicyReject)
-	devicetest.Run(t, func(t *testing.T) device.Device { return &remoteDevice{c: auto} }, devicetest.Capabilities{
-		Taproot: true, EIP1559: true, EIP712Hash: true, Multisig: true, NeedsNonWitnessUTXO: true,
-		OpenRejecting: func(t *testing.T) device.Device { return &remoteDevice{c: reject} },
+	t.Run("trezor", func(t *testing.T) {
+		auto := startInProcessDaemon(t, emulator.PolicyAuto)
+		reject := startInProcessDaemon(t, emulator.PolicyReject)
+		devicetest.Run(t, func(t *testing.T) device.Device { return &remoteDevice{c: auto} }, devicetest.Capabilities{
+			Taproot: true, EIP1559: true, EIP712Hash: true, Multisig: true, NeedsNonWitnessUTXO: true,
+			OpenRejecting: func(t *testing.T) device.Device { return &remoteDevice{c: reject} },
+		})
 	})
+	t.Run("ledger", func(t *testing.T) {
+		auto := startLedgerDaemon(t, emulator.PolicyAuto)
+		reject := startLedgerDaemon(t, emulator.PolicyReject)
+		// EIP712Hash stays off: the Ledger app signs hashed EIP-712 only with a message hash,
+		// and the suite also signs domain-only data (device/ledger TestTypedHash covers it).
+		devicetest.Run(t, func(t *testing.T) device.Device { return noDomainOnly{&remoteDevice{c: auto}} }, devicetest.Capabilities{
+			Taproot: true, EIP1559: true, Multisig: true,
+			OpenRejecting: func(t *testing.T) device.Device { return noDomainOnly{&remoteDevice{c: reject}} },
+		})
+	})
+}
+
+// noDomainOnly hides the EIP-712 capability from the suite (see the ledger case above).
+type noDomainOnly struct{ device.Device }
+
+func (n noDomainOnly) Features(ctx context.Context) (device.Features, error) {
+	f, err := n.Device.Features(ctx)
+	f.Capabilities.EIP712Hash = false
+	return f, err
 }

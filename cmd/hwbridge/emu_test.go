@@ -158,7 +158,7 @@ func TestErrorsOnEmulator(t *testing.T) {
 		{"rejected psbt", reject, []string{"btc", "sign-psbt", mainnet}, exitRejected, "rejected on the device"},
 		{"rejected address", reject, []string{"address", "--display"}, exitRejected, "rejected on the device"},
 		{"rejected eth message", reject, []string{"eth", "sign-message", "no"}, exitRejected, "rejected on the device"},
-		{"psbt for another network", auto, []string{"btc", "sign-psbt", mainnet, "--network", "testnet"}, exitError, "--network"},
+		{"psbt for another network", auto, []string{"btc", "sign-psbt", mainnet, "--network", "testnet"}, exitUsage, "--network"},
 		{"taproot message", auto, []string{"btc", "sign-message", "x", "--path", "m/86'/0'/0'/0/0", "--type", "tr"}, exitError, "taproot"},
 	}
 	for _, tt := range tests {
@@ -175,7 +175,7 @@ func TestErrorsOnEmulator(t *testing.T) {
 	t.Run("rejected json", func(t *testing.T) {
 		r := cli(t, "", nil, "--device", reject, "--json", "eth", "sign-message", "no")
 		var got struct{ Error struct{ Code string } }
-		if r.code != exitRejected || json.Unmarshal([]byte(r.stdout), &got) != nil || got.Error.Code != "rejected" {
+		if r.code != exitRejected || json.Unmarshal([]byte(r.stdout), &got) != nil || got.Error.Code != "user_rejected" {
 			t.Errorf("exit %d, stdout %q", r.code, r.stdout)
 		}
 	})

@@ -44,7 +44,8 @@ func newEnv(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) strin
 // after the command name.
 func (e *env) flagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(io.Discard) // errors are printed by finish, help by parse
+	fs.Usage = func() {}
 	fs.StringVar(&e.device, "device", e.device, "device path (hid:, udp:, tcp:) or master fingerprint; default $HWBRIDGE_DEVICE")
 	fs.StringVar(&e.socket, "socket", e.socket, "hwbridged socket path")
 	fs.BoolVar(&e.direct, "direct", e.direct, "talk to the device directly, not through hwbridged")
@@ -58,6 +59,10 @@ func (e *env) parse(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]stri
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				e.commandHelp(e.stdout, e.cmd, fs)
+				return nil, errHelpShown
+			}
 			return nil, &usageError{err.Error()}
 		}
 		rest := fs.Args()
@@ -122,7 +127,7 @@ func (e *env) onButton() func() {
 func parseNetwork(s string) (*chaincfg.Params, error) {
 	n, err := bitcoin.Network(s)
 	if err != nil {
-		return nil, usagef("--network: %v", err)
+		return nil, usagef("--network %q: unknown network (use %s)", s, bitcoin.NetworkNames)
 	}
 	return n, nil
 }

@@ -86,7 +86,7 @@ func hwiCode(err error) int {
 		return hwiDeviceBusy
 	case errors.Is(err, device.ErrLocked), errors.Is(err, device.ErrWrongApp):
 		return hwiDeviceNotReady
-	case isNoDevice(err), errors.Is(err, device.ErrDisconnected):
+	case isNoDevice(err), errors.Is(err, device.ErrDisconnected), errors.Is(err, device.ErrLinkLost):
 		return hwiDeviceConnError
 	case errors.Is(err, device.ErrInvalidInput):
 		return hwiBadArgument

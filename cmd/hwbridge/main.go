@@ -3,7 +3,9 @@
 // through hwbridged when the daemon's socket exists (client.go), else (or with --direct)
 // directly.
 //
-// Exit codes: 0 ok, 1 error, 2 usage, 3 rejected on the device, 4 no device.
+// Exit codes (one table, errors.go): 0 ok, 1 error, 2 usage or invalid input, 3 rejected on
+// the device, 4 device problem (none found, several attached, locked, disconnected, wrong app,
+// busy).
 package main
 
 import (
@@ -66,6 +68,7 @@ var commands = []command{
 	{"audit verify", "[--data-dir DIR]", "check hwbridged's hash-chained audit log", runAuditVerify},
 	{"journal check", "[--data-dir DIR]", "check the request journal (what makes a request id pay at most once) against its head", runJournalCheck},
 	{"journal accept-loss", "--reason TEXT [--data-dir DIR]", "start the request journal again after a loss you checked on the chain (recorded in the audit log)", runJournalAcceptLoss},
+	{"version", "", "print the version of hwbridge (and of hwbridged when it runs)", runVersion},
 	{"hwi", "[--fingerprint FP] [--chain C] [--stdin] enumerate|getdescriptors|displayaddress|signtx ...", "the HWI command contract Bitcoin Core's -signer runs (bitcoind -signer=\"hwbridge hwi\")", runHWI},
 }
 
@@ -91,26 +94,31 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 
 func (e *env) main(ctx context.Context, args []string) int {
 	fs := e.flagSet("hwbridge")
-	fs.Usage = func() { e.usage(e.stderr) }
+	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			e.usage(e.stdout)
 			return exitOK
 		}
-		return exitUsage
+		return e.finish(usagef("%v (hwbridge help lists the global flags)", err))
 	}
 	rest := fs.Args()
-	if len(rest) == 0 {
+	switch {
+	case *version:
+		rest = []string{"version"}
+	case len(rest) == 0:
 		e.usage(e.stderr)
 		return exitUsage
-	}
-	if rest[0] == "help" {
-		e.usage(e.stdout)
-		return exitOK
+	case rest[0] == "help":
+		return e.help(ctx, rest[1:])
 	}
 	cmd, n, ok := findCommand(rest)
 	if !ok {
-		fmt.Fprintf(e.stderr, "hwbridge: unknown command %q (run hwbridge help)\n", strings.Join(rest[:min(2, len(rest))], " "))
-		return exitUsage
+		if group := commandGroup(rest[0]); len(group) > 0 && (len(rest) == 1 || isHelpFlag(rest[1])) {
+			e.groupHelp(e.stdout, rest[0], group)
+			return exitOK
+		}
+		return e.finish(unknownCommand(rest))
 	}
 	e.cmd = cmd
 	err := cmd.run(ctx, e, rest[n:])
@@ -136,61 +144,37 @@ func (e *env) usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: hwbridge [--device D] [--socket PATH] [--direct] [--json] COMMAND [ARGS]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %s %s\n      %s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
 	fmt.Fprintln(w, "\nglobal flags (before or after the command):")
 	fmt.Fprintln(w, "  --device D     a device path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT) or master fingerprint (8 hex digits); default $HWBRIDGE_DEVICE")
 	fmt.Fprintln(w, "  --socket PATH  the hwbridged socket")
 	fmt.Fprintln(w, "  --direct       talk to the device directly, not through hwbridged")
 	fmt.Fprintln(w, "  --json         print results (and errors) as JSON")
-	fmt.Fprintln(w, "\nexit codes: 0 ok, 1 error, 2 usage, 3 rejected on the device, 4 no device")
+	fmt.Fprintln(w, "  --version      print the version and exit")
+	fmt.Fprintln(w, "\nhwbridge help COMMAND (or COMMAND --help) shows a command's own flags.")
+	fmt.Fprintln(w, "exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 rejected on the device, 4 device problem (none found, several attached, locked, disconnected, wrong app, busy, link lost)")
 }
 
-// finish prints err and maps it to an exit code.
+// finish prints err and maps it to an exit code: one JSON object on stdout under --json
+// (usage errors included), else a line on stderr.
 func (e *env) finish(err error) int {
-	if err == nil {
+	if err == nil || errors.Is(err, errHelpShown) {
 		return exitOK
 	}
-	code := exitCode(err)
-	if code == exitUsage {
-		fmt.Fprintf(e.stderr, "hwbridge: %v\n", err)
-		if e.cmd.name != "" {
-			fmt.Fprintf(e.stderr, "usage: hwbridge %s %s\n", e.cmd.name, e.cmd.args)
-		}
-		return code
-	}
-	if e.json {
-		_ = e.writeJSON(map[string]any{"error": map[string]any{"code": errorName(code), "message": err.Error()}})
-	} else {
-		fmt.Fprintf(e.stderr, "hwbridge: %v\n", err)
-	}
-	e.log.Debug("command failed", "command", e.cmd.name, "exit", code)
-	return code
-}
-
-func exitCode(err error) int {
-	var ue *usageError
+	kind := errorKind(err)
+	code := exitCodeOf(kind)
 	switch {
-	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp):
-		return exitUsage
-	case isRejected(err):
-		return exitRejected
-	case isNoDevice(err):
-		return exitNoDevice
+	case e.json:
+		_ = e.writeJSON(map[string]any{"error": map[string]any{"code": kind, "exit": code, "message": err.Error()}})
+	default:
+		fmt.Fprintf(e.stderr, "hwbridge: %v\n", err)
 	}
-	return exitError
-}
-
-func errorName(code int) string {
-	switch code {
-	case exitRejected:
-		return "rejected"
-	case exitNoDevice:
-		return "no_device"
-	case exitUsage:
-		return "usage"
+	if kind == "usage" && e.cmd.name != "" && !e.json {
+		fmt.Fprintf(e.stderr, "usage: hwbridge %s %s\n(hwbridge help %s shows its flags)\n", e.cmd.name, e.cmd.args, e.cmd.name)
 	}
-	return "error"
+	e.log.Debug("command failed", "command", e.cmd.name, "kind", kind, "exit", code)
+	return code
 }
 
 // newLogger logs warnings and worse to stderr (debug with HWBRIDGE_DEBUG=1).

@@ -143,8 +143,8 @@ func TestBadPSBT(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := cli(t, tt.stdin, nil, tt.args...)
-			if r.code != exitError || !strings.Contains(r.stderr, tt.want) {
-				t.Errorf("exit %d, stderr %q: want exit 1 mentioning %q", r.code, r.stderr, tt.want)
+			if r.code != exitUsage || !strings.Contains(r.stderr, tt.want) || strings.Contains(r.stderr, "usage:") {
+				t.Errorf("exit %d, stderr %q: want exit 2 (invalid input) mentioning %q, without a usage line", r.code, r.stderr, tt.want)
 			}
 		})
 	}

@@ -47,8 +47,8 @@ func TestTrezorPINAndPassphraseEntry(t *testing.T) {
 	}{
 		{"pin", trezoremu.Options{PIN: "1234"}, []string{"1234"}, exitOK, "", false},
 		{"pin after a bad entry", trezoremu.Options{PIN: "1234"}, []string{"12a4", " 1234 "}, exitOK, "digits 1-9 only", false},
-		{"wrong pin", trezoremu.Options{PIN: "1234"}, []string{"4321"}, exitError, "PIN invalid", false},
-		{"no terminal", trezoremu.Options{PIN: "1234"}, nil, exitError, "run hwbridge --direct in a terminal", false},
+		{"wrong pin", trezoremu.Options{PIN: "1234"}, []string{"4321"}, exitNoDevice, "PIN invalid", false},
+		{"no terminal", trezoremu.Options{PIN: "1234"}, nil, exitNoDevice, "run hwbridge --direct in a terminal", false},
 		{"pin and passphrase", trezoremu.Options{PIN: "1234", PassphraseProtection: true}, []string{"1234", "TREZOR"}, exitOK, "", true},
 		{"empty passphrase is the standard wallet", trezoremu.Options{PassphraseProtection: true}, []string{""}, exitOK, "", false},
 	}

@@ -122,29 +122,16 @@ func (e *env) sendBTC(ctx context.Context, p daemon.BtcSendParams, yes bool) (*d
 		return nil, err
 	}
 	if c != nil {
-		if !yes {
-			pv := p
-			pv.Preview, pv.RequestID = true, ""
-			var prev daemon.BtcSendResult
-			if err := c.Call(ctx, "v1BtcSend", pv, &prev); err != nil {
-				return nil, inputErr(err)
-			}
-			if err := e.confirmSend(btcLines(&prev.SendResult), false); err != nil {
-				return nil, err
-			}
-			p.PlanID = prev.PlanID
-		}
-		var res daemon.BtcSendResult
-		if err := c.Call(ctx, "v1BtcSend", p, &res); err != nil {
-			return nil, inputErr(err)
-		}
-		return &res, nil
+		return daemonSend(ctx, e, c, "v1BtcSend", p, yes,
+			func(p daemon.BtcSendParams) daemon.BtcSendParams { p.Preview, p.RequestID = true, ""; return p },
+			func(r *daemon.BtcSendResult) []string { return btcLines(&r.SendResult) },
+			func(p daemon.BtcSendParams, r *daemon.BtcSendResult) daemon.BtcSendParams {
+				p.PlanID = r.PlanID
+				return p
+			})
 	}
-	j, err := e.openJournal()
+	j, err := e.sendJournal()
 	if err != nil {
-		return nil, err
-	}
-	if err := j.Lost(); err != nil {
 		return nil, err
 	}
 	dev, err := e.open(ctx)
@@ -169,33 +156,20 @@ func (e *env) sendETH(ctx context.Context, p daemon.EthSendParams, yes bool) (*d
 		return nil, err
 	}
 	if c != nil {
-		if !yes {
-			pv := p
-			pv.Preview, pv.RequestID = true, ""
-			var prev daemon.EthSendResult
-			if err := c.Call(ctx, "v1EthSend", pv, &prev); err != nil {
-				return nil, inputErr(err)
-			}
-			if err := e.confirmSend(prev.Summary.Lines(), false); err != nil {
-				return nil, err
-			}
-			cap := prev.Summary.MaxFeeGwei
-			if cap == "" {
-				cap = prev.Summary.GasPriceGwei
-			}
-			p.Confirm = &ethereum.Confirmation{PlanID: prev.PlanID, FeeCap: cap}
-		}
-		var res daemon.EthSendResult
-		if err := c.Call(ctx, "v1EthSend", p, &res); err != nil {
-			return nil, inputErr(err)
-		}
-		return &res, nil
+		return daemonSend(ctx, e, c, "v1EthSend", p, yes,
+			func(p daemon.EthSendParams) daemon.EthSendParams { p.Preview, p.RequestID = true, ""; return p },
+			func(r *daemon.EthSendResult) []string { return r.Summary.Lines() },
+			func(p daemon.EthSendParams, r *daemon.EthSendResult) daemon.EthSendParams {
+				cap := r.Summary.MaxFeeGwei
+				if cap == "" {
+					cap = r.Summary.GasPriceGwei
+				}
+				p.Confirm = &ethereum.Confirmation{PlanID: r.PlanID, FeeCap: cap}
+				return p
+			})
 	}
-	j, err := e.openJournal()
+	j, err := e.sendJournal()
 	if err != nil {
-		return nil, err
-	}
-	if err := j.Lost(); err != nil {
 		return nil, err
 	}
 	cl, err := e.dialETH(ctx, p.RPC)
@@ -209,4 +183,37 @@ func (e *env) sendETH(ctx context.Context, p daemon.EthSendParams, yes bool) (*d
 	hooks := ethereum.Hooks{Note: e.note, Show: func(_ context.Context, r *ethereum.SendResult) error { return e.confirmSend(r.Summary.Lines(), yes) }}
 	res, err := daemon.RunETHSend(device.WithAppSwitch(ctx), j, daemon.CLIAppID, p, cl, dev, hooks)
 	return res, inputErr(err)
+}
+
+// daemonSend is a send through hwbridged: unless yes, a preview (nothing signed) is shown and
+// confirmed first, and the send is bound to the plan shown (bind).
+func daemonSend[P, R any](ctx context.Context, e *env, c *daemon.Client, method string, p P, yes bool,
+	preview func(P) P, lines func(*R) []string, bind func(P, *R) P) (*R, error) {
+	if !yes {
+		var prev R
+		if err := c.Call(ctx, method, preview(p), &prev); err != nil {
+			return nil, inputErr(err)
+		}
+		if err := e.confirmSend(lines(&prev), false); err != nil {
+			return nil, err
+		}
+		p = bind(p, &prev)
+	}
+	var res R
+	if err := c.Call(ctx, method, p, &res); err != nil {
+		return nil, inputErr(err)
+	}
+	return &res, nil
+}
+
+// sendJournal opens the request journal for a send in direct mode; a lost journal refuses.
+func (e *env) sendJournal() (*journal.Journal, error) {
+	j, err := e.openJournal()
+	if err != nil {
+		return nil, err
+	}
+	if err := j.Lost(); err != nil {
+		return nil, err // e.opened closes it
+	}
+	return j, nil
 }

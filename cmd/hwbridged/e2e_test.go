@@ -608,21 +608,3 @@ func TestDaemonBinary(t *testing.T) {
 		}
 	})
 }
-
-// BenchmarkIdleMemory reports the resident memory of an idle hwbridged (serving one emulator
-// endpoint, polling USB) a second after start. Run with -benchtime 1x.
-func BenchmarkIdleMemory(b *testing.B) {
-	w := newWorld(b)
-	time.Sleep(time.Second)
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
-	if err != nil {
-		b.Fatalf("idle memory is read from /proc (Linux): %v", err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb float64
-			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
-			b.ReportMetric(kb/1024, "rss-MiB")
-		}
-	}
-}

@@ -25,15 +25,14 @@ import (
 
 	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/device"
-	"github.com/hwbridge/hwbridge/device/ledger"
-	"github.com/hwbridge/hwbridge/device/trezor"
-	"github.com/hwbridge/hwbridge/internal/trezorpb"
+	"github.com/hwbridge/hwbridge/device/drivers"
+	"github.com/hwbridge/hwbridge/internal/buildinfo"
 	"github.com/hwbridge/hwbridge/transport"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stderr, os.Getenv)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
 }
@@ -45,6 +44,7 @@ type config struct {
 	extAPIApp, extAPISocket string
 	logLevel                string
 	poll                    time.Duration
+	version                 bool
 }
 
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*config, error) {
@@ -74,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 	fs.StringVar(&c.extAPISocket, "extapi-socket", "", "the external-signer socket (default: extapi.sock beside --socket)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&c.poll, "poll", device.DefaultPollInterval, "usb hot-plug polling interval")
+	fs.BoolVar(&c.version, "version", false, "print the version (module version, commit, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -86,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 	return c, nil
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	c, err := parseFlags(args, stderr, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -94,6 +95,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 	if err != nil {
 		fmt.Fprintf(stderr, "hwbridged: %v\n", err)
 		return 2
+	}
+	if c.version {
+		fmt.Fprintln(stdout, buildinfo.Read("hwbridged"))
+		return 0
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
@@ -108,29 +113,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 	return 0
 }
 
-// drivers is the wiring of device families to the hub: one line per family.
-func drivers(log *slog.Logger) map[string]device.Driver {
-	return map[string]device.Driver{
-		transport.KindTrezor: func(link transport.Link, emulator bool, prompt func()) (device.Device, error) {
-			return device.Verify(trezor.New(link, trezor.Options{
-				Logger:   log.With("device", "trezor"),
-				OnButton: func(trezorpb.ButtonRequestType) { prompt() },
-				Emulator: emulator,
-			})), nil
-		},
-		transport.KindLedger: func(link transport.Link, emulator bool, prompt func()) (device.Device, error) {
-			ex := transport.NewLedgerHIDExchanger(link)
-			if emulator {
-				ex = transport.NewSpeculosExchanger(link)
-			}
-			return device.Verify(ledger.New(ex, ledger.Options{Logger: log.With("device", "ledger"), OpenApp: true, Emulator: emulator})), nil
-		},
-	}
-}
-
 func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	hub := device.NewHub(device.HubConfig{
-		Drivers:      drivers(log),
+		Drivers:      drivers.Hub(drivers.Options{Logger: log}),
 		Emulators:    c.emulators,
 		USB:          device.USBFunc(transport.Enumerate),
 		PollInterval: c.poll,

@@ -29,6 +29,7 @@ import (
 	"github.com/hwbridge/hwbridge/emulator"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
+	"github.com/hwbridge/hwbridge/internal/buildinfo"
 )
 
 const (
@@ -52,6 +53,7 @@ type config struct {
 	ledgerApp               string
 	blindSigning            bool
 	verbose                 bool
+	version                 bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -69,6 +71,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.ledgerApp, "ledger-app", ledgeremu.AppBitcoin, "Ledger app open at start: Bitcoin, \"Bitcoin Test\" or Ethereum")
 	fs.BoolVar(&c.blindSigning, "ledger-blind-signing", false, "turn on the Ledger Ethereum app's blind-signing setting")
 	fs.BoolVar(&c.verbose, "v", false, "log each message exchanged (types only, never secrets) to stderr")
+	fs.BoolVar(&c.version, "version", false, "print the version (module version, commit, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -116,6 +119,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "hwemu: %v\n", err)
 		return exitUsage
+	}
+	if c.version {
+		fmt.Fprintln(stdout, buildinfo.Read("hwemu"))
+		return exitOK
 	}
 	if err := serve(ctx, c, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "hwemu: %v\n", err)

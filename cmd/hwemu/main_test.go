@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,10 @@ func TestUsage(t *testing.T) {
 	}
 	if code := run(t.Context(), []string{"-h"}, io.Discard, io.Discard); code != exitOK {
 		t.Errorf("-h: exit %d", code)
+	}
+	var out strings.Builder
+	if code := run(t.Context(), []string{"--version"}, &out, io.Discard); code != exitOK || !strings.HasPrefix(out.String(), "hwemu ") || !strings.Contains(out.String(), runtime.Version()) {
+		t.Errorf("--version: exit %d, %q", code, out.String())
 	}
 }
 

@@ -80,6 +80,8 @@ func TestVerifyTampered(t *testing.T) {
 		head   func(path string) // optional change to the head file
 		want   error
 	}{
+		// Open checks only the record its head names and the records after it, so it sees
+		// damage that moves or changes that record (see openSees); Verify sees all of it.
 		{"edit summary", func(ls [][]byte) [][]byte {
 			ls[2] = bytes.Replace(ls[2], []byte("sign psbt 2"), []byte("sign psbt 9"), 1)
 			return ls
@@ -138,14 +140,28 @@ func TestVerifyTampered(t *testing.T) {
 			if !errors.As(err, &ve) {
 				t.Fatalf("error %T is not a *VerifyError", err)
 			}
-			// The daemon refuses to append to a damaged log (a torn tail beyond the head is
-			// the one repair it makes, and the head covers every record here).
-			if l, err := Open(path); err == nil {
+			// The daemon refuses to append to a log whose checkpoint or tail is damaged (a
+			// torn tail beyond the head is the one repair it makes, and the head covers every
+			// record here). Same-length edits before the checkpoint are Verify's to find.
+			l, err := Open(path)
+			if err == nil {
 				l.Close()
-				t.Fatal("Open accepted a damaged log")
+			}
+			if sees := openSees[tt.name]; sees != (err != nil) {
+				t.Fatalf("Open: %v (want an error: %v)", err, sees)
 			}
 		})
 	}
+}
+
+// openSees says which damage Open finds from its checkpoint (the last record's offset and
+// hash): everything that changes the length before it, or the last record itself.
+var openSees = map[string]bool{
+	"edit summary": false, "edit time": false, "swap two": false, "rehashed edit": false,
+	"edit result": true, "remove middle": true, "remove first": true, "move last to front": true,
+	"duplicate record": true, "truncate last record": true, "truncate to empty": true,
+	"torn last line": true, "head removed and log cut": true, "rehashed edit of last": true,
+	"unknown field": true,
 }
 
 // rehash recomputes a record line's own hash, as a forger would.
@@ -228,19 +244,6 @@ func TestConcurrentAppends(t *testing.T) {
 	}
 }
 
-func BenchmarkAppend(b *testing.B) {
-	l, err := Open(filepath.Join(b.TempDir(), "audit.jsonl"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	for b.Loop() {
-		if _, err := l.Append(Entry{App: "bench", Method: "v1SignPsbt", Summary: "1 input, 2 outputs", Result: "ok"}); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func TestTornCoveredRecordNotRepaired(t *testing.T) {
@@ -253,5 +256,25 @@ func TestTornCoveredRecordNotRepaired(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); !bytes.HasSuffix(b, ls[2]) {
 		t.Fatal("Open changed a damaged log")
+	}
+}
+
+func TestFillVerifies(t *testing.T) {
+	for _, n := range []uint64{0, 1, 1000} {
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		if err := Fill(path, n, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), benchEntry); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := Verify(path); err != nil || s.Records != n {
+			t.Fatalf("fill %d: %+v %v", n, s, err)
+		}
+		l, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := l.Append(Entry{App: "a", Method: "m", Result: "ok"}); err != nil || r.Seq != n+1 {
+			t.Fatalf("append after fill %d: %+v %v", n, r, err)
+		}
+		l.Close()
 	}
 }

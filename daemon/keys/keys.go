@@ -146,6 +146,14 @@ var (
 // KeyPrefix starts every key string.
 const KeyPrefix = "hwbk1"
 
+// Bounds of the store.
+const (
+	// MaxRotateOverlap is the longest an old key may keep working after a rotation.
+	MaxRotateOverlap = 30 * 24 * time.Hour
+	// MaxPending is how many pairing requests may wait for the user at once.
+	MaxPending = 16
+)
+
 // ParsedKey is a key string's parts.
 type ParsedKey struct {
 	App     string
@@ -321,6 +329,15 @@ func (s *Store) Request(req PairRequest) (App, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	pending := 0
+	for _, a := range s.apps {
+		if a.Status == StatusPending {
+			pending++
+		}
+	}
+	if pending >= MaxPending {
+		return App{}, fmt.Errorf("pair: %d pairing requests already wait for the user: approve or deny them first (hwbridge apps list)", pending)
+	}
 	now := s.opts.Now().UTC()
 	id := newID()
 	a := &App{ID: id, Name: req.Name, Scopes: slices.Clone(req.Scopes), Limits: req.Limits, Status: StatusPending,
@@ -442,6 +459,9 @@ func (s *Store) Deny(id string) error {
 // Rotate issues a new key for an approved app and makes its older keys expire after
 // overlap (0: at once). It returns the new key, to be shown once.
 func (s *Store) Rotate(id string, overlap time.Duration) (string, App, error) {
+	if overlap < 0 || overlap > MaxRotateOverlap {
+		return "", App{}, fmt.Errorf("rotate: an overlap of %s is outside 0 to %s: pick a shorter one", overlap, MaxRotateOverlap)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.apps[id]

@@ -191,3 +191,27 @@ func TestEnsure(t *testing.T) {
 		t.Fatalf("keys kept: %s", b)
 	}
 }
+
+// TestStoreBounds: a rotation overlap above MaxRotateOverlap is refused (30 days exactly is
+// taken), and at most MaxPending pairing requests wait at once.
+func TestStoreBounds(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	s, _ := newStore(t, c)
+	app, _ := pair(t, s, PairRequest{Name: "w", Scopes: []Scope{ScopeRead}}, nil)
+	for _, ov := range []time.Duration{MaxRotateOverlap + time.Second, -time.Second, time.Duration(999999999) * time.Second} {
+		if _, _, err := s.Rotate(app.ID, ov); err == nil || !strings.Contains(err.Error(), "outside") {
+			t.Errorf("overlap %s: %v", ov, err)
+		}
+	}
+	if _, got, err := s.Rotate(app.ID, MaxRotateOverlap); err != nil || !got.Keys[0].Expires.Equal(c.now().Add(MaxRotateOverlap)) {
+		t.Fatalf("30 days: %v %+v", err, got.Keys)
+	}
+	for i := range MaxPending {
+		if _, err := s.Request(PairRequest{Name: "p", Scopes: []Scope{ScopeRead}}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if _, err := s.Request(PairRequest{Name: "p", Scopes: []Scope{ScopeRead}}); err == nil || !strings.Contains(err.Error(), "already wait") {
+		t.Fatalf("request %d: %v", MaxPending+1, err)
+	}
+}

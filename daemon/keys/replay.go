@@ -32,16 +32,22 @@ var (
 	ErrStale  = errors.New("request timestamp is outside the accepted window: check the clock and sign each request when sending it")
 	ErrReplay = errors.New("request nonce was already used: use a fresh nonce for every request")
 	ErrAuth   = errors.New("request has no valid auth object")
+	// ErrTooMany: this app sent more requests than the daemon remembers nonces for.
+	ErrTooMany = errors.New("too many requests from this app")
 )
 
 // Limits of the canonical encoding.
 const (
-	MaxParams      = 4 << 20 // bytes of one request's params
-	maxDepth       = 64
-	minNonce       = 16
-	maxNonce       = 64
-	DefaultWindow  = 60 * time.Second
-	maxNonceMemory = 1 << 20
+	MaxParams     = 4 << 20 // bytes of one request's params
+	maxDepth      = 64
+	minNonce      = 16
+	maxNonce      = 64
+	DefaultWindow = 60 * time.Second
+	// MaxNoncesPerApp bounds the nonces remembered for one app (each for twice the window):
+	// an app that sends faster than MaxNoncesPerApp per 2×window is refused ("slow down")
+	// while other apps go on; 1<<18 is about 2,000 requests per second with the default
+	// window, and at most ~30 MB of memory per app.
+	MaxNoncesPerApp = 1 << 18
 )
 
 // macDomain starts every MAC input.
@@ -226,8 +232,10 @@ type Verifier struct {
 	now    func() time.Time
 	start  time.Time
 
+	maxNonces int // per app (MaxNoncesPerApp)
+
 	mu   sync.Mutex
-	seen map[string]time.Time // app/nonce → when it may be forgotten
+	seen map[string]map[string]time.Time // app → nonce → when it may be forgotten
 }
 
 // NewVerifier checks requests against store with a ±window timestamp window (DefaultWindow
@@ -241,7 +249,8 @@ func NewVerifier(store *Store, window time.Duration, now func() time.Time) *Veri
 	if now == nil {
 		now = time.Now
 	}
-	return &Verifier{store: store, window: window, now: now, start: now().Truncate(time.Millisecond), seen: map[string]time.Time{}}
+	return &Verifier{store: store, window: window, now: now, start: now().Truncate(time.Millisecond),
+		maxNonces: MaxNoncesPerApp, seen: map[string]map[string]time.Time{}}
 }
 
 func validNonce(n string) bool {
@@ -288,21 +297,25 @@ func (v *Verifier) Check(method string, params json.RawMessage, a Auth) (App, er
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	id := a.App + "/" + a.Nonce
-	if until, ok := v.seen[id]; ok && now.Before(until) {
+	seen := v.seen[a.App]
+	if seen == nil {
+		seen = map[string]time.Time{}
+		v.seen[a.App] = seen
+	}
+	if until, ok := seen[a.Nonce]; ok && now.Before(until) {
 		return App{}, ErrReplay
 	}
-	if len(v.seen) >= maxNonceMemory/2 {
-		for k, until := range v.seen {
+	if len(seen) >= v.maxNonces/2 {
+		for k, until := range seen {
 			if !now.Before(until) {
-				delete(v.seen, k)
+				delete(seen, k)
 			}
 		}
-		if len(v.seen) >= maxNonceMemory {
-			return App{}, fmt.Errorf("%w: too many requests in the window; slow down", ErrStale)
+		if len(seen) >= v.maxNonces {
+			return App{}, fmt.Errorf("%w: app %s sent more than %d requests within %s; slow down", ErrTooMany, a.App, v.maxNonces, 2*v.window)
 		}
 	}
 	// Remember the nonce until its timestamp leaves the window.
-	v.seen[id] = ts.Add(v.window + time.Millisecond)
+	seen[a.Nonce] = ts.Add(v.window + time.Millisecond)
 	return app, nil
 }

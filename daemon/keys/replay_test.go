@@ -147,3 +147,41 @@ func FuzzCanonical(f *testing.F) {
 		}
 	})
 }
+
+// TestNoncesPerApp: an app that fills its nonce memory is told to slow down; another app
+// goes on, and the first one recovers once its nonces leave the window.
+func TestNoncesPerApp(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	s, _ := newStore(t, c)
+	_, greedy := pair(t, s, PairRequest{Name: "greedy", Scopes: []Scope{ScopeRead}}, nil)
+	_, other := pair(t, s, PairRequest{Name: "other", Scopes: []Scope{ScopeRead}}, nil)
+	v := NewVerifier(s, time.Minute, c.now)
+	v.maxNonces = 64
+	c.add(time.Second)
+	method, params := "hwbridge_v1Devices", json.RawMessage(`{}`)
+	check := func(key string) error {
+		a, err := Sign(key, method, params, c.now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Check(method, params, a)
+		return err
+	}
+	for i := range 64 {
+		if err := check(greedy); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if err := check(greedy); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("65th request: %v", err)
+	}
+	for i := range 64 {
+		if err := check(other); err != nil {
+			t.Fatalf("other app, request %d: %v", i, err)
+		}
+	}
+	c.add(2*time.Minute + time.Second)
+	if err := check(greedy); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}

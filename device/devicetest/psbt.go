@@ -32,6 +32,11 @@ type SpendOptions struct {
 	Change device.ScriptType
 	// OpReturn adds an OP_RETURN output carrying these bytes.
 	OpReturn []byte
+	// OwnFunding gives each input its own one-output funding transaction (a wallet's usual
+	// shape). By default every input spends an output of one funding transaction with an
+	// output per input, so a device that streams each input's previous transaction streams
+	// that whole transaction once per input (n inputs: n² outputs sent).
+	OwnFunding bool
 }
 
 // key is one public key of the device with its path.
@@ -128,10 +133,28 @@ func NewSpend(t testing.TB, ctx context.Context, dev device.Device, net *chaincf
 		funding.AddTxOut(wire.NewTxOut(v, spk))
 	}
 	fundingID := funding.TxHash()
+	// prev is the transaction input i spends and vout the output.
+	prev := func(i int) (*wire.MsgTx, uint32) { return funding, uint32(i) }
+	if opts.OwnFunding {
+		own := make([]*wire.MsgTx, len(inputs))
+		for i := range inputs {
+			tx := wire.NewMsgTx(2)
+			s := chainhash.HashH(append(seed[:], byte(i), byte(i>>8)))
+			tx.AddTxIn(wire.NewTxIn(wire.NewOutPoint(&s, 0), []byte{txscript.OP_TRUE}, nil))
+			tx.AddTxOut(funding.TxOut[i])
+			own[i] = tx
+		}
+		prev = func(i int) (*wire.MsgTx, uint32) { return own[i], 0 }
+	}
 
 	spend := wire.NewMsgTx(2)
 	for i := range inputs {
-		spend.AddTxIn(&wire.TxIn{PreviousOutPoint: *wire.NewOutPoint(&fundingID, uint32(i)), Sequence: wire.MaxTxInSequenceNum - 2})
+		tx, vout := prev(i)
+		id := fundingID
+		if opts.OwnFunding {
+			id = tx.TxHash()
+		}
+		spend.AddTxIn(&wire.TxIn{PreviousOutPoint: *wire.NewOutPoint(&id, vout), Sequence: wire.MaxTxInSequenceNum - 2})
 	}
 	changeType := opts.Change
 	if changeType == "" {
@@ -157,7 +180,7 @@ func NewSpend(t testing.TB, ctx context.Context, dev device.Device, net *chaincf
 		in := &p.Inputs[i]
 		spk, redeem := scriptFor(t, keys[i].pub, st)
 		if st == device.ScriptPKH || !opts.OmitNonWitnessUTXO {
-			in.NonWitnessUtxo = funding
+			in.NonWitnessUtxo, _ = prev(i)
 		}
 		if st != device.ScriptPKH {
 			in.WitnessUtxo = wire.NewTxOut(funding.TxOut[i].Value, spk)

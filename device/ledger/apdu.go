@@ -82,6 +82,10 @@ const (
 type command struct {
 	cla, ins, p1, p2 byte
 	data             []byte
+	// screen: the reply may come only after the person acts on a screen (the app shows a
+	// review, an address or a key and answers once confirmed or rejected), so it waits for
+	// the operation's deadline rather than the link timeout.
+	screen bool
 }
 
 // encode returns CLA INS P1 P2 Lc data. Lc is always present (as ledgerjs sends it), also

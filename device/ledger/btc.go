@@ -43,8 +43,20 @@ func btcCommand(ins byte, data []byte) command {
 	return command{cla: claBTC, ins: ins, p1: 0x00, p2: btcProtocolP2, data: data}
 }
 
+// screenRule says, for each client command the device sends during a command, whether the
+// device's next reply (to the host's CONTINUE) may come only after a screen.
+type screenRule func(req []byte) bool
+
+// everyReply: any reply of the command may follow a screen (commands that fetch what they
+// then show: an address, a wallet policy, a message).
+func everyReply([]byte) bool { return true }
+
+// noReply: no screen in the command.
+func noReply([]byte) bool { return false }
+
 // run sends c and answers the device's client commands from h until a final status word.
-func (s *session) run(c command, h *clientHandler) ([]byte, error) {
+// screens decides which CONTINUE replies may follow a screen (c.screen decides for c).
+func (s *session) run(c command, h *clientHandler, screens screenRule) ([]byte, error) {
 	for range maxInterrupts {
 		data, sw, err := s.exchange(c)
 		if err != nil {
@@ -58,7 +70,7 @@ func (s *session) run(c command, h *clientHandler) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			c = command{cla: claFramework, ins: insContinue, p1: 0x00, p2: btcProtocolP2, data: resp}
+			c = command{cla: claFramework, ins: insContinue, p1: 0x00, p2: btcProtocolP2, data: resp, screen: screens(data)}
 		default:
 			return nil, s.statusError(sw, data)
 		}
@@ -94,7 +106,9 @@ func (s *session) xpub(path hdpath.Path, display bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	data, err := s.call(btcCommand(insGetXPub, append([]byte{boolByte(display)}, pb...)))
+	c := btcCommand(insGetXPub, append([]byte{boolByte(display)}, pb...))
+	c.screen = display
+	data, err := s.call(c)
 	if err != nil {
 		return "", err
 	}
@@ -220,7 +234,11 @@ func (s *session) walletAddress(pol WalletPolicy, hmac [32]byte, change, index u
 	data = append(data, hmac[:]...)
 	data = append(data, byte(change))
 	data = binary.BigEndian.AppendUint32(data, index)
-	out, err := s.run(btcCommand(insWalletAddr, data), h)
+	c, screens := btcCommand(insWalletAddr, data), noReply
+	if display {
+		c.screen, screens = true, everyReply
+	}
+	out, err := s.run(c, h, screens)
 	if err != nil {
 		return "", err
 	}
@@ -321,7 +339,9 @@ func (s *session) register(pol WalletPolicy) ([32]byte, error) {
 	var data bytes.Buffer
 	_ = wire.WriteVarInt(&data, 0, uint64(len(ser)))
 	data.Write(ser)
-	out, err := s.run(btcCommand(insRegister, data.Bytes()), h)
+	c := btcCommand(insRegister, data.Bytes())
+	c.screen = true // the name, the template and every key are reviewed
+	out, err := s.run(c, h, everyReply)
 	if err != nil {
 		return hmac, err
 	}
@@ -380,7 +400,9 @@ func (d *Driver) btcSignMessage(ctx context.Context, req device.MessageRequest) 
 		_ = wire.WriteVarInt(&data, 0, uint64(len(req.Message)))
 		root := tree.Root()
 		data.Write(root[:])
-		out, err := s.run(btcCommand(insSignMessage, data.Bytes()), h)
+		c := btcCommand(insSignMessage, data.Bytes())
+		c.screen = true // the message (or its hash) is reviewed before the signature
+		out, err := s.run(c, h, everyReply)
 		if err != nil {
 			return err
 		}

@@ -30,6 +30,22 @@
 // GET_MERKLE_LEAF_INDEX, GET_MORE_ELEMENTS); the yielded signatures are merged back.
 // Inputs belonging to different policies are signed with one SIGN_PSBT each.
 //
+// # Waiting for the person, and a silent link
+//
+// A Ledger app sends nothing while it shows a screen, so the driver decides from the
+// protocol which replies may follow one: OPEN_APP, GET_EXTENDED_PUBKEY and
+// GET_WALLET_ADDRESS with display, REGISTER_WALLET and SIGN_MESSAGE (every reply of the
+// command), the last chunk of an Ethereum transaction or personal message, the EIP-712
+// signature, the Ethereum address with display, and in SIGN_PSBT the replies from the
+// device's request for the last output's map up to its first YIELD (the app reviews the
+// transaction after reading every output and before signing; see psbtScreens). Those wait
+// until the operation's deadline (Options.Timeout, DefaultTimeout 5 minutes) and fire
+// Options.OnScreen once per operation (the hub's "confirm on your device" event). Every
+// other APDU and client-command reply must come within Options.LinkTimeout
+// (DefaultLinkTimeout, 3 s), or the call fails with device.ErrLinkLost. After any failed
+// exchange the next operation first re-opens the link (Options.Reopen) and drains stale
+// replies, so a lost or garbled frame costs one call.
+//
 // # Errors
 //
 // Status words become *device.Error with Code the raw status word and Kind: 0x6985 and
@@ -43,7 +59,8 @@
 // signing on) wraps ErrInvalidERC20Data; otherwise, when the app's configuration shows
 // blind signing off (and always on an EIP-712 hash), ErrBlindSigningDisabled, whose text
 // says to enable "Blind signing" in the app's settings; else a plain refused-data error. A link that went away is
-// device.ErrDisconnected (reopen the device); an ended context wraps ctx.Err().
+// device.ErrDisconnected (reopen the device); a reply missing past the link timeout is
+// device.ErrLinkLost; a garbled one device.ErrProtocol; an ended context wraps ctx.Err().
 // Requests refused before reaching the device wrap device.ErrInvalidInput; features the
 // apps lack wrap errors.ErrUnsupported.
 package ledger

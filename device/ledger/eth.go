@@ -71,7 +71,7 @@ func (d *Driver) ethAddress(ctx context.Context, path hdpath.Path, display bool)
 		if display {
 			p1 = p1EthDisplay
 		}
-		data, err := s.call(command{cla: claETH, ins: insEthAddress, p1: p1, data: pb})
+		data, err := s.call(command{cla: claETH, ins: insEthAddress, p1: p1, data: pb, screen: display})
 		if err != nil {
 			return err
 		}
@@ -225,7 +225,8 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 			if i > 0 {
 				p1 = p1EthMore
 			}
-			data, sw, err := s.exchange(command{cla: claETH, ins: insEthSignTx, p1: p1, data: c})
+			// the app reviews the transaction once it has the last chunk, then answers
+			data, sw, err := s.exchange(command{cla: claETH, ins: insEthSignTx, p1: p1, data: c, screen: i == len(chunks)-1})
 			if err != nil {
 				return err
 			}
@@ -339,12 +340,13 @@ func (d *Driver) ethSignMessage(ctx context.Context, path hdpath.Path, msg []byt
 	var sig []byte
 	err = d.do(ctx, opEthPersonal, AppEthereum, func(s *session) error {
 		var reply []byte
-		for i, c := range personalChunks(pb, msg) {
+		chunks := personalChunks(pb, msg)
+		for i, c := range chunks {
 			p1 := p1EthFirst
 			if i > 0 {
 				p1 = p1EthMore
 			}
-			data, err := s.call(command{cla: claETH, ins: insEthPersonal, p1: p1, data: c})
+			data, err := s.call(command{cla: claETH, ins: insEthPersonal, p1: p1, data: c, screen: i == len(chunks)-1})
 			if err != nil {
 				return err
 			}
@@ -392,7 +394,7 @@ func (d *Driver) SignTypedHash(ctx context.Context, path hdpath.Path, domainSepa
 	var sig []byte
 	err = d.do(ctx, opEthTyped, AppEthereum, func(s *session) error {
 		data := append(append(append([]byte{}, pb...), domainSeparator[:]...), messageHash...)
-		reply, sw, err := s.exchange(command{cla: claETH, ins: insEthEIP712, p2: p2EthEIP712Hash, data: data})
+		reply, sw, err := s.exchange(command{cla: claETH, ins: insEthEIP712, p2: p2EthEIP712Hash, data: data, screen: true})
 		if err != nil {
 			return err
 		}

@@ -22,6 +22,16 @@ const (
 	// DefaultTimeout bounds one operation (including the time the user takes to confirm)
 	// when the caller's context has no earlier deadline.
 	DefaultTimeout = 5 * time.Minute
+	// DefaultLinkTimeout bounds each APDU exchange whose reply cannot follow a screen. A
+	// Ledger app sends nothing while it shows a screen, so the driver decides from the
+	// protocol which replies may wait for the person (see screen in apdu.go and
+	// psbtScreens): those wait until the operation's deadline; every other reply must come
+	// within DefaultLinkTimeout, or the call fails with device.ErrLinkLost and the next call
+	// re-opens and drains the link. Real apps answer them in milliseconds (the Bitcoin app
+	// itself gives up on a client command after about 5 s).
+	DefaultLinkTimeout = 3 * time.Second
+	// drainQuiet is how long the link must stay silent while stale replies are drained.
+	drainQuiet = 50 * time.Millisecond
 	// appSwitchTimeout bounds waiting for an app to start or quit after OPEN_APP/QUIT_APP.
 	appSwitchTimeout = 15 * time.Second
 	// appPollInterval is how often B0 01 is asked while an app starts (Speculos ticks
@@ -50,6 +60,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Timeout bounds each operation when ctx has no earlier deadline (DefaultTimeout if 0).
 	Timeout time.Duration
+	// LinkTimeout bounds each exchange whose reply cannot follow a screen
+	// (DefaultLinkTimeout if 0).
+	LinkTimeout time.Duration
+	// OnScreen is called once per operation when it sends an APDU whose reply may come only
+	// after the person acts on a screen (a review, an address or key to compare, an app to
+	// open): a UI can then say "confirm on your device".
+	OnScreen func()
 	// OpenApp lets the driver open the app a request needs: from the dashboard with
 	// OPEN_APP, and from another app by quitting it first (QUIT_APP), as Ledger Live does,
 	// but only for calls whose context says the person asked for it
@@ -69,8 +86,10 @@ type Options struct {
 	Wallets []RegisteredWallet
 	// Reopen, if set, opens a fresh exchanger to the same device. The driver calls it at
 	// the start of the next operation after the link failed (disconnect, timeout, a garbled
-	// reply), so that a dropped or corrupted frame costs one call, not the session. Without
-	// it such failures persist as device.ErrDisconnected until the caller reopens.
+	// reply), then drains it, so that a dropped or corrupted frame costs one call, not the
+	// session. Without it the driver drains the old exchanger in place when it can (a
+	// *transport.Exchanger); otherwise such failures persist as device.ErrDisconnected
+	// until the caller reopens.
 	Reopen func(ctx context.Context) (transport.APDUExchanger, error)
 }
 
@@ -102,6 +121,9 @@ var _ device.Device = (*Driver)(nil)
 func New(ex transport.APDUExchanger, opts Options) *Driver {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
+	}
+	if opts.LinkTimeout <= 0 {
+		opts.LinkTimeout = DefaultLinkTimeout
 	}
 	log := opts.Logger
 	if log == nil {
@@ -145,6 +167,8 @@ type session struct {
 	op   string
 	app  string  // the app the operation needs, "" for OS commands
 	info appInfo // what B0 01 reported when the app was checked
+	// prompted: Options.OnScreen was called for this operation.
+	prompted bool
 	// mayswitch: the driver may quit the open app and open s.app (Options.OpenApp and
 	// a context from device.WithAppSwitch).
 	mayswitch bool
@@ -165,8 +189,8 @@ func (d *Driver) do(ctx context.Context, op, app string, fn func(s *session) err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d.broken != nil && d.opts.Reopen != nil {
-			if err := d.reopen(ctx); err != nil {
+		if d.broken != nil {
+			if err := d.recoverLink(ctx); err != nil {
 				return err
 			}
 		}
@@ -206,33 +230,85 @@ func linkFailure(err error) bool {
 	if errors.As(err, &de) {
 		return false // the device answered with a status word
 	}
-	return errors.Is(err, device.ErrDisconnected) || errors.Is(err, device.ErrProtocol) ||
+	return errors.Is(err, device.ErrDisconnected) || errors.Is(err, device.ErrProtocol) || errors.Is(err, device.ErrLinkLost) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
-// reopen replaces a failed exchanger with a fresh one from Options.Reopen.
-func (d *Driver) reopen(ctx context.Context) error {
-	d.log.Info("reopening ledger link", "after", d.broken)
-	_ = d.Close()
-	ex, err := d.opts.Reopen(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: reopen after %w: %w", device.ErrDisconnected, d.broken, err)
+// callerDone reports whether the caller's context ended (its deadline may be reached a hair
+// before its timer fires: the link's deadline is the same instant).
+func callerDone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
 	}
-	d.ex, d.broken, d.fp = ex, nil, nil
-	clear(d.xpubs)
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+// drainer is an exchanger that can drop stale replies and get back in step
+// (*transport.Exchanger).
+type drainer interface {
+	Drain(ctx context.Context, quiet time.Duration) error
+}
+
+// recoverLink brings a failed link back in step before the next exchange: it replaces the
+// exchanger with a fresh one from Options.Reopen, then drains stale replies (a late answer
+// to the abandoned exchange). Without Reopen it drains the old exchanger in place. An app
+// still waiting for a CONTINUE drops its command at the next APDU (appInfo asks again).
+func (d *Driver) recoverLink(ctx context.Context) error {
+	if d.opts.Reopen == nil {
+		if _, ok := d.ex.(drainer); !ok {
+			return nil // the exchanger reports the failure itself (ErrOutOfSync)
+		}
+	}
+	d.log.Info("re-syncing ledger link", "after", d.broken, "reopen", d.opts.Reopen != nil)
+	if d.opts.Reopen != nil {
+		_ = d.Close()
+		ex, err := d.opts.Reopen(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: reopen after %w: %w", device.ErrDisconnected, d.broken, err)
+		}
+		d.ex = ex
+		d.fp = nil
+		clear(d.xpubs)
+	}
+	if dr, ok := d.ex.(drainer); ok {
+		if err := dr.Drain(ctx, drainQuiet); err != nil {
+			return fmt.Errorf("%w: re-sync after %w: %w", device.ErrDisconnected, d.broken, err)
+		}
+	}
+	d.broken = nil
 	return nil
 }
 
 // exchange sends one command and returns the reply data and status word. Transport
-// failures come back as errors; status words are the caller's.
+// failures come back as errors; status words are the caller's. A command whose reply may
+// follow a screen (c.screen) waits until the operation's deadline and tells
+// Options.OnScreen; any other gets the link timeout, after which it fails with
+// device.ErrLinkLost.
 func (s *session) exchange(c command) ([]byte, uint16, error) {
 	apdu, err := c.encode()
 	if err != nil {
 		return nil, 0, err
 	}
-	resp, err := s.d.ex.Exchange(s.ctx, apdu)
+	ctx := s.ctx
+	if c.screen {
+		if !s.prompted && s.d.opts.OnScreen != nil {
+			s.prompted = true
+			s.d.opts.OnScreen()
+		}
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.d.opts.LinkTimeout)
+		defer cancel()
+	}
+	resp, err := s.d.ex.Exchange(ctx, apdu)
 	if err != nil {
 		s.d.log.Debug("apdu failed", "op", s.op, "header", fmt.Sprintf("%x", apdu[:4]), "err", err)
+		if !c.screen && !callerDone(s.ctx) && errors.Is(err, context.DeadlineExceeded) {
+			// not wrapping err: the caller's deadline did not pass
+			return nil, 0, fmt.Errorf("%w (no reply to %x for %v; no screen can precede it): %v",
+				device.ErrLinkLost, apdu[:4], s.d.opts.LinkTimeout, err)
+		}
 		return nil, 0, transportError(err)
 	}
 	data, sw, err := splitReply(resp)
@@ -274,11 +350,11 @@ func transportError(err error) error {
 	case errors.Is(err, transport.ErrClosed), errors.Is(err, transport.ErrOutOfSync), errors.Is(err, transport.ErrNoDevice):
 		return fmt.Errorf("%w: %w", device.ErrDisconnected, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("the device did not answer in time: %w", err)
+		return fmt.Errorf("the device did not answer in time while a confirmation may have been on its screen (confirm or reject it there; the next call re-syncs the link): %w", err)
 	case errors.Is(err, context.Canceled):
 		return err
 	}
-	return fmt.Errorf("%w: garbled reply (the link is reset on the next call): %w", device.ErrProtocol, err)
+	return fmt.Errorf("%w: garbled reply (no confirmation was pending; the next call re-opens and drains the link): %w", device.ErrProtocol, err)
 }
 
 // appInfo asks which app is open (B0 01). A Bitcoin app left waiting for a CONTINUE
@@ -360,7 +436,8 @@ func (s *session) switchApp(open string) (appInfo, error) {
 		}
 	}
 	s.d.log.Info("opening ledger app", "app", s.app)
-	data, sw, err := sub.exchange(command{cla: claDashboard, ins: insOpenApp, data: []byte(s.app)})
+	// the dashboard asks the person to allow the app to open
+	data, sw, err := sub.exchange(command{cla: claDashboard, ins: insOpenApp, data: []byte(s.app), screen: true})
 	if err != nil {
 		return appInfo{}, err
 	}

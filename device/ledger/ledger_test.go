@@ -447,7 +447,8 @@ func TestFaults(t *testing.T) {
 		short bool
 		want  error
 	}{
-		{"drop", func() { emu.Faults().DropNext(1) }, true, context.DeadlineExceeded},
+		{"drop", func() { emu.Faults().DropNext(1) }, false, device.ErrLinkLost},
+		{"drop-caller-deadline-first", func() { emu.Faults().DropNext(1) }, true, context.DeadlineExceeded},
 		{"corrupt", func() { emu.Faults().CorruptNext(1) }, false, device.ErrProtocol},
 		{"disconnect-mid-sign-psbt", func() { emu.Faults().DisconnectAt(40) }, false, device.ErrDisconnected},
 	}

@@ -106,7 +106,7 @@ func (s *session) signPSBT(mp *merkleizedPSBT, pol WalletPolicy, hmac [32]byte, 
 	id := pol.ID()
 	data = append(data, id[:]...)
 	data = append(data, hmac[:]...)
-	if _, err := s.run(btcCommand(insSignPSBT, data), h); err != nil {
+	if _, err := s.run(btcCommand(insSignPSBT, data), h, psbtScreens(mp.outputsTree.Root(), len(mp.outputs))); err != nil {
 		return nil, err
 	}
 	var out []yieldSig
@@ -120,6 +120,37 @@ func (s *session) signPSBT(mp *merkleizedPSBT, pol WalletPolicy, hmac [32]byte, 
 		}
 	}
 	return out, nil
+}
+
+// psbtScreens says which replies of a SIGN_PSBT may follow the review screens. The app
+// (app-bitcoin-new src/handler/sign_psbt.c, handler_sign_psbt) runs: the global map and the
+// wallet policy; preprocess_inputs (every input map); preprocess_outputs (every output map,
+// in order); compute_tx_hashes (inputs and outputs again); display_transaction (the
+// warnings, then the review: the screens; with more external outputs than the simplified
+// review takes, one screen per output, fetching outputs beyond its cache between screens);
+// sign_transaction, which YIELDs each signature. No screen comes before the device asks for
+// the last output's map (index n-1 of the outputs tree) and none after the first YIELD (the
+// MuSig2 nonces that are yielded before the review belong to policies this driver does not
+// sign). So only the replies in that window may wait for the person; a PSBT without outputs
+// keeps every reply in it.
+func psbtScreens(outputsRoot [32]byte, nOutputs int) screenRule {
+	open, done := nOutputs == 0, false
+	return func(req []byte) bool {
+		if done || len(req) == 0 {
+			return false
+		}
+		switch req[0] {
+		case ccYield:
+			done = true
+			return false
+		case ccGetLeafProof:
+			if root, size, index, err := parseGetLeafProof(req[1:]); err == nil && root == outputsRoot &&
+				size == uint64(nOutputs) && index == uint64(nOutputs-1) {
+				open = true
+			}
+		}
+		return open
+	}
 }
 
 // ourDerivation is one key of the device in an input.

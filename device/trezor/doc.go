@@ -17,13 +17,24 @@
 // never came), the session is marked broken and the next call re-synchronises: it drops
 // stale packets and sends Initialize until Features comes back.
 //
+// # Waiting for the person, and a silent link
+//
+// Only a reply that follows a confirmation may take the person's time: the message after a
+// ButtonAck (a screen is up) and after a PIN or passphrase the person entered (the device
+// unlocks or derives the seed). Those reads wait until the operation's deadline
+// (Options.Timeout, DefaultTimeout 5 minutes, or the caller's context). Every other read
+// must get its first packet within Options.LinkTimeout (DefaultLinkTimeout, 3 s); after that
+// the call fails with device.ErrLinkLost, whose text says no confirmation was pending, and
+// the next call re-synchronises as above. A lost packet costs one call of about 3 s.
+//
 // # Errors
 //
 // Failures the device reports are *device.Error with Code the raw FailureType and Kind:
 // ActionCancelled and PinCancelled map to device.ErrUserRejected, PinExpected and
 // PinInvalid to device.ErrLocked, Busy to device.ErrBusy, everything else to
 // device.ErrProtocol. A PIN or passphrase prompt without a provider is device.ErrLocked. A
-// link that goes away is device.ErrDisconnected; a reply that does not come in time wraps
+// link that goes away is device.ErrDisconnected; a reply that does not come within the link
+// timeout is device.ErrLinkLost; one that waited for the person past the deadline wraps
 // context.DeadlineExceeded; a cancelled context wraps context.Canceled. Requests the driver
 // refuses before talking to the device wrap device.ErrInvalidInput; features the firmware
 // lacks wrap errors.ErrUnsupported.

@@ -22,6 +22,13 @@ const (
 	// DefaultTimeout bounds one operation (including the time the user takes to confirm on
 	// the device) when the caller's context has no earlier deadline.
 	DefaultTimeout = 5 * time.Minute
+	// DefaultLinkTimeout bounds every wait for the device that is not a wait for the person:
+	// a reply that can come only after a confirmation (the message after a ButtonAck, or
+	// after a PIN or passphrase the person entered) waits until the operation's deadline;
+	// any other reply must start within DefaultLinkTimeout, or the call fails with
+	// device.ErrLinkLost (a lost packet) and the next call re-syncs the session. A real
+	// Trezor answers those in milliseconds; 3 s leaves room for a slow USB host.
+	DefaultLinkTimeout = 3 * time.Second
 	// resyncTimeout bounds each Initialize attempt while re-synchronising a broken session.
 	resyncTimeout = 2 * time.Second
 	// resyncAttempts is how many Initialize messages a re-sync sends before giving up: a
@@ -52,6 +59,9 @@ type Options struct {
 	Passphrase func(ctx context.Context) (string, error)
 	// Timeout bounds each operation when ctx has no earlier deadline (DefaultTimeout if 0).
 	Timeout time.Duration
+	// LinkTimeout bounds each wait for a reply that no confirmation precedes
+	// (DefaultLinkTimeout if 0).
+	LinkTimeout time.Duration
 	// Emulator marks the device as an emulator in Features (the caller knows from the path).
 	Emulator bool
 }
@@ -78,6 +88,9 @@ func New(link transport.Link, opts Options) *Driver {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	if opts.LinkTimeout <= 0 {
+		opts.LinkTimeout = DefaultLinkTimeout
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -93,11 +106,16 @@ type session struct {
 	d   *Driver
 	ctx context.Context
 	op  string
+	// person: the next reply may wait for the person (a screen after ButtonAck, or the
+	// device working on a PIN or passphrase just entered); it gets ctx's whole deadline
+	// instead of the link timeout.
+	person bool
 }
 
 // do runs fn as one operation: it takes the lock, re-synchronises a broken session, starts
-// the session with Initialize, and bounds the link by ctx. If fn's exchange breaks, the
-// session is marked broken for the next call to repair.
+// the session with Initialize, and bounds every write and read by ctx (and each read that
+// does not wait for the person by the link timeout). If fn's exchange breaks, the session
+// is marked broken for the next call to repair.
 func (d *Driver) do(ctx context.Context, op string, fn func(s *session) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -115,7 +133,7 @@ func (d *Driver) do(ctx context.Context, op string, fn func(s *session) error) e
 		}
 	}
 	s := &session{d: d, ctx: ctx, op: op}
-	err := transport.DoContext(ctx, d.link, func() error { return fn(s) })
+	err := fn(s)
 	if err == nil {
 		return nil
 	}
@@ -153,10 +171,12 @@ func (d *Driver) wrapErr(op string, err error) error {
 			de.Op = op
 		}
 		return err
+	case errors.Is(err, device.ErrLinkLost):
+		return fmt.Errorf("trezor: %s: %w", op, err)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("trezor: %s: cancelled: %w", op, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Errorf("trezor: %s: no reply from the device in time (is it waiting for a confirmation? the next call re-syncs): %w", op, err)
+		return fmt.Errorf("trezor: %s: no reply from the device in time while a confirmation was pending on it (confirm sooner; the next call re-syncs): %w", op, err)
 	case errors.Is(err, transport.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrClosedPipe):
 		return fmt.Errorf("trezor: %s: %w: %w", op, device.ErrDisconnected, err)
 	case errors.Is(err, device.ErrInvalidInput), errors.Is(err, errors.ErrUnsupported),
@@ -264,7 +284,7 @@ func (d *Driver) initialize() (*trezorpb.Features, error) {
 func (d *Driver) readRaw() (uint16, []byte, error) {
 	typ, body, err := transport.ReadV1(d.link)
 	if errors.Is(err, transport.ErrBadMagic) || errors.Is(err, transport.ErrUnexpectedV1) || errors.Is(err, transport.ErrShortPacket) {
-		return 0, nil, fmt.Errorf("%w: garbled packet from the device: %w", device.ErrProtocol, err)
+		return 0, nil, fmt.Errorf("%w: garbled packet from the device (the next call re-syncs the link): %w", device.ErrProtocol, err)
 	}
 	return typ, body, err
 }
@@ -307,11 +327,11 @@ func (d *Driver) write(m proto.Message) error {
 // passphrase request (those are answered on the way). A Failure becomes a *device.Error.
 func (s *session) call(m proto.Message) (proto.Message, error) {
 	d := s.d
-	if err := d.write(m); err != nil {
+	if err := s.write(m); err != nil {
 		return nil, err
 	}
 	for {
-		typ, body, err := d.readRaw()
+		typ, body, err := s.read()
 		if err != nil {
 			return nil, err
 		}
@@ -322,9 +342,10 @@ func (s *session) call(m proto.Message) (proto.Message, error) {
 		d.log.Debug("trezor: recv", "msg", reply.ProtoReflect().Descriptor().Name())
 		switch r := reply.(type) {
 		case *trezorpb.ButtonRequest:
-			if err := d.write(&trezorpb.ButtonAck{}); err != nil {
+			if err := s.write(&trezorpb.ButtonAck{}); err != nil {
 				return nil, err
 			}
+			s.person = true // a screen is up: the next message comes when the person acts
 			if d.opts.OnButton != nil {
 				d.opts.OnButton(r.GetCode())
 			}
@@ -336,9 +357,10 @@ func (s *session) call(m proto.Message) (proto.Message, error) {
 			if err != nil {
 				return nil, s.refuse(fmt.Errorf("%w: the trezor asks for its pin: %w", device.ErrLocked, err))
 			}
-			if err := d.write(&trezorpb.PinMatrixAck{Pin: proto.String(pin)}); err != nil {
+			if err := s.write(&trezorpb.PinMatrixAck{Pin: proto.String(pin)}); err != nil {
 				return nil, err
 			}
+			s.person = true // unlocking (a Trezor One stretches the PIN for seconds)
 		case *trezorpb.PassphraseRequest:
 			if d.opts.Passphrase == nil {
 				return nil, s.refuse(fmt.Errorf("%w: the trezor asks for a passphrase: enter it on the device, or disable passphrase protection, and retry", device.ErrLocked))
@@ -347,11 +369,12 @@ func (s *session) call(m proto.Message) (proto.Message, error) {
 			if err != nil {
 				return nil, s.refuse(fmt.Errorf("%w: the trezor asks for a passphrase: %w", device.ErrLocked, err))
 			}
-			if err := d.write(&trezorpb.PassphraseAck{Passphrase: proto.String(pp), OnDevice: proto.Bool(false)}); err != nil {
+			if err := s.write(&trezorpb.PassphraseAck{Passphrase: proto.String(pp), OnDevice: proto.Bool(false)}); err != nil {
 				return nil, err
 			}
+			s.person = true // deriving the seed from the passphrase takes seconds on a Trezor One
 		case *trezorpb.Deprecated_PassphraseStateRequest:
-			if err := d.write(&trezorpb.Deprecated_PassphraseStateAck{}); err != nil {
+			if err := s.write(&trezorpb.Deprecated_PassphraseStateAck{}); err != nil {
 				return nil, err
 			}
 		case *trezorpb.Failure:
@@ -365,11 +388,11 @@ func (s *session) call(m proto.Message) (proto.Message, error) {
 // refuse sends Cancel for a prompt the host cannot answer and reads the device's Failure, so
 // the session stays in step; it returns cause marked as a host refusal.
 func (s *session) refuse(cause error) error {
-	if err := s.d.write(&trezorpb.Cancel{}); err != nil {
+	if err := s.write(&trezorpb.Cancel{}); err != nil {
 		return err
 	}
 	for {
-		typ, _, err := s.d.readRaw()
+		typ, _, err := s.read()
 		if err != nil {
 			return err
 		}
@@ -377,6 +400,53 @@ func (s *session) refuse(cause error) error {
 			return fmt.Errorf("%w (%w)", cause, errRefusedByHost)
 		}
 	}
+}
+
+// write sends one message within the link timeout (a device that does not take a packet
+// is not waiting for the person: Trezor firmware reads the host also while a screen is up).
+func (s *session) write(m proto.Message) error {
+	return s.bounded(false, func() error { return s.d.write(m) })
+}
+
+// read reads one message. It waits until ctx's deadline when the reply may follow a
+// confirmation (s.person), and at most the link timeout otherwise.
+func (s *session) read() (typ uint16, body []byte, err error) {
+	person := s.person
+	s.person = false
+	err = s.bounded(person, func() error {
+		var err error
+		typ, body, err = s.d.readRaw()
+		return err
+	})
+	return typ, body, err
+}
+
+// bounded runs one I/O on the link bounded by ctx and, unless person, by the link timeout;
+// the link timeout firing becomes device.ErrLinkLost.
+func (s *session) bounded(person bool, io func() error) error {
+	ctx := s.ctx
+	if !person {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.d.opts.LinkTimeout)
+		defer cancel()
+	}
+	err := transport.DoContext(ctx, s.d.link, io)
+	if err != nil && !person && !callerDone(s.ctx) && errors.Is(err, context.DeadlineExceeded) {
+		// not wrapping err: the caller's deadline did not pass
+		return fmt.Errorf("%w (no reply for %v; the last message was not one that waits for a confirmation): %v",
+			device.ErrLinkLost, s.d.opts.LinkTimeout, err)
+	}
+	return err
+}
+
+// callerDone reports whether the caller's context ended (its deadline may be reached a hair
+// before its timer fires: the link's deadline is the same instant).
+func callerDone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // expect is call with a check of the reply type.

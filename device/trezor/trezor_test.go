@@ -3,6 +3,7 @@ package trezor_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,11 +89,15 @@ func TestFaultsMidSignTx(t *testing.T) {
 		arm  func(f *emulator.Faults)
 		want func(err error) bool
 	}{
-		{"dropped packet", func(f *emulator.Faults) { f.DropNext(1) }, func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
+		{"dropped packet", func(f *emulator.Faults) { f.DropNext(1) }, func(err error) bool { return errors.Is(err, device.ErrLinkLost) }},
 		{"corrupted packet", func(f *emulator.Faults) { f.CorruptNext(1) }, func(err error) bool { return errors.Is(err, device.ErrProtocol) }},
 		// Over UDP the host cannot see the device go away: the device forgets the
 		// exchange and stops answering.
-		{"disconnect", func(f *emulator.Faults) { f.DisconnectAt(3) }, func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
+		{"disconnect", func(f *emulator.Faults) { f.DisconnectAt(3) }, func(err error) bool { return errors.Is(err, device.ErrLinkLost) }},
+		// A caller's deadline shorter than the link timeout stays the caller's.
+		{"dropped packet, caller deadline first", func(f *emulator.Faults) { f.DropNext(1) }, func(err error) bool {
+			return errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, device.ErrLinkLost)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,7 +112,11 @@ func TestFaultsMidSignTx(t *testing.T) {
 			ctx := t.Context()
 			p := devicetest.NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH, device.ScriptWPKH}, devicetest.SpendOptions{})
 			tt.arm(emu.Faults())
-			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			wait := 30 * time.Second
+			if strings.Contains(tt.name, "caller deadline") {
+				wait = time.Second
+			}
+			sctx, cancel := context.WithTimeout(ctx, wait)
 			err = d.SignPSBT(sctx, p, &chaincfg.MainNetParams)
 			cancel()
 			if err == nil || !tt.want(err) {

@@ -1,0 +1,100 @@
+// Package drivers wires each device family to its driver the way hwbridged and the CLI
+// run them: one function per family, and the hub's table built from them. Tests that
+// want production behaviour (link timeouts, re-opening a Ledger link, prompts) use it too.
+package drivers
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/ledger"
+	"github.com/hwbridge/hwbridge/device/trezor"
+	"github.com/hwbridge/hwbridge/internal/trezorpb"
+	"github.com/hwbridge/hwbridge/transport"
+)
+
+// Options are the host's parts of the drivers. The zero value works.
+type Options struct {
+	// Logger gets the drivers' records, with a "device" attribute naming the family.
+	Logger *slog.Logger
+	// PIN and Passphrase answer a Trezor's PIN and passphrase requests on the host (the
+	// CLI's terminal prompts); nil leaves them to the device (device.ErrLocked).
+	PIN        func(ctx context.Context) (string, error)
+	Passphrase func(ctx context.Context) (string, error)
+	// Timeout and LinkTimeout override the drivers' defaults (tests); 0 keeps them
+	// (trezor/ledger DefaultTimeout and DefaultLinkTimeout).
+	Timeout, LinkTimeout time.Duration
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
+}
+
+// Hub is the hub's driver table; each device it opens is wrapped in device.Verify.
+func Hub(o Options) map[string]device.Driver {
+	return map[string]device.Driver{
+		transport.KindTrezor: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(Trezor(link, c, o)), nil
+		},
+		transport.KindLedger: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(Ledger(link, c, o)), nil
+		},
+	}
+}
+
+// Trezor drives a Trezor-class device on link: c.Prompt hears every ButtonRequest.
+func Trezor(link transport.Link, c device.DriverConfig, o Options) *trezor.Driver {
+	prompt := c.Prompt
+	return trezor.New(link, trezor.Options{
+		Logger: o.logger().With("device", "trezor"),
+		OnButton: func(trezorpb.ButtonRequestType) {
+			if prompt != nil {
+				prompt()
+			}
+		},
+		PIN:         o.PIN,
+		Passphrase:  o.Passphrase,
+		Emulator:    c.Emulator,
+		Timeout:     o.Timeout,
+		LinkTimeout: o.LinkTimeout,
+	})
+}
+
+// Ledger drives a Ledger-class device on link, opening the app a request needs: Speculos
+// framing for an emulator (tcp:), Ledger HID framing for USB. c.Prompt hears every
+// operation that puts up a screen; c.Reopen, when set, re-opens the link after a failed
+// exchange.
+func Ledger(link transport.Link, c device.DriverConfig, o Options) *ledger.Driver {
+	opts := ledger.Options{
+		Logger:      o.logger().With("device", "ledger"),
+		OpenApp:     true,
+		Emulator:    c.Emulator,
+		OnScreen:    c.Prompt,
+		Timeout:     o.Timeout,
+		LinkTimeout: o.LinkTimeout,
+	}
+	if c.Reopen != nil {
+		reopen, em := c.Reopen, c.Emulator
+		opts.Reopen = func(ctx context.Context) (transport.APDUExchanger, error) {
+			l, err := reopen(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return exchanger(l, em), nil
+		}
+	}
+	return ledger.New(exchanger(link, c.Emulator), opts)
+}
+
+// exchanger frames APDUs for the link: Speculos framing for an emulator, HID otherwise.
+func exchanger(link transport.Link, emulator bool) *transport.Exchanger {
+	if emulator {
+		return transport.NewSpeculosExchanger(link)
+	}
+	return transport.NewLedgerHIDExchanger(link)
+}

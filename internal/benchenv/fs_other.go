@@ -1,0 +1,5 @@
+//go:build !linux
+
+package benchenv
+
+func fsName(string) string { return "unknown" }
