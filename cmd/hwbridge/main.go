@@ -43,6 +43,7 @@ type command struct {
 
 var commands = []command{
 	{"devices", "", "list connected wallets (and the device named with --device)", runDevices},
+	{"device info", "", "print the device's model, firmware, open app, protection, capabilities and fingerprint", runDeviceInfo},
 	{"xpub", "PATH [--network N]", "print the extended public key at PATH", runXPub},
 	{"address", "--chain btc|eth [--type T] [--network N] [--account N] [--index N] [--change] [--display]", "print (and optionally show) an address", runAddress},
 	{"btc sign-psbt", "FILE|- [--network N]", "sign a PSBT and print it, base64", runBTCSignPSBT},
