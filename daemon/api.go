@@ -169,6 +169,9 @@ type XPubParams struct {
 	Path    string `json:"path"`
 	Network string `json:"network,omitempty"` // mainnet (default), testnet, signet, regtest
 	Display bool   `json:"display,omitempty"`
+	// SwitchApp: the person asked for this, so a Ledger may close the open app and open
+	// the one needed (as with display); without it a lookup never switches apps.
+	SwitchApp bool `json:"switch_app,omitempty"`
 }
 
 // XPubResult is an extended public key.
@@ -199,7 +202,7 @@ func (a *API) V1Xpub(ctx context.Context, auth keys.Auth, raw json.RawMessage) (
 		if err != nil {
 			return nil, err
 		}
-		x, err := a.d.cfg.Hub.XPub(ctx, dev, c.label(), device.XPubRequest{Path: path, Network: net, Display: p.Display})
+		x, err := a.d.cfg.Hub.XPub(appSwitchIf(ctx, p.Display || p.SwitchApp), dev, c.label(), device.XPubRequest{Path: path, Network: net, Display: p.Display})
 		if err != nil {
 			return nil, err
 		}
@@ -230,12 +233,17 @@ type AddressParams struct {
 	Type    string `json:"type,omitempty"`    // btc: wpkh (default), tr, sh-wpkh, pkh
 	Network string `json:"network,omitempty"` // btc
 	Display bool   `json:"display,omitempty"`
+	// SwitchApp: as in XPubParams.
+	SwitchApp bool `json:"switch_app,omitempty"`
 }
 
 // AddressResult is an address.
 type AddressResult struct {
 	Address string `json:"address"`
 	Path    string `json:"path"`
+	// Shown is the string the device displayed when it differs from Address (a Ledger's
+	// test app shows tb1… for a regtest bcrt1… address: the same script).
+	Shown string `json:"shown,omitempty"`
 }
 
 // V1Address returns an address, showing it on the device if asked.
@@ -248,6 +256,7 @@ func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		return nil, toRPC(err)
 	}
 	var addr string
+	ctx, shown := device.WithShown(ctx)
 	err = func() error {
 		path, net, err := parsePathNet(p.Path, p.Network)
 		if err != nil {
@@ -269,14 +278,18 @@ func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage
 			return fmt.Errorf("%w: chain %q (use btc or eth)", device.ErrInvalidInput, p.Chain)
 		}
 		return c.onDevice(ctx, p.Device, req.Chain, func(ctx context.Context, d device.Device) error {
-			addr, err = d.Address(ctx, req)
+			addr, err = d.Address(appSwitchIf(ctx, req.Display || p.SwitchApp), req)
 			return err
 		})
 	}()
 	if err := c.finish(fmt.Sprintf("%s address %s%s: %s", p.Chain, p.Path, displayNote(p.Display), addr), err); err != nil {
 		return nil, err
 	}
-	return &AddressResult{Address: addr, Path: p.Path}, nil
+	res := &AddressResult{Address: addr, Path: p.Path}
+	if sh := shown.String(); sh != addr {
+		res.Shown = sh
+	}
+	return res, nil
 }
 
 // SignPSBTParams carries a PSBT to sign.
@@ -315,7 +328,9 @@ func (a *API) V1SignPsbt(ctx context.Context, auth keys.Auth, raw json.RawMessag
 			return fmt.Errorf("%w: psbt: %v", device.ErrInvalidInput, err)
 		}
 		summary = describePSBT(pk, net)
-		if err := c.onDevice(ctx, p.Device, device.ChainBTC, func(ctx context.Context, d device.Device) error { return d.SignPSBT(ctx, pk, net) }); err != nil {
+		if err := c.onDevice(ctx, p.Device, device.ChainBTC, func(ctx context.Context, d device.Device) error {
+			return d.SignPSBT(device.WithAppSwitch(ctx), pk, net)
+		}); err != nil {
 			return err
 		}
 		out, err = pk.B64Encode()
@@ -388,7 +403,7 @@ func (a *API) V1SignMessage(ctx context.Context, auth keys.Auth, raw json.RawMes
 			return fmt.Errorf("%w: chain %q (use btc or eth)", device.ErrInvalidInput, p.Chain)
 		}
 		return c.onDevice(ctx, p.Device, req.Chain, func(ctx context.Context, d device.Device) error {
-			sig, err = d.SignMessage(ctx, req)
+			sig, err = d.SignMessage(device.WithAppSwitch(ctx), req)
 			return err
 		})
 	}()
@@ -459,6 +474,7 @@ func (c *call) signEth(ctx context.Context, sel string, path hdpath.Path, tx *ty
 	var signed *types.Transaction
 	var acct *ethereum.Account
 	err := c.onDevice(ctx, sel, device.ChainETH, func(ctx context.Context, d device.Device) error {
+		ctx = device.WithAppSwitch(ctx) // signing: the person is at the device
 		var err error
 		if acct, err = ethereum.OpenAccount(ctx, d, path); err != nil {
 			return err
@@ -585,6 +601,7 @@ func (c *call) signTyped(ctx context.Context, sel string, path hdpath.Path, td *
 	var sig []byte
 	var acct *ethereum.Account
 	err := c.onDevice(ctx, sel, device.ChainETH, func(ctx context.Context, d device.Device) error {
+		ctx = device.WithAppSwitch(ctx) // signing: the person is at the device
 		var err error
 		if acct, err = ethereum.OpenAccount(ctx, d, path); err != nil {
 			return err

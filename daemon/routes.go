@@ -173,3 +173,12 @@ func methodName(m string) string {
 	}
 	return Namespace + "_" + m
 }
+
+// appSwitchIf lets the device switch apps (device.WithAppSwitch) for a request that acts
+// at the device (display); lookups never close the app the person has open.
+func appSwitchIf(ctx context.Context, atDevice bool) context.Context {
+	if atDevice {
+		return device.WithAppSwitch(ctx)
+	}
+	return ctx
+}

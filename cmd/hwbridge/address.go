@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	"github.com/hwbridge/hwbridge/device"
@@ -26,7 +27,7 @@ func runAddress(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("address")
 	fs.StringVar(&c.chain, "chain", "btc", "btc or eth")
 	fs.StringVar(&c.script, "type", "wpkh", "bitcoin script type: wpkh, tr, sh-wpkh or pkh")
-	fs.StringVar(&c.network, "network", "mainnet", "bitcoin network: mainnet, testnet, signet or regtest")
+	e.networkFlag(fs, &c.network, "bitcoin network")
 	fs.UintVar(&c.account, "account", 0, "account number")
 	fs.UintVar(&c.index, "index", 0, "address index")
 	fs.BoolVar(&c.change, "change", false, "a change (internal) address")
@@ -63,11 +64,17 @@ func runAddress(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	ctx, shown := device.WithShown(switchIf(ctx, c.display))
 	addr, err := d.Address(ctx, req)
 	if err != nil {
 		return err
 	}
 	out["address"], out["path"], out["chain"] = addr, req.Path.String(), c.chain
+	if sh := shown.String(); sh != "" && sh != addr {
+		// A Ledger's test app shows regtest addresses in testnet form (same script).
+		out["device_shows"] = sh
+		fmt.Fprintf(e.stderr, "device shows: %s (the same script as %s: the device prints it in another network's encoding)\n", sh, addr)
+	}
 	return e.print(out, addr)
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/btcsuite/btcd/wire"
 
 	"github.com/hwbridge/hwbridge/chains/bitcoin"
+	"github.com/hwbridge/hwbridge/device"
 )
 
 // runBTCBumpFee replaces an unconfirmed transaction of the wallet (BIP-125): same inputs,
@@ -17,7 +18,7 @@ import (
 func runBTCBumpFee(ctx context.Context, e *env, args []string) error {
 	var f btcWalletFlags
 	fs := e.flagSet("btc bump-fee")
-	f.register(fs, true)
+	f.register(fs, true, e)
 	feeRate := fs.String("fee-rate", "", "the new fee rate in sat/vB (required)")
 	force := fs.Bool("force", false, "pay a fee above the sanity cap")
 	yes := fs.Bool("yes", false, "do not ask for confirmation on this computer")
@@ -113,7 +114,7 @@ func runBTCBumpFee(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("a fee of %d sat does not replace %s (it paid %d sat; at least %d is needed): raise --fee-rate", plan.Fee, txid, oldFee, oldFee+plan.VSize)
 	}
 	fmt.Fprintf(e.stderr, "hwbridge: replacing %s (fee %d sat) with a fee of %d sat\n", txid, oldFee, plan.Fee)
-	res, err := bw.w.Complete(ctx, plan, bw.dev, bitcoin.Hooks{Note: e.note,
+	res, err := bw.w.Complete(device.WithAppSwitch(ctx), plan, bw.dev, bitcoin.Hooks{Note: e.note,
 		Show: func(_ context.Context, r *bitcoin.SendResult) error { return e.confirmSend(btcLines(r), *yes) }})
 	if err != nil {
 		return err

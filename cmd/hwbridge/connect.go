@@ -24,11 +24,11 @@ var drivers = map[string]driver{
 }
 
 func openLedger(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device {
-	return hwdrivers.Ledger(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton(), Reopen: reopen}, e.driverOptions())
+	return hwdrivers.Ledger(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("Ledger"), Reopen: reopen}, e.driverOptions())
 }
 
 func openTrezor(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
-	return hwdrivers.Trezor(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton()}, e.driverOptions())
+	return hwdrivers.Trezor(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("Trezor")}, e.driverOptions())
 }
 
 // driverOptions: the host side of the drivers (the terminal's PIN and passphrase entry).
@@ -165,4 +165,14 @@ func (e *env) open(ctx context.Context) (device.Device, error) {
 		}
 	}
 	return nil, fmt.Errorf("no connected wallet has master fingerprint %s (locked devices cannot tell theirs): %w", want, device.ErrNoDevice)
+}
+
+// switchIf returns ctx allowing the device to switch apps (device.WithAppSwitch) when the
+// person asked for an action at the device (display): read-only lookups never close the
+// app the person has open.
+func switchIf(ctx context.Context, atDevice bool) context.Context {
+	if atDevice {
+		return device.WithAppSwitch(ctx)
+	}
+	return ctx
 }

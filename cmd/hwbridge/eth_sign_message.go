@@ -30,7 +30,7 @@ func runETHSignMessage(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sig, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainETH, Path: path, Message: []byte(pos[0])})
+	sig, err := d.SignMessage(device.WithAppSwitch(ctx), device.MessageRequest{Chain: device.ChainETH, Path: path, Message: []byte(pos[0])})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 
 	"github.com/hwbridge/hwbridge/chains/ethereum"
+	"github.com/hwbridge/hwbridge/device"
 )
 
 func runETHSignTypedData(ctx context.Context, e *env, args []string) error {
@@ -60,6 +61,7 @@ func runETHSignTypedData(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	ctx = device.WithAppSwitch(ctx) // the person asked to sign: the Ethereum app may be opened
 	acct, err := ethereum.OpenAccount(ctx, d, path)
 	if err != nil {
 		return err

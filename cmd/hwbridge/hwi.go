@@ -783,7 +783,7 @@ func (s *hwiSigner) displayAddress(ctx context.Context, d device.Device, desc st
 		return nil, hwiErrorf(hwiBadArgument, "descriptor %q: %v", desc, err)
 	}
 	full := append(append(hdpath.Path{}, sd.origin...), sd.derive...)
-	got, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: full, Script: sd.script, Network: s.net, Display: true})
+	got, err := d.Address(device.WithAppSwitch(ctx), device.AddressRequest{Chain: device.ChainBTC, Path: full, Script: sd.script, Network: s.net, Display: true})
 	if err != nil {
 		return nil, err
 	}
@@ -822,7 +822,7 @@ func (s *hwiSigner) signTx(ctx context.Context, d device.Device, b64 string) (ma
 	if err != nil {
 		return nil, hwiErrorf(hwiInvalidTx, "the PSBT does not decode (base64 BIP-174 expected): %v", err)
 	}
-	if err := d.SignPSBT(ctx, p, s.net); err != nil {
+	if err := d.SignPSBT(device.WithAppSwitch(ctx), p, s.net); err != nil {
 		return nil, err
 	}
 	out, err := p.B64Encode()

@@ -15,7 +15,7 @@ type xpubCmd struct {
 func runXPub(ctx context.Context, e *env, args []string) error {
 	c := &xpubCmd{}
 	fs := e.flagSet("xpub")
-	fs.StringVar(&c.network, "network", "mainnet", "mainnet, testnet, signet or regtest (xpub or tpub)")
+	e.networkFlag(fs, &c.network, "network of the key (xpub or tpub)")
 	fs.BoolVar(&c.display, "display", false, "show the key on the device as well")
 	pos, err := e.parse(fs, args, 1, 1)
 	if err != nil {
@@ -33,7 +33,7 @@ func runXPub(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	xpub, err := d.XPub(ctx, device.XPubRequest{Path: path, Network: net, Display: c.display})
+	xpub, err := d.XPub(switchIf(ctx, c.display), device.XPubRequest{Path: path, Network: net, Display: c.display})
 	if err != nil {
 		return err
 	}

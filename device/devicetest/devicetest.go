@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,14 +33,33 @@ import (
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
 
+// Group names the app (network) a scenario needs, so that a device that runs one app and
+// cannot switch (a Ledger app on Speculos: no dashboard, QUIT_APP ends it) runs what it
+// can.
+type Group string
+
+// Scenario groups.
+const (
+	GroupBitcoin     Group = "bitcoin"      // mainnet keys, addresses, PSBTs, messages
+	GroupBitcoinTest Group = "bitcoin-test" // testnet and regtest (a Ledger's "Bitcoin Test" app)
+	GroupEthereum    Group = "ethereum"
+)
+
 // Capabilities declare what the device under test does, so that the suite runs the
 // scenarios that apply.
 type Capabilities struct {
+	// Groups are the scenario groups to run; nil runs all (the device switches apps or
+	// needs none).
+	Groups     []Group
 	Taproot    bool // p2tr addresses, xpubs and key-path spends
 	EIP1559    bool // dynamic-fee Ethereum transactions
 	EIP712Hash bool // SignTypedHash
 	EIP712     bool // device.SignTypedData: whole EIP-712 documents (streamed or hashed)
 	Multisig   bool // p2wsh and p2sh-p2wsh sortedmulti inputs and change
+	// RefusesMalformedERC20: the device refuses call data that starts with the ERC-20
+	// transfer selector but is not a valid transfer (device.ErrInvalidInput), as the Ledger
+	// Ethereum app does even with blind signing on; otherwise it signs such data as any.
+	RefusesMalformedERC20 bool
 	// NeedsNonWitnessUTXO: the device refuses segwit v0 inputs without the full previous
 	// transaction (device.ErrInvalidInput), as current Trezor firmware does.
 	NeedsNonWitnessUTXO bool
@@ -48,11 +68,24 @@ type Capabilities struct {
 	OpenRejecting func(t *testing.T) device.Device
 }
 
+func (c Capabilities) has(g Group) bool { return c.Groups == nil || slices.Contains(c.Groups, g) }
+
+// btcNet is the network the single-network Bitcoin scenarios use: mainnet when its group
+// runs, else testnet.
+func (c Capabilities) btcNet() *chaincfg.Params {
+	if c.has(GroupBitcoin) {
+		return &chaincfg.MainNetParams
+	}
+	return &chaincfg.TestNet3Params
+}
+
 // timeout bounds every scenario.
 const timeout = 2 * time.Minute
 
+// ctxFor bounds a scenario. The suite stands for a person who asks for each operation,
+// so its calls may switch apps (device.WithAppSwitch) where the device allows it.
 func ctxFor(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	ctx, cancel := context.WithTimeout(device.WithAppSwitch(t.Context()), timeout)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -65,25 +98,34 @@ func Run(t *testing.T, open func(t *testing.T) device.Device, caps Capabilities)
 		t.Cleanup(func() { _ = d.Close() })
 		return d
 	}
+	btc := caps.has(GroupBitcoin) || caps.has(GroupBitcoinTest)
 	t.Run("Features", func(t *testing.T) { testFeatures(t, dev(t), caps) })
-	t.Run("Fingerprint", func(t *testing.T) { testFingerprint(t, dev(t)) })
-	t.Run("XPub", func(t *testing.T) { testXPub(t, dev(t), caps) })
+	if btc {
+		t.Run("Fingerprint", func(t *testing.T) { testFingerprint(t, dev(t)) })
+		t.Run("XPub", func(t *testing.T) { testXPub(t, dev(t), caps) })
+	}
 	t.Run("Address", func(t *testing.T) { testAddress(t, dev(t), caps) })
-	t.Run("SignPSBT", func(t *testing.T) { testSignPSBT(t, dev(t), caps) })
-	t.Run("SignMessage", func(t *testing.T) { testSignMessage(t, dev(t)) })
-	t.Run("SignEthTx", func(t *testing.T) { testSignEthTx(t, dev(t), caps) })
-	if caps.EIP712Hash {
-		t.Run("SignTypedHash", func(t *testing.T) { testSignTypedHash(t, dev(t)) })
+	if btc {
+		t.Run("SignPSBT", func(t *testing.T) { testSignPSBT(t, dev(t), caps) })
 	}
-	if caps.EIP712 {
-		t.Run("SignTypedData", func(t *testing.T) { testSignTypedData(t, dev(t)) })
+	t.Run("SignMessage", func(t *testing.T) { testSignMessage(t, dev(t), caps) })
+	if caps.has(GroupEthereum) {
+		t.Run("SignEthTx", func(t *testing.T) { testSignEthTx(t, dev(t), caps) })
+		if caps.EIP712Hash {
+			t.Run("SignTypedHash", func(t *testing.T) { testSignTypedHash(t, dev(t)) })
+		}
+		if caps.EIP712 {
+			t.Run("SignTypedData", func(t *testing.T) { testSignTypedData(t, dev(t)) })
+		}
 	}
-	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, dev(t)) })
-	if caps.OpenRejecting != nil {
+	if btc {
+		t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, dev(t), caps) })
+	}
+	if caps.OpenRejecting != nil && btc {
 		t.Run("Reject", func(t *testing.T) {
 			d := caps.OpenRejecting(t)
 			t.Cleanup(func() { _ = d.Close() })
-			testReject(t, d)
+			testReject(t, d, caps)
 		})
 	}
 }
@@ -136,7 +178,7 @@ func testXPub(t *testing.T, d device.Device, caps Capabilities) {
 		{"m/86'/0'/0'", VectorXPub86, caps.Taproot},
 	}
 	for _, tt := range tests {
-		if !tt.need {
+		if !tt.need || !caps.has(GroupBitcoin) {
 			continue
 		}
 		got, err := d.XPub(ctx, device.XPubRequest{Path: hdpath.MustParse(tt.path)})
@@ -148,6 +190,9 @@ func testXPub(t *testing.T, d device.Device, caps Capabilities) {
 			t.Errorf("xpub %s = %s, want %s", tt.path, got, tt.want)
 		}
 	}
+	if !caps.has(GroupBitcoinTest) {
+		return
+	}
 	// Test networks get tpub version bytes; the key agrees with the mainnet one.
 	tp, err := d.XPub(ctx, device.XPubRequest{Path: hdpath.MustParse("m/84'/1'/0'"), Network: &chaincfg.TestNet3Params})
 	if err != nil {
@@ -158,6 +203,9 @@ func testXPub(t *testing.T, d device.Device, caps Capabilities) {
 	}
 	if k, err := hdkeychain.NewKeyFromString(tp); err != nil || !k.IsForNet(&chaincfg.TestNet3Params) || k.Depth() != 3 {
 		t.Errorf("testnet xpub %s does not parse as a depth-3 tpub: %v", tp, err)
+	}
+	if tp != VectorTPub84 {
+		t.Errorf("testnet xpub m/84'/1'/0' = %s, want %s", tp, VectorTPub84)
 	}
 }
 
@@ -178,7 +226,7 @@ func testAddress(t *testing.T, d device.Device, caps Capabilities) {
 		{device.ScriptTR, "m/86'/0'/0'/0/0", VectorAddr86, true, caps.Taproot},
 	}
 	for _, tt := range tests {
-		if !tt.need {
+		if !tt.need || !caps.has(GroupBitcoin) {
 			continue
 		}
 		got, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Script: tt.st, Display: tt.display})
@@ -190,14 +238,23 @@ func testAddress(t *testing.T, d device.Device, caps Capabilities) {
 			t.Errorf("address %s %s = %s, want %s", tt.st, tt.path, got, tt.want)
 		}
 	}
-	if !caps.Taproot {
+	if !caps.Taproot && caps.has(GroupBitcoin) {
 		_, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/86'/0'/0'/0/0"), Script: device.ScriptTR})
 		if !errors.Is(err, errors.ErrUnsupported) {
 			t.Errorf("taproot address on a device without taproot: err %v, want errors.ErrUnsupported", err)
 		}
 	}
+	if caps.has(GroupBitcoinTest) {
+		got, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/1'/0'/0/0"), Script: device.ScriptWPKH, Network: &chaincfg.TestNet3Params, Display: true})
+		if err != nil || got != VectorTestAddr84 {
+			t.Errorf("testnet address on display = %s, %v; want %s", got, err, VectorTestAddr84)
+		}
+	}
 	// Test networks: the address matches the key derived from the account tpub.
 	for _, net := range []*chaincfg.Params{&chaincfg.TestNet3Params, &chaincfg.RegressionNetParams} {
+		if !caps.has(GroupBitcoinTest) {
+			break
+		}
 		k := deviceKey(t, ctx, d, device.ScriptWPKH, net, 0, 3)
 		want, err := btcutil.NewAddressWitnessPubKeyHash(btcutil.Hash160(k.pub.SerializeCompressed()), net)
 		if err != nil {
@@ -209,6 +266,9 @@ func testAddress(t *testing.T, d device.Device, caps Capabilities) {
 		} else if got != want.EncodeAddress() {
 			t.Errorf("%s address %s = %s, want %s", net.Name, k.path, got, want)
 		}
+	}
+	if !caps.has(GroupEthereum) {
+		return
 	}
 	eth, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainETH, Path: hdpath.MustParse("m/44'/60'/0'/0/0")})
 	if err != nil {
@@ -232,13 +292,17 @@ func testSignPSBT(t *testing.T, d device.Device, caps Capabilities) {
 	}
 	var cases []psbtCase
 	for _, st := range single {
-		cases = append(cases, psbtCase{name: string(st), net: &chaincfg.MainNetParams, inputs: []device.ScriptType{st, st}})
+		if caps.has(GroupBitcoin) {
+			cases = append(cases, psbtCase{name: string(st), net: &chaincfg.MainNetParams, inputs: []device.ScriptType{st, st}})
+		}
 	}
-	cases = append(cases,
-		psbtCase{name: "mixed-testnet", net: &chaincfg.TestNet3Params, inputs: single, opts: SpendOptions{Change: device.ScriptWPKH, OpReturn: []byte("hwbridge")}},
-		psbtCase{name: "regtest", net: &chaincfg.RegressionNetParams, inputs: []device.ScriptType{device.ScriptWPKH}},
-	)
-	if caps.Taproot {
+	if caps.has(GroupBitcoinTest) {
+		cases = append(cases,
+			psbtCase{name: "mixed-testnet", net: &chaincfg.TestNet3Params, inputs: single, opts: SpendOptions{Change: device.ScriptWPKH, OpReturn: []byte("hwbridge")}},
+			psbtCase{name: "regtest", net: &chaincfg.RegressionNetParams, inputs: []device.ScriptType{device.ScriptWPKH}},
+		)
+	}
+	if caps.Taproot && caps.has(GroupBitcoin) {
 		cases = append(cases, psbtCase{name: "tr-only-without-prevtx", net: &chaincfg.MainNetParams,
 			inputs: []device.ScriptType{device.ScriptTR}, opts: SpendOptions{OmitNonWitnessUTXO: true}})
 	}
@@ -263,7 +327,7 @@ func testSignPSBT(t *testing.T, d device.Device, caps Capabilities) {
 			}
 		})
 	}
-	if caps.Multisig {
+	if caps.Multisig && caps.has(GroupBitcoinTest) {
 		for _, kind := range []MultisigKind{MultisigWSH, MultisigSHWSH} {
 			t.Run("multisig-"+string(kind), func(t *testing.T) {
 				ctx := ctxFor(t)
@@ -281,6 +345,9 @@ func testSignPSBT(t *testing.T, d device.Device, caps Capabilities) {
 		}
 	}
 	t.Run("wrong-network", func(t *testing.T) {
+		if !caps.has(GroupBitcoin) || !caps.has(GroupBitcoinTest) {
+			return // the other network's app is not there to refuse it
+		}
 		ctx := ctxFor(t)
 		p := NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH}, SpendOptions{})
 		before := serialize(t, p)
@@ -295,8 +362,8 @@ func testSignPSBT(t *testing.T, d device.Device, caps Capabilities) {
 	if caps.NeedsNonWitnessUTXO {
 		t.Run("segwit-without-prevtx", func(t *testing.T) {
 			ctx := ctxFor(t)
-			p := NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH}, SpendOptions{OmitNonWitnessUTXO: true})
-			err := d.SignPSBT(ctx, p, &chaincfg.MainNetParams)
+			p := NewSpend(t, ctx, d, caps.btcNet(), []device.ScriptType{device.ScriptWPKH}, SpendOptions{OmitNonWitnessUTXO: true})
+			err := d.SignPSBT(ctx, p, caps.btcNet())
 			if !errors.Is(err, device.ErrInvalidInput) || !strings.Contains(err.Error(), "non_witness_utxo") {
 				t.Errorf("err %v, want device.ErrInvalidInput naming non_witness_utxo", err)
 			}
@@ -304,10 +371,10 @@ func testSignPSBT(t *testing.T, d device.Device, caps Capabilities) {
 	}
 	t.Run("foreign-input", func(t *testing.T) {
 		ctx := ctxFor(t)
-		p := NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH}, SpendOptions{})
+		p := NewSpend(t, ctx, d, caps.btcNet(), []device.ScriptType{device.ScriptWPKH}, SpendOptions{})
 		p.Inputs[0].Bip32Derivation[0].MasterKeyFingerprint ^= 0xffffffff
 		before := serialize(t, p)
-		if err := d.SignPSBT(ctx, p, &chaincfg.MainNetParams); !errors.Is(err, device.ErrInvalidInput) {
+		if err := d.SignPSBT(ctx, p, caps.btcNet()); !errors.Is(err, device.ErrInvalidInput) {
 			t.Errorf("psbt with no key of the device: err %v, want device.ErrInvalidInput", err)
 		}
 		if !bytes.Equal(before, serialize(t, p)) {
@@ -316,19 +383,24 @@ func testSignPSBT(t *testing.T, d device.Device, caps Capabilities) {
 	})
 }
 
-func testSignMessage(t *testing.T, d device.Device) {
+func testSignMessage(t *testing.T, d device.Device, caps Capabilities) {
 	ctx := ctxFor(t)
 	msg := []byte("hwbridge devicetest: this message proves control of the address")
 	for _, tt := range []struct {
 		st   device.ScriptType
 		path string
 		addr string
+		net  *chaincfg.Params
 	}{
-		{device.ScriptPKH, "m/44'/0'/0'/0/0", VectorAddr44},
-		{device.ScriptSHWPKH, "m/49'/0'/0'/0/0", VectorAddr49},
-		{device.ScriptWPKH, "m/84'/0'/0'/0/0", VectorAddr84},
+		{device.ScriptPKH, "m/44'/0'/0'/0/0", VectorAddr44, nil},
+		{device.ScriptSHWPKH, "m/49'/0'/0'/0/0", VectorAddr49, nil},
+		{device.ScriptWPKH, "m/84'/0'/0'/0/0", VectorAddr84, nil},
+		{device.ScriptWPKH, "m/84'/1'/0'/0/0", VectorTestAddr84, &chaincfg.TestNet3Params},
 	} {
-		sig, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Message: msg, Script: tt.st})
+		if tt.net == nil && !caps.has(GroupBitcoin) || tt.net != nil && !caps.has(GroupBitcoinTest) {
+			continue
+		}
+		sig, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Message: msg, Script: tt.st, Network: tt.net})
 		if err != nil {
 			t.Errorf("btc %s: %v", tt.st, err)
 			continue
@@ -336,10 +408,13 @@ func testSignMessage(t *testing.T, d device.Device) {
 		if sig.Address != tt.addr {
 			t.Errorf("btc %s: address %s, want %s", tt.st, sig.Address, tt.addr)
 		}
-		got, err := device.RecoverBitcoinMessage(msg, sig.Signature, tt.st, nil)
+		got, err := device.RecoverBitcoinMessage(msg, sig.Signature, tt.st, tt.net)
 		if err != nil || got != tt.addr {
 			t.Errorf("btc %s: signature recovers %s (%v), want %s", tt.st, got, err, tt.addr)
 		}
+	}
+	if !caps.has(GroupEthereum) {
+		return
 	}
 	sig, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainETH, Path: hdpath.MustParse("m/44'/60'/0'/0/0"), Message: msg})
 	if err != nil {
@@ -365,7 +440,9 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func testSignEthTx(t *testing.T, d device.Device, caps Capabilities) {
 	path := hdpath.MustParse("m/44'/60'/0'/0/0")
 	to := common.HexToAddress("0x1d1c328764a41bda0492b66baa30c4a339ff85ef")
-	data := bytes.Repeat([]byte{0xa9, 0x05, 0x9c, 0xbb}, 375) // 1500 bytes: two chunks
+	// 1500 bytes of call data: several APDUs or data requests. Its selector is no ERC-20
+	// one: apps parse those (see the malformed-erc20 case).
+	data := bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 375)
 	type txCase struct {
 		name    string
 		chainID int64
@@ -404,6 +481,22 @@ func testSignEthTx(t *testing.T, d device.Device, caps Capabilities) {
 			}
 		})
 	}
+	t.Run("malformed-erc20", func(t *testing.T) {
+		// Starts with transfer(address,uint256) but is 1500 bytes long, not 68.
+		bad := bytes.Repeat([]byte{0xa9, 0x05, 0x9c, 0xbb}, 375)
+		tx := types.NewTx(&types.LegacyTx{Nonce: 7, GasPrice: big.NewInt(2_000_000_000), Gas: 100000, To: &to, Value: big.NewInt(0), Data: bad})
+		signed, err := d.SignEthTx(ctxFor(t), path, tx, big.NewInt(11155111))
+		switch {
+		case caps.RefusesMalformedERC20 && !errors.Is(err, device.ErrInvalidInput):
+			t.Errorf("malformed erc-20 data: err %v, want device.ErrInvalidInput", err)
+		case !caps.RefusesMalformedERC20 && err != nil:
+			t.Errorf("malformed erc-20 data: %v", err)
+		case !caps.RefusesMalformedERC20:
+			if from, err := types.Sender(types.LatestSignerForChainID(big.NewInt(11155111)), signed); err != nil || from.Hex() != VectorETHAddr {
+				t.Errorf("sender %s (%v), want %s", from.Hex(), err, VectorETHAddr)
+			}
+		}
+	})
 	if !caps.EIP1559 {
 		tx := types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2), Gas: 21000, To: &to, Value: big.NewInt(1)})
 		if _, err := d.SignEthTx(ctxFor(t), path, tx, big.NewInt(1)); !errors.Is(err, errors.ErrUnsupported) {
@@ -436,8 +529,12 @@ func testSignTypedHash(t *testing.T, d device.Device) {
 }
 
 // testConcurrent: callers on several goroutines are serialised by the device, not broken.
-func testConcurrent(t *testing.T, d device.Device) {
+func testConcurrent(t *testing.T, d device.Device, caps Capabilities) {
 	ctx := ctxFor(t)
+	path, want := "m/84'/0'/0'/0/0", VectorAddr84
+	if !caps.has(GroupBitcoin) {
+		path, want = "m/84'/1'/0'/0/0", VectorTestAddr84
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for i := range 8 {
@@ -450,8 +547,8 @@ func testConcurrent(t *testing.T, d device.Device) {
 				errs <- err
 				return
 			}
-			a, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH})
-			if err == nil && a != VectorAddr84 {
+			a, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(path), Script: device.ScriptWPKH, Network: caps.btcNet()})
+			if err == nil && a != want {
 				err = errors.New("wrong address " + a)
 			}
 			errs <- err
@@ -468,26 +565,30 @@ func testConcurrent(t *testing.T, d device.Device) {
 
 // testReject: every signing request the user declines fails with ErrUserRejected, leaves
 // its input alone, and the device still answers afterwards.
-func testReject(t *testing.T, d device.Device) {
+func testReject(t *testing.T, d device.Device, caps Capabilities) {
 	ctx := ctxFor(t)
-	p := NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH}, SpendOptions{})
+	net := caps.btcNet()
+	p := NewSpend(t, ctx, d, net, []device.ScriptType{device.ScriptWPKH}, SpendOptions{})
 	before := serialize(t, p)
-	if err := d.SignPSBT(ctx, p, &chaincfg.MainNetParams); !errors.Is(err, device.ErrUserRejected) {
+	if err := d.SignPSBT(ctx, p, net); !errors.Is(err, device.ErrUserRejected) {
 		t.Errorf("sign psbt: err %v, want device.ErrUserRejected", err)
 	}
 	if !bytes.Equal(before, serialize(t, p)) {
 		t.Error("a rejected psbt was modified")
 	}
-	_, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH, Message: []byte("no")})
+	acct := hdpath.Path{84 + hdpath.Hardened, net.HDCoinType + hdpath.Hardened, hdpath.Hardened, 0, 0}
+	_, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: acct, Script: device.ScriptWPKH, Message: []byte("no"), Network: net})
 	if !errors.Is(err, device.ErrUserRejected) {
 		t.Errorf("sign message: err %v, want device.ErrUserRejected", err)
 	}
 	to := common.HexToAddress("0x1d1c328764a41bda0492b66baa30c4a339ff85ef")
 	tx := types.NewTx(&types.LegacyTx{GasPrice: big.NewInt(1), Gas: 21000, To: &to, Value: big.NewInt(1)})
-	if _, err := d.SignEthTx(ctx, hdpath.MustParse("m/44'/60'/0'/0/0"), tx, big.NewInt(1)); !errors.Is(err, device.ErrUserRejected) {
-		t.Errorf("sign eth tx: err %v, want device.ErrUserRejected", err)
+	if caps.has(GroupEthereum) {
+		if _, err := d.SignEthTx(ctx, hdpath.MustParse("m/44'/60'/0'/0/0"), tx, big.NewInt(1)); !errors.Is(err, device.ErrUserRejected) {
+			t.Errorf("sign eth tx: err %v, want device.ErrUserRejected", err)
+		}
 	}
-	if _, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH, Display: true}); !errors.Is(err, device.ErrUserRejected) {
+	if _, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: acct, Script: device.ScriptWPKH, Display: true, Network: net}); !errors.Is(err, device.ErrUserRejected) {
 		t.Errorf("address on display: err %v, want device.ErrUserRejected", err)
 	}
 	fp, err := d.Fingerprint(ctx)

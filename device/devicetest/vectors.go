@@ -33,6 +33,10 @@ const (
 	VectorAddr86 = "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr"
 
 	VectorETHAddr = "0x9858EfFD232B4033E47d90003D41EC34EcaEda94"
+
+	// Testnet (coin type 1), as ledger.md §8.1 lists them.
+	VectorTPub84     = "tpubDC8msFGeGuwnKG9Upg7DM2b4DaRqg3CUZa5g8v2SRQ6K4NSkxUgd7HsL2XVWbVm39yBA4LAxysQAm397zwQSQoQgewGiYZqrA9DsP4zbQ1M"
+	VectorTestAddr84 = "tb1q6rz28mcfaxtmd6v789l9rrlrusdprr9pqcpvkl"
 )
 
 // AsXPub rewrites a SLIP-132 ypub/zpub as the same key with mainnet xpub version bytes,

@@ -190,6 +190,11 @@ func printable(s string) bool {
 // an EIP-712 hash because its "Blind signing" setting is off.
 var ErrBlindSigningDisabled = errors.New(`ledger: the ethereum app refused to blind-sign: enable "Blind signing" in the Ethereum app's settings on the device and retry`)
 
+// ErrInvalidERC20Data: the Ethereum app refused call data that starts with the ERC-20
+// transfer or approve selector but is not a call its ERC-20 parser takes (a transfer is
+// 68 bytes: selector, address, amount, with no ether sent); blind signing does not help.
+var ErrInvalidERC20Data = errors.New("ledger: the ethereum app refused the transaction: its data starts with the ERC-20 transfer/approve selector but is not a valid call (68 bytes: selector, address, amount; at most 64 bytes more; no ether value): fix the call data")
+
 // statusError turns a status word into a *device.Error for op. app is the app the command
 // needs ("" for OS commands), used to say what to open. extra is the reply data (the
 // Bitcoin app puts a 2-byte extended error code before some status words).

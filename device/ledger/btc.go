@@ -129,7 +129,11 @@ func boolByte(b bool) byte {
 	return 0
 }
 
-// Fingerprint returns the master key fingerprint; it needs a Bitcoin app (mainnet or test).
+// Fingerprint returns the master key fingerprint; it needs a Bitcoin app (mainnet or test)
+// open. As every call, it switches apps only with a context from device.WithAppSwitch
+// (lookups and listings never pass one, so that they never close the app the person
+// uses): otherwise another app open fails with device.ErrWrongApp saying to open the
+// Bitcoin app.
 func (d *Driver) Fingerprint(ctx context.Context) (device.Fingerprint, error) {
 	d.mu.Lock()
 	if d.fp != nil {
@@ -172,7 +176,8 @@ func (d *Driver) XPub(ctx context.Context, req device.XPubRequest) (string, erro
 // btcAddress is Address for Bitcoin: the default wallet policy of the path's account,
 // GET_WALLET_ADDRESS, and a check that the device's address has the script the account
 // xpub gives (the test app prints tb1… on regtest too: scripts are compared, strings
-// re-encoded for net).
+// re-encoded for net). With Display, the string the device showed is recorded for
+// device.WithShown.
 func (d *Driver) btcAddress(ctx context.Context, req device.AddressRequest) (string, error) {
 	net := netOrMain(req.Network)
 	purpose, err := req.Script.Purpose()
@@ -210,6 +215,9 @@ func (d *Driver) btcAddress(ctx context.Context, req device.AddressRequest) (str
 			return err
 		}
 		addr = want.EncodeAddress()
+		if req.Display {
+			device.NoteShown(ctx, got) // tb1… on regtest: the test app's encoding
+		}
 		return nil
 	})
 	return addr, err

@@ -12,9 +12,12 @@
 // A Ledger runs one app at a time. Every operation first asks which app is open (B0 01):
 // "Bitcoin" for mainnet, "Bitcoin Test" for testnet, signet and regtest (the test app
 // prints tb1 addresses on regtest too; the driver compares scripts and re-encodes), and
-// "Ethereum". With Options.OpenApp the driver quits the open app and starts the needed
-// one from the dashboard; without it a wrong app gives device.ErrWrongApp naming the app
-// to open.
+// "Ethereum". Reading never changes what the person has open: without a context from
+// device.WithAppSwitch (which only commands that act at the device pass: signing, showing
+// an address) a wrong app gives device.ErrWrongApp naming the app to open ("open the
+// Bitcoin app on your Ledger"), and no QUIT_APP or OPEN_APP is sent. With that context and
+// Options.OpenApp the driver quits the open app and starts the needed one from the
+// dashboard.
 //
 // # Bitcoin
 //
@@ -41,7 +44,9 @@
 // other APDU and client-command reply must come within Options.LinkTimeout
 // (DefaultLinkTimeout, 3 s), or the call fails with device.ErrLinkLost. After any failed
 // exchange the next operation first re-opens the link (Options.Reopen) and drains stale
-// replies, so a lost or garbled frame costs one call.
+// replies, so a lost or garbled frame costs one call. A host cannot take a Ledger's screen
+// down: when a call that may have put one up is cancelled or times out, the next exchange
+// waits for the person too (and fires Options.OnScreen).
 //
 // # Errors
 //
@@ -50,9 +55,12 @@
 // device.ErrLocked; 0x6E00, 0x6E01, 0x6D00, 0x6511 and a wrong app in B0 01
 // device.ErrWrongApp with a message naming the app to open; 0x6A80, 0x6A82, 0xB008
 // device.ErrInvalidInput (with the Bitcoin app's extended error code explained); others
-// device.ErrProtocol. The Ethereum app's refusal to blind-sign (0x6A80 on a transaction
-// or an EIP-712 hash) also wraps ErrBlindSigningDisabled, whose text says to enable
-// "Blind signing" in the app's settings. A link that went away is
+// device.ErrProtocol. The Ethereum app's 0x6A80 on a transaction with data is reported by
+// cause: data starting with the ERC-20 transfer/approve selector that the app's ERC-20
+// parser refuses (ether sent with it, or longer than 132 bytes; refused even with blind
+// signing on) wraps ErrInvalidERC20Data; otherwise, when the app's configuration shows
+// blind signing off (and always on an EIP-712 hash), ErrBlindSigningDisabled, whose text
+// says to enable "Blind signing" in the app's settings; else a plain refused-data error. A link that went away is
 // device.ErrDisconnected (reopen the device); a reply missing past the link timeout is
 // device.ErrLinkLost; a garbled one device.ErrProtocol; an ended context wraps ctx.Err().
 // Requests refused before reaching the device wrap device.ErrInvalidInput; features the

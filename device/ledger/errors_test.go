@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -86,14 +87,15 @@ func TestWrongApp(t *testing.T) {
 }
 
 func TestOpenApp(t *testing.T) {
-	f := &scripted{app: AppBitcoin, canQuit: true, handle: func(apdu []byte) ([]byte, uint16) {
+	handle := func(apdu []byte) ([]byte, uint16) {
 		if apdu[0] == claBTC && apdu[1] == insFingerprint {
 			return []byte{0x73, 0xc5, 0xda, 0x0a}, swOK
 		}
 		return nil, swINSNotSupported
-	}}
+	}
+	f := &scripted{app: AppBitcoin, canQuit: true, handle: handle}
 	d := New(f, Options{OpenApp: true})
-	_, err := d.Address(t.Context(), device.AddressRequest{Chain: device.ChainETH, Path: ethPath})
+	_, err := d.Address(device.WithAppSwitch(t.Context()), device.AddressRequest{Chain: device.ChainETH, Path: ethPath})
 	// The scripted Ethereum app answers nothing useful; the switch itself is checked.
 	if !errors.Is(err, device.ErrWrongApp) && err != nil {
 		t.Logf("after the switch: %v", err)
@@ -107,15 +109,61 @@ func TestOpenApp(t *testing.T) {
 	}
 	// An app that cannot quit: wrong app with the name.
 	f2 := &scripted{app: AppEthereum}
-	_, err = New(f2, Options{OpenApp: true}).Fingerprint(t.Context())
+	_, err = New(f2, Options{OpenApp: true}).XPub(device.WithAppSwitch(t.Context()), device.XPubRequest{Path: hdpath.MustParse("m/84'/0'/0'")})
 	if !errors.Is(err, device.ErrWrongApp) || !strings.Contains(err.Error(), "open the Bitcoin app") {
 		t.Errorf("app that cannot quit: %v", err)
 	}
-	// From the dashboard.
-	f3 := &scripted{app: dashboardName, handle: f.handle}
-	fp, err := New(f3, Options{OpenApp: true}).Fingerprint(t.Context())
-	if err != nil || fp != 0x73c5da0a {
-		t.Errorf("fingerprint from the dashboard: %s %v", fp, err)
+	// From the dashboard, when the call allows it.
+	f3 := &scripted{app: dashboardName, handle: handle}
+	x, err := New(f3, Options{OpenApp: true}).XPub(device.WithAppSwitch(t.Context()), device.XPubRequest{Path: hdpath.MustParse("m/84'/0'/0'")})
+	if !slices.Contains(f3.headers(), "e0d80000") || f3.app != AppBitcoin {
+		t.Errorf("xpub from the dashboard did not open the app: %v %s %v", f3.headers(), x, err)
+	}
+}
+
+// TestReadOnlyNeverSwitches: lookups (features, fingerprint, xpubs and addresses without a
+// context from device.WithAppSwitch) never quit the open app nor open another, even with
+// Options.OpenApp; they fail with ErrWrongApp naming the app to open.
+func TestReadOnlyNeverSwitches(t *testing.T) {
+	handle := func(apdu []byte) ([]byte, uint16) { return nil, swINSNotSupported }
+	tests := []struct {
+		name string
+		open string
+		call func(ctx context.Context, d *Driver) error
+		want string
+	}{
+		{"fingerprint", AppEthereum, func(ctx context.Context, d *Driver) error { _, err := d.Fingerprint(ctx); return err }, "open the Bitcoin app"},
+		{"fingerprint-dashboard", dashboardName, func(ctx context.Context, d *Driver) error { _, err := d.Fingerprint(ctx); return err }, "open the Bitcoin app"},
+		{"xpub", AppEthereum, func(ctx context.Context, d *Driver) error {
+			_, err := d.XPub(ctx, device.XPubRequest{Path: hdpath.MustParse("m/84'/0'/0'")})
+			return err
+		}, "open the Bitcoin app"},
+		{"xpub-testnet", AppBitcoin, func(ctx context.Context, d *Driver) error {
+			_, err := d.XPub(ctx, device.XPubRequest{Path: hdpath.MustParse("m/84'/1'/0'"), Network: &chaincfg.RegressionNetParams})
+			return err
+		}, "open the Bitcoin Test app"},
+		{"eth-address", AppBitcoin, func(ctx context.Context, d *Driver) error {
+			_, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainETH, Path: ethPath})
+			return err
+		}, "open the Ethereum app"},
+		{"features", AppEthereum, func(ctx context.Context, d *Driver) error { _, err := d.Features(ctx); return err }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &scripted{app: tt.open, canQuit: true, handle: handle}
+			err := tt.call(t.Context(), New(f, Options{OpenApp: true}))
+			if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, device.ErrWrongApp) || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("err %v, want ErrWrongApp saying %q", err, tt.want)
+			}
+			for _, h := range f.headers() {
+				if h == "b0a70000" || h == "e0d80000" {
+					t.Errorf("sent %s (apdus %v)", h, f.headers())
+				}
+			}
+			if f.app != tt.open {
+				t.Errorf("the open app changed from %s to %s", tt.open, f.app)
+			}
+		})
 	}
 }
 

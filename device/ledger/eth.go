@@ -231,7 +231,7 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 				return err
 			}
 			if sw == swIncorrectData && len(tx.Data()) > 0 {
-				return blindSigningError(s.op, sw)
+				return s.refusedData(tx, sw)
 			}
 			if sw != swOK {
 				return s.statusError(sw, nil)
@@ -259,6 +259,49 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 		return fail(fmt.Errorf("%w: %w", device.ErrBadSignature, err))
 	}
 	return signed, nil
+}
+
+// erc20Selectors are the calls the app's built-in ERC-20 parser takes over (app-ethereum
+// 1.22.0 src/plugins/erc20/erc20_plugin.c): transfer(address,uint256) and
+// approve(address,uint256).
+var erc20Selectors = [][]byte{{0xa9, 0x05, 0x9c, 0xbb}, {0x09, 0x5e, 0xa7, 0xb3}}
+
+// erc20MaxData is the longest call data the ERC-20 parser accepts: the selector, two
+// 32-byte arguments and two 32-byte chunks of "extra data".
+const erc20MaxData = 4 + 4*32
+
+// erc20Refused reports whether the app's ERC-20 parser refuses tx's data, whatever the
+// blind-signing setting: data to a contract that starts with the transfer or approve
+// selector goes to that parser, which fails (0x6A80) when the transaction also carries
+// ether or when the data is longer than erc20MaxData (logic_sign_tx.c custom_processor,
+// erc20_plugin.c).
+func erc20Refused(tx *types.Transaction) bool {
+	data := tx.Data()
+	if tx.To() == nil || len(data) < 4 {
+		return false
+	}
+	match := false
+	for _, sel := range erc20Selectors {
+		match = match || bytes.Equal(data[:4], sel)
+	}
+	return match && (tx.Value().Sign() != 0 || len(data) > erc20MaxData)
+}
+
+// refusedData explains the app's 0x6A80 to a transaction with data by its cause: data
+// the ERC-20 parser refuses (ErrInvalidERC20Data), blind signing off
+// (ErrBlindSigningDisabled, read from the app's configuration), or other data the app
+// refused.
+func (s *session) refusedData(tx *types.Transaction, sw uint16) error {
+	if erc20Refused(tx) {
+		return fmt.Errorf("%w: %w", ErrInvalidERC20Data, &device.Error{Op: s.op, Family: device.FamilyLedger, Code: int(sw),
+			Message: "the ethereum app refused the erc-20 call data", Kind: device.ErrInvalidInput})
+	}
+	data, csw, err := s.exchange(command{cla: claETH, ins: insEthConfig})
+	if err == nil && csw == swOK && len(data) == 4 && data[0]&0x01 != 0 { // flag 0x01: blind signing on
+		return &device.Error{Op: s.op, Family: device.FamilyLedger, Code: int(sw), Kind: device.ErrInvalidInput,
+			Message: "the ethereum app refused the transaction's data (blind signing is on)"}
+	}
+	return blindSigningError(s.op, sw)
 }
 
 // blindSigningError is the app's 0x6A80 to a tx or hash it would have to sign blind.

@@ -68,9 +68,13 @@ type Options struct {
 	// open): a UI can then say "confirm on your device".
 	OnScreen func()
 	// OpenApp lets the driver open the app a request needs: from the dashboard with
-	// OPEN_APP, and from another app by quitting it first (QUIT_APP), as Ledger Live does.
-	// Without it a request for another app fails with device.ErrWrongApp naming the app.
-	// Over USB a real device re-enumerates when an app starts, so the link must be reopened.
+	// OPEN_APP, and from another app by quitting it first (QUIT_APP), as Ledger Live does,
+	// but only for calls whose context says the person asked for it
+	// (device.WithAppSwitch: signing, showing an address). Features never switches, nor
+	// does any call without that context: it fails with device.ErrWrongApp naming the app
+	// to open, and the app the person has open stays open. Leave it off
+	// for a device that cannot switch (Speculos runs one app and exits on QUIT_APP). Over
+	// USB a real device re-enumerates when an app starts, so the link must be reopened.
 	OpenApp bool
 	// Model names the device model in Features (the caller knows it from the USB product
 	// id); "ledger" if empty.
@@ -103,11 +107,15 @@ type Driver struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex // held for a whole operation; guards the fields below
-	broken  error      // why the link failed, or nil
-	fp      *device.Fingerprint
-	wallets map[[32]byte]RegisteredWallet // by wallet id
-	xpubs   map[string]string             // app + path → xpub, served by the open app
+	mu     sync.Mutex // held for a whole operation; guards the fields below
+	broken error      // why the link failed, or nil
+	// screenLeft: an exchange that may have put up a screen ended without its reply (the
+	// caller gave up): a Ledger cannot take a screen down from the host, so the app may
+	// answer nothing until the person dismisses it. The next exchange waits for the person.
+	screenLeft bool
+	fp         *device.Fingerprint
+	wallets    map[[32]byte]RegisteredWallet // by wallet id
+	xpubs      map[string]string             // app + path → xpub, served by the open app
 }
 
 var _ device.Device = (*Driver)(nil)
@@ -165,6 +173,9 @@ type session struct {
 	info appInfo // what B0 01 reported when the app was checked
 	// prompted: Options.OnScreen was called for this operation.
 	prompted bool
+	// mayswitch: the driver may quit the open app and open s.app (Options.OpenApp and
+	// a context from device.WithAppSwitch).
+	mayswitch bool
 }
 
 // do runs fn as one operation: it takes the lock, bounds ctx, makes sure app is open
@@ -177,7 +188,7 @@ func (d *Driver) do(ctx context.Context, op, app string, fn func(s *session) err
 		ctx, cancel = context.WithTimeout(ctx, d.opts.Timeout)
 		defer cancel()
 	}
-	s := &session{d: d, ctx: ctx, op: op, app: app}
+	s := &session{d: d, ctx: ctx, op: op, app: app, mayswitch: d.opts.OpenApp && device.AppSwitchAllowed(ctx)}
 	err := func() error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -284,6 +295,9 @@ func (s *session) exchange(c command) ([]byte, uint16, error) {
 		return nil, 0, err
 	}
 	ctx := s.ctx
+	if s.d.screenLeft {
+		c.screen = true
+	}
 	if c.screen {
 		if !s.prompted && s.d.opts.OnScreen != nil {
 			s.prompted = true
@@ -295,6 +309,7 @@ func (s *session) exchange(c command) ([]byte, uint16, error) {
 		defer cancel()
 	}
 	resp, err := s.d.ex.Exchange(ctx, apdu)
+	s.d.screenLeft = err != nil && c.screen
 	if err != nil {
 		s.d.log.Debug("apdu failed", "op", s.op, "header", fmt.Sprintf("%x", apdu[:4]), "err", err)
 		if !c.screen && !callerDone(s.ctx) && errors.Is(err, context.DeadlineExceeded) {
@@ -375,14 +390,14 @@ func appMatches(open, want string) bool {
 	return want == AppBitcoin && open == appBitcoinRec
 }
 
-// ensureApp checks that s.app is open, opening it if Options.OpenApp allows.
+// ensureApp checks that s.app is open, opening it only if s.mayswitch.
 func (s *session) ensureApp() error {
 	info, err := s.appInfo()
 	if err != nil {
 		return err
 	}
 	if !appMatches(info.Name, s.app) {
-		if !s.d.opts.OpenApp {
+		if !s.mayswitch {
 			return s.wrongApp(info.Name)
 		}
 		if info, err = s.switchApp(info.Name); err != nil {
@@ -411,7 +426,7 @@ func (s *session) wrongApp(open string) error {
 func (s *session) switchApp(open string) (appInfo, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, appSwitchTimeout)
 	defer cancel()
-	sub := &session{d: s.d, ctx: ctx, op: s.op, app: s.app}
+	sub := &session{d: s.d, ctx: ctx, op: s.op, app: s.app, mayswitch: true}
 	if open != dashboardName {
 		s.d.log.Info("quitting ledger app", "app", open, "want", s.app)
 		data, sw, err := sub.exchange(command{cla: claOS, ins: insQuitApp})

@@ -105,10 +105,11 @@ func TestConformance(t *testing.T) {
 				return noDomainOnly{device.Verify(pipeDriver(t, emu, opts))}
 			}
 			devicetest.Run(t, func(t *testing.T) device.Device { return open(t, emulator.PolicyAuto) }, devicetest.Capabilities{
-				Taproot:       true,
-				EIP1559:       true,
-				Multisig:      true,
-				OpenRejecting: func(t *testing.T) device.Device { return open(t, emulator.PolicyReject) },
+				Taproot:               true,
+				EIP1559:               true,
+				Multisig:              true,
+				RefusesMalformedERC20: true,
+				OpenRejecting:         func(t *testing.T) device.Device { return open(t, emulator.PolicyReject) },
 			})
 		})
 	}
@@ -117,7 +118,7 @@ func TestConformance(t *testing.T) {
 func TestPublishedVectors(t *testing.T) {
 	emu := newEmu(t, ledgeremu.Config{})
 	d := pipeDriver(t, emu, ledger.Options{OpenApp: true})
-	ctx := t.Context()
+	ctx := device.WithAppSwitch(t.Context())
 	fp, err := d.Fingerprint(ctx)
 	if err != nil || fp.String() != "73c5da0a" {
 		t.Fatalf("fingerprint %s, %v", fp, err)

@@ -30,6 +30,20 @@
 //
 // The Bitcoin app adds 2-byte extended error codes as reply data (ledger.md §5.8).
 //
+// # Ethereum refusals, as app-ethereum 1.22.0
+//
+// Checked against the app's source (src/features/sign_tx/logic_sign_tx.c, cmd_sign_tx.c,
+// src/plugins/erc20/erc20_plugin.c, sign_message_eip712_v0): a call's data is judged at
+// the APDU that carries its start (ethstream.go): its first 4 bytes must be in that APDU;
+// data with the ERC-20 transfer/approve selector goes to the app's ERC-20 parser, which
+// refuses it with 0x6A80 even with blind signing on when ether is sent with it or when it
+// is longer than 132 bytes (at the APDU completing byte 164); other calls are refused
+// there when blind signing is off. Contract creations, data under 4 bytes and ERC-20 calls
+// without token information need blind signing when the transaction completes. Hashed
+// EIP-712 checks blind signing before reading the request and ignores bytes after the two
+// hashes. Known differences left: the app reports version 1.17.0 (E0 06) and refuses
+// EIP-7702 (type 4), which 1.22.0 signs.
+//
 // # Limits
 //
 // Wallet-policy templates: pkh, wpkh, sh(wpkh), tr(KEY) and multi/sortedmulti under sh,

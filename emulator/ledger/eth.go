@@ -40,7 +40,8 @@ type ethState struct {
 	flow  byte // 0 none, insEthSignTx or insEthSignPersonal
 	path  []uint32
 	buf   []byte
-	total int // personal message length
+	ends  []int // SIGN: len(buf) after each chunk
+	total int   // personal message length
 }
 
 func (cn *conn) ethereum(a APDU) ([]byte, error) {
@@ -153,7 +154,7 @@ func (cn *conn) ethSignTx(a APDU) ([]byte, error) {
 		if t := r.b[0]; t <= 0x7F && t != 0x01 && t != 0x02 {
 			return nil, fail(swTxTypeNotSupport, "transaction type %d", t)
 		}
-		d.eth = ethState{flow: insEthSignTx, path: path, buf: append([]byte(nil), r.b...)}
+		d.eth = ethState{flow: insEthSignTx, path: path, buf: append([]byte(nil), r.b...), ends: []int{r.left()}}
 	case a.P1 == p1More:
 		if d.eth.flow != insEthSignTx {
 			return nil, fail(swCommandNotAllow, "continuation without a transaction")
@@ -163,8 +164,13 @@ func (cn *conn) ethSignTx(a APDU) ([]byte, error) {
 			return nil, fail(swInsufficientMem, "transaction too large")
 		}
 		d.eth.buf = append(d.eth.buf, a.Data...)
+		d.eth.ends = append(d.eth.ends, len(d.eth.buf))
 	default:
 		return nil, fail(swWrongP1P2, "p1 %02x", a.P1)
+	}
+	if err := cn.streamCheck(d.eth.buf, d.eth.ends); err != nil {
+		d.eth = ethState{}
+		return nil, err
 	}
 	tx := d.eth.buf
 	body := tx
@@ -447,6 +453,13 @@ func (cn *conn) ethSignEIP712(a APDU) ([]byte, error) {
 	if a.P2 == 1 {
 		return nil, fail(swIncorrectData, "no eip-712 structure was streamed")
 	}
+	// app-ethereum 1.22.0 cmd_sign_message_eip712.c: the blind-signing setting is checked
+	// before the request is read, and bytes after the two hashes are ignored.
+	if !cn.d.blind {
+		cn.show("Blind signing", "this message cannot be clear-signed",
+			"enable blind signing in the Ethereum app settings")
+		return nil, fail(swIncorrectData, "blind signing is disabled")
+	}
 	r := &reader{b: a.Data}
 	path, err := ethPath(r)
 	if err != nil {
@@ -454,13 +467,8 @@ func (cn *conn) ethSignEIP712(a APDU) ([]byte, error) {
 	}
 	domain := r.bytes(32)
 	message := r.bytes(32)
-	if r.bad || r.left() != 0 {
-		return nil, fail(swIncorrectData, "eip-712 hashes must be 32 bytes each")
-	}
-	if !cn.d.blind {
-		cn.show("Blind signing", "this message cannot be clear-signed",
-			"enable blind signing in the Ethereum app settings")
-		return nil, fail(swIncorrectData, "blind signing is disabled")
+	if r.bad {
+		return nil, fail(swIncorrectData, "eip-712 v0 needs two 32-byte hashes")
 	}
 	ok, err := cn.ask("Sign typed data", "path: "+hdpath.Path(path).String(),
 		"domain hash: "+hex.EncodeToString(domain), "message hash: "+hex.EncodeToString(message))
