@@ -73,7 +73,8 @@ type Capabilities struct {
 	Taproot        bool `json:"taproot"`
 	Multisig       bool `json:"multisig"`
 	EIP1559        bool `json:"eip1559"`
-	EIP712Hash     bool `json:"eip712_hash"`
+	EIP712Hash     bool `json:"eip712_hash"` // SignTypedHash: signs EIP-712 hashes
+	EIP712         bool `json:"eip712"`      // signs EIP-712 documents (SignTypedData), by either path
 	DisplayAddress bool `json:"display_address"`
 }
 

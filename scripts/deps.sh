@@ -6,8 +6,9 @@
 # apt (as root, or through sudo): gcc and libc6-dev (cgo: karalabe/hid, geth's crypto),
 #   git and ca-certificates (go modules), nodejs and npm (Ledger's JS clients), Debian's
 #   python3-trezor 0.12.4 and python3-rlp (trezorctl and its ethereum commands).
-# npm: Ledger's JS clients pinned by emulator/ledger/testdata/js/package-lock.json, installed
-#   with `npm ci` into the cache their test reads, so tests run offline.
+# npm: Ledger's JS clients pinned by emulator/ledger/testdata/js/package-lock.json and
+#   @trezor/connect pinned by emulator/trezor/testdata/js/package-lock.json, installed with
+#   `npm ci` into the caches their tests read, so tests run offline.
 # go: btcd and geth, pinned by tools/go.mod, built once into the shared cache the tests use
 #   (internal/nodes; geth takes about 2.5 minutes cold on 2 cores, with progress).
 # Go itself must be installed first (go.mod's version; Debian 12's golang-go is too old):
@@ -57,6 +58,20 @@ deps_npm() {
   (cd "$cache" && npm ci --no-audit --no-fund --loglevel=error >&2)
 }
 
+# @trezor/connect, into the directory emulator/trezor's connectClient looks in
+# (os.UserCacheDir()/hwbridge/trezoremu-js-<first 12 hex digits of the lock file's sha256>).
+deps_npm_trezor() {
+  local js=emulator/trezor/testdata/js
+  local sum cache
+  sum=$(sha256sum "$js/package-lock.json" | cut -c1-12)
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwbridge/trezoremu-js-$sum"
+  [ -d "$cache/node_modules/@trezor/connect" ] && return 0
+  deps_say "npm ci: @trezor/connect (pinned by $js/package-lock.json) into $cache"
+  mkdir -p "$cache"
+  cp "$js/package.json" "$js/package-lock.json" "$cache/"
+  (cd "$cache" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
+}
+
 # btcd and geth, built once per pinned version (progress on stderr).
 deps_nodes() {
   deps_say "btcd and geth (tools/go.mod) into the shared cache"
@@ -67,6 +82,7 @@ deps_install() {
   deps_apt
   deps_go
   deps_npm
+  deps_npm_trezor
   deps_nodes
   # Integration tests refuse to skip when this is set: CI must really run them.
   export HWBRIDGE_REQUIRE_PEERS=1

@@ -51,6 +51,8 @@ func (f *fakeLedger) serve() {
 			continue
 		case len(apdu) > 1 && apdu[1] == 0xfe:
 			reply = []byte{0x42}
+		case len(apdu) > 1 && apdu[1] == 0xfd:
+			time.Sleep(50 * time.Millisecond) // a late reply
 		}
 		if f.hid {
 			err = WriteLedgerHID(f.conn, ch, reply)
@@ -145,6 +147,31 @@ func TestExchangeErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("late reply drained", func(t *testing.T) {
+		for _, hid := range []bool{false, true} {
+			e := newTestExchanger(t, hid)
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+			defer cancel()
+			if _, err := e.Exchange(ctx, []byte{0xe0, 0xfd, 0, 0, 1, 0x77}); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("hid=%v: %v", hid, err)
+			}
+			// Drain waits out the late reply (it comes after 50 ms; quiet is 500 ms).
+			if err := e.Drain(t.Context(), 500*time.Millisecond); err != nil {
+				t.Fatalf("hid=%v: drain: %v", hid, err)
+			}
+			resp, err := e.Exchange(t.Context(), []byte{0xe0, 0x02, 0, 0, 1, 0x55})
+			if err != nil || !bytes.Equal(resp, []byte{0x55, 0x90, 0x00}) {
+				t.Fatalf("hid=%v: after drain: %x %v (the late reply taken for this one?)", hid, resp, err)
+			}
+		}
+	})
+	t.Run("drain a closed link", func(t *testing.T) {
+		host, dev := net.Pipe()
+		dev.Close()
+		if err := NewSpeculosExchanger(host).Drain(t.Context(), 10*time.Millisecond); !errors.Is(err, ErrClosed) {
+			t.Fatalf("%v", err)
+		}
+	})
 	t.Run("no status word", func(t *testing.T) {
 		e := newTestExchanger(t, true)
 		if _, err := e.Exchange(t.Context(), []byte{0xe0, 0xfe, 0, 0, 0}); !errors.Is(err, ErrTruncated) {

@@ -129,10 +129,18 @@ func safeHashStruct(td *apitypes.TypedData, typ string, data map[string]any) (h 
 	return td.HashStruct(typ, data)
 }
 
-// SignTypedData has the device sign the document's hashes (EthereumSignTypedHash on a
-// Trezor) and checks the signature recovers to the account. It returns r‖s‖v, v 27 or 28.
+// SignTypedData has the device sign the document: the whole document where the signer
+// takes it (device.TypedDataSigner: a Trezor T/Safe streams and shows the fields), else
+// its hashes (a Trezor One, a Ledger); then it checks the signature recovers to the
+// account. It returns r‖s‖v, v 27 or 28.
 func (a *Account) SignTypedData(ctx context.Context, td *TypedData) ([]byte, error) {
-	sig, err := a.Signer.SignTypedHash(ctx, a.Path, td.DomainSeparator, td.MessageHash)
+	var sig []byte
+	var err error
+	if s, ok := a.Signer.(device.TypedDataSigner); ok {
+		sig, err = s.SignTypedData(ctx, a.Path, &device.TypedData{Data: td.Data, DomainSeparator: td.DomainSeparator, MessageHash: td.MessageHash})
+	} else {
+		sig, err = a.Signer.SignTypedHash(ctx, a.Path, td.DomainSeparator, td.MessageHash)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sign typed data on the device: %w", err)
 	}

@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -160,13 +161,15 @@ func netName(n *chaincfg.Params) string {
 
 func (r *remoteDevice) XPub(ctx context.Context, req device.XPubRequest) (string, error) {
 	var res daemon.XPubResult
-	err := r.c.Call(ctx, "v1Xpub", daemon.XPubParams{Device: r.sel, Path: req.Path.String(), Network: netName(req.Network), Display: req.Display, OpenApp: device.AppSwitchAllowed(ctx)}, &res)
+	err := r.c.Call(ctx, "v1Xpub", daemon.XPubParams{Device: r.sel, Path: req.Path.String(), Network: netName(req.Network), Display: req.Display,
+		SwitchApp: device.AppSwitchAllowed(ctx)}, &res)
 	return res.XPub, err
 }
 
 func (r *remoteDevice) Address(ctx context.Context, req device.AddressRequest) (string, error) {
 	var res daemon.AddressResult
-	p := daemon.AddressParams{Device: r.sel, Chain: string(req.Chain), Path: req.Path.String(), Type: string(req.Script), Display: req.Display, OpenApp: device.AppSwitchAllowed(ctx)}
+	p := daemon.AddressParams{Device: r.sel, Chain: string(req.Chain), Path: req.Path.String(), Type: string(req.Script), Display: req.Display,
+		SwitchApp: device.AppSwitchAllowed(ctx)}
 	if req.Chain == device.ChainBTC {
 		p.Network = netName(req.Network)
 	}
@@ -233,6 +236,20 @@ func (r *remoteDevice) SignTypedHash(ctx context.Context, path hdpath.Path, doma
 	}
 	var res daemon.SignatureResult
 	if err := r.c.Call(ctx, "v1EthSignTypedHash", p, &res); err != nil {
+		return nil, err
+	}
+	return res.Signature, nil
+}
+
+// SignTypedData sends the whole document to hwbridged (v1EthSignTypedData), which signs it
+// as the device takes it (streamed on a Trezor T/Safe, hashed elsewhere).
+func (r *remoteDevice) SignTypedData(ctx context.Context, path hdpath.Path, td *device.TypedData) ([]byte, error) {
+	raw, err := json.Marshal(td.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: typed data: %w", device.ErrInvalidInput, err)
+	}
+	var res daemon.SignatureResult
+	if err := r.c.Call(ctx, "v1EthSignTypedData", daemon.EthTypedDataParams{Device: r.sel, Path: path.String(), Data: raw}, &res); err != nil {
 		return nil, err
 	}
 	return res.Signature, nil

@@ -101,7 +101,7 @@ func TestConformanceThroughDaemon(t *testing.T) {
 		auto := startInProcessDaemon(t, emulator.PolicyAuto)
 		reject := startInProcessDaemon(t, emulator.PolicyReject)
 		devicetest.Run(t, func(t *testing.T) device.Device { return &remoteDevice{c: auto} }, devicetest.Capabilities{
-			Taproot: true, EIP1559: true, EIP712Hash: true, Multisig: true, NeedsNonWitnessUTXO: true,
+			Taproot: true, EIP1559: true, EIP712: true, Multisig: true, NeedsNonWitnessUTXO: true,
 			OpenRejecting: func(t *testing.T) device.Device { return &remoteDevice{c: reject} },
 		})
 	})

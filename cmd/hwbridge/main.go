@@ -43,6 +43,7 @@ type command struct {
 
 var commands = []command{
 	{"devices", "", "list connected wallets (and the device named with --device)", runDevices},
+	{"device info", "", "print the device's model, firmware, open app, protection, capabilities and fingerprint", runDeviceInfo},
 	{"xpub", "PATH [--network N]", "print the extended public key at PATH", runXPub},
 	{"address", "--chain btc|eth [--type T] [--network N] [--account N] [--index N] [--change] [--display]", "print (and optionally show) an address", runAddress},
 	{"btc sign-psbt", "FILE|- [--network N]", "sign a PSBT and print it, base64", runBTCSignPSBT},
@@ -56,7 +57,7 @@ var commands = []command{
 	{"eth balance", "--rpc URL [--index N | --address ADDR] [--token ADDR|USDC|USDT]", "print the ETH (and token) balance of the device's address", runETHBalance},
 	{"eth send", "--to ADDR --value ETH --rpc URL [--index N] [--yes] [--chain-id N] [--max-fee GWEI] [--priority-fee GWEI] [--gas-price GWEI] [--gas-limit N]", "send ETH: show, confirm, sign on the device, broadcast, wait for the receipt", runETHSend},
 	{"eth token-transfer", "--token ADDR|USDC|USDT --to ADDR --amount N --rpc URL [--index N] [--yes] [fee flags as eth send]", "send ERC-20 tokens (amount in the token's decimals)", runETHTokenTransfer},
-	{"eth sign-typed-data", "FILE|- [--index N]", "sign EIP-712 typed data (hashed here; domain and message hashes shown)", runETHSignTypedData},
+	{"eth sign-typed-data", "FILE|- [--index N]", "sign EIP-712 typed data (hashed here; a Trezor T/Safe gets the whole document and shows its fields)", runETHSignTypedData},
 	{"demo", "[--btc-rpc URL] [--eth-rpc URL] [--timeout D]", "walk through hwbridge on emulated wallets and in-process dev chains", runDemo},
 	{"devnet", "[--trezor ADDR|off] [--ledger ADDR|off] [--mnemonic WORDS] [--ledger-app NAME] [--btc-rpc-addr ADDR] [--eth-rpc-addr ADDR]", "run emulated wallets and funded regtest/dev chains until Ctrl-C, for hwbridged and the CLI in another terminal", runDevnet},
 	{"apps list", "[--data-dir DIR]", "list apps paired with hwbridged (and pending pairing requests)", runAppsList},
@@ -68,6 +69,7 @@ var commands = []command{
 	{"audit verify", "[--data-dir DIR]", "check hwbridged's hash-chained audit log", runAuditVerify},
 	{"journal check", "[--data-dir DIR]", "check the request journal (what makes a request id pay at most once) against its head", runJournalCheck},
 	{"journal accept-loss", "--reason TEXT [--data-dir DIR]", "start the request journal again after a loss you checked on the chain (recorded in the audit log)", runJournalAcceptLoss},
+	{"config show", "[--profile P] [--config FILE]", "print the effective settings (config file, profile, environment) and where each comes from", runConfigShow},
 	{"version", "", "print the version of hwbridge (and of hwbridged when it runs)", runVersion},
 	{"hwi", "[--fingerprint FP] [--chain C] [--stdin] enumerate|getdescriptors|displayaddress|signtx ...", "the HWI command contract Bitcoin Core's -signer runs (bitcoind -signer=\"hwbridge hwi\")", runHWI},
 }
@@ -93,6 +95,10 @@ func (u *usageError) Error() string { return u.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 func (e *env) main(ctx context.Context, args []string) int {
+	if err := e.loadConfig(args); err != nil {
+		return e.finish(err)
+	}
+	e.device, e.socket = e.def("device", ""), e.def("socket", "")
 	fs := e.flagSet("hwbridge")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -151,7 +157,12 @@ func (e *env) usage(w io.Writer) {
 	fmt.Fprintln(w, "  --socket PATH  the hwbridged socket")
 	fmt.Fprintln(w, "  --direct       talk to the device directly, not through hwbridged")
 	fmt.Fprintln(w, "  --json         print results (and errors) as JSON")
+	fmt.Fprintln(w, "  --config FILE  the config file (default $XDG_CONFIG_HOME/hwbridge/config.toml, or $HWBRIDGE_CONFIG)")
+	fmt.Fprintln(w, "  --profile P    a [profiles.P] table of the config file (or $HWBRIDGE_PROFILE)")
 	fmt.Fprintln(w, "  --version      print the version and exit")
+	fmt.Fprintln(w, "\nsettings: flag > environment (HWBRIDGE_NETWORK, HWBRIDGE_BTC_RPC, HWBRIDGE_ETH_RPC, HWBRIDGE_DEVICE,")
+	fmt.Fprintln(w, "HWBRIDGE_SOCKET, HWBRIDGE_RPC_COOKIE, HWBRIDGE_RPC_USER, HWBRIDGE_RPC_PASSWORD_FILE) > profile > config file;")
+	fmt.Fprintln(w, "hwbridge config show prints what applies.")
 	fmt.Fprintln(w, "\nhwbridge help COMMAND (or COMMAND --help) shows a command's own flags.")
 	fmt.Fprintln(w, "exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 rejected on the device, 4 device problem (none found, several attached, locked, disconnected, wrong app, busy, link lost)")
 }

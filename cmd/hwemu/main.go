@@ -51,6 +51,7 @@ type config struct {
 	pin                     string
 	approve                 emulator.Policy
 	ledgerApp               string
+	trezorModel             trezoremu.Model
 	blindSigning            bool
 	verbose                 bool
 	version                 bool
@@ -68,6 +69,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.pin, "pin", "", "Trezor PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
 	fs.StringVar(&approve, "approve", "auto", "approval policy: auto, reject or prompt (prompt waits for POST /press or a DebugLink decision)")
 	fs.StringVar(&c.control, "control", "", "serve the control API on loopback `ADDR` (HOST:PORT)")
+	var model string
+	fs.StringVar(&model, "trezor-model", "T", "Trezor `MODEL` to play: 1 (Trezor One, legacy 1.13.1), T (core 2.9.1), Safe3 or Safe5 (core 2.9.1)")
 	fs.StringVar(&c.ledgerApp, "ledger-app", ledgeremu.AppBitcoin, "Ledger app open at start: Bitcoin, \"Bitcoin Test\" or Ethereum")
 	fs.BoolVar(&c.blindSigning, "ledger-blind-signing", false, "turn on the Ledger Ethereum app's blind-signing setting")
 	fs.BoolVar(&c.verbose, "v", false, "log each message exchanged (types only, never secrets) to stderr")
@@ -83,6 +86,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, err
 	}
 	c.approve = p
+	if c.trezorModel, err = trezoremu.ParseModel(model); err != nil {
+		return nil, errors.New("--trezor-model: " + strings.TrimPrefix(err.Error(), "trezoremu: "))
+	}
 	if c.trezor == "off" && c.ledger == "off" {
 		return nil, errors.New("both devices are off: give --trezor or --ledger an address")
 	}
@@ -159,6 +165,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if c.trezor != "off" {
 		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
 		d, err := trezoremu.New(trezoremu.Options{
+			Model:                c.trezorModel,
 			Mnemonic:             c.mnemonic,
 			PIN:                  c.pin,
 			PassphraseProtection: c.passphrase != "",

@@ -22,6 +22,7 @@ func TestUsage(t *testing.T) {
 		{"--trezor", "nonsense"},
 		{"--control", "0.0.0.0:1234"},
 		{"--ledger-app", "Monero"},
+		{"--trezor-model", "Safe 7"},
 		{"--mnemonic", "abandon abandon"},
 		{"extra"},
 	} {

@@ -54,6 +54,7 @@ type Capabilities struct {
 	Taproot    bool // p2tr addresses, xpubs and key-path spends
 	EIP1559    bool // dynamic-fee Ethereum transactions
 	EIP712Hash bool // SignTypedHash
+	EIP712     bool // device.SignTypedData: whole EIP-712 documents (streamed or hashed)
 	Multisig   bool // p2wsh and p2sh-p2wsh sortedmulti inputs and change
 	// RefusesMalformedERC20: the device refuses call data that starts with the ERC-20
 	// transfer selector but is not a valid transfer (device.ErrInvalidInput), as the Ledger
@@ -113,6 +114,9 @@ func Run(t *testing.T, open func(t *testing.T) device.Device, caps Capabilities)
 		if caps.EIP712Hash {
 			t.Run("SignTypedHash", func(t *testing.T) { testSignTypedHash(t, dev(t)) })
 		}
+		if caps.EIP712 {
+			t.Run("SignTypedData", func(t *testing.T) { testSignTypedData(t, dev(t)) })
+		}
 	}
 	if btc {
 		t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, dev(t), caps) })
@@ -138,7 +142,7 @@ func testFeatures(t *testing.T, d device.Device, caps Capabilities) {
 		t.Errorf("device reports it is not initialized: %+v", f)
 	}
 	got := f.Capabilities
-	if got.Taproot != caps.Taproot || got.EIP1559 != caps.EIP1559 || got.EIP712Hash != caps.EIP712Hash {
+	if got.Taproot != caps.Taproot || got.EIP1559 != caps.EIP1559 || got.EIP712Hash != caps.EIP712Hash || got.EIP712 != caps.EIP712 {
 		t.Errorf("device capabilities %+v disagree with the declared %+v", got, caps)
 	}
 }

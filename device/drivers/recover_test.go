@@ -197,10 +197,25 @@ func TestCancelReleasesDevice(t *testing.T) {
 				t.Fatalf("cancelled call: %v", err)
 			}
 			if path == ledgerPath {
-				// A Ledger app answers nothing until its screen is dismissed: the person does.
+				// A Ledger app answers nothing until its screen is dismissed, and the host
+				// cannot take it down: the next caller waits for the person (announced again).
+				next := make(chan error, 1)
+				go func() {
+					_, err := w.address(ctx, path, 5)
+					next <- err
+				}()
+				for ev := range events {
+					if ev.Type == device.EventPrompt && ev.Path == path && ev.Label == "test" {
+						break
+					}
+				}
 				if err := w.approver[path].Press(false); err != nil {
 					t.Fatal(err)
 				}
+				if err := <-next; err != nil {
+					t.Fatalf("the next caller: %v", err)
+				}
+				return
 			}
 			if _, err := w.address(ctx, path, 5); err != nil {
 				t.Fatalf("the next caller: %v", err)

@@ -32,19 +32,36 @@ func (v version) atLeast(o version) bool {
 var (
 	landmarkTaproot = map[bool]version{true: {1, 10, 4}, false: {2, 4, 3}}
 	landmarkEIP1559 = map[bool]version{true: {1, 10, 4}, false: {2, 4, 2}}
-	landmarkEIP712H = map[bool]version{true: {1, 10, 5}, false: {2, 4, 3}}
+	landmarkEIP712  = map[bool]version{true: {1, 10, 5}, false: {2, 4, 3}}
 )
 
+// isLegacy: model "1" (or no model, as firmware before 1.8 sent) runs the legacy firmware.
+func isLegacy(f *trezorpb.Features) bool { return f.GetModel() == "1" || f.GetModel() == "" }
+
+// capabilities: EIP-712 is hash-only on the Trezor One (EthereumSignTypedHash, 1.10.5) and
+// struct streaming only on core (EthereumSignTypedData, 2.4.3; core has no hash message).
 func capabilities(f *trezorpb.Features) device.Capabilities {
 	v := version{f.GetMajorVersion(), f.GetMinorVersion(), f.GetPatchVersion()}
-	legacy := f.GetModel() == "1" || f.GetModel() == ""
+	legacy := isLegacy(f)
+	eip712 := v.atLeast(landmarkEIP712[legacy])
 	return device.Capabilities{
 		Taproot:        v.atLeast(landmarkTaproot[legacy]),
 		Multisig:       true,
 		EIP1559:        v.atLeast(landmarkEIP1559[legacy]),
-		EIP712Hash:     v.atLeast(landmarkEIP712H[legacy]),
+		EIP712Hash:     legacy && eip712,
+		EIP712:         eip712,
 		DisplayAddress: true,
 	}
+}
+
+// hasCapability reports whether Features lists c.
+func hasCapability(f *trezorpb.Features, c trezorpb.Capability) bool {
+	for _, x := range f.GetCapabilities() {
+		if x == c {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Driver) toFeatures(f *trezorpb.Features) device.Features {
@@ -85,6 +102,8 @@ func (d *Driver) Features(ctx context.Context) (device.Features, error) {
 
 // caps returns the capabilities from the Features of the current session.
 func (s *session) caps() device.Capabilities { return capabilities(s.d.features) }
+
+func (s *session) legacy() bool { return isLegacy(s.d.features) }
 
 // Fingerprint returns the master key fingerprint: the parent fingerprint of m/0' (as HWI
 // does), or root_fingerprint where the firmware reports it. It is cached for the session.

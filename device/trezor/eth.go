@@ -74,29 +74,39 @@ func (d *Driver) ethSignMessage(ctx context.Context, req device.MessageRequest) 
 	return out, err
 }
 
-// SignTypedHash signs an EIP-712 hash pair with EthereumSignTypedHash.
+// SignTypedHash signs an EIP-712 hash pair with EthereumSignTypedHash, which only the
+// Trezor One has; core firmware (model T, Safe) signs typed data only from the whole
+// document (SignTypedData).
 func (d *Driver) SignTypedHash(ctx context.Context, path hdpath.Path, domainSeparator [32]byte, messageHash []byte) ([]byte, error) {
 	if messageHash != nil && len(messageHash) != 32 {
 		return nil, fmt.Errorf("trezor: sign typed hash: %w: message hash of %d bytes, want 32 (or none for domain-only data)", device.ErrInvalidInput, len(messageHash))
 	}
 	var out []byte
 	err := d.do(ctx, "sign typed hash", func(s *session) error {
+		if !s.legacy() {
+			return fmt.Errorf("a trezor %s signs eip-712 only from the whole typed data, not from hashes (sign the document instead): %w", s.d.features.GetModel(), errors.ErrUnsupported)
+		}
 		if !s.caps().EIP712Hash {
-			return fmt.Errorf("eip-712 hash signing needs firmware 2.4.3 (model T) or 1.10.5 (model one): %w", errors.ErrUnsupported)
+			return fmt.Errorf("eip-712 hash signing needs firmware 1.10.5 on a trezor one: %w", errors.ErrUnsupported)
 		}
-		sig, err := expect[*trezorpb.EthereumTypedDataSignature](s, &trezorpb.EthereumSignTypedHash{
-			AddressN: path, DomainSeparatorHash: domainSeparator[:], MessageHash: messageHash,
-		})
-		if err != nil {
-			return err
-		}
-		if len(sig.GetSignature()) != 65 {
-			return fmt.Errorf("%w: typed data signature of %d bytes, want 65", device.ErrProtocol, len(sig.GetSignature()))
-		}
-		out = sig.GetSignature()
-		return nil
+		var err error
+		out, err = s.signTypedHash(path, domainSeparator, messageHash)
+		return err
 	})
 	return out, err
+}
+
+func (s *session) signTypedHash(path hdpath.Path, domainSeparator [32]byte, messageHash []byte) ([]byte, error) {
+	sig, err := expect[*trezorpb.EthereumTypedDataSignature](s, &trezorpb.EthereumSignTypedHash{
+		AddressN: path, DomainSeparatorHash: domainSeparator[:], MessageHash: messageHash,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(sig.GetSignature()) != 65 {
+		return nil, fmt.Errorf("%w: typed data signature of %d bytes, want 65", device.ErrProtocol, len(sig.GetSignature()))
+	}
+	return sig.GetSignature(), nil
 }
 
 // beBytes encodes a number as the firmware wants it: big-endian, minimal, zero as empty.

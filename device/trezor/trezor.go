@@ -363,7 +363,13 @@ func (s *session) call(m proto.Message) (proto.Message, error) {
 			s.person = true // unlocking (a Trezor One stretches the PIN for seconds)
 		case *trezorpb.PassphraseRequest:
 			if d.opts.Passphrase == nil {
-				return nil, s.refuse(fmt.Errorf("%w: the trezor asks for a passphrase: enter it on the device, or disable passphrase protection, and retry", device.ErrLocked))
+				// Only firmware with the PassphraseEntry capability (core) takes it on the
+				// device; a Trezor One has no keyboard.
+				where := "give it to hwbridge (run in a terminal, where it asks), or disable passphrase protection"
+				if hasCapability(d.features, trezorpb.Capability_Capability_PassphraseEntry) {
+					where = "enter it on the device, or disable passphrase protection"
+				}
+				return nil, s.refuse(fmt.Errorf("%w: the trezor asks for a passphrase: %s, and retry", device.ErrLocked, where))
 			}
 			pp, err := d.opts.Passphrase(s.ctx)
 			if err != nil {

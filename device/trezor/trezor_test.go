@@ -19,10 +19,10 @@ import (
 	"github.com/hwbridge/hwbridge/transport"
 )
 
-// caps is what the emulated Trezor (model T, core 2.6) supports.
+// caps is what the emulated Trezor (model T, core 2.9.1) supports: EIP-712 by streaming only.
 func caps(open func(t *testing.T, policy emulator.Policy) device.Device) devicetest.Capabilities {
 	return devicetest.Capabilities{
-		Taproot: true, EIP1559: true, EIP712Hash: true, Multisig: true, NeedsNonWitnessUTXO: true,
+		Taproot: true, EIP1559: true, EIP712: true, Multisig: true, NeedsNonWitnessUTXO: true,
 		OpenRejecting: func(t *testing.T) device.Device { return open(t, emulator.PolicyReject) },
 	}
 }

@@ -117,7 +117,17 @@ func (d *Device) getPublicKey(ctx context.Context, s *session, m *pb.GetPublicKe
 			return nil, err
 		}
 	}
-	return &pb.PublicKey{Node: node, Xpub: proto.String(xpub), RootFingerprint: proto.Uint32(w.Fingerprint())}, nil
+	out := &pb.PublicKey{Node: node, Xpub: proto.String(xpub), RootFingerprint: proto.Uint32(w.Fingerprint())}
+	if !d.persona.legacy {
+		_, plain, err := hdNode(w, p, versionBytes(c.xpub))
+		if err != nil {
+			return nil, err
+		}
+		if desc := xpubDescriptor(m.GetScriptType(), w.Fingerprint(), p, plain); desc != "" {
+			out.Descriptor_ = proto.String(desc)
+		}
+	}
+	return out, nil
 }
 
 func hdNode(w *emulator.Wallet, p hdpath.Path, version []byte) (*pb.HDNodeType, string, error) {
@@ -174,15 +184,32 @@ func (d *Device) getAddress(ctx context.Context, s *session, m *pb.GetAddress) (
 	}
 	if m.GetShowDisplay() {
 		sc := emulator.Screen{Title: "Receive address", Lines: []string{addr, p.String(), c.name}}
+		var more []emulator.Screen
 		if ms := dv.ms; ms != nil {
 			// The address with "Multisig m of n", then the cosigners' xpubs, yours marked.
-			sc = emulator.Screen{Title: fmt.Sprintf("Multisig %d of %d", ms.m, len(ms.pubs)), Lines: append([]string{addr, p.String(), c.name}, ms.xpubs(c, m.GetScriptType())...)}
+			xp := ms.xpubs(c, m.GetScriptType())
+			sc = emulator.Screen{Title: fmt.Sprintf("Multisig %d of %d", ms.m, len(ms.pubs)), Lines: append([]string{addr, p.String(), c.name}, xp...)}
+			for i, x := range xp {
+				for page := 1; page <= 2; page++ {
+					more = append(more, emulator.Screen{Title: fmt.Sprintf("XPUB #%d (%d/2)", i+1, page), Lines: []string{x}})
+				}
+			}
 		}
-		if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Address, sc); err != nil {
+		if err := s.confirmAddress(ctx, sc, more...); err != nil {
 			return nil, err
 		}
 	}
 	return &pb.Address{Address: proto.String(addr)}, nil
+}
+
+// legacyVerifyAddress is the Trezor One's first screen when signing a message: the
+// signing address (layoutVerifyAddress, ButtonRequest Other, in fsm_msgSignMessage and
+// fsm_msgEthereumSignMessage, 1.13.1). Core shows the address with the message.
+func (s *session) legacyVerifyAddress(ctx context.Context, addr string) error {
+	if !s.d.persona.legacy {
+		return nil
+	}
+	return s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Other, emulator.Screen{Title: "Confirm address", Lines: []string{addr}})
 }
 
 // messageDigest is SHA-256d(varint(24) ‖ "Bitcoin Signed Message:\n" ‖ varint(len) ‖ msg).
@@ -236,6 +263,9 @@ func (d *Device) signMessage(ctx context.Context, s *session, m *pb.SignMessage)
 	}
 	addr, _, err := address(w, c, p, m.GetScriptType(), nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.legacyVerifyAddress(ctx, addr); err != nil {
 		return nil, err
 	}
 	lines := append([]string{addr}, messageLines(m.GetMessage())...)

@@ -1,15 +1,65 @@
-// Package trezoremu is a Trezor-class emulated device (model T, core firmware 2.6 behaviour)
-// speaking Codec v1 with the real message ids and fields: over UDP exactly as the Trezor
-// emulator does (ListenUDP: one 64-byte packet per datagram, PINGPING/PONGPONG, DebugLink on
-// port+1), or in-process over net.Pipe (Device.Pipe) for Go tests.
+// Package trezoremu is a Trezor-class emulated device speaking Codec v1 with the real message
+// ids and fields: over UDP exactly as the Trezor emulator does (ListenUDP: one 64-byte packet
+// per datagram, PINGPING/PONGPONG, DebugLink on port+1), or in-process over net.Pipe
+// (Device.Pipe) for Go tests.
 //
-// It implements the session and features messages, PIN (PinMatrixRequest with an identity
-// matrix, so PIN digits are their own positions) and host or on-device passphrase entry,
-// ButtonRequest/ButtonAck with the approval decided after the ack, Bitcoin public keys,
-// addresses, message signing and the full SignTx streaming flow of current core firmware
-// (legacy, p2sh-p2wpkh, p2wpkh and taproot key-path inputs), and Ethereum addresses, keys,
-// legacy/EIP-155 and EIP-1559 transactions, personal_sign and EIP-712 hash signing. Facts
-// come from ../../shared/protocols/trezor.md; nothing here is shared with device/trezor.
+// # Personas
+//
+// Options.Model (hwemu --trezor-model) selects which firmware the device plays. Each
+// persona's Features, message set and behaviours were read from the firmware tag named
+// here (trezor/trezor-firmware), and its revision is that tag's commit, which is the
+// firmware_revision @trezor/connect 9.7.3 bundles for the version:
+//
+//	model   internal  firmware  source
+//	1       (none)    1.13.1    legacy/v1.13.1: legacy/firmware/fsm_msg_common.h get_features,
+//	                            fsm.c fsm_layoutAddress, protect.c protectPassphrase,
+//	                            fsm_msg_ethereum.h (EthereumSignTypedHash)
+//	T       T2T1      2.9.1     core/v2.9.1: core/src/apps/base.py get_features,
+//	                            core/embed/models/T2T1, core/site_scons/models/T2T1
+//	Safe 3  T2B1      2.9.1     the same, core/embed/models/T2B1, site_scons/models/T2B1
+//	Safe 5  T3T1      2.9.1     the same, core/embed/models/T3T1, site_scons/models/T3T1
+//
+// What differs between them:
+//   - Features: core sends internal_model, homescreen format and size, language_version_matches,
+//     sd_card_present, and only while unlocked passphrase_protection, backup, safety and
+//     display settings; the Trezor One sends bootloader_hash, safety_checks and the backup
+//     flags always, auto_lock_delay_ms and wipe_code_protection while unlocked, and no
+//     internal_model. None sends bootloader_mode, firmware_present or imported. Capabilities:
+//     the Trezor One lists Bitcoin, Bitcoin_like, Crypto, Ethereum, NEM, Stellar, U2F; core
+//     lists its universal set plus NEM, EOS and Brightness on the T, Haptic and Brightness on
+//     the Safe 5; the Safe 3 and 5 report optiga_sec, the Safe 5 haptic_feedback.
+//   - EIP-712: core streams the document (EthereumSignTypedData with
+//     EthereumTypedDataStructRequest/Ack and EthereumTypedDataValueRequest/Ack, arrays,
+//     nested structs, metamask_v4_compat; core/src/apps/ethereum/sign_typed_data.py) and
+//     answers EthereumSignTypedHash with UnexpectedMessage (no handler in
+//     core/src/apps/workflow_handlers.py); the Trezor One has only EthereumSignTypedHash.
+//   - NO on an address screen: core cancels (ActionCancelled); the Trezor One moves to the
+//     QR code (then the cosigners' xpubs for multisig) and asks again with a new
+//     ButtonRequest, until YES or a host Cancel.
+//   - Passphrase: core advertises PassphraseEntry and takes PassphraseAck{on_device} (or
+//     passphrase_always_on_device, without asking the host); the Trezor One answers
+//     on_device with DataError "This firmware is incapable of passphrase entry on the device."
+//   - Screens: the Trezor One asks every Ethereum transaction screen with ButtonRequest
+//     SignTx (recipient, data, then one fee screen, or three for EIP-1559), shows the
+//     signing address before a message (ButtonRequest Other), and warns before
+//     EthereumSignTypedHash (ProtectCall, then address, domain hash, message hash); core
+//     asks ConfirmOutput then SignTx. The Trezor One's answers are pinned to transcripts
+//     recorded from its firmware (device/trezor/testdata/trezor-one-1.13.1).
+//   - ApplySettings: the Trezor One takes label, language, use_passphrase, homescreen,
+//     auto_lock_delay_ms and safety_checks and refuses passphrase_always_on_device; core
+//     also takes display_rotation, experimental_features, hide_passphrase_from_host and
+//     haptic_feedback (Safe 5) (core/src/apps/management/apply_settings.py).
+//
+// It implements the session and features messages, ApplySettings and ApplyFlags, PIN
+// (PinMatrixRequest with an identity matrix, so PIN digits are their own positions) and
+// host or on-device passphrase entry, ButtonRequest/ButtonAck with the approval decided
+// after the ack, Bitcoin public keys, addresses, message signing and the full SignTx
+// streaming flow of current core firmware (legacy, p2sh-p2wpkh, p2wpkh and taproot key-path
+// inputs), and Ethereum addresses, keys, legacy/EIP-155 and EIP-1559 transactions,
+// personal_sign and EIP-712 as above. Any other message is answered with Failure
+// UnexpectedMessage, as both firmwares answer a message they have no handler for. Facts
+// come from ../../shared/protocols/trezor.md and the firmware sources above; nothing here
+// is shared with device/trezor.
 //
 // Multisig follows core's apps/bitcoin (multisig.py, scripts.py, sign_tx): GetAddress and
 // SignTx accept the multisig field (MultisigRedeemScriptType, keys as pubkeys[i].node +
@@ -28,8 +78,10 @@
 // injected disconnect closes a pipe link; on UDP it forgets the exchange and the session.
 //
 // Deliberate limits: external inputs, RBF replacement (orig_hash) and Wanchain
-// transactions are refused with Failure DataError; EIP-712 is served as hash signing only
-// (EthereumSignTypedHash), not the struct-streaming EthereumSignTypedData.
+// transactions are refused with Failure DataError; a homescreen image in ApplySettings is
+// refused as an undecodable one (DataError "Wrong homescreen format"); the Bitcoin flows
+// follow core on every persona (the Trezor One's legacy signing.c differs in screens only);
+// Ethereum definitions (network/token blobs) are ignored.
 package trezoremu
 
 import (
@@ -50,12 +102,10 @@ import (
 	"github.com/hwbridge/hwbridge/transport"
 )
 
-// Version is the firmware version the device reports (trezorlib 0.12.4 needs ≥ 2.1.0 for
-// model T; HWI enables taproot from 2.4.3).
-var Version = [3]uint32{2, 6, 0}
-
 // Options configure a device.
 type Options struct {
+	// Model selects the persona (Features, message set, behaviours); empty means ModelT.
+	Model Model
 	// Mnemonic is the BIP-39 seed phrase; empty means emulator.DefaultMnemonic.
 	Mnemonic string
 	// PIN, when not empty, protects the device: the host is asked with PinMatrixRequest.
@@ -88,6 +138,7 @@ type Device struct {
 	log      *slog.Logger
 	base     *emulator.Wallet // no passphrase: fingerprint, device id
 	deviceID string
+	persona  *persona
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -101,6 +152,7 @@ type Device struct {
 	wallets    map[string]*emulator.Wallet
 	curOwner   *session
 	curCancel  context.CancelFunc
+	settings   settings
 
 	flow chan struct{} // capacity 1: held while a workflow runs
 }
@@ -113,6 +165,11 @@ func New(opts Options) (*Device, error) {
 	if opts.Label == "" {
 		opts.Label = "hwemu"
 	}
+	model, err := ParseModel(string(opts.Model))
+	if err != nil {
+		return nil, err
+	}
+	opts.Model = model
 	for _, c := range opts.PIN {
 		if c < '1' || c > '9' {
 			return nil, fmt.Errorf("trezoremu: pin must be digits 1-9 (got %d characters)", len(opts.PIN))
@@ -129,7 +186,14 @@ func New(opts Options) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{
-		opts:     opts,
+		opts:    opts,
+		persona: personas[model],
+		settings: settings{
+			label:                opts.Label,
+			passphraseProtection: opts.PassphraseProtection,
+			autoLockDelayMs:      defaultAutoLockMs,
+			haptic:               true,
+		},
 		approver: opts.Approver,
 		faults:   opts.Faults,
 		log:      opts.Logger,
@@ -151,6 +215,27 @@ func New(opts Options) (*Device, error) {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	return d, nil
 }
+
+// settings are what ApplySettings and ApplyFlags change (guarded by Device.mu).
+type settings struct {
+	label                    string
+	passphraseProtection     bool
+	passphraseAlwaysOnDevice bool
+	hidePassphraseFromHost   bool
+	experimental             bool
+	haptic                   bool
+	autoLockDelayMs          uint32
+	safetyChecks             trezorpb.SafetyCheckLevel
+	displayRotation          trezorpb.DisplayRotation
+	flags                    uint32
+}
+
+// defaultAutoLockMs is the firmware's default auto-lock delay (10 minutes, core
+// storage/device.py AUTOLOCK_DELAY_DEFAULT; legacy config.c autoLockDelayMsDefault).
+const defaultAutoLockMs = 10 * 60 * 1000
+
+// Model is the persona the device plays.
+func (d *Device) Model() Model { return d.persona.model }
 
 // Approver returns the device's approver (policy and transcript).
 func (d *Device) Approver() *emulator.Approver { return d.approver }
@@ -280,6 +365,10 @@ func dataError(format string, a ...any) error {
 }
 
 var errCancelled = &failure{code: trezorpb.FailureType_Failure_ActionCancelled, msg: "Cancelled"}
+
+// errRejected is the user pressing NO: answered like a host Cancel (ActionCancelled), but
+// a screen that does not cancel on NO (the Trezor One's address screens) tells them apart.
+var errRejected = &failure{code: trezorpb.FailureType_Failure_ActionCancelled, msg: "Cancelled"}
 
 // interrupt: a message that starts a new workflow (Initialize) arrived mid-flow; the flow
 // ends silently and the message is handled from the top.
@@ -513,7 +602,7 @@ func (s *session) confirm(ctx context.Context, code trezorpb.ButtonRequestType, 
 				return r.err
 			}
 			if !r.ok {
-				return errCancelled
+				return errRejected
 			}
 			return nil
 		case f, ok := <-s.in:
@@ -532,6 +621,27 @@ func (s *session) confirm(ctx context.Context, code trezorpb.ButtonRequestType, 
 			return fail(trezorpb.FailureType_Failure_UnexpectedMessage, "Unexpected message")
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+}
+
+// confirmAddress shows an address for the user to compare. Core firmware cancels on NO
+// (ActionCancelled). The Trezor One's fsm_layoutAddress (legacy/firmware/fsm.c, 1.13.1) does
+// not: NO moves to the next screen — the QR code, then each cosigner's xpub (two pages) for
+// multisig, then the address again — with a new ButtonRequest Address each time; only a
+// host Cancel (or Initialize) ends it, with ActionCancelled.
+func (s *session) confirmAddress(ctx context.Context, sc emulator.Screen, more ...emulator.Screen) error {
+	code := trezorpb.ButtonRequestType_ButtonRequest_Address
+	if !s.d.persona.legacy {
+		return s.confirm(ctx, code, sc)
+	}
+	qr := sc
+	qr.Title = sc.Title + " (QR code)"
+	screens := append([]emulator.Screen{sc, qr}, more...)
+	for i := 0; ; i = (i + 1) % len(screens) {
+		err := s.confirm(ctx, code, screens[i])
+		if err != errRejected {
+			return err
 		}
 	}
 }

@@ -144,7 +144,15 @@ func TestEthereumMessages(t *testing.T) {
 		t.Fatal(f)
 	}
 
+	// Core (model T) has no EthereumSignTypedHash; the Trezor One has only that.
 	dom, msg := crypto.Keccak256([]byte("domain")), crypto.Keccak256([]byte("message"))
+	if f := failureOf(c, &pb.EthereumSignTypedHash{AddressN: path("m/44'/60'/0'/0/0"), DomainSeparatorHash: dom}); f.GetCode() != pb.FailureType_Failure_UnexpectedMessage {
+		t.Fatal(f)
+	}
+	c = newClient(t, newDevice(t, Options{Model: ModelOne}))
+	if f := failureOf(c, &pb.EthereumSignTypedData{AddressN: path("m/44'/60'/0'/0/0"), PrimaryType: proto.String("Mail")}); f.GetCode() != pb.FailureType_Failure_UnexpectedMessage {
+		t.Fatal(f)
+	}
 	for _, withMsg := range []bool{true, false} {
 		m := &pb.EthereumSignTypedHash{AddressN: path("m/44'/60'/0'/0/0"), DomainSeparatorHash: dom}
 		pre := append([]byte{0x19, 0x01}, dom...)

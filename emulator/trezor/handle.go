@@ -3,6 +3,7 @@ package trezoremu
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 
 	"google.golang.org/protobuf/proto"
@@ -72,52 +73,115 @@ func (d *Device) handle(ctx context.Context, s *session, f frame) (proto.Message
 	case *pb.EthereumVerifyMessage:
 		return d.ethVerifyMessage(ctx, s, m)
 	case *pb.EthereumSignTypedHash:
+		if !d.persona.legacy {
+			break // core has no handler for it (core/src/apps/workflow_handlers.py)
+		}
 		return d.ethSignTypedHash(ctx, s, m)
+	case *pb.EthereumSignTypedData:
+		if d.persona.legacy {
+			break // legacy firmware has no struct streaming (legacy/firmware/messages.c)
+		}
+		return d.ethSignTypedData(ctx, s, m)
+	case *pb.ApplySettings:
+		return d.applySettings(ctx, s, m)
+	case *pb.ApplyFlags:
+		return d.applyFlags(ctx, s, m)
 	}
 	// Answers out of place (ButtonAck, TxAck, PinMatrixAck, …) and device-to-host types.
 	return nil, fail(pb.FailureType_Failure_UnexpectedMessage, "Unexpected message")
 }
 
-// initialize resumes the session whose id the host sends, or starts a new one.
+// initialize resumes the session whose id the host sends, or starts a new one. Only the
+// answer to Initialize carries session_id (core handle_Initialize, legacy
+// fsm_msgInitialize); GetFeatures never does.
 func (d *Device) initialize(m *pb.Initialize) *pb.Features {
 	d.mu.Lock()
 	if id := m.GetSessionId(); len(id) == 0 || d.sessionID == nil || !bytes.Equal(id, d.sessionID) {
 		d.sessionID, d.passphrase = newSessionID(), nil
 	}
+	id := bytes.Clone(d.sessionID)
 	d.mu.Unlock()
-	return d.features()
+	f := d.features()
+	f.SessionId = id
+	return f
 }
 
+// bootloaderHash stands for Features.bootloader_hash of the Trezor One (the firmware
+// hashes its bootloader flash; an emulator has none): a fixed value, so that clients
+// comparing it across sessions see one device.
+var bootloaderHash = sha256.Sum256([]byte("hwemu: emulated Trezor One, no bootloader"))
+
+// features builds Features field by field as the persona's firmware does: core 2.9.1
+// core/src/apps/base.py get_features (the "private" fields only while unlocked), legacy
+// 1.13.1 legacy/firmware/fsm_msg_common.h get_features. Fields the firmware leaves unset
+// are absent: never bootloader_mode, firmware_present or imported (a seed from reset or
+// recovery with the wordlist), no unit_* or bootloader_locked (unset on an emulator build).
 func (d *Device) features() *pb.Features {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	caps := []pb.Capability{pb.Capability_Capability_Bitcoin, pb.Capability_Capability_Ethereum}
-	if d.opts.PassphraseProtection && d.opts.Passphrase != "" {
-		caps = append(caps, pb.Capability_Capability_PassphraseEntry)
-	}
+	p, st := d.persona, d.settings
 	f := &pb.Features{
-		Vendor:               proto.String("trezor.io"),
-		MajorVersion:         proto.Uint32(Version[0]),
-		MinorVersion:         proto.Uint32(Version[1]),
-		PatchVersion:         proto.Uint32(Version[2]),
-		BootloaderMode:       proto.Bool(false),
-		DeviceId:             proto.String(d.deviceID),
-		PinProtection:        proto.Bool(d.opts.PIN != ""),
-		PassphraseProtection: proto.Bool(d.opts.PassphraseProtection),
-		Language:             proto.String("en-US"),
-		Label:                proto.String(d.opts.Label),
-		Initialized:          proto.Bool(true),
-		Imported:             proto.Bool(true),
-		Unlocked:             proto.Bool(d.unlocked),
-		Model:                proto.String("T"),
-		InternalModel:        proto.String("T2T1"),
-		UnfinishedBackup:     proto.Bool(false),
-		NoBackup:             proto.Bool(false),
-		Capabilities:         caps,
+		Vendor:        proto.String("trezor.io"),
+		FwVendor:      proto.String("EMULATOR"), // what the firmware's own emulator build reports
+		MajorVersion:  proto.Uint32(p.version[0]),
+		MinorVersion:  proto.Uint32(p.version[1]),
+		PatchVersion:  proto.Uint32(p.version[2]),
+		Revision:      p.revisionBytes(),
+		Model:         proto.String(string(p.model)),
+		DeviceId:      proto.String(d.deviceID),
+		Label:         proto.String(st.label),
+		Language:      proto.String("en-US"),
+		PinProtection: proto.Bool(d.opts.PIN != ""),
+		Unlocked:      proto.Bool(d.unlocked),
+		Busy:          proto.Bool(false),
+		Initialized:   proto.Bool(true),
+		Capabilities:  append([]pb.Capability{}, p.caps...),
 	}
-	if d.sessionID != nil {
-		f.SessionId = bytes.Clone(d.sessionID)
+	if p.legacy {
+		f.PassphraseProtection = proto.Bool(st.passphraseProtection)
+		f.BootloaderHash = bootloaderHash[:]
+		f.BackupAvailability = pb.BackupAvailability_NotAvailable.Enum()
+		f.UnfinishedBackup = proto.Bool(false)
+		f.NoBackup = proto.Bool(false)
+		f.SafetyChecks = st.safetyChecks.Enum()
+		if d.unlocked {
+			f.WipeCodeProtection = proto.Bool(false)
+			f.AutoLockDelayMs = proto.Uint32(st.autoLockDelayMs)
+		}
+		return f
 	}
+	f.InternalModel = proto.String(p.internalModel)
+	f.LanguageVersionMatches = proto.Bool(true)
+	f.HomescreenFormat = p.homescreenFormat.Enum()
+	f.HomescreenWidth = proto.Uint32(p.homescreenW)
+	f.HomescreenHeight = proto.Uint32(p.homescreenH)
+	f.SdCardPresent = proto.Bool(false)
+	if p.haptic {
+		f.HapticFeedback = proto.Bool(st.haptic)
+	}
+	if p.optiga {
+		f.OptigaSec = proto.Uint32(0)
+	}
+	if !d.unlocked {
+		return f // passphrase_protection and the rest are private (trezor-firmware #1807)
+	}
+	f.PassphraseProtection = proto.Bool(st.passphraseProtection)
+	f.BackupAvailability = pb.BackupAvailability_NotAvailable.Enum()
+	f.UnfinishedBackup = proto.Bool(false)
+	f.NoBackup = proto.Bool(false)
+	f.Flags = proto.Uint32(st.flags)
+	f.RecoveryStatus = pb.RecoveryStatus_Nothing.Enum()
+	f.BackupType = pb.BackupType_Bip39.Enum()
+	if p.sdCard {
+		f.SdProtection = proto.Bool(false)
+	}
+	f.WipeCodeProtection = proto.Bool(false)
+	f.PassphraseAlwaysOnDevice = proto.Bool(st.passphraseAlwaysOnDevice)
+	f.SafetyChecks = st.safetyChecks.Enum()
+	f.AutoLockDelayMs = proto.Uint32(st.autoLockDelayMs)
+	f.DisplayRotation = st.displayRotation.Enum()
+	f.ExperimentalFeatures = proto.Bool(st.experimental)
+	f.HidePassphraseFromHost = proto.Bool(st.hidePassphraseFromHost)
 	return f
 }
 
@@ -152,33 +216,47 @@ func (d *Device) wallet(ctx context.Context, s *session) (*emulator.Wallet, erro
 	if err := d.unlock(ctx, s); err != nil {
 		return nil, err
 	}
-	if !d.opts.PassphraseProtection {
+	d.mu.Lock()
+	cached, st := d.passphrase, d.settings
+	d.mu.Unlock()
+	if !st.passphraseProtection {
 		return d.base, nil
 	}
-	d.mu.Lock()
-	cached := d.passphrase
-	d.mu.Unlock()
 	var pass string
-	if cached != nil {
+	switch {
+	case cached != nil:
 		pass = *cached
-	} else {
+	case st.passphraseAlwaysOnDevice && !d.persona.legacy:
+		// core: no PassphraseRequest, the user types it on the device.
+		d.approver.Show(emulator.Screen{Device: "trezor", Title: "Enter passphrase", Lines: []string{"(typed on the device)"}})
+		pass = d.opts.Passphrase
+	default:
 		ack, err := expect[*pb.PassphraseAck](ctx, s, &pb.PassphraseRequest{}, pb.MessageType_MessageType_PassphraseAck)
 		if err != nil {
 			return nil, err
 		}
 		switch {
+		case ack.GetOnDevice() && d.persona.legacy:
+			// legacy/firmware/protect.c protectPassphrase: a Trezor One has no keyboard.
+			return nil, dataError("This firmware is incapable of passphrase entry on the device.")
 		case ack.GetOnDevice():
 			if ack.Passphrase != nil {
 				return nil, dataError("Passphrase provided when it should not be")
 			}
 			d.approver.Show(emulator.Screen{Device: "trezor", Title: "Enter passphrase", Lines: []string{"(typed on the device)"}})
 			pass = d.opts.Passphrase
+		case ack.Passphrase == nil && d.persona.legacy:
+			return nil, dataError("No passphrase provided. Use empty string to set an empty passphrase.")
+		case ack.Passphrase == nil:
+			return nil, dataError("Passphrase not provided and on_device is False. Use empty string to set an empty passphrase.")
 		default:
 			pass = ack.GetPassphrase()
 			if len(pass) > maxPassphrase {
 				return nil, dataError("Maximum passphrase length is %d bytes", maxPassphrase)
 			}
 		}
+	}
+	if cached == nil {
 		d.mu.Lock()
 		d.passphrase = &pass
 		if d.sessionID == nil {

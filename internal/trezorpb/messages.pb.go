@@ -51,8 +51,10 @@ const (
 	MessageType_MessageType_TxRequest                         MessageType = 21
 	MessageType_MessageType_TxAck                             MessageType = 22
 	MessageType_MessageType_LockDevice                        MessageType = 24
+	MessageType_MessageType_ApplySettings                     MessageType = 25
 	MessageType_MessageType_ButtonRequest                     MessageType = 26
 	MessageType_MessageType_ButtonAck                         MessageType = 27
+	MessageType_MessageType_ApplyFlags                        MessageType = 28
 	MessageType_MessageType_GetAddress                        MessageType = 29
 	MessageType_MessageType_Address                           MessageType = 30
 	MessageType_MessageType_SignMessage                       MessageType = 38
@@ -76,6 +78,11 @@ const (
 	MessageType_MessageType_EthereumGetPublicKey              MessageType = 450
 	MessageType_MessageType_EthereumPublicKey                 MessageType = 451
 	MessageType_MessageType_EthereumSignTxEIP1559             MessageType = 452
+	MessageType_MessageType_EthereumSignTypedData             MessageType = 464
+	MessageType_MessageType_EthereumTypedDataStructRequest    MessageType = 465
+	MessageType_MessageType_EthereumTypedDataStructAck        MessageType = 466
+	MessageType_MessageType_EthereumTypedDataValueRequest     MessageType = 467
+	MessageType_MessageType_EthereumTypedDataValueAck         MessageType = 468
 	MessageType_MessageType_EthereumTypedDataSignature        MessageType = 469
 	MessageType_MessageType_EthereumSignTypedHash             MessageType = 470
 )
@@ -97,8 +104,10 @@ var (
 		21:  "MessageType_TxRequest",
 		22:  "MessageType_TxAck",
 		24:  "MessageType_LockDevice",
+		25:  "MessageType_ApplySettings",
 		26:  "MessageType_ButtonRequest",
 		27:  "MessageType_ButtonAck",
+		28:  "MessageType_ApplyFlags",
 		29:  "MessageType_GetAddress",
 		30:  "MessageType_Address",
 		38:  "MessageType_SignMessage",
@@ -122,6 +131,11 @@ var (
 		450: "MessageType_EthereumGetPublicKey",
 		451: "MessageType_EthereumPublicKey",
 		452: "MessageType_EthereumSignTxEIP1559",
+		464: "MessageType_EthereumSignTypedData",
+		465: "MessageType_EthereumTypedDataStructRequest",
+		466: "MessageType_EthereumTypedDataStructAck",
+		467: "MessageType_EthereumTypedDataValueRequest",
+		468: "MessageType_EthereumTypedDataValueAck",
 		469: "MessageType_EthereumTypedDataSignature",
 		470: "MessageType_EthereumSignTypedHash",
 	}
@@ -140,8 +154,10 @@ var (
 		"MessageType_TxRequest":                         21,
 		"MessageType_TxAck":                             22,
 		"MessageType_LockDevice":                        24,
+		"MessageType_ApplySettings":                     25,
 		"MessageType_ButtonRequest":                     26,
 		"MessageType_ButtonAck":                         27,
+		"MessageType_ApplyFlags":                        28,
 		"MessageType_GetAddress":                        29,
 		"MessageType_Address":                           30,
 		"MessageType_SignMessage":                       38,
@@ -165,6 +181,11 @@ var (
 		"MessageType_EthereumGetPublicKey":              450,
 		"MessageType_EthereumPublicKey":                 451,
 		"MessageType_EthereumSignTxEIP1559":             452,
+		"MessageType_EthereumSignTypedData":             464,
+		"MessageType_EthereumTypedDataStructRequest":    465,
+		"MessageType_EthereumTypedDataStructAck":        466,
+		"MessageType_EthereumTypedDataValueRequest":     467,
+		"MessageType_EthereumTypedDataValueAck":         468,
 		"MessageType_EthereumTypedDataSignature":        469,
 		"MessageType_EthereumSignTypedHash":             470,
 	}
@@ -213,9 +234,27 @@ const (
 	Capability_Capability_Unknown         Capability = 0
 	Capability_Capability_Bitcoin         Capability = 1
 	Capability_Capability_Bitcoin_like    Capability = 2
+	Capability_Capability_Binance         Capability = 3
+	Capability_Capability_Cardano         Capability = 4
+	Capability_Capability_Crypto          Capability = 5
+	Capability_Capability_EOS             Capability = 6
 	Capability_Capability_Ethereum        Capability = 7
+	Capability_Capability_Lisk            Capability = 8
+	Capability_Capability_Monero          Capability = 9
+	Capability_Capability_NEM             Capability = 10
+	Capability_Capability_Ripple          Capability = 11
+	Capability_Capability_Stellar         Capability = 12
+	Capability_Capability_Tezos           Capability = 13
 	Capability_Capability_U2F             Capability = 14
+	Capability_Capability_Shamir          Capability = 15
+	Capability_Capability_ShamirGroups    Capability = 16
 	Capability_Capability_PassphraseEntry Capability = 17
+	Capability_Capability_Solana          Capability = 18
+	Capability_Capability_Translations    Capability = 19
+	Capability_Capability_Brightness      Capability = 20
+	Capability_Capability_Haptic          Capability = 21
+	Capability_Capability_BLE             Capability = 22
+	Capability_Capability_NFC             Capability = 23
 )
 
 // Enum value maps for Capability.
@@ -224,17 +263,53 @@ var (
 		0:  "Capability_Unknown",
 		1:  "Capability_Bitcoin",
 		2:  "Capability_Bitcoin_like",
+		3:  "Capability_Binance",
+		4:  "Capability_Cardano",
+		5:  "Capability_Crypto",
+		6:  "Capability_EOS",
 		7:  "Capability_Ethereum",
+		8:  "Capability_Lisk",
+		9:  "Capability_Monero",
+		10: "Capability_NEM",
+		11: "Capability_Ripple",
+		12: "Capability_Stellar",
+		13: "Capability_Tezos",
 		14: "Capability_U2F",
+		15: "Capability_Shamir",
+		16: "Capability_ShamirGroups",
 		17: "Capability_PassphraseEntry",
+		18: "Capability_Solana",
+		19: "Capability_Translations",
+		20: "Capability_Brightness",
+		21: "Capability_Haptic",
+		22: "Capability_BLE",
+		23: "Capability_NFC",
 	}
 	Capability_value = map[string]int32{
 		"Capability_Unknown":         0,
 		"Capability_Bitcoin":         1,
 		"Capability_Bitcoin_like":    2,
+		"Capability_Binance":         3,
+		"Capability_Cardano":         4,
+		"Capability_Crypto":          5,
+		"Capability_EOS":             6,
 		"Capability_Ethereum":        7,
+		"Capability_Lisk":            8,
+		"Capability_Monero":          9,
+		"Capability_NEM":             10,
+		"Capability_Ripple":          11,
+		"Capability_Stellar":         12,
+		"Capability_Tezos":           13,
 		"Capability_U2F":             14,
+		"Capability_Shamir":          15,
+		"Capability_ShamirGroups":    16,
 		"Capability_PassphraseEntry": 17,
+		"Capability_Solana":          18,
+		"Capability_Translations":    19,
+		"Capability_Brightness":      20,
+		"Capability_Haptic":          21,
+		"Capability_BLE":             22,
+		"Capability_NFC":             23,
 	}
 )
 
@@ -273,6 +348,375 @@ func (x *Capability) UnmarshalJSON(b []byte) error {
 // Deprecated: Use Capability.Descriptor instead.
 func (Capability) EnumDescriptor() ([]byte, []int) {
 	return file_messages_proto_rawDescGZIP(), []int{1}
+}
+
+type BackupAvailability int32
+
+const (
+	BackupAvailability_NotAvailable BackupAvailability = 0
+	BackupAvailability_Required     BackupAvailability = 1
+	BackupAvailability_Available    BackupAvailability = 2
+)
+
+// Enum value maps for BackupAvailability.
+var (
+	BackupAvailability_name = map[int32]string{
+		0: "NotAvailable",
+		1: "Required",
+		2: "Available",
+	}
+	BackupAvailability_value = map[string]int32{
+		"NotAvailable": 0,
+		"Required":     1,
+		"Available":    2,
+	}
+)
+
+func (x BackupAvailability) Enum() *BackupAvailability {
+	p := new(BackupAvailability)
+	*p = x
+	return p
+}
+
+func (x BackupAvailability) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BackupAvailability) Descriptor() protoreflect.EnumDescriptor {
+	return file_messages_proto_enumTypes[2].Descriptor()
+}
+
+func (BackupAvailability) Type() protoreflect.EnumType {
+	return &file_messages_proto_enumTypes[2]
+}
+
+func (x BackupAvailability) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Do not use.
+func (x *BackupAvailability) UnmarshalJSON(b []byte) error {
+	num, err := protoimpl.X.UnmarshalJSONEnum(x.Descriptor(), b)
+	if err != nil {
+		return err
+	}
+	*x = BackupAvailability(num)
+	return nil
+}
+
+// Deprecated: Use BackupAvailability.Descriptor instead.
+func (BackupAvailability) EnumDescriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{2}
+}
+
+type RecoveryStatus int32
+
+const (
+	RecoveryStatus_Nothing  RecoveryStatus = 0
+	RecoveryStatus_Recovery RecoveryStatus = 1
+	RecoveryStatus_Backup   RecoveryStatus = 2
+)
+
+// Enum value maps for RecoveryStatus.
+var (
+	RecoveryStatus_name = map[int32]string{
+		0: "Nothing",
+		1: "Recovery",
+		2: "Backup",
+	}
+	RecoveryStatus_value = map[string]int32{
+		"Nothing":  0,
+		"Recovery": 1,
+		"Backup":   2,
+	}
+)
+
+func (x RecoveryStatus) Enum() *RecoveryStatus {
+	p := new(RecoveryStatus)
+	*p = x
+	return p
+}
+
+func (x RecoveryStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RecoveryStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_messages_proto_enumTypes[3].Descriptor()
+}
+
+func (RecoveryStatus) Type() protoreflect.EnumType {
+	return &file_messages_proto_enumTypes[3]
+}
+
+func (x RecoveryStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Do not use.
+func (x *RecoveryStatus) UnmarshalJSON(b []byte) error {
+	num, err := protoimpl.X.UnmarshalJSONEnum(x.Descriptor(), b)
+	if err != nil {
+		return err
+	}
+	*x = RecoveryStatus(num)
+	return nil
+}
+
+// Deprecated: Use RecoveryStatus.Descriptor instead.
+func (RecoveryStatus) EnumDescriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{3}
+}
+
+type BackupType int32
+
+const (
+	BackupType_Bip39                      BackupType = 0
+	BackupType_Slip39_Basic               BackupType = 1
+	BackupType_Slip39_Advanced            BackupType = 2
+	BackupType_Slip39_Single_Extendable   BackupType = 3
+	BackupType_Slip39_Basic_Extendable    BackupType = 4
+	BackupType_Slip39_Advanced_Extendable BackupType = 5
+)
+
+// Enum value maps for BackupType.
+var (
+	BackupType_name = map[int32]string{
+		0: "Bip39",
+		1: "Slip39_Basic",
+		2: "Slip39_Advanced",
+		3: "Slip39_Single_Extendable",
+		4: "Slip39_Basic_Extendable",
+		5: "Slip39_Advanced_Extendable",
+	}
+	BackupType_value = map[string]int32{
+		"Bip39":                      0,
+		"Slip39_Basic":               1,
+		"Slip39_Advanced":            2,
+		"Slip39_Single_Extendable":   3,
+		"Slip39_Basic_Extendable":    4,
+		"Slip39_Advanced_Extendable": 5,
+	}
+)
+
+func (x BackupType) Enum() *BackupType {
+	p := new(BackupType)
+	*p = x
+	return p
+}
+
+func (x BackupType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BackupType) Descriptor() protoreflect.EnumDescriptor {
+	return file_messages_proto_enumTypes[4].Descriptor()
+}
+
+func (BackupType) Type() protoreflect.EnumType {
+	return &file_messages_proto_enumTypes[4]
+}
+
+func (x BackupType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Do not use.
+func (x *BackupType) UnmarshalJSON(b []byte) error {
+	num, err := protoimpl.X.UnmarshalJSONEnum(x.Descriptor(), b)
+	if err != nil {
+		return err
+	}
+	*x = BackupType(num)
+	return nil
+}
+
+// Deprecated: Use BackupType.Descriptor instead.
+func (BackupType) EnumDescriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{4}
+}
+
+type SafetyCheckLevel int32
+
+const (
+	SafetyCheckLevel_Strict            SafetyCheckLevel = 0
+	SafetyCheckLevel_PromptAlways      SafetyCheckLevel = 1
+	SafetyCheckLevel_PromptTemporarily SafetyCheckLevel = 2
+)
+
+// Enum value maps for SafetyCheckLevel.
+var (
+	SafetyCheckLevel_name = map[int32]string{
+		0: "Strict",
+		1: "PromptAlways",
+		2: "PromptTemporarily",
+	}
+	SafetyCheckLevel_value = map[string]int32{
+		"Strict":            0,
+		"PromptAlways":      1,
+		"PromptTemporarily": 2,
+	}
+)
+
+func (x SafetyCheckLevel) Enum() *SafetyCheckLevel {
+	p := new(SafetyCheckLevel)
+	*p = x
+	return p
+}
+
+func (x SafetyCheckLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SafetyCheckLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_messages_proto_enumTypes[5].Descriptor()
+}
+
+func (SafetyCheckLevel) Type() protoreflect.EnumType {
+	return &file_messages_proto_enumTypes[5]
+}
+
+func (x SafetyCheckLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Do not use.
+func (x *SafetyCheckLevel) UnmarshalJSON(b []byte) error {
+	num, err := protoimpl.X.UnmarshalJSONEnum(x.Descriptor(), b)
+	if err != nil {
+		return err
+	}
+	*x = SafetyCheckLevel(num)
+	return nil
+}
+
+// Deprecated: Use SafetyCheckLevel.Descriptor instead.
+func (SafetyCheckLevel) EnumDescriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{5}
+}
+
+type DisplayRotation int32
+
+const (
+	DisplayRotation_North DisplayRotation = 0
+	DisplayRotation_East  DisplayRotation = 90
+	DisplayRotation_South DisplayRotation = 180
+	DisplayRotation_West  DisplayRotation = 270
+)
+
+// Enum value maps for DisplayRotation.
+var (
+	DisplayRotation_name = map[int32]string{
+		0:   "North",
+		90:  "East",
+		180: "South",
+		270: "West",
+	}
+	DisplayRotation_value = map[string]int32{
+		"North": 0,
+		"East":  90,
+		"South": 180,
+		"West":  270,
+	}
+)
+
+func (x DisplayRotation) Enum() *DisplayRotation {
+	p := new(DisplayRotation)
+	*p = x
+	return p
+}
+
+func (x DisplayRotation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DisplayRotation) Descriptor() protoreflect.EnumDescriptor {
+	return file_messages_proto_enumTypes[6].Descriptor()
+}
+
+func (DisplayRotation) Type() protoreflect.EnumType {
+	return &file_messages_proto_enumTypes[6]
+}
+
+func (x DisplayRotation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Do not use.
+func (x *DisplayRotation) UnmarshalJSON(b []byte) error {
+	num, err := protoimpl.X.UnmarshalJSONEnum(x.Descriptor(), b)
+	if err != nil {
+		return err
+	}
+	*x = DisplayRotation(num)
+	return nil
+}
+
+// Deprecated: Use DisplayRotation.Descriptor instead.
+func (DisplayRotation) EnumDescriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{6}
+}
+
+type HomescreenFormat int32
+
+const (
+	HomescreenFormat_HomescreenFormat_Unknown HomescreenFormat = 0
+	HomescreenFormat_Toif                     HomescreenFormat = 1
+	HomescreenFormat_Jpeg                     HomescreenFormat = 2
+	HomescreenFormat_ToiG                     HomescreenFormat = 3
+)
+
+// Enum value maps for HomescreenFormat.
+var (
+	HomescreenFormat_name = map[int32]string{
+		0: "HomescreenFormat_Unknown",
+		1: "Toif",
+		2: "Jpeg",
+		3: "ToiG",
+	}
+	HomescreenFormat_value = map[string]int32{
+		"HomescreenFormat_Unknown": 0,
+		"Toif":                     1,
+		"Jpeg":                     2,
+		"ToiG":                     3,
+	}
+)
+
+func (x HomescreenFormat) Enum() *HomescreenFormat {
+	p := new(HomescreenFormat)
+	*p = x
+	return p
+}
+
+func (x HomescreenFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HomescreenFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_messages_proto_enumTypes[7].Descriptor()
+}
+
+func (HomescreenFormat) Type() protoreflect.EnumType {
+	return &file_messages_proto_enumTypes[7]
+}
+
+func (x HomescreenFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Do not use.
+func (x *HomescreenFormat) UnmarshalJSON(b []byte) error {
+	num, err := protoimpl.X.UnmarshalJSONEnum(x.Descriptor(), b)
+	if err != nil {
+		return err
+	}
+	*x = HomescreenFormat(num)
+	return nil
+}
+
+// Deprecated: Use HomescreenFormat.Descriptor instead.
+func (HomescreenFormat) EnumDescriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{7}
 }
 
 type FailureType int32
@@ -350,11 +794,11 @@ func (x FailureType) String() string {
 }
 
 func (FailureType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[2].Descriptor()
+	return file_messages_proto_enumTypes[8].Descriptor()
 }
 
 func (FailureType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[2]
+	return &file_messages_proto_enumTypes[8]
 }
 
 func (x FailureType) Number() protoreflect.EnumNumber {
@@ -373,7 +817,7 @@ func (x *FailureType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use FailureType.Descriptor instead.
 func (FailureType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{2}
+	return file_messages_proto_rawDescGZIP(), []int{8}
 }
 
 type ButtonRequestType int32
@@ -463,11 +907,11 @@ func (x ButtonRequestType) String() string {
 }
 
 func (ButtonRequestType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[3].Descriptor()
+	return file_messages_proto_enumTypes[9].Descriptor()
 }
 
 func (ButtonRequestType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[3]
+	return &file_messages_proto_enumTypes[9]
 }
 
 func (x ButtonRequestType) Number() protoreflect.EnumNumber {
@@ -486,7 +930,7 @@ func (x *ButtonRequestType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use ButtonRequestType.Descriptor instead.
 func (ButtonRequestType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{3}
+	return file_messages_proto_rawDescGZIP(), []int{9}
 }
 
 type PinMatrixRequestType int32
@@ -525,11 +969,11 @@ func (x PinMatrixRequestType) String() string {
 }
 
 func (PinMatrixRequestType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[4].Descriptor()
+	return file_messages_proto_enumTypes[10].Descriptor()
 }
 
 func (PinMatrixRequestType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[4]
+	return &file_messages_proto_enumTypes[10]
 }
 
 func (x PinMatrixRequestType) Number() protoreflect.EnumNumber {
@@ -548,7 +992,7 @@ func (x *PinMatrixRequestType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use PinMatrixRequestType.Descriptor instead.
 func (PinMatrixRequestType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{4}
+	return file_messages_proto_rawDescGZIP(), []int{10}
 }
 
 type InputScriptType int32
@@ -593,11 +1037,11 @@ func (x InputScriptType) String() string {
 }
 
 func (InputScriptType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[5].Descriptor()
+	return file_messages_proto_enumTypes[11].Descriptor()
 }
 
 func (InputScriptType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[5]
+	return &file_messages_proto_enumTypes[11]
 }
 
 func (x InputScriptType) Number() protoreflect.EnumNumber {
@@ -616,7 +1060,7 @@ func (x *InputScriptType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use InputScriptType.Descriptor instead.
 func (InputScriptType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{5}
+	return file_messages_proto_rawDescGZIP(), []int{11}
 }
 
 type OutputScriptType int32
@@ -664,11 +1108,11 @@ func (x OutputScriptType) String() string {
 }
 
 func (OutputScriptType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[6].Descriptor()
+	return file_messages_proto_enumTypes[12].Descriptor()
 }
 
 func (OutputScriptType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[6]
+	return &file_messages_proto_enumTypes[12]
 }
 
 func (x OutputScriptType) Number() protoreflect.EnumNumber {
@@ -687,7 +1131,7 @@ func (x *OutputScriptType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use OutputScriptType.Descriptor instead.
 func (OutputScriptType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{6}
+	return file_messages_proto_rawDescGZIP(), []int{12}
 }
 
 type AmountUnit int32
@@ -726,11 +1170,11 @@ func (x AmountUnit) String() string {
 }
 
 func (AmountUnit) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[7].Descriptor()
+	return file_messages_proto_enumTypes[13].Descriptor()
 }
 
 func (AmountUnit) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[7]
+	return &file_messages_proto_enumTypes[13]
 }
 
 func (x AmountUnit) Number() protoreflect.EnumNumber {
@@ -749,7 +1193,7 @@ func (x *AmountUnit) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use AmountUnit.Descriptor instead.
 func (AmountUnit) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{7}
+	return file_messages_proto_rawDescGZIP(), []int{13}
 }
 
 type RequestType int32
@@ -800,11 +1244,11 @@ func (x RequestType) String() string {
 }
 
 func (RequestType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[8].Descriptor()
+	return file_messages_proto_enumTypes[14].Descriptor()
 }
 
 func (RequestType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[8]
+	return &file_messages_proto_enumTypes[14]
 }
 
 func (x RequestType) Number() protoreflect.EnumNumber {
@@ -823,7 +1267,84 @@ func (x *RequestType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use RequestType.Descriptor instead.
 func (RequestType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{8}
+	return file_messages_proto_rawDescGZIP(), []int{14}
+}
+
+type EthereumTypedDataStructAck_EthereumDataType int32
+
+const (
+	EthereumTypedDataStructAck_EthereumDataType_Unknown EthereumTypedDataStructAck_EthereumDataType = 0
+	EthereumTypedDataStructAck_UINT                     EthereumTypedDataStructAck_EthereumDataType = 1
+	EthereumTypedDataStructAck_INT                      EthereumTypedDataStructAck_EthereumDataType = 2
+	EthereumTypedDataStructAck_BYTES                    EthereumTypedDataStructAck_EthereumDataType = 3
+	EthereumTypedDataStructAck_STRING                   EthereumTypedDataStructAck_EthereumDataType = 4
+	EthereumTypedDataStructAck_BOOL                     EthereumTypedDataStructAck_EthereumDataType = 5
+	EthereumTypedDataStructAck_ADDRESS                  EthereumTypedDataStructAck_EthereumDataType = 6
+	EthereumTypedDataStructAck_ARRAY                    EthereumTypedDataStructAck_EthereumDataType = 7
+	EthereumTypedDataStructAck_STRUCT                   EthereumTypedDataStructAck_EthereumDataType = 8
+)
+
+// Enum value maps for EthereumTypedDataStructAck_EthereumDataType.
+var (
+	EthereumTypedDataStructAck_EthereumDataType_name = map[int32]string{
+		0: "EthereumDataType_Unknown",
+		1: "UINT",
+		2: "INT",
+		3: "BYTES",
+		4: "STRING",
+		5: "BOOL",
+		6: "ADDRESS",
+		7: "ARRAY",
+		8: "STRUCT",
+	}
+	EthereumTypedDataStructAck_EthereumDataType_value = map[string]int32{
+		"EthereumDataType_Unknown": 0,
+		"UINT":                     1,
+		"INT":                      2,
+		"BYTES":                    3,
+		"STRING":                   4,
+		"BOOL":                     5,
+		"ADDRESS":                  6,
+		"ARRAY":                    7,
+		"STRUCT":                   8,
+	}
+)
+
+func (x EthereumTypedDataStructAck_EthereumDataType) Enum() *EthereumTypedDataStructAck_EthereumDataType {
+	p := new(EthereumTypedDataStructAck_EthereumDataType)
+	*p = x
+	return p
+}
+
+func (x EthereumTypedDataStructAck_EthereumDataType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EthereumTypedDataStructAck_EthereumDataType) Descriptor() protoreflect.EnumDescriptor {
+	return file_messages_proto_enumTypes[15].Descriptor()
+}
+
+func (EthereumTypedDataStructAck_EthereumDataType) Type() protoreflect.EnumType {
+	return &file_messages_proto_enumTypes[15]
+}
+
+func (x EthereumTypedDataStructAck_EthereumDataType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Do not use.
+func (x *EthereumTypedDataStructAck_EthereumDataType) UnmarshalJSON(b []byte) error {
+	num, err := protoimpl.X.UnmarshalJSONEnum(x.Descriptor(), b)
+	if err != nil {
+		return err
+	}
+	*x = EthereumTypedDataStructAck_EthereumDataType(num)
+	return nil
+}
+
+// Deprecated: Use EthereumTypedDataStructAck_EthereumDataType.Descriptor instead.
+func (EthereumTypedDataStructAck_EthereumDataType) EnumDescriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{55, 0}
 }
 
 type Initialize struct {
@@ -914,6 +1435,9 @@ func (*GetFeatures) Descriptor() ([]byte, []int) {
 	return file_messages_proto_rawDescGZIP(), []int{1}
 }
 
+// Features as core 2.9.x (core/src/apps/base.py get_features) and legacy 1.13.x
+// (legacy/firmware/fsm_msg_common.h get_features) fill it; the enums nested upstream in
+// Features (BackupAvailability, RecoveryStatus, Capability) are top-level here, same values.
 type Features struct {
 	state                    protoimpl.MessageState `protogen:"open.v1"`
 	Vendor                   *string                `protobuf:"bytes,1,opt,name=vendor" json:"vendor,omitempty"`
@@ -928,17 +1452,45 @@ type Features struct {
 	Label                    *string                `protobuf:"bytes,10,opt,name=label" json:"label,omitempty"`
 	Initialized              *bool                  `protobuf:"varint,12,opt,name=initialized" json:"initialized,omitempty"`
 	Revision                 []byte                 `protobuf:"bytes,13,opt,name=revision" json:"revision,omitempty"`
+	BootloaderHash           []byte                 `protobuf:"bytes,14,opt,name=bootloader_hash,json=bootloaderHash" json:"bootloader_hash,omitempty"`
 	Imported                 *bool                  `protobuf:"varint,15,opt,name=imported" json:"imported,omitempty"`
 	Unlocked                 *bool                  `protobuf:"varint,16,opt,name=unlocked" json:"unlocked,omitempty"`
 	FirmwarePresent          *bool                  `protobuf:"varint,18,opt,name=firmware_present,json=firmwarePresent" json:"firmware_present,omitempty"`
+	BackupAvailability       *BackupAvailability    `protobuf:"varint,19,opt,name=backup_availability,json=backupAvailability,enum=hwbridge.trezor.v1.BackupAvailability" json:"backup_availability,omitempty"`
 	Flags                    *uint32                `protobuf:"varint,20,opt,name=flags" json:"flags,omitempty"`
 	Model                    *string                `protobuf:"bytes,21,opt,name=model" json:"model,omitempty"`
+	FwMajor                  *uint32                `protobuf:"varint,22,opt,name=fw_major,json=fwMajor" json:"fw_major,omitempty"`
+	FwMinor                  *uint32                `protobuf:"varint,23,opt,name=fw_minor,json=fwMinor" json:"fw_minor,omitempty"`
+	FwPatch                  *uint32                `protobuf:"varint,24,opt,name=fw_patch,json=fwPatch" json:"fw_patch,omitempty"`
+	FwVendor                 *string                `protobuf:"bytes,25,opt,name=fw_vendor,json=fwVendor" json:"fw_vendor,omitempty"`
 	UnfinishedBackup         *bool                  `protobuf:"varint,27,opt,name=unfinished_backup,json=unfinishedBackup" json:"unfinished_backup,omitempty"`
 	NoBackup                 *bool                  `protobuf:"varint,28,opt,name=no_backup,json=noBackup" json:"no_backup,omitempty"`
+	RecoveryStatus           *RecoveryStatus        `protobuf:"varint,29,opt,name=recovery_status,json=recoveryStatus,enum=hwbridge.trezor.v1.RecoveryStatus" json:"recovery_status,omitempty"`
 	Capabilities             []Capability           `protobuf:"varint,30,rep,name=capabilities,enum=hwbridge.trezor.v1.Capability" json:"capabilities,omitempty"`
+	BackupType               *BackupType            `protobuf:"varint,31,opt,name=backup_type,json=backupType,enum=hwbridge.trezor.v1.BackupType" json:"backup_type,omitempty"`
+	SdCardPresent            *bool                  `protobuf:"varint,32,opt,name=sd_card_present,json=sdCardPresent" json:"sd_card_present,omitempty"`
+	SdProtection             *bool                  `protobuf:"varint,33,opt,name=sd_protection,json=sdProtection" json:"sd_protection,omitempty"`
+	WipeCodeProtection       *bool                  `protobuf:"varint,34,opt,name=wipe_code_protection,json=wipeCodeProtection" json:"wipe_code_protection,omitempty"`
 	SessionId                []byte                 `protobuf:"bytes,35,opt,name=session_id,json=sessionId" json:"session_id,omitempty"`
 	PassphraseAlwaysOnDevice *bool                  `protobuf:"varint,36,opt,name=passphrase_always_on_device,json=passphraseAlwaysOnDevice" json:"passphrase_always_on_device,omitempty"`
+	SafetyChecks             *SafetyCheckLevel      `protobuf:"varint,37,opt,name=safety_checks,json=safetyChecks,enum=hwbridge.trezor.v1.SafetyCheckLevel" json:"safety_checks,omitempty"`
+	AutoLockDelayMs          *uint32                `protobuf:"varint,38,opt,name=auto_lock_delay_ms,json=autoLockDelayMs" json:"auto_lock_delay_ms,omitempty"`
+	DisplayRotation          *DisplayRotation       `protobuf:"varint,39,opt,name=display_rotation,json=displayRotation,enum=hwbridge.trezor.v1.DisplayRotation" json:"display_rotation,omitempty"`
+	ExperimentalFeatures     *bool                  `protobuf:"varint,40,opt,name=experimental_features,json=experimentalFeatures" json:"experimental_features,omitempty"`
+	Busy                     *bool                  `protobuf:"varint,41,opt,name=busy" json:"busy,omitempty"`
+	HomescreenFormat         *HomescreenFormat      `protobuf:"varint,42,opt,name=homescreen_format,json=homescreenFormat,enum=hwbridge.trezor.v1.HomescreenFormat" json:"homescreen_format,omitempty"`
+	HidePassphraseFromHost   *bool                  `protobuf:"varint,43,opt,name=hide_passphrase_from_host,json=hidePassphraseFromHost" json:"hide_passphrase_from_host,omitempty"`
 	InternalModel            *string                `protobuf:"bytes,44,opt,name=internal_model,json=internalModel" json:"internal_model,omitempty"`
+	UnitColor                *uint32                `protobuf:"varint,45,opt,name=unit_color,json=unitColor" json:"unit_color,omitempty"`
+	UnitBtconly              *bool                  `protobuf:"varint,46,opt,name=unit_btconly,json=unitBtconly" json:"unit_btconly,omitempty"`
+	HomescreenWidth          *uint32                `protobuf:"varint,47,opt,name=homescreen_width,json=homescreenWidth" json:"homescreen_width,omitempty"`
+	HomescreenHeight         *uint32                `protobuf:"varint,48,opt,name=homescreen_height,json=homescreenHeight" json:"homescreen_height,omitempty"`
+	BootloaderLocked         *bool                  `protobuf:"varint,49,opt,name=bootloader_locked,json=bootloaderLocked" json:"bootloader_locked,omitempty"`
+	LanguageVersionMatches   *bool                  `protobuf:"varint,50,opt,name=language_version_matches,json=languageVersionMatches" json:"language_version_matches,omitempty"`
+	UnitPackaging            *uint32                `protobuf:"varint,51,opt,name=unit_packaging,json=unitPackaging" json:"unit_packaging,omitempty"`
+	HapticFeedback           *bool                  `protobuf:"varint,52,opt,name=haptic_feedback,json=hapticFeedback" json:"haptic_feedback,omitempty"`
+	RecoveryType             *uint32                `protobuf:"varint,53,opt,name=recovery_type,json=recoveryType" json:"recovery_type,omitempty"`
+	OptigaSec                *uint32                `protobuf:"varint,54,opt,name=optiga_sec,json=optigaSec" json:"optiga_sec,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache
 }
@@ -1057,6 +1609,13 @@ func (x *Features) GetRevision() []byte {
 	return nil
 }
 
+func (x *Features) GetBootloaderHash() []byte {
+	if x != nil {
+		return x.BootloaderHash
+	}
+	return nil
+}
+
 func (x *Features) GetImported() bool {
 	if x != nil && x.Imported != nil {
 		return *x.Imported
@@ -1078,6 +1637,13 @@ func (x *Features) GetFirmwarePresent() bool {
 	return false
 }
 
+func (x *Features) GetBackupAvailability() BackupAvailability {
+	if x != nil && x.BackupAvailability != nil {
+		return *x.BackupAvailability
+	}
+	return BackupAvailability_NotAvailable
+}
+
 func (x *Features) GetFlags() uint32 {
 	if x != nil && x.Flags != nil {
 		return *x.Flags
@@ -1088,6 +1654,34 @@ func (x *Features) GetFlags() uint32 {
 func (x *Features) GetModel() string {
 	if x != nil && x.Model != nil {
 		return *x.Model
+	}
+	return ""
+}
+
+func (x *Features) GetFwMajor() uint32 {
+	if x != nil && x.FwMajor != nil {
+		return *x.FwMajor
+	}
+	return 0
+}
+
+func (x *Features) GetFwMinor() uint32 {
+	if x != nil && x.FwMinor != nil {
+		return *x.FwMinor
+	}
+	return 0
+}
+
+func (x *Features) GetFwPatch() uint32 {
+	if x != nil && x.FwPatch != nil {
+		return *x.FwPatch
+	}
+	return 0
+}
+
+func (x *Features) GetFwVendor() string {
+	if x != nil && x.FwVendor != nil {
+		return *x.FwVendor
 	}
 	return ""
 }
@@ -1106,11 +1700,46 @@ func (x *Features) GetNoBackup() bool {
 	return false
 }
 
+func (x *Features) GetRecoveryStatus() RecoveryStatus {
+	if x != nil && x.RecoveryStatus != nil {
+		return *x.RecoveryStatus
+	}
+	return RecoveryStatus_Nothing
+}
+
 func (x *Features) GetCapabilities() []Capability {
 	if x != nil {
 		return x.Capabilities
 	}
 	return nil
+}
+
+func (x *Features) GetBackupType() BackupType {
+	if x != nil && x.BackupType != nil {
+		return *x.BackupType
+	}
+	return BackupType_Bip39
+}
+
+func (x *Features) GetSdCardPresent() bool {
+	if x != nil && x.SdCardPresent != nil {
+		return *x.SdCardPresent
+	}
+	return false
+}
+
+func (x *Features) GetSdProtection() bool {
+	if x != nil && x.SdProtection != nil {
+		return *x.SdProtection
+	}
+	return false
+}
+
+func (x *Features) GetWipeCodeProtection() bool {
+	if x != nil && x.WipeCodeProtection != nil {
+		return *x.WipeCodeProtection
+	}
+	return false
 }
 
 func (x *Features) GetSessionId() []byte {
@@ -1127,11 +1756,316 @@ func (x *Features) GetPassphraseAlwaysOnDevice() bool {
 	return false
 }
 
+func (x *Features) GetSafetyChecks() SafetyCheckLevel {
+	if x != nil && x.SafetyChecks != nil {
+		return *x.SafetyChecks
+	}
+	return SafetyCheckLevel_Strict
+}
+
+func (x *Features) GetAutoLockDelayMs() uint32 {
+	if x != nil && x.AutoLockDelayMs != nil {
+		return *x.AutoLockDelayMs
+	}
+	return 0
+}
+
+func (x *Features) GetDisplayRotation() DisplayRotation {
+	if x != nil && x.DisplayRotation != nil {
+		return *x.DisplayRotation
+	}
+	return DisplayRotation_North
+}
+
+func (x *Features) GetExperimentalFeatures() bool {
+	if x != nil && x.ExperimentalFeatures != nil {
+		return *x.ExperimentalFeatures
+	}
+	return false
+}
+
+func (x *Features) GetBusy() bool {
+	if x != nil && x.Busy != nil {
+		return *x.Busy
+	}
+	return false
+}
+
+func (x *Features) GetHomescreenFormat() HomescreenFormat {
+	if x != nil && x.HomescreenFormat != nil {
+		return *x.HomescreenFormat
+	}
+	return HomescreenFormat_HomescreenFormat_Unknown
+}
+
+func (x *Features) GetHidePassphraseFromHost() bool {
+	if x != nil && x.HidePassphraseFromHost != nil {
+		return *x.HidePassphraseFromHost
+	}
+	return false
+}
+
 func (x *Features) GetInternalModel() string {
 	if x != nil && x.InternalModel != nil {
 		return *x.InternalModel
 	}
 	return ""
+}
+
+func (x *Features) GetUnitColor() uint32 {
+	if x != nil && x.UnitColor != nil {
+		return *x.UnitColor
+	}
+	return 0
+}
+
+func (x *Features) GetUnitBtconly() bool {
+	if x != nil && x.UnitBtconly != nil {
+		return *x.UnitBtconly
+	}
+	return false
+}
+
+func (x *Features) GetHomescreenWidth() uint32 {
+	if x != nil && x.HomescreenWidth != nil {
+		return *x.HomescreenWidth
+	}
+	return 0
+}
+
+func (x *Features) GetHomescreenHeight() uint32 {
+	if x != nil && x.HomescreenHeight != nil {
+		return *x.HomescreenHeight
+	}
+	return 0
+}
+
+func (x *Features) GetBootloaderLocked() bool {
+	if x != nil && x.BootloaderLocked != nil {
+		return *x.BootloaderLocked
+	}
+	return false
+}
+
+func (x *Features) GetLanguageVersionMatches() bool {
+	if x != nil && x.LanguageVersionMatches != nil {
+		return *x.LanguageVersionMatches
+	}
+	return false
+}
+
+func (x *Features) GetUnitPackaging() uint32 {
+	if x != nil && x.UnitPackaging != nil {
+		return *x.UnitPackaging
+	}
+	return 0
+}
+
+func (x *Features) GetHapticFeedback() bool {
+	if x != nil && x.HapticFeedback != nil {
+		return *x.HapticFeedback
+	}
+	return false
+}
+
+func (x *Features) GetRecoveryType() uint32 {
+	if x != nil && x.RecoveryType != nil {
+		return *x.RecoveryType
+	}
+	return 0
+}
+
+func (x *Features) GetOptigaSec() uint32 {
+	if x != nil && x.OptigaSec != nil {
+		return *x.OptigaSec
+	}
+	return 0
+}
+
+// ApplySettings (25): core apps/management/apply_settings.py, legacy fsm_msgApplySettings.
+type ApplySettings struct {
+	state                    protoimpl.MessageState `protogen:"open.v1"`
+	Language                 *string                `protobuf:"bytes,1,opt,name=language" json:"language,omitempty"`
+	Label                    *string                `protobuf:"bytes,2,opt,name=label" json:"label,omitempty"`
+	UsePassphrase            *bool                  `protobuf:"varint,3,opt,name=use_passphrase,json=usePassphrase" json:"use_passphrase,omitempty"`
+	Homescreen               []byte                 `protobuf:"bytes,4,opt,name=homescreen" json:"homescreen,omitempty"`
+	XPassphraseSource        *uint32                `protobuf:"varint,5,opt,name=_passphrase_source,json=PassphraseSource" json:"_passphrase_source,omitempty"`
+	AutoLockDelayMs          *uint32                `protobuf:"varint,6,opt,name=auto_lock_delay_ms,json=autoLockDelayMs" json:"auto_lock_delay_ms,omitempty"`
+	DisplayRotation          *DisplayRotation       `protobuf:"varint,7,opt,name=display_rotation,json=displayRotation,enum=hwbridge.trezor.v1.DisplayRotation" json:"display_rotation,omitempty"`
+	PassphraseAlwaysOnDevice *bool                  `protobuf:"varint,8,opt,name=passphrase_always_on_device,json=passphraseAlwaysOnDevice" json:"passphrase_always_on_device,omitempty"`
+	SafetyChecks             *SafetyCheckLevel      `protobuf:"varint,9,opt,name=safety_checks,json=safetyChecks,enum=hwbridge.trezor.v1.SafetyCheckLevel" json:"safety_checks,omitempty"`
+	ExperimentalFeatures     *bool                  `protobuf:"varint,10,opt,name=experimental_features,json=experimentalFeatures" json:"experimental_features,omitempty"`
+	HidePassphraseFromHost   *bool                  `protobuf:"varint,11,opt,name=hide_passphrase_from_host,json=hidePassphraseFromHost" json:"hide_passphrase_from_host,omitempty"`
+	HapticFeedback           *bool                  `protobuf:"varint,13,opt,name=haptic_feedback,json=hapticFeedback" json:"haptic_feedback,omitempty"`
+	HomescreenLength         *uint32                `protobuf:"varint,14,opt,name=homescreen_length,json=homescreenLength" json:"homescreen_length,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
+}
+
+func (x *ApplySettings) Reset() {
+	*x = ApplySettings{}
+	mi := &file_messages_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplySettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplySettings) ProtoMessage() {}
+
+func (x *ApplySettings) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplySettings.ProtoReflect.Descriptor instead.
+func (*ApplySettings) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ApplySettings) GetLanguage() string {
+	if x != nil && x.Language != nil {
+		return *x.Language
+	}
+	return ""
+}
+
+func (x *ApplySettings) GetLabel() string {
+	if x != nil && x.Label != nil {
+		return *x.Label
+	}
+	return ""
+}
+
+func (x *ApplySettings) GetUsePassphrase() bool {
+	if x != nil && x.UsePassphrase != nil {
+		return *x.UsePassphrase
+	}
+	return false
+}
+
+func (x *ApplySettings) GetHomescreen() []byte {
+	if x != nil {
+		return x.Homescreen
+	}
+	return nil
+}
+
+func (x *ApplySettings) GetXPassphraseSource() uint32 {
+	if x != nil && x.XPassphraseSource != nil {
+		return *x.XPassphraseSource
+	}
+	return 0
+}
+
+func (x *ApplySettings) GetAutoLockDelayMs() uint32 {
+	if x != nil && x.AutoLockDelayMs != nil {
+		return *x.AutoLockDelayMs
+	}
+	return 0
+}
+
+func (x *ApplySettings) GetDisplayRotation() DisplayRotation {
+	if x != nil && x.DisplayRotation != nil {
+		return *x.DisplayRotation
+	}
+	return DisplayRotation_North
+}
+
+func (x *ApplySettings) GetPassphraseAlwaysOnDevice() bool {
+	if x != nil && x.PassphraseAlwaysOnDevice != nil {
+		return *x.PassphraseAlwaysOnDevice
+	}
+	return false
+}
+
+func (x *ApplySettings) GetSafetyChecks() SafetyCheckLevel {
+	if x != nil && x.SafetyChecks != nil {
+		return *x.SafetyChecks
+	}
+	return SafetyCheckLevel_Strict
+}
+
+func (x *ApplySettings) GetExperimentalFeatures() bool {
+	if x != nil && x.ExperimentalFeatures != nil {
+		return *x.ExperimentalFeatures
+	}
+	return false
+}
+
+func (x *ApplySettings) GetHidePassphraseFromHost() bool {
+	if x != nil && x.HidePassphraseFromHost != nil {
+		return *x.HidePassphraseFromHost
+	}
+	return false
+}
+
+func (x *ApplySettings) GetHapticFeedback() bool {
+	if x != nil && x.HapticFeedback != nil {
+		return *x.HapticFeedback
+	}
+	return false
+}
+
+func (x *ApplySettings) GetHomescreenLength() uint32 {
+	if x != nil && x.HomescreenLength != nil {
+		return *x.HomescreenLength
+	}
+	return 0
+}
+
+// ApplyFlags (28): flags can only be set, never cleared.
+type ApplyFlags struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Flags         *uint32                `protobuf:"varint,1,opt,name=flags" json:"flags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyFlags) Reset() {
+	*x = ApplyFlags{}
+	mi := &file_messages_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyFlags) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyFlags) ProtoMessage() {}
+
+func (x *ApplyFlags) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyFlags.ProtoReflect.Descriptor instead.
+func (*ApplyFlags) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ApplyFlags) GetFlags() uint32 {
+	if x != nil && x.Flags != nil {
+		return *x.Flags
+	}
+	return 0
 }
 
 type Ping struct {
@@ -1149,7 +2083,7 @@ const (
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_messages_proto_msgTypes[3]
+	mi := &file_messages_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +2095,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[3]
+	mi := &file_messages_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +2108,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{3}
+	return file_messages_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Ping) GetMessage() string {
@@ -1205,7 +2139,7 @@ const (
 
 func (x *Success) Reset() {
 	*x = Success{}
-	mi := &file_messages_proto_msgTypes[4]
+	mi := &file_messages_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +2151,7 @@ func (x *Success) String() string {
 func (*Success) ProtoMessage() {}
 
 func (x *Success) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[4]
+	mi := &file_messages_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +2164,7 @@ func (x *Success) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Success.ProtoReflect.Descriptor instead.
 func (*Success) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{4}
+	return file_messages_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Success) GetMessage() string {
@@ -1250,7 +2184,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_messages_proto_msgTypes[5]
+	mi := &file_messages_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +2196,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[5]
+	mi := &file_messages_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +2209,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{5}
+	return file_messages_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Failure) GetCode() FailureType {
@@ -1303,7 +2237,7 @@ type ButtonRequest struct {
 
 func (x *ButtonRequest) Reset() {
 	*x = ButtonRequest{}
-	mi := &file_messages_proto_msgTypes[6]
+	mi := &file_messages_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +2249,7 @@ func (x *ButtonRequest) String() string {
 func (*ButtonRequest) ProtoMessage() {}
 
 func (x *ButtonRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[6]
+	mi := &file_messages_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +2262,7 @@ func (x *ButtonRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ButtonRequest.ProtoReflect.Descriptor instead.
 func (*ButtonRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{6}
+	return file_messages_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ButtonRequest) GetCode() ButtonRequestType {
@@ -1360,7 +2294,7 @@ type ButtonAck struct {
 
 func (x *ButtonAck) Reset() {
 	*x = ButtonAck{}
-	mi := &file_messages_proto_msgTypes[7]
+	mi := &file_messages_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +2306,7 @@ func (x *ButtonAck) String() string {
 func (*ButtonAck) ProtoMessage() {}
 
 func (x *ButtonAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[7]
+	mi := &file_messages_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +2319,7 @@ func (x *ButtonAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ButtonAck.ProtoReflect.Descriptor instead.
 func (*ButtonAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{7}
+	return file_messages_proto_rawDescGZIP(), []int{9}
 }
 
 type PinMatrixRequest struct {
@@ -1397,7 +2331,7 @@ type PinMatrixRequest struct {
 
 func (x *PinMatrixRequest) Reset() {
 	*x = PinMatrixRequest{}
-	mi := &file_messages_proto_msgTypes[8]
+	mi := &file_messages_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +2343,7 @@ func (x *PinMatrixRequest) String() string {
 func (*PinMatrixRequest) ProtoMessage() {}
 
 func (x *PinMatrixRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[8]
+	mi := &file_messages_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +2356,7 @@ func (x *PinMatrixRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinMatrixRequest.ProtoReflect.Descriptor instead.
 func (*PinMatrixRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{8}
+	return file_messages_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PinMatrixRequest) GetType() PinMatrixRequestType {
@@ -1441,7 +2375,7 @@ type PinMatrixAck struct {
 
 func (x *PinMatrixAck) Reset() {
 	*x = PinMatrixAck{}
-	mi := &file_messages_proto_msgTypes[9]
+	mi := &file_messages_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +2387,7 @@ func (x *PinMatrixAck) String() string {
 func (*PinMatrixAck) ProtoMessage() {}
 
 func (x *PinMatrixAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[9]
+	mi := &file_messages_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +2400,7 @@ func (x *PinMatrixAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinMatrixAck.ProtoReflect.Descriptor instead.
 func (*PinMatrixAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{9}
+	return file_messages_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PinMatrixAck) GetPin() string {
@@ -1485,7 +2419,7 @@ type PassphraseRequest struct {
 
 func (x *PassphraseRequest) Reset() {
 	*x = PassphraseRequest{}
-	mi := &file_messages_proto_msgTypes[10]
+	mi := &file_messages_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +2431,7 @@ func (x *PassphraseRequest) String() string {
 func (*PassphraseRequest) ProtoMessage() {}
 
 func (x *PassphraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[10]
+	mi := &file_messages_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +2444,7 @@ func (x *PassphraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PassphraseRequest.ProtoReflect.Descriptor instead.
 func (*PassphraseRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{10}
+	return file_messages_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PassphraseRequest) GetXOnDevice() bool {
@@ -1531,7 +2465,7 @@ type PassphraseAck struct {
 
 func (x *PassphraseAck) Reset() {
 	*x = PassphraseAck{}
-	mi := &file_messages_proto_msgTypes[11]
+	mi := &file_messages_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +2477,7 @@ func (x *PassphraseAck) String() string {
 func (*PassphraseAck) ProtoMessage() {}
 
 func (x *PassphraseAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[11]
+	mi := &file_messages_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +2490,7 @@ func (x *PassphraseAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PassphraseAck.ProtoReflect.Descriptor instead.
 func (*PassphraseAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{11}
+	return file_messages_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PassphraseAck) GetPassphrase() string {
@@ -1589,7 +2523,7 @@ type Deprecated_PassphraseStateRequest struct {
 
 func (x *Deprecated_PassphraseStateRequest) Reset() {
 	*x = Deprecated_PassphraseStateRequest{}
-	mi := &file_messages_proto_msgTypes[12]
+	mi := &file_messages_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +2535,7 @@ func (x *Deprecated_PassphraseStateRequest) String() string {
 func (*Deprecated_PassphraseStateRequest) ProtoMessage() {}
 
 func (x *Deprecated_PassphraseStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[12]
+	mi := &file_messages_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +2548,7 @@ func (x *Deprecated_PassphraseStateRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use Deprecated_PassphraseStateRequest.ProtoReflect.Descriptor instead.
 func (*Deprecated_PassphraseStateRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{12}
+	return file_messages_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Deprecated_PassphraseStateRequest) GetState() []byte {
@@ -1632,7 +2566,7 @@ type Deprecated_PassphraseStateAck struct {
 
 func (x *Deprecated_PassphraseStateAck) Reset() {
 	*x = Deprecated_PassphraseStateAck{}
-	mi := &file_messages_proto_msgTypes[13]
+	mi := &file_messages_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +2578,7 @@ func (x *Deprecated_PassphraseStateAck) String() string {
 func (*Deprecated_PassphraseStateAck) ProtoMessage() {}
 
 func (x *Deprecated_PassphraseStateAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[13]
+	mi := &file_messages_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +2591,7 @@ func (x *Deprecated_PassphraseStateAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deprecated_PassphraseStateAck.ProtoReflect.Descriptor instead.
 func (*Deprecated_PassphraseStateAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{13}
+	return file_messages_proto_rawDescGZIP(), []int{15}
 }
 
 type Cancel struct {
@@ -1668,7 +2602,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_messages_proto_msgTypes[14]
+	mi := &file_messages_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +2614,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[14]
+	mi := &file_messages_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +2627,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{14}
+	return file_messages_proto_rawDescGZIP(), []int{16}
 }
 
 type LockDevice struct {
@@ -1704,7 +2638,7 @@ type LockDevice struct {
 
 func (x *LockDevice) Reset() {
 	*x = LockDevice{}
-	mi := &file_messages_proto_msgTypes[15]
+	mi := &file_messages_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +2650,7 @@ func (x *LockDevice) String() string {
 func (*LockDevice) ProtoMessage() {}
 
 func (x *LockDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[15]
+	mi := &file_messages_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +2663,7 @@ func (x *LockDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockDevice.ProtoReflect.Descriptor instead.
 func (*LockDevice) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{15}
+	return file_messages_proto_rawDescGZIP(), []int{17}
 }
 
 type EndSession struct {
@@ -1740,7 +2674,7 @@ type EndSession struct {
 
 func (x *EndSession) Reset() {
 	*x = EndSession{}
-	mi := &file_messages_proto_msgTypes[16]
+	mi := &file_messages_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +2686,7 @@ func (x *EndSession) String() string {
 func (*EndSession) ProtoMessage() {}
 
 func (x *EndSession) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[16]
+	mi := &file_messages_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +2699,7 @@ func (x *EndSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSession.ProtoReflect.Descriptor instead.
 func (*EndSession) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{16}
+	return file_messages_proto_rawDescGZIP(), []int{18}
 }
 
 type HDNodeType struct {
@@ -1782,7 +2716,7 @@ type HDNodeType struct {
 
 func (x *HDNodeType) Reset() {
 	*x = HDNodeType{}
-	mi := &file_messages_proto_msgTypes[17]
+	mi := &file_messages_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +2728,7 @@ func (x *HDNodeType) String() string {
 func (*HDNodeType) ProtoMessage() {}
 
 func (x *HDNodeType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[17]
+	mi := &file_messages_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +2741,7 @@ func (x *HDNodeType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HDNodeType.ProtoReflect.Descriptor instead.
 func (*HDNodeType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{17}
+	return file_messages_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HDNodeType) GetDepth() uint32 {
@@ -1862,7 +2796,7 @@ type DebugLinkDecision struct {
 
 func (x *DebugLinkDecision) Reset() {
 	*x = DebugLinkDecision{}
-	mi := &file_messages_proto_msgTypes[18]
+	mi := &file_messages_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +2808,7 @@ func (x *DebugLinkDecision) String() string {
 func (*DebugLinkDecision) ProtoMessage() {}
 
 func (x *DebugLinkDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[18]
+	mi := &file_messages_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +2821,7 @@ func (x *DebugLinkDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DebugLinkDecision.ProtoReflect.Descriptor instead.
 func (*DebugLinkDecision) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{18}
+	return file_messages_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DebugLinkDecision) GetButton() bool {
@@ -1907,7 +2841,7 @@ type HDNodePathType struct {
 
 func (x *HDNodePathType) Reset() {
 	*x = HDNodePathType{}
-	mi := &file_messages_proto_msgTypes[19]
+	mi := &file_messages_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2853,7 @@ func (x *HDNodePathType) String() string {
 func (*HDNodePathType) ProtoMessage() {}
 
 func (x *HDNodePathType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[19]
+	mi := &file_messages_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2866,7 @@ func (x *HDNodePathType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HDNodePathType.ProtoReflect.Descriptor instead.
 func (*HDNodePathType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{19}
+	return file_messages_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HDNodePathType) GetNode() *HDNodeType {
@@ -1962,7 +2896,7 @@ type MultisigRedeemScriptType struct {
 
 func (x *MultisigRedeemScriptType) Reset() {
 	*x = MultisigRedeemScriptType{}
-	mi := &file_messages_proto_msgTypes[20]
+	mi := &file_messages_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2908,7 @@ func (x *MultisigRedeemScriptType) String() string {
 func (*MultisigRedeemScriptType) ProtoMessage() {}
 
 func (x *MultisigRedeemScriptType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[20]
+	mi := &file_messages_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2921,7 @@ func (x *MultisigRedeemScriptType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultisigRedeemScriptType.ProtoReflect.Descriptor instead.
 func (*MultisigRedeemScriptType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{20}
+	return file_messages_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MultisigRedeemScriptType) GetPubkeys() []*HDNodePathType {
@@ -2045,7 +2979,7 @@ const (
 
 func (x *GetPublicKey) Reset() {
 	*x = GetPublicKey{}
-	mi := &file_messages_proto_msgTypes[21]
+	mi := &file_messages_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2991,7 @@ func (x *GetPublicKey) String() string {
 func (*GetPublicKey) ProtoMessage() {}
 
 func (x *GetPublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[21]
+	mi := &file_messages_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +3004,7 @@ func (x *GetPublicKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicKey.ProtoReflect.Descriptor instead.
 func (*GetPublicKey) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{21}
+	return file_messages_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetPublicKey) GetAddressN() []uint32 {
@@ -2127,7 +3061,7 @@ type PublicKey struct {
 
 func (x *PublicKey) Reset() {
 	*x = PublicKey{}
-	mi := &file_messages_proto_msgTypes[22]
+	mi := &file_messages_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2139,7 +3073,7 @@ func (x *PublicKey) String() string {
 func (*PublicKey) ProtoMessage() {}
 
 func (x *PublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[22]
+	mi := &file_messages_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2152,7 +3086,7 @@ func (x *PublicKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicKey.ProtoReflect.Descriptor instead.
 func (*PublicKey) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{22}
+	return file_messages_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PublicKey) GetNode() *HDNodeType {
@@ -2204,7 +3138,7 @@ const (
 
 func (x *GetAddress) Reset() {
 	*x = GetAddress{}
-	mi := &file_messages_proto_msgTypes[23]
+	mi := &file_messages_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +3150,7 @@ func (x *GetAddress) String() string {
 func (*GetAddress) ProtoMessage() {}
 
 func (x *GetAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[23]
+	mi := &file_messages_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +3163,7 @@ func (x *GetAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddress.ProtoReflect.Descriptor instead.
 func (*GetAddress) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{23}
+	return file_messages_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetAddress) GetAddressN() []uint32 {
@@ -2291,7 +3225,7 @@ type Address struct {
 
 func (x *Address) Reset() {
 	*x = Address{}
-	mi := &file_messages_proto_msgTypes[24]
+	mi := &file_messages_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +3237,7 @@ func (x *Address) String() string {
 func (*Address) ProtoMessage() {}
 
 func (x *Address) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[24]
+	mi := &file_messages_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +3250,7 @@ func (x *Address) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Address.ProtoReflect.Descriptor instead.
 func (*Address) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{24}
+	return file_messages_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Address) GetAddress() string {
@@ -2353,7 +3287,7 @@ const (
 
 func (x *SignMessage) Reset() {
 	*x = SignMessage{}
-	mi := &file_messages_proto_msgTypes[25]
+	mi := &file_messages_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +3299,7 @@ func (x *SignMessage) String() string {
 func (*SignMessage) ProtoMessage() {}
 
 func (x *SignMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[25]
+	mi := &file_messages_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +3312,7 @@ func (x *SignMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignMessage.ProtoReflect.Descriptor instead.
 func (*SignMessage) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{25}
+	return file_messages_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SignMessage) GetAddressN() []uint32 {
@@ -2433,7 +3367,7 @@ type MessageSignature struct {
 
 func (x *MessageSignature) Reset() {
 	*x = MessageSignature{}
-	mi := &file_messages_proto_msgTypes[26]
+	mi := &file_messages_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +3379,7 @@ func (x *MessageSignature) String() string {
 func (*MessageSignature) ProtoMessage() {}
 
 func (x *MessageSignature) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[26]
+	mi := &file_messages_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +3392,7 @@ func (x *MessageSignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageSignature.ProtoReflect.Descriptor instead.
 func (*MessageSignature) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{26}
+	return file_messages_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MessageSignature) GetAddress() string {
@@ -2493,7 +3427,7 @@ const (
 
 func (x *VerifyMessage) Reset() {
 	*x = VerifyMessage{}
-	mi := &file_messages_proto_msgTypes[27]
+	mi := &file_messages_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +3439,7 @@ func (x *VerifyMessage) String() string {
 func (*VerifyMessage) ProtoMessage() {}
 
 func (x *VerifyMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[27]
+	mi := &file_messages_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +3452,7 @@ func (x *VerifyMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyMessage.ProtoReflect.Descriptor instead.
 func (*VerifyMessage) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{27}
+	return file_messages_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *VerifyMessage) GetAddress() string {
@@ -2585,7 +3519,7 @@ const (
 
 func (x *SignTx) Reset() {
 	*x = SignTx{}
-	mi := &file_messages_proto_msgTypes[28]
+	mi := &file_messages_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +3531,7 @@ func (x *SignTx) String() string {
 func (*SignTx) ProtoMessage() {}
 
 func (x *SignTx) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[28]
+	mi := &file_messages_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +3544,7 @@ func (x *SignTx) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignTx.ProtoReflect.Descriptor instead.
 func (*SignTx) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{28}
+	return file_messages_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SignTx) GetOutputsCount() uint32 {
@@ -2709,7 +3643,7 @@ type TxRequestDetailsType struct {
 
 func (x *TxRequestDetailsType) Reset() {
 	*x = TxRequestDetailsType{}
-	mi := &file_messages_proto_msgTypes[29]
+	mi := &file_messages_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +3655,7 @@ func (x *TxRequestDetailsType) String() string {
 func (*TxRequestDetailsType) ProtoMessage() {}
 
 func (x *TxRequestDetailsType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[29]
+	mi := &file_messages_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +3668,7 @@ func (x *TxRequestDetailsType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxRequestDetailsType.ProtoReflect.Descriptor instead.
 func (*TxRequestDetailsType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{29}
+	return file_messages_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TxRequestDetailsType) GetRequestIndex() uint32 {
@@ -2776,7 +3710,7 @@ type TxRequestSerializedType struct {
 
 func (x *TxRequestSerializedType) Reset() {
 	*x = TxRequestSerializedType{}
-	mi := &file_messages_proto_msgTypes[30]
+	mi := &file_messages_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +3722,7 @@ func (x *TxRequestSerializedType) String() string {
 func (*TxRequestSerializedType) ProtoMessage() {}
 
 func (x *TxRequestSerializedType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[30]
+	mi := &file_messages_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +3735,7 @@ func (x *TxRequestSerializedType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxRequestSerializedType.ProtoReflect.Descriptor instead.
 func (*TxRequestSerializedType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{30}
+	return file_messages_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TxRequestSerializedType) GetSignatureIndex() uint32 {
@@ -2836,7 +3770,7 @@ type TxRequest struct {
 
 func (x *TxRequest) Reset() {
 	*x = TxRequest{}
-	mi := &file_messages_proto_msgTypes[31]
+	mi := &file_messages_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2848,7 +3782,7 @@ func (x *TxRequest) String() string {
 func (*TxRequest) ProtoMessage() {}
 
 func (x *TxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[31]
+	mi := &file_messages_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2861,7 +3795,7 @@ func (x *TxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxRequest.ProtoReflect.Descriptor instead.
 func (*TxRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{31}
+	return file_messages_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TxRequest) GetRequestType() RequestType {
@@ -2914,7 +3848,7 @@ const (
 
 func (x *TxInputType) Reset() {
 	*x = TxInputType{}
-	mi := &file_messages_proto_msgTypes[32]
+	mi := &file_messages_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2926,7 +3860,7 @@ func (x *TxInputType) String() string {
 func (*TxInputType) ProtoMessage() {}
 
 func (x *TxInputType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[32]
+	mi := &file_messages_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2939,7 +3873,7 @@ func (x *TxInputType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxInputType.ProtoReflect.Descriptor instead.
 func (*TxInputType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{32}
+	return file_messages_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TxInputType) GetAddressN() []uint32 {
@@ -3068,7 +4002,7 @@ const (
 
 func (x *TxOutputType) Reset() {
 	*x = TxOutputType{}
-	mi := &file_messages_proto_msgTypes[33]
+	mi := &file_messages_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3080,7 +4014,7 @@ func (x *TxOutputType) String() string {
 func (*TxOutputType) ProtoMessage() {}
 
 func (x *TxOutputType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[33]
+	mi := &file_messages_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3093,7 +4027,7 @@ func (x *TxOutputType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxOutputType.ProtoReflect.Descriptor instead.
 func (*TxOutputType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{33}
+	return file_messages_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TxOutputType) GetAddress() string {
@@ -3163,7 +4097,7 @@ type TxOutputBinType struct {
 
 func (x *TxOutputBinType) Reset() {
 	*x = TxOutputBinType{}
-	mi := &file_messages_proto_msgTypes[34]
+	mi := &file_messages_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3175,7 +4109,7 @@ func (x *TxOutputBinType) String() string {
 func (*TxOutputBinType) ProtoMessage() {}
 
 func (x *TxOutputBinType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[34]
+	mi := &file_messages_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3188,7 +4122,7 @@ func (x *TxOutputBinType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxOutputBinType.ProtoReflect.Descriptor instead.
 func (*TxOutputBinType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{34}
+	return file_messages_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TxOutputBinType) GetAmount() uint64 {
@@ -3237,7 +4171,7 @@ type TransactionType struct {
 
 func (x *TransactionType) Reset() {
 	*x = TransactionType{}
-	mi := &file_messages_proto_msgTypes[35]
+	mi := &file_messages_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +4183,7 @@ func (x *TransactionType) String() string {
 func (*TransactionType) ProtoMessage() {}
 
 func (x *TransactionType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[35]
+	mi := &file_messages_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +4196,7 @@ func (x *TransactionType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransactionType.ProtoReflect.Descriptor instead.
 func (*TransactionType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{35}
+	return file_messages_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TransactionType) GetVersion() uint32 {
@@ -3372,7 +4306,7 @@ type TxAck struct {
 
 func (x *TxAck) Reset() {
 	*x = TxAck{}
-	mi := &file_messages_proto_msgTypes[36]
+	mi := &file_messages_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +4318,7 @@ func (x *TxAck) String() string {
 func (*TxAck) ProtoMessage() {}
 
 func (x *TxAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[36]
+	mi := &file_messages_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +4331,7 @@ func (x *TxAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxAck.ProtoReflect.Descriptor instead.
 func (*TxAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{36}
+	return file_messages_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TxAck) GetTx() *TransactionType {
@@ -3417,7 +4351,7 @@ type EthereumGetPublicKey struct {
 
 func (x *EthereumGetPublicKey) Reset() {
 	*x = EthereumGetPublicKey{}
-	mi := &file_messages_proto_msgTypes[37]
+	mi := &file_messages_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +4363,7 @@ func (x *EthereumGetPublicKey) String() string {
 func (*EthereumGetPublicKey) ProtoMessage() {}
 
 func (x *EthereumGetPublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[37]
+	mi := &file_messages_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +4376,7 @@ func (x *EthereumGetPublicKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumGetPublicKey.ProtoReflect.Descriptor instead.
 func (*EthereumGetPublicKey) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{37}
+	return file_messages_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EthereumGetPublicKey) GetAddressN() []uint32 {
@@ -3469,7 +4403,7 @@ type EthereumPublicKey struct {
 
 func (x *EthereumPublicKey) Reset() {
 	*x = EthereumPublicKey{}
-	mi := &file_messages_proto_msgTypes[38]
+	mi := &file_messages_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3481,7 +4415,7 @@ func (x *EthereumPublicKey) String() string {
 func (*EthereumPublicKey) ProtoMessage() {}
 
 func (x *EthereumPublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[38]
+	mi := &file_messages_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3494,7 +4428,7 @@ func (x *EthereumPublicKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumPublicKey.ProtoReflect.Descriptor instead.
 func (*EthereumPublicKey) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{38}
+	return file_messages_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *EthereumPublicKey) GetNode() *HDNodeType {
@@ -3523,7 +4457,7 @@ type EthereumGetAddress struct {
 
 func (x *EthereumGetAddress) Reset() {
 	*x = EthereumGetAddress{}
-	mi := &file_messages_proto_msgTypes[39]
+	mi := &file_messages_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3535,7 +4469,7 @@ func (x *EthereumGetAddress) String() string {
 func (*EthereumGetAddress) ProtoMessage() {}
 
 func (x *EthereumGetAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[39]
+	mi := &file_messages_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3548,7 +4482,7 @@ func (x *EthereumGetAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumGetAddress.ProtoReflect.Descriptor instead.
 func (*EthereumGetAddress) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{39}
+	return file_messages_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *EthereumGetAddress) GetAddressN() []uint32 {
@@ -3590,7 +4524,7 @@ type EthereumAddress struct {
 
 func (x *EthereumAddress) Reset() {
 	*x = EthereumAddress{}
-	mi := &file_messages_proto_msgTypes[40]
+	mi := &file_messages_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3602,7 +4536,7 @@ func (x *EthereumAddress) String() string {
 func (*EthereumAddress) ProtoMessage() {}
 
 func (x *EthereumAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[40]
+	mi := &file_messages_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3615,7 +4549,7 @@ func (x *EthereumAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumAddress.ProtoReflect.Descriptor instead.
 func (*EthereumAddress) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{40}
+	return file_messages_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *EthereumAddress) GetXOldAddress() []byte {
@@ -3671,7 +4605,7 @@ var (
 
 func (x *EthereumSignTx) Reset() {
 	*x = EthereumSignTx{}
-	mi := &file_messages_proto_msgTypes[41]
+	mi := &file_messages_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3683,7 +4617,7 @@ func (x *EthereumSignTx) String() string {
 func (*EthereumSignTx) ProtoMessage() {}
 
 func (x *EthereumSignTx) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[41]
+	mi := &file_messages_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3696,7 +4630,7 @@ func (x *EthereumSignTx) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumSignTx.ProtoReflect.Descriptor instead.
 func (*EthereumSignTx) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{41}
+	return file_messages_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *EthereumSignTx) GetAddressN() []uint32 {
@@ -3786,7 +4720,7 @@ type EthereumAccessList struct {
 
 func (x *EthereumAccessList) Reset() {
 	*x = EthereumAccessList{}
-	mi := &file_messages_proto_msgTypes[42]
+	mi := &file_messages_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3798,7 +4732,7 @@ func (x *EthereumAccessList) String() string {
 func (*EthereumAccessList) ProtoMessage() {}
 
 func (x *EthereumAccessList) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[42]
+	mi := &file_messages_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3811,7 +4745,7 @@ func (x *EthereumAccessList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumAccessList.ProtoReflect.Descriptor instead.
 func (*EthereumAccessList) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{42}
+	return file_messages_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *EthereumAccessList) GetAddress() string {
@@ -3858,7 +4792,7 @@ var (
 
 func (x *EthereumSignTxEIP1559) Reset() {
 	*x = EthereumSignTxEIP1559{}
-	mi := &file_messages_proto_msgTypes[43]
+	mi := &file_messages_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3870,7 +4804,7 @@ func (x *EthereumSignTxEIP1559) String() string {
 func (*EthereumSignTxEIP1559) ProtoMessage() {}
 
 func (x *EthereumSignTxEIP1559) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[43]
+	mi := &file_messages_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3883,7 +4817,7 @@ func (x *EthereumSignTxEIP1559) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumSignTxEIP1559.ProtoReflect.Descriptor instead.
 func (*EthereumSignTxEIP1559) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{43}
+	return file_messages_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *EthereumSignTxEIP1559) GetAddressN() []uint32 {
@@ -3982,7 +4916,7 @@ type EthereumTxRequest struct {
 
 func (x *EthereumTxRequest) Reset() {
 	*x = EthereumTxRequest{}
-	mi := &file_messages_proto_msgTypes[44]
+	mi := &file_messages_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3994,7 +4928,7 @@ func (x *EthereumTxRequest) String() string {
 func (*EthereumTxRequest) ProtoMessage() {}
 
 func (x *EthereumTxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[44]
+	mi := &file_messages_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4007,7 +4941,7 @@ func (x *EthereumTxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumTxRequest.ProtoReflect.Descriptor instead.
 func (*EthereumTxRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{44}
+	return file_messages_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *EthereumTxRequest) GetDataLength() uint32 {
@@ -4047,7 +4981,7 @@ type EthereumTxAck struct {
 
 func (x *EthereumTxAck) Reset() {
 	*x = EthereumTxAck{}
-	mi := &file_messages_proto_msgTypes[45]
+	mi := &file_messages_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4059,7 +4993,7 @@ func (x *EthereumTxAck) String() string {
 func (*EthereumTxAck) ProtoMessage() {}
 
 func (x *EthereumTxAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[45]
+	mi := &file_messages_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4072,7 +5006,7 @@ func (x *EthereumTxAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumTxAck.ProtoReflect.Descriptor instead.
 func (*EthereumTxAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{45}
+	return file_messages_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *EthereumTxAck) GetDataChunk() []byte {
@@ -4094,7 +5028,7 @@ type EthereumSignMessage struct {
 
 func (x *EthereumSignMessage) Reset() {
 	*x = EthereumSignMessage{}
-	mi := &file_messages_proto_msgTypes[46]
+	mi := &file_messages_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4106,7 +5040,7 @@ func (x *EthereumSignMessage) String() string {
 func (*EthereumSignMessage) ProtoMessage() {}
 
 func (x *EthereumSignMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[46]
+	mi := &file_messages_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4119,7 +5053,7 @@ func (x *EthereumSignMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumSignMessage.ProtoReflect.Descriptor instead.
 func (*EthereumSignMessage) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{46}
+	return file_messages_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *EthereumSignMessage) GetAddressN() []uint32 {
@@ -4160,7 +5094,7 @@ type EthereumMessageSignature struct {
 
 func (x *EthereumMessageSignature) Reset() {
 	*x = EthereumMessageSignature{}
-	mi := &file_messages_proto_msgTypes[47]
+	mi := &file_messages_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4172,7 +5106,7 @@ func (x *EthereumMessageSignature) String() string {
 func (*EthereumMessageSignature) ProtoMessage() {}
 
 func (x *EthereumMessageSignature) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[47]
+	mi := &file_messages_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4185,7 +5119,7 @@ func (x *EthereumMessageSignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumMessageSignature.ProtoReflect.Descriptor instead.
 func (*EthereumMessageSignature) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{47}
+	return file_messages_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *EthereumMessageSignature) GetSignature() []byte {
@@ -4214,7 +5148,7 @@ type EthereumVerifyMessage struct {
 
 func (x *EthereumVerifyMessage) Reset() {
 	*x = EthereumVerifyMessage{}
-	mi := &file_messages_proto_msgTypes[48]
+	mi := &file_messages_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4226,7 +5160,7 @@ func (x *EthereumVerifyMessage) String() string {
 func (*EthereumVerifyMessage) ProtoMessage() {}
 
 func (x *EthereumVerifyMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[48]
+	mi := &file_messages_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4239,7 +5173,7 @@ func (x *EthereumVerifyMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumVerifyMessage.ProtoReflect.Descriptor instead.
 func (*EthereumVerifyMessage) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{48}
+	return file_messages_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *EthereumVerifyMessage) GetSignature() []byte {
@@ -4282,7 +5216,7 @@ type EthereumSignTypedHash struct {
 
 func (x *EthereumSignTypedHash) Reset() {
 	*x = EthereumSignTypedHash{}
-	mi := &file_messages_proto_msgTypes[49]
+	mi := &file_messages_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4294,7 +5228,7 @@ func (x *EthereumSignTypedHash) String() string {
 func (*EthereumSignTypedHash) ProtoMessage() {}
 
 func (x *EthereumSignTypedHash) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[49]
+	mi := &file_messages_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4307,7 +5241,7 @@ func (x *EthereumSignTypedHash) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumSignTypedHash.ProtoReflect.Descriptor instead.
 func (*EthereumSignTypedHash) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{49}
+	return file_messages_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *EthereumSignTypedHash) GetAddressN() []uint32 {
@@ -4348,7 +5282,7 @@ type EthereumTypedDataSignature struct {
 
 func (x *EthereumTypedDataSignature) Reset() {
 	*x = EthereumTypedDataSignature{}
-	mi := &file_messages_proto_msgTypes[50]
+	mi := &file_messages_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4360,7 +5294,7 @@ func (x *EthereumTypedDataSignature) String() string {
 func (*EthereumTypedDataSignature) ProtoMessage() {}
 
 func (x *EthereumTypedDataSignature) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[50]
+	mi := &file_messages_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4373,7 +5307,7 @@ func (x *EthereumTypedDataSignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumTypedDataSignature.ProtoReflect.Descriptor instead.
 func (*EthereumTypedDataSignature) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{50}
+	return file_messages_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *EthereumTypedDataSignature) GetSignature() []byte {
@@ -4390,6 +5324,383 @@ func (x *EthereumTypedDataSignature) GetAddress() string {
 	return ""
 }
 
+type EthereumSignTypedData struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	AddressN         []uint32               `protobuf:"varint,1,rep,name=address_n,json=addressN" json:"address_n,omitempty"`
+	PrimaryType      *string                `protobuf:"bytes,2,opt,name=primary_type,json=primaryType" json:"primary_type,omitempty"`
+	MetamaskV4Compat *bool                  `protobuf:"varint,3,opt,name=metamask_v4_compat,json=metamaskV4Compat,def=1" json:"metamask_v4_compat,omitempty"`
+	Definitions      []byte                 `protobuf:"bytes,4,opt,name=definitions" json:"definitions,omitempty"` // EthereumDefinitions upstream (same wire type); never sent by hwbridge
+	ShowMessageHash  []byte                 `protobuf:"bytes,5,opt,name=show_message_hash,json=showMessageHash" json:"show_message_hash,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+// Default values for EthereumSignTypedData fields.
+const (
+	Default_EthereumSignTypedData_MetamaskV4Compat = bool(true)
+)
+
+func (x *EthereumSignTypedData) Reset() {
+	*x = EthereumSignTypedData{}
+	mi := &file_messages_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EthereumSignTypedData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EthereumSignTypedData) ProtoMessage() {}
+
+func (x *EthereumSignTypedData) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EthereumSignTypedData.ProtoReflect.Descriptor instead.
+func (*EthereumSignTypedData) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *EthereumSignTypedData) GetAddressN() []uint32 {
+	if x != nil {
+		return x.AddressN
+	}
+	return nil
+}
+
+func (x *EthereumSignTypedData) GetPrimaryType() string {
+	if x != nil && x.PrimaryType != nil {
+		return *x.PrimaryType
+	}
+	return ""
+}
+
+func (x *EthereumSignTypedData) GetMetamaskV4Compat() bool {
+	if x != nil && x.MetamaskV4Compat != nil {
+		return *x.MetamaskV4Compat
+	}
+	return Default_EthereumSignTypedData_MetamaskV4Compat
+}
+
+func (x *EthereumSignTypedData) GetDefinitions() []byte {
+	if x != nil {
+		return x.Definitions
+	}
+	return nil
+}
+
+func (x *EthereumSignTypedData) GetShowMessageHash() []byte {
+	if x != nil {
+		return x.ShowMessageHash
+	}
+	return nil
+}
+
+type EthereumTypedDataStructRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          *string                `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EthereumTypedDataStructRequest) Reset() {
+	*x = EthereumTypedDataStructRequest{}
+	mi := &file_messages_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EthereumTypedDataStructRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EthereumTypedDataStructRequest) ProtoMessage() {}
+
+func (x *EthereumTypedDataStructRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EthereumTypedDataStructRequest.ProtoReflect.Descriptor instead.
+func (*EthereumTypedDataStructRequest) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *EthereumTypedDataStructRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+type EthereumTypedDataStructAck struct {
+	state         protoimpl.MessageState                             `protogen:"open.v1"`
+	Members       []*EthereumTypedDataStructAck_EthereumStructMember `protobuf:"bytes,1,rep,name=members" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EthereumTypedDataStructAck) Reset() {
+	*x = EthereumTypedDataStructAck{}
+	mi := &file_messages_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EthereumTypedDataStructAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EthereumTypedDataStructAck) ProtoMessage() {}
+
+func (x *EthereumTypedDataStructAck) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EthereumTypedDataStructAck.ProtoReflect.Descriptor instead.
+func (*EthereumTypedDataStructAck) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *EthereumTypedDataStructAck) GetMembers() []*EthereumTypedDataStructAck_EthereumStructMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type EthereumTypedDataValueRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberPath    []uint32               `protobuf:"varint,1,rep,name=member_path,json=memberPath" json:"member_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EthereumTypedDataValueRequest) Reset() {
+	*x = EthereumTypedDataValueRequest{}
+	mi := &file_messages_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EthereumTypedDataValueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EthereumTypedDataValueRequest) ProtoMessage() {}
+
+func (x *EthereumTypedDataValueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EthereumTypedDataValueRequest.ProtoReflect.Descriptor instead.
+func (*EthereumTypedDataValueRequest) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *EthereumTypedDataValueRequest) GetMemberPath() []uint32 {
+	if x != nil {
+		return x.MemberPath
+	}
+	return nil
+}
+
+type EthereumTypedDataValueAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         []byte                 `protobuf:"bytes,1,opt,name=value" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EthereumTypedDataValueAck) Reset() {
+	*x = EthereumTypedDataValueAck{}
+	mi := &file_messages_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EthereumTypedDataValueAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EthereumTypedDataValueAck) ProtoMessage() {}
+
+func (x *EthereumTypedDataValueAck) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EthereumTypedDataValueAck.ProtoReflect.Descriptor instead.
+func (*EthereumTypedDataValueAck) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *EthereumTypedDataValueAck) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type EthereumTypedDataStructAck_EthereumStructMember struct {
+	state         protoimpl.MessageState                        `protogen:"open.v1"`
+	Type          *EthereumTypedDataStructAck_EthereumFieldType `protobuf:"bytes,1,opt,name=type" json:"type,omitempty"`
+	Name          *string                                       `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EthereumTypedDataStructAck_EthereumStructMember) Reset() {
+	*x = EthereumTypedDataStructAck_EthereumStructMember{}
+	mi := &file_messages_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EthereumTypedDataStructAck_EthereumStructMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EthereumTypedDataStructAck_EthereumStructMember) ProtoMessage() {}
+
+func (x *EthereumTypedDataStructAck_EthereumStructMember) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EthereumTypedDataStructAck_EthereumStructMember.ProtoReflect.Descriptor instead.
+func (*EthereumTypedDataStructAck_EthereumStructMember) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{55, 0}
+}
+
+func (x *EthereumTypedDataStructAck_EthereumStructMember) GetType() *EthereumTypedDataStructAck_EthereumFieldType {
+	if x != nil {
+		return x.Type
+	}
+	return nil
+}
+
+func (x *EthereumTypedDataStructAck_EthereumStructMember) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+type EthereumTypedDataStructAck_EthereumFieldType struct {
+	state         protoimpl.MessageState                        `protogen:"open.v1"`
+	DataType      *EthereumTypedDataStructAck_EthereumDataType  `protobuf:"varint,1,opt,name=data_type,json=dataType,enum=hwbridge.trezor.v1.EthereumTypedDataStructAck_EthereumDataType" json:"data_type,omitempty"`
+	Size          *uint32                                       `protobuf:"varint,2,opt,name=size" json:"size,omitempty"`
+	EntryType     *EthereumTypedDataStructAck_EthereumFieldType `protobuf:"bytes,3,opt,name=entry_type,json=entryType" json:"entry_type,omitempty"`
+	StructName    *string                                       `protobuf:"bytes,4,opt,name=struct_name,json=structName" json:"struct_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EthereumTypedDataStructAck_EthereumFieldType) Reset() {
+	*x = EthereumTypedDataStructAck_EthereumFieldType{}
+	mi := &file_messages_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EthereumTypedDataStructAck_EthereumFieldType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EthereumTypedDataStructAck_EthereumFieldType) ProtoMessage() {}
+
+func (x *EthereumTypedDataStructAck_EthereumFieldType) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EthereumTypedDataStructAck_EthereumFieldType.ProtoReflect.Descriptor instead.
+func (*EthereumTypedDataStructAck_EthereumFieldType) Descriptor() ([]byte, []int) {
+	return file_messages_proto_rawDescGZIP(), []int{55, 1}
+}
+
+func (x *EthereumTypedDataStructAck_EthereumFieldType) GetDataType() EthereumTypedDataStructAck_EthereumDataType {
+	if x != nil && x.DataType != nil {
+		return *x.DataType
+	}
+	return EthereumTypedDataStructAck_EthereumDataType_Unknown
+}
+
+func (x *EthereumTypedDataStructAck_EthereumFieldType) GetSize() uint32 {
+	if x != nil && x.Size != nil {
+		return *x.Size
+	}
+	return 0
+}
+
+func (x *EthereumTypedDataStructAck_EthereumFieldType) GetEntryType() *EthereumTypedDataStructAck_EthereumFieldType {
+	if x != nil {
+		return x.EntryType
+	}
+	return nil
+}
+
+func (x *EthereumTypedDataStructAck_EthereumFieldType) GetStructName() string {
+	if x != nil && x.StructName != nil {
+		return *x.StructName
+	}
+	return ""
+}
+
 var File_messages_proto protoreflect.FileDescriptor
 
 const file_messages_proto_rawDesc = "" +
@@ -4400,7 +5711,7 @@ const file_messages_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12%\n" +
 	"\x0ederive_cardano\x18\x03 \x01(\bR\rderiveCardano\"\r\n" +
-	"\vGetFeatures\"\xc5\x06\n" +
+	"\vGetFeatures\"\xf6\x10\n" +
 	"\bFeatures\x12\x16\n" +
 	"\x06vendor\x18\x01 \x01(\tR\x06vendor\x12#\n" +
 	"\rmajor_version\x18\x02 \x01(\rR\fmajorVersion\x12#\n" +
@@ -4414,19 +5725,70 @@ const file_messages_proto_rawDesc = "" +
 	"\x05label\x18\n" +
 	" \x01(\tR\x05label\x12 \n" +
 	"\vinitialized\x18\f \x01(\bR\vinitialized\x12\x1a\n" +
-	"\brevision\x18\r \x01(\fR\brevision\x12\x1a\n" +
+	"\brevision\x18\r \x01(\fR\brevision\x12'\n" +
+	"\x0fbootloader_hash\x18\x0e \x01(\fR\x0ebootloaderHash\x12\x1a\n" +
 	"\bimported\x18\x0f \x01(\bR\bimported\x12\x1a\n" +
 	"\bunlocked\x18\x10 \x01(\bR\bunlocked\x12)\n" +
-	"\x10firmware_present\x18\x12 \x01(\bR\x0ffirmwarePresent\x12\x14\n" +
+	"\x10firmware_present\x18\x12 \x01(\bR\x0ffirmwarePresent\x12W\n" +
+	"\x13backup_availability\x18\x13 \x01(\x0e2&.hwbridge.trezor.v1.BackupAvailabilityR\x12backupAvailability\x12\x14\n" +
 	"\x05flags\x18\x14 \x01(\rR\x05flags\x12\x14\n" +
-	"\x05model\x18\x15 \x01(\tR\x05model\x12+\n" +
+	"\x05model\x18\x15 \x01(\tR\x05model\x12\x19\n" +
+	"\bfw_major\x18\x16 \x01(\rR\afwMajor\x12\x19\n" +
+	"\bfw_minor\x18\x17 \x01(\rR\afwMinor\x12\x19\n" +
+	"\bfw_patch\x18\x18 \x01(\rR\afwPatch\x12\x1b\n" +
+	"\tfw_vendor\x18\x19 \x01(\tR\bfwVendor\x12+\n" +
 	"\x11unfinished_backup\x18\x1b \x01(\bR\x10unfinishedBackup\x12\x1b\n" +
-	"\tno_backup\x18\x1c \x01(\bR\bnoBackup\x12B\n" +
-	"\fcapabilities\x18\x1e \x03(\x0e2\x1e.hwbridge.trezor.v1.CapabilityR\fcapabilities\x12\x1d\n" +
+	"\tno_backup\x18\x1c \x01(\bR\bnoBackup\x12K\n" +
+	"\x0frecovery_status\x18\x1d \x01(\x0e2\".hwbridge.trezor.v1.RecoveryStatusR\x0erecoveryStatus\x12B\n" +
+	"\fcapabilities\x18\x1e \x03(\x0e2\x1e.hwbridge.trezor.v1.CapabilityR\fcapabilities\x12?\n" +
+	"\vbackup_type\x18\x1f \x01(\x0e2\x1e.hwbridge.trezor.v1.BackupTypeR\n" +
+	"backupType\x12&\n" +
+	"\x0fsd_card_present\x18  \x01(\bR\rsdCardPresent\x12#\n" +
+	"\rsd_protection\x18! \x01(\bR\fsdProtection\x120\n" +
+	"\x14wipe_code_protection\x18\" \x01(\bR\x12wipeCodeProtection\x12\x1d\n" +
 	"\n" +
 	"session_id\x18# \x01(\fR\tsessionId\x12=\n" +
-	"\x1bpassphrase_always_on_device\x18$ \x01(\bR\x18passphraseAlwaysOnDevice\x12%\n" +
-	"\x0einternal_model\x18, \x01(\tR\rinternalModel\"O\n" +
+	"\x1bpassphrase_always_on_device\x18$ \x01(\bR\x18passphraseAlwaysOnDevice\x12I\n" +
+	"\rsafety_checks\x18% \x01(\x0e2$.hwbridge.trezor.v1.SafetyCheckLevelR\fsafetyChecks\x12+\n" +
+	"\x12auto_lock_delay_ms\x18& \x01(\rR\x0fautoLockDelayMs\x12N\n" +
+	"\x10display_rotation\x18' \x01(\x0e2#.hwbridge.trezor.v1.DisplayRotationR\x0fdisplayRotation\x123\n" +
+	"\x15experimental_features\x18( \x01(\bR\x14experimentalFeatures\x12\x12\n" +
+	"\x04busy\x18) \x01(\bR\x04busy\x12Q\n" +
+	"\x11homescreen_format\x18* \x01(\x0e2$.hwbridge.trezor.v1.HomescreenFormatR\x10homescreenFormat\x129\n" +
+	"\x19hide_passphrase_from_host\x18+ \x01(\bR\x16hidePassphraseFromHost\x12%\n" +
+	"\x0einternal_model\x18, \x01(\tR\rinternalModel\x12\x1d\n" +
+	"\n" +
+	"unit_color\x18- \x01(\rR\tunitColor\x12!\n" +
+	"\funit_btconly\x18. \x01(\bR\vunitBtconly\x12)\n" +
+	"\x10homescreen_width\x18/ \x01(\rR\x0fhomescreenWidth\x12+\n" +
+	"\x11homescreen_height\x180 \x01(\rR\x10homescreenHeight\x12+\n" +
+	"\x11bootloader_locked\x181 \x01(\bR\x10bootloaderLocked\x128\n" +
+	"\x18language_version_matches\x182 \x01(\bR\x16languageVersionMatches\x12%\n" +
+	"\x0eunit_packaging\x183 \x01(\rR\runitPackaging\x12'\n" +
+	"\x0fhaptic_feedback\x184 \x01(\bR\x0ehapticFeedback\x12#\n" +
+	"\rrecovery_type\x185 \x01(\rR\frecoveryType\x12\x1d\n" +
+	"\n" +
+	"optiga_sec\x186 \x01(\rR\toptigaSec\"\x83\x05\n" +
+	"\rApplySettings\x12\x1a\n" +
+	"\blanguage\x18\x01 \x01(\tR\blanguage\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\x12%\n" +
+	"\x0euse_passphrase\x18\x03 \x01(\bR\rusePassphrase\x12\x1e\n" +
+	"\n" +
+	"homescreen\x18\x04 \x01(\fR\n" +
+	"homescreen\x12,\n" +
+	"\x12_passphrase_source\x18\x05 \x01(\rR\x10PassphraseSource\x12+\n" +
+	"\x12auto_lock_delay_ms\x18\x06 \x01(\rR\x0fautoLockDelayMs\x12N\n" +
+	"\x10display_rotation\x18\a \x01(\x0e2#.hwbridge.trezor.v1.DisplayRotationR\x0fdisplayRotation\x12=\n" +
+	"\x1bpassphrase_always_on_device\x18\b \x01(\bR\x18passphraseAlwaysOnDevice\x12I\n" +
+	"\rsafety_checks\x18\t \x01(\x0e2$.hwbridge.trezor.v1.SafetyCheckLevelR\fsafetyChecks\x123\n" +
+	"\x15experimental_features\x18\n" +
+	" \x01(\bR\x14experimentalFeatures\x129\n" +
+	"\x19hide_passphrase_from_host\x18\v \x01(\bR\x16hidePassphraseFromHost\x12'\n" +
+	"\x0fhaptic_feedback\x18\r \x01(\bR\x0ehapticFeedback\x12+\n" +
+	"\x11homescreen_length\x18\x0e \x01(\rR\x10homescreenLength\"\"\n" +
+	"\n" +
+	"ApplyFlags\x12\x14\n" +
+	"\x05flags\x18\x01 \x01(\rR\x05flags\"O\n" +
 	"\x04Ping\x12\x1a\n" +
 	"\amessage\x18\x01 \x01(\t:\x00R\amessage\x12+\n" +
 	"\x11button_protection\x18\x02 \x01(\bR\x10buttonProtection\"%\n" +
@@ -4701,8 +6063,44 @@ const file_messages_proto_rawDesc = "" +
 	"\x0fencoded_network\x18\x04 \x01(\fR\x0eencodedNetwork\"T\n" +
 	"\x1aEthereumTypedDataSignature\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress*\xb4\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xd9\x01\n" +
+	"\x15EthereumSignTypedData\x12\x1b\n" +
+	"\taddress_n\x18\x01 \x03(\rR\baddressN\x12!\n" +
+	"\fprimary_type\x18\x02 \x01(\tR\vprimaryType\x122\n" +
+	"\x12metamask_v4_compat\x18\x03 \x01(\b:\x04trueR\x10metamaskV4Compat\x12 \n" +
+	"\vdefinitions\x18\x04 \x01(\fR\vdefinitions\x12*\n" +
+	"\x11show_message_hash\x18\x05 \x01(\fR\x0fshowMessageHash\"4\n" +
+	"\x1eEthereumTypedDataStructRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x93\x05\n" +
+	"\x1aEthereumTypedDataStructAck\x12]\n" +
+	"\amembers\x18\x01 \x03(\v2C.hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumStructMemberR\amembers\x1a\x80\x01\n" +
+	"\x14EthereumStructMember\x12T\n" +
+	"\x04type\x18\x01 \x01(\v2@.hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumFieldTypeR\x04type\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x1a\x87\x02\n" +
+	"\x11EthereumFieldType\x12\\\n" +
+	"\tdata_type\x18\x01 \x01(\x0e2?.hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumDataTypeR\bdataType\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\rR\x04size\x12_\n" +
 	"\n" +
+	"entry_type\x18\x03 \x01(\v2@.hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumFieldTypeR\tentryType\x12\x1f\n" +
+	"\vstruct_name\x18\x04 \x01(\tR\n" +
+	"structName\"\x88\x01\n" +
+	"\x10EthereumDataType\x12\x1c\n" +
+	"\x18EthereumDataType_Unknown\x10\x00\x12\b\n" +
+	"\x04UINT\x10\x01\x12\a\n" +
+	"\x03INT\x10\x02\x12\t\n" +
+	"\x05BYTES\x10\x03\x12\n" +
+	"\n" +
+	"\x06STRING\x10\x04\x12\b\n" +
+	"\x04BOOL\x10\x05\x12\v\n" +
+	"\aADDRESS\x10\x06\x12\t\n" +
+	"\x05ARRAY\x10\a\x12\n" +
+	"\n" +
+	"\x06STRUCT\x10\b\"@\n" +
+	"\x1dEthereumTypedDataValueRequest\x12\x1f\n" +
+	"\vmember_path\x18\x01 \x03(\rR\n" +
+	"memberPath\"1\n" +
+	"\x19EthereumTypedDataValueAck\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\fR\x05value*\xd1\f\n" +
 	"\vMessageType\x12\x1a\n" +
 	"\x16MessageType_Initialize\x10\x00\x12\x14\n" +
 	"\x10MessageType_Ping\x10\x01\x12\x17\n" +
@@ -4718,8 +6116,10 @@ const file_messages_proto_rawDesc = "" +
 	"\x15MessageType_TxRequest\x10\x15\x12\x15\n" +
 	"\x11MessageType_TxAck\x10\x16\x12\x1a\n" +
 	"\x16MessageType_LockDevice\x10\x18\x12\x1d\n" +
+	"\x19MessageType_ApplySettings\x10\x19\x12\x1d\n" +
 	"\x19MessageType_ButtonRequest\x10\x1a\x12\x19\n" +
 	"\x15MessageType_ButtonAck\x10\x1b\x12\x1a\n" +
+	"\x16MessageType_ApplyFlags\x10\x1c\x12\x1a\n" +
 	"\x16MessageType_GetAddress\x10\x1d\x12\x17\n" +
 	"\x13MessageType_Address\x10\x1e\x12\x1b\n" +
 	"\x17MessageType_SignMessage\x10&\x12\x1d\n" +
@@ -4742,17 +6142,74 @@ const file_messages_proto_rawDesc = "" +
 	"\x1dMessageType_DebugLinkDecision\x10d\x12%\n" +
 	" MessageType_EthereumGetPublicKey\x10\xc2\x03\x12\"\n" +
 	"\x1dMessageType_EthereumPublicKey\x10\xc3\x03\x12&\n" +
-	"!MessageType_EthereumSignTxEIP1559\x10\xc4\x03\x12+\n" +
+	"!MessageType_EthereumSignTxEIP1559\x10\xc4\x03\x12&\n" +
+	"!MessageType_EthereumSignTypedData\x10\xd0\x03\x12/\n" +
+	"*MessageType_EthereumTypedDataStructRequest\x10\xd1\x03\x12+\n" +
+	"&MessageType_EthereumTypedDataStructAck\x10\xd2\x03\x12.\n" +
+	")MessageType_EthereumTypedDataValueRequest\x10\xd3\x03\x12*\n" +
+	"%MessageType_EthereumTypedDataValueAck\x10\xd4\x03\x12+\n" +
 	"&MessageType_EthereumTypedDataSignature\x10\xd5\x03\x12&\n" +
-	"!MessageType_EthereumSignTypedHash\x10\xd6\x03*\xa6\x01\n" +
+	"!MessageType_EthereumSignTypedHash\x10\xd6\x03*\xc8\x04\n" +
 	"\n" +
 	"Capability\x12\x16\n" +
 	"\x12Capability_Unknown\x10\x00\x12\x16\n" +
 	"\x12Capability_Bitcoin\x10\x01\x12\x1b\n" +
-	"\x17Capability_Bitcoin_like\x10\x02\x12\x17\n" +
-	"\x13Capability_Ethereum\x10\a\x12\x12\n" +
-	"\x0eCapability_U2F\x10\x0e\x12\x1e\n" +
-	"\x1aCapability_PassphraseEntry\x10\x11*\xcc\x03\n" +
+	"\x17Capability_Bitcoin_like\x10\x02\x12\x16\n" +
+	"\x12Capability_Binance\x10\x03\x12\x16\n" +
+	"\x12Capability_Cardano\x10\x04\x12\x15\n" +
+	"\x11Capability_Crypto\x10\x05\x12\x12\n" +
+	"\x0eCapability_EOS\x10\x06\x12\x17\n" +
+	"\x13Capability_Ethereum\x10\a\x12\x13\n" +
+	"\x0fCapability_Lisk\x10\b\x12\x15\n" +
+	"\x11Capability_Monero\x10\t\x12\x12\n" +
+	"\x0eCapability_NEM\x10\n" +
+	"\x12\x15\n" +
+	"\x11Capability_Ripple\x10\v\x12\x16\n" +
+	"\x12Capability_Stellar\x10\f\x12\x14\n" +
+	"\x10Capability_Tezos\x10\r\x12\x12\n" +
+	"\x0eCapability_U2F\x10\x0e\x12\x15\n" +
+	"\x11Capability_Shamir\x10\x0f\x12\x1b\n" +
+	"\x17Capability_ShamirGroups\x10\x10\x12\x1e\n" +
+	"\x1aCapability_PassphraseEntry\x10\x11\x12\x15\n" +
+	"\x11Capability_Solana\x10\x12\x12\x1b\n" +
+	"\x17Capability_Translations\x10\x13\x12\x19\n" +
+	"\x15Capability_Brightness\x10\x14\x12\x15\n" +
+	"\x11Capability_Haptic\x10\x15\x12\x12\n" +
+	"\x0eCapability_BLE\x10\x16\x12\x12\n" +
+	"\x0eCapability_NFC\x10\x17*C\n" +
+	"\x12BackupAvailability\x12\x10\n" +
+	"\fNotAvailable\x10\x00\x12\f\n" +
+	"\bRequired\x10\x01\x12\r\n" +
+	"\tAvailable\x10\x02*7\n" +
+	"\x0eRecoveryStatus\x12\v\n" +
+	"\aNothing\x10\x00\x12\f\n" +
+	"\bRecovery\x10\x01\x12\n" +
+	"\n" +
+	"\x06Backup\x10\x02*\x99\x01\n" +
+	"\n" +
+	"BackupType\x12\t\n" +
+	"\x05Bip39\x10\x00\x12\x10\n" +
+	"\fSlip39_Basic\x10\x01\x12\x13\n" +
+	"\x0fSlip39_Advanced\x10\x02\x12\x1c\n" +
+	"\x18Slip39_Single_Extendable\x10\x03\x12\x1b\n" +
+	"\x17Slip39_Basic_Extendable\x10\x04\x12\x1e\n" +
+	"\x1aSlip39_Advanced_Extendable\x10\x05*G\n" +
+	"\x10SafetyCheckLevel\x12\n" +
+	"\n" +
+	"\x06Strict\x10\x00\x12\x10\n" +
+	"\fPromptAlways\x10\x01\x12\x15\n" +
+	"\x11PromptTemporarily\x10\x02*=\n" +
+	"\x0fDisplayRotation\x12\t\n" +
+	"\x05North\x10\x00\x12\b\n" +
+	"\x04East\x10Z\x12\n" +
+	"\n" +
+	"\x05South\x10\xb4\x01\x12\t\n" +
+	"\x04West\x10\x8e\x02*N\n" +
+	"\x10HomescreenFormat\x12\x1c\n" +
+	"\x18HomescreenFormat_Unknown\x10\x00\x12\b\n" +
+	"\x04Toif\x10\x01\x12\b\n" +
+	"\x04Jpeg\x10\x02\x12\b\n" +
+	"\x04ToiG\x10\x03*\xcc\x03\n" +
 	"\vFailureType\x12\x13\n" +
 	"\x0fFailure_Unknown\x10\x00\x12\x1d\n" +
 	"\x19Failure_UnexpectedMessage\x10\x01\x12\x1a\n" +
@@ -4845,102 +6302,130 @@ func file_messages_proto_rawDescGZIP() []byte {
 	return file_messages_proto_rawDescData
 }
 
-var file_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 16)
+var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_messages_proto_goTypes = []any{
-	(MessageType)(0),                          // 0: hwbridge.trezor.v1.MessageType
-	(Capability)(0),                           // 1: hwbridge.trezor.v1.Capability
-	(FailureType)(0),                          // 2: hwbridge.trezor.v1.FailureType
-	(ButtonRequestType)(0),                    // 3: hwbridge.trezor.v1.ButtonRequestType
-	(PinMatrixRequestType)(0),                 // 4: hwbridge.trezor.v1.PinMatrixRequestType
-	(InputScriptType)(0),                      // 5: hwbridge.trezor.v1.InputScriptType
-	(OutputScriptType)(0),                     // 6: hwbridge.trezor.v1.OutputScriptType
-	(AmountUnit)(0),                           // 7: hwbridge.trezor.v1.AmountUnit
-	(RequestType)(0),                          // 8: hwbridge.trezor.v1.RequestType
-	(*Initialize)(nil),                        // 9: hwbridge.trezor.v1.Initialize
-	(*GetFeatures)(nil),                       // 10: hwbridge.trezor.v1.GetFeatures
-	(*Features)(nil),                          // 11: hwbridge.trezor.v1.Features
-	(*Ping)(nil),                              // 12: hwbridge.trezor.v1.Ping
-	(*Success)(nil),                           // 13: hwbridge.trezor.v1.Success
-	(*Failure)(nil),                           // 14: hwbridge.trezor.v1.Failure
-	(*ButtonRequest)(nil),                     // 15: hwbridge.trezor.v1.ButtonRequest
-	(*ButtonAck)(nil),                         // 16: hwbridge.trezor.v1.ButtonAck
-	(*PinMatrixRequest)(nil),                  // 17: hwbridge.trezor.v1.PinMatrixRequest
-	(*PinMatrixAck)(nil),                      // 18: hwbridge.trezor.v1.PinMatrixAck
-	(*PassphraseRequest)(nil),                 // 19: hwbridge.trezor.v1.PassphraseRequest
-	(*PassphraseAck)(nil),                     // 20: hwbridge.trezor.v1.PassphraseAck
-	(*Deprecated_PassphraseStateRequest)(nil), // 21: hwbridge.trezor.v1.Deprecated_PassphraseStateRequest
-	(*Deprecated_PassphraseStateAck)(nil),     // 22: hwbridge.trezor.v1.Deprecated_PassphraseStateAck
-	(*Cancel)(nil),                            // 23: hwbridge.trezor.v1.Cancel
-	(*LockDevice)(nil),                        // 24: hwbridge.trezor.v1.LockDevice
-	(*EndSession)(nil),                        // 25: hwbridge.trezor.v1.EndSession
-	(*HDNodeType)(nil),                        // 26: hwbridge.trezor.v1.HDNodeType
-	(*DebugLinkDecision)(nil),                 // 27: hwbridge.trezor.v1.DebugLinkDecision
-	(*HDNodePathType)(nil),                    // 28: hwbridge.trezor.v1.HDNodePathType
-	(*MultisigRedeemScriptType)(nil),          // 29: hwbridge.trezor.v1.MultisigRedeemScriptType
-	(*GetPublicKey)(nil),                      // 30: hwbridge.trezor.v1.GetPublicKey
-	(*PublicKey)(nil),                         // 31: hwbridge.trezor.v1.PublicKey
-	(*GetAddress)(nil),                        // 32: hwbridge.trezor.v1.GetAddress
-	(*Address)(nil),                           // 33: hwbridge.trezor.v1.Address
-	(*SignMessage)(nil),                       // 34: hwbridge.trezor.v1.SignMessage
-	(*MessageSignature)(nil),                  // 35: hwbridge.trezor.v1.MessageSignature
-	(*VerifyMessage)(nil),                     // 36: hwbridge.trezor.v1.VerifyMessage
-	(*SignTx)(nil),                            // 37: hwbridge.trezor.v1.SignTx
-	(*TxRequestDetailsType)(nil),              // 38: hwbridge.trezor.v1.TxRequestDetailsType
-	(*TxRequestSerializedType)(nil),           // 39: hwbridge.trezor.v1.TxRequestSerializedType
-	(*TxRequest)(nil),                         // 40: hwbridge.trezor.v1.TxRequest
-	(*TxInputType)(nil),                       // 41: hwbridge.trezor.v1.TxInputType
-	(*TxOutputType)(nil),                      // 42: hwbridge.trezor.v1.TxOutputType
-	(*TxOutputBinType)(nil),                   // 43: hwbridge.trezor.v1.TxOutputBinType
-	(*TransactionType)(nil),                   // 44: hwbridge.trezor.v1.TransactionType
-	(*TxAck)(nil),                             // 45: hwbridge.trezor.v1.TxAck
-	(*EthereumGetPublicKey)(nil),              // 46: hwbridge.trezor.v1.EthereumGetPublicKey
-	(*EthereumPublicKey)(nil),                 // 47: hwbridge.trezor.v1.EthereumPublicKey
-	(*EthereumGetAddress)(nil),                // 48: hwbridge.trezor.v1.EthereumGetAddress
-	(*EthereumAddress)(nil),                   // 49: hwbridge.trezor.v1.EthereumAddress
-	(*EthereumSignTx)(nil),                    // 50: hwbridge.trezor.v1.EthereumSignTx
-	(*EthereumAccessList)(nil),                // 51: hwbridge.trezor.v1.EthereumAccessList
-	(*EthereumSignTxEIP1559)(nil),             // 52: hwbridge.trezor.v1.EthereumSignTxEIP1559
-	(*EthereumTxRequest)(nil),                 // 53: hwbridge.trezor.v1.EthereumTxRequest
-	(*EthereumTxAck)(nil),                     // 54: hwbridge.trezor.v1.EthereumTxAck
-	(*EthereumSignMessage)(nil),               // 55: hwbridge.trezor.v1.EthereumSignMessage
-	(*EthereumMessageSignature)(nil),          // 56: hwbridge.trezor.v1.EthereumMessageSignature
-	(*EthereumVerifyMessage)(nil),             // 57: hwbridge.trezor.v1.EthereumVerifyMessage
-	(*EthereumSignTypedHash)(nil),             // 58: hwbridge.trezor.v1.EthereumSignTypedHash
-	(*EthereumTypedDataSignature)(nil),        // 59: hwbridge.trezor.v1.EthereumTypedDataSignature
+	(MessageType)(0),          // 0: hwbridge.trezor.v1.MessageType
+	(Capability)(0),           // 1: hwbridge.trezor.v1.Capability
+	(BackupAvailability)(0),   // 2: hwbridge.trezor.v1.BackupAvailability
+	(RecoveryStatus)(0),       // 3: hwbridge.trezor.v1.RecoveryStatus
+	(BackupType)(0),           // 4: hwbridge.trezor.v1.BackupType
+	(SafetyCheckLevel)(0),     // 5: hwbridge.trezor.v1.SafetyCheckLevel
+	(DisplayRotation)(0),      // 6: hwbridge.trezor.v1.DisplayRotation
+	(HomescreenFormat)(0),     // 7: hwbridge.trezor.v1.HomescreenFormat
+	(FailureType)(0),          // 8: hwbridge.trezor.v1.FailureType
+	(ButtonRequestType)(0),    // 9: hwbridge.trezor.v1.ButtonRequestType
+	(PinMatrixRequestType)(0), // 10: hwbridge.trezor.v1.PinMatrixRequestType
+	(InputScriptType)(0),      // 11: hwbridge.trezor.v1.InputScriptType
+	(OutputScriptType)(0),     // 12: hwbridge.trezor.v1.OutputScriptType
+	(AmountUnit)(0),           // 13: hwbridge.trezor.v1.AmountUnit
+	(RequestType)(0),          // 14: hwbridge.trezor.v1.RequestType
+	(EthereumTypedDataStructAck_EthereumDataType)(0), // 15: hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumDataType
+	(*Initialize)(nil),                                      // 16: hwbridge.trezor.v1.Initialize
+	(*GetFeatures)(nil),                                     // 17: hwbridge.trezor.v1.GetFeatures
+	(*Features)(nil),                                        // 18: hwbridge.trezor.v1.Features
+	(*ApplySettings)(nil),                                   // 19: hwbridge.trezor.v1.ApplySettings
+	(*ApplyFlags)(nil),                                      // 20: hwbridge.trezor.v1.ApplyFlags
+	(*Ping)(nil),                                            // 21: hwbridge.trezor.v1.Ping
+	(*Success)(nil),                                         // 22: hwbridge.trezor.v1.Success
+	(*Failure)(nil),                                         // 23: hwbridge.trezor.v1.Failure
+	(*ButtonRequest)(nil),                                   // 24: hwbridge.trezor.v1.ButtonRequest
+	(*ButtonAck)(nil),                                       // 25: hwbridge.trezor.v1.ButtonAck
+	(*PinMatrixRequest)(nil),                                // 26: hwbridge.trezor.v1.PinMatrixRequest
+	(*PinMatrixAck)(nil),                                    // 27: hwbridge.trezor.v1.PinMatrixAck
+	(*PassphraseRequest)(nil),                               // 28: hwbridge.trezor.v1.PassphraseRequest
+	(*PassphraseAck)(nil),                                   // 29: hwbridge.trezor.v1.PassphraseAck
+	(*Deprecated_PassphraseStateRequest)(nil),               // 30: hwbridge.trezor.v1.Deprecated_PassphraseStateRequest
+	(*Deprecated_PassphraseStateAck)(nil),                   // 31: hwbridge.trezor.v1.Deprecated_PassphraseStateAck
+	(*Cancel)(nil),                                          // 32: hwbridge.trezor.v1.Cancel
+	(*LockDevice)(nil),                                      // 33: hwbridge.trezor.v1.LockDevice
+	(*EndSession)(nil),                                      // 34: hwbridge.trezor.v1.EndSession
+	(*HDNodeType)(nil),                                      // 35: hwbridge.trezor.v1.HDNodeType
+	(*DebugLinkDecision)(nil),                               // 36: hwbridge.trezor.v1.DebugLinkDecision
+	(*HDNodePathType)(nil),                                  // 37: hwbridge.trezor.v1.HDNodePathType
+	(*MultisigRedeemScriptType)(nil),                        // 38: hwbridge.trezor.v1.MultisigRedeemScriptType
+	(*GetPublicKey)(nil),                                    // 39: hwbridge.trezor.v1.GetPublicKey
+	(*PublicKey)(nil),                                       // 40: hwbridge.trezor.v1.PublicKey
+	(*GetAddress)(nil),                                      // 41: hwbridge.trezor.v1.GetAddress
+	(*Address)(nil),                                         // 42: hwbridge.trezor.v1.Address
+	(*SignMessage)(nil),                                     // 43: hwbridge.trezor.v1.SignMessage
+	(*MessageSignature)(nil),                                // 44: hwbridge.trezor.v1.MessageSignature
+	(*VerifyMessage)(nil),                                   // 45: hwbridge.trezor.v1.VerifyMessage
+	(*SignTx)(nil),                                          // 46: hwbridge.trezor.v1.SignTx
+	(*TxRequestDetailsType)(nil),                            // 47: hwbridge.trezor.v1.TxRequestDetailsType
+	(*TxRequestSerializedType)(nil),                         // 48: hwbridge.trezor.v1.TxRequestSerializedType
+	(*TxRequest)(nil),                                       // 49: hwbridge.trezor.v1.TxRequest
+	(*TxInputType)(nil),                                     // 50: hwbridge.trezor.v1.TxInputType
+	(*TxOutputType)(nil),                                    // 51: hwbridge.trezor.v1.TxOutputType
+	(*TxOutputBinType)(nil),                                 // 52: hwbridge.trezor.v1.TxOutputBinType
+	(*TransactionType)(nil),                                 // 53: hwbridge.trezor.v1.TransactionType
+	(*TxAck)(nil),                                           // 54: hwbridge.trezor.v1.TxAck
+	(*EthereumGetPublicKey)(nil),                            // 55: hwbridge.trezor.v1.EthereumGetPublicKey
+	(*EthereumPublicKey)(nil),                               // 56: hwbridge.trezor.v1.EthereumPublicKey
+	(*EthereumGetAddress)(nil),                              // 57: hwbridge.trezor.v1.EthereumGetAddress
+	(*EthereumAddress)(nil),                                 // 58: hwbridge.trezor.v1.EthereumAddress
+	(*EthereumSignTx)(nil),                                  // 59: hwbridge.trezor.v1.EthereumSignTx
+	(*EthereumAccessList)(nil),                              // 60: hwbridge.trezor.v1.EthereumAccessList
+	(*EthereumSignTxEIP1559)(nil),                           // 61: hwbridge.trezor.v1.EthereumSignTxEIP1559
+	(*EthereumTxRequest)(nil),                               // 62: hwbridge.trezor.v1.EthereumTxRequest
+	(*EthereumTxAck)(nil),                                   // 63: hwbridge.trezor.v1.EthereumTxAck
+	(*EthereumSignMessage)(nil),                             // 64: hwbridge.trezor.v1.EthereumSignMessage
+	(*EthereumMessageSignature)(nil),                        // 65: hwbridge.trezor.v1.EthereumMessageSignature
+	(*EthereumVerifyMessage)(nil),                           // 66: hwbridge.trezor.v1.EthereumVerifyMessage
+	(*EthereumSignTypedHash)(nil),                           // 67: hwbridge.trezor.v1.EthereumSignTypedHash
+	(*EthereumTypedDataSignature)(nil),                      // 68: hwbridge.trezor.v1.EthereumTypedDataSignature
+	(*EthereumSignTypedData)(nil),                           // 69: hwbridge.trezor.v1.EthereumSignTypedData
+	(*EthereumTypedDataStructRequest)(nil),                  // 70: hwbridge.trezor.v1.EthereumTypedDataStructRequest
+	(*EthereumTypedDataStructAck)(nil),                      // 71: hwbridge.trezor.v1.EthereumTypedDataStructAck
+	(*EthereumTypedDataValueRequest)(nil),                   // 72: hwbridge.trezor.v1.EthereumTypedDataValueRequest
+	(*EthereumTypedDataValueAck)(nil),                       // 73: hwbridge.trezor.v1.EthereumTypedDataValueAck
+	(*EthereumTypedDataStructAck_EthereumStructMember)(nil), // 74: hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumStructMember
+	(*EthereumTypedDataStructAck_EthereumFieldType)(nil),    // 75: hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumFieldType
 }
 var file_messages_proto_depIdxs = []int32{
-	1,  // 0: hwbridge.trezor.v1.Features.capabilities:type_name -> hwbridge.trezor.v1.Capability
-	2,  // 1: hwbridge.trezor.v1.Failure.code:type_name -> hwbridge.trezor.v1.FailureType
-	3,  // 2: hwbridge.trezor.v1.ButtonRequest.code:type_name -> hwbridge.trezor.v1.ButtonRequestType
-	4,  // 3: hwbridge.trezor.v1.PinMatrixRequest.type:type_name -> hwbridge.trezor.v1.PinMatrixRequestType
-	26, // 4: hwbridge.trezor.v1.HDNodePathType.node:type_name -> hwbridge.trezor.v1.HDNodeType
-	28, // 5: hwbridge.trezor.v1.MultisigRedeemScriptType.pubkeys:type_name -> hwbridge.trezor.v1.HDNodePathType
-	26, // 6: hwbridge.trezor.v1.MultisigRedeemScriptType.nodes:type_name -> hwbridge.trezor.v1.HDNodeType
-	5,  // 7: hwbridge.trezor.v1.GetPublicKey.script_type:type_name -> hwbridge.trezor.v1.InputScriptType
-	26, // 8: hwbridge.trezor.v1.PublicKey.node:type_name -> hwbridge.trezor.v1.HDNodeType
-	29, // 9: hwbridge.trezor.v1.GetAddress.multisig:type_name -> hwbridge.trezor.v1.MultisigRedeemScriptType
-	5,  // 10: hwbridge.trezor.v1.GetAddress.script_type:type_name -> hwbridge.trezor.v1.InputScriptType
-	5,  // 11: hwbridge.trezor.v1.SignMessage.script_type:type_name -> hwbridge.trezor.v1.InputScriptType
-	7,  // 12: hwbridge.trezor.v1.SignTx.amount_unit:type_name -> hwbridge.trezor.v1.AmountUnit
-	8,  // 13: hwbridge.trezor.v1.TxRequest.request_type:type_name -> hwbridge.trezor.v1.RequestType
-	38, // 14: hwbridge.trezor.v1.TxRequest.details:type_name -> hwbridge.trezor.v1.TxRequestDetailsType
-	39, // 15: hwbridge.trezor.v1.TxRequest.serialized:type_name -> hwbridge.trezor.v1.TxRequestSerializedType
-	5,  // 16: hwbridge.trezor.v1.TxInputType.script_type:type_name -> hwbridge.trezor.v1.InputScriptType
-	29, // 17: hwbridge.trezor.v1.TxInputType.multisig:type_name -> hwbridge.trezor.v1.MultisigRedeemScriptType
-	6,  // 18: hwbridge.trezor.v1.TxOutputType.script_type:type_name -> hwbridge.trezor.v1.OutputScriptType
-	29, // 19: hwbridge.trezor.v1.TxOutputType.multisig:type_name -> hwbridge.trezor.v1.MultisigRedeemScriptType
-	41, // 20: hwbridge.trezor.v1.TransactionType.inputs:type_name -> hwbridge.trezor.v1.TxInputType
-	43, // 21: hwbridge.trezor.v1.TransactionType.bin_outputs:type_name -> hwbridge.trezor.v1.TxOutputBinType
-	42, // 22: hwbridge.trezor.v1.TransactionType.outputs:type_name -> hwbridge.trezor.v1.TxOutputType
-	44, // 23: hwbridge.trezor.v1.TxAck.tx:type_name -> hwbridge.trezor.v1.TransactionType
-	26, // 24: hwbridge.trezor.v1.EthereumPublicKey.node:type_name -> hwbridge.trezor.v1.HDNodeType
-	51, // 25: hwbridge.trezor.v1.EthereumSignTxEIP1559.access_list:type_name -> hwbridge.trezor.v1.EthereumAccessList
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	2,  // 0: hwbridge.trezor.v1.Features.backup_availability:type_name -> hwbridge.trezor.v1.BackupAvailability
+	3,  // 1: hwbridge.trezor.v1.Features.recovery_status:type_name -> hwbridge.trezor.v1.RecoveryStatus
+	1,  // 2: hwbridge.trezor.v1.Features.capabilities:type_name -> hwbridge.trezor.v1.Capability
+	4,  // 3: hwbridge.trezor.v1.Features.backup_type:type_name -> hwbridge.trezor.v1.BackupType
+	5,  // 4: hwbridge.trezor.v1.Features.safety_checks:type_name -> hwbridge.trezor.v1.SafetyCheckLevel
+	6,  // 5: hwbridge.trezor.v1.Features.display_rotation:type_name -> hwbridge.trezor.v1.DisplayRotation
+	7,  // 6: hwbridge.trezor.v1.Features.homescreen_format:type_name -> hwbridge.trezor.v1.HomescreenFormat
+	6,  // 7: hwbridge.trezor.v1.ApplySettings.display_rotation:type_name -> hwbridge.trezor.v1.DisplayRotation
+	5,  // 8: hwbridge.trezor.v1.ApplySettings.safety_checks:type_name -> hwbridge.trezor.v1.SafetyCheckLevel
+	8,  // 9: hwbridge.trezor.v1.Failure.code:type_name -> hwbridge.trezor.v1.FailureType
+	9,  // 10: hwbridge.trezor.v1.ButtonRequest.code:type_name -> hwbridge.trezor.v1.ButtonRequestType
+	10, // 11: hwbridge.trezor.v1.PinMatrixRequest.type:type_name -> hwbridge.trezor.v1.PinMatrixRequestType
+	35, // 12: hwbridge.trezor.v1.HDNodePathType.node:type_name -> hwbridge.trezor.v1.HDNodeType
+	37, // 13: hwbridge.trezor.v1.MultisigRedeemScriptType.pubkeys:type_name -> hwbridge.trezor.v1.HDNodePathType
+	35, // 14: hwbridge.trezor.v1.MultisigRedeemScriptType.nodes:type_name -> hwbridge.trezor.v1.HDNodeType
+	11, // 15: hwbridge.trezor.v1.GetPublicKey.script_type:type_name -> hwbridge.trezor.v1.InputScriptType
+	35, // 16: hwbridge.trezor.v1.PublicKey.node:type_name -> hwbridge.trezor.v1.HDNodeType
+	38, // 17: hwbridge.trezor.v1.GetAddress.multisig:type_name -> hwbridge.trezor.v1.MultisigRedeemScriptType
+	11, // 18: hwbridge.trezor.v1.GetAddress.script_type:type_name -> hwbridge.trezor.v1.InputScriptType
+	11, // 19: hwbridge.trezor.v1.SignMessage.script_type:type_name -> hwbridge.trezor.v1.InputScriptType
+	13, // 20: hwbridge.trezor.v1.SignTx.amount_unit:type_name -> hwbridge.trezor.v1.AmountUnit
+	14, // 21: hwbridge.trezor.v1.TxRequest.request_type:type_name -> hwbridge.trezor.v1.RequestType
+	47, // 22: hwbridge.trezor.v1.TxRequest.details:type_name -> hwbridge.trezor.v1.TxRequestDetailsType
+	48, // 23: hwbridge.trezor.v1.TxRequest.serialized:type_name -> hwbridge.trezor.v1.TxRequestSerializedType
+	11, // 24: hwbridge.trezor.v1.TxInputType.script_type:type_name -> hwbridge.trezor.v1.InputScriptType
+	38, // 25: hwbridge.trezor.v1.TxInputType.multisig:type_name -> hwbridge.trezor.v1.MultisigRedeemScriptType
+	12, // 26: hwbridge.trezor.v1.TxOutputType.script_type:type_name -> hwbridge.trezor.v1.OutputScriptType
+	38, // 27: hwbridge.trezor.v1.TxOutputType.multisig:type_name -> hwbridge.trezor.v1.MultisigRedeemScriptType
+	50, // 28: hwbridge.trezor.v1.TransactionType.inputs:type_name -> hwbridge.trezor.v1.TxInputType
+	52, // 29: hwbridge.trezor.v1.TransactionType.bin_outputs:type_name -> hwbridge.trezor.v1.TxOutputBinType
+	51, // 30: hwbridge.trezor.v1.TransactionType.outputs:type_name -> hwbridge.trezor.v1.TxOutputType
+	53, // 31: hwbridge.trezor.v1.TxAck.tx:type_name -> hwbridge.trezor.v1.TransactionType
+	35, // 32: hwbridge.trezor.v1.EthereumPublicKey.node:type_name -> hwbridge.trezor.v1.HDNodeType
+	60, // 33: hwbridge.trezor.v1.EthereumSignTxEIP1559.access_list:type_name -> hwbridge.trezor.v1.EthereumAccessList
+	74, // 34: hwbridge.trezor.v1.EthereumTypedDataStructAck.members:type_name -> hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumStructMember
+	75, // 35: hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumStructMember.type:type_name -> hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumFieldType
+	15, // 36: hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumFieldType.data_type:type_name -> hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumDataType
+	75, // 37: hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumFieldType.entry_type:type_name -> hwbridge.trezor.v1.EthereumTypedDataStructAck.EthereumFieldType
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_messages_proto_init() }
@@ -4953,8 +6438,8 @@ func file_messages_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_proto_rawDesc), len(file_messages_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   51,
+			NumEnums:      16,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -52,6 +52,13 @@ var messages = map[MessageType]func() proto.Message{
 	MessageType_MessageType_EthereumSignTxEIP1559:             func() proto.Message { return new(EthereumSignTxEIP1559) },
 	MessageType_MessageType_EthereumTypedDataSignature:        func() proto.Message { return new(EthereumTypedDataSignature) },
 	MessageType_MessageType_EthereumSignTypedHash:             func() proto.Message { return new(EthereumSignTypedHash) },
+	MessageType_MessageType_ApplySettings:                     func() proto.Message { return new(ApplySettings) },
+	MessageType_MessageType_ApplyFlags:                        func() proto.Message { return new(ApplyFlags) },
+	MessageType_MessageType_EthereumSignTypedData:             func() proto.Message { return new(EthereumSignTypedData) },
+	MessageType_MessageType_EthereumTypedDataStructRequest:    func() proto.Message { return new(EthereumTypedDataStructRequest) },
+	MessageType_MessageType_EthereumTypedDataStructAck:        func() proto.Message { return new(EthereumTypedDataStructAck) },
+	MessageType_MessageType_EthereumTypedDataValueRequest:     func() proto.Message { return new(EthereumTypedDataValueRequest) },
+	MessageType_MessageType_EthereumTypedDataValueAck:         func() proto.Message { return new(EthereumTypedDataValueAck) },
 }
 
 // ids is the reverse of messages, keyed by the message's full protobuf name. It is built on

@@ -145,6 +145,7 @@ func Run(t *testing.T, cfg Config) {
 		Taproot:    f.Capabilities.Taproot,
 		EIP1559:    f.Capabilities.EIP1559,
 		EIP712Hash: f.Capabilities.EIP712Hash,
+		EIP712:     f.Capabilities.EIP712,
 		Multisig:   f.Capabilities.Multisig,
 		Groups:     cfg.Groups,
 	}
