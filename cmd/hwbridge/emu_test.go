@@ -140,7 +140,7 @@ func TestSignPSBTOnEmulator(t *testing.T) {
 	if _, err := devicetest.FinalizeAndExecute(p); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(r.stderr, "confirm on your device") {
+	if !strings.Contains(r.stderr, "confirm on your Trezor") {
 		t.Errorf("stderr %q does not tell the user to confirm", r.stderr)
 	}
 }

@@ -115,13 +115,13 @@ func (e *env) print(v any, lines ...string) error {
 	return nil
 }
 
-// onButton tells the user the device waits for them (once per command).
-func (e *env) onButton() func() {
+// onButton tells the user the device (a Trezor, a Ledger) waits for them, once per command.
+func (e *env) onButton(name string) func() {
 	said := false
 	return func() {
 		if !said {
 			said = true
-			fmt.Fprintln(e.stderr, "hwbridge: confirm on your device")
+			fmt.Fprintf(e.stderr, "hwbridge: confirm on your %s\n", name)
 		}
 	}
 }
