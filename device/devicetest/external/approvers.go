@@ -102,7 +102,9 @@ func newSpeculosApprover(url string) *speculosApprover {
 // Words on Nano review screens (NBGL "use case" flows of the SDK the apps build with).
 var (
 	approveWords = []string{"Continue anyway", "press  | both buttons", "press both buttons", "Approve", "Accept", "Sign transaction", "Sign message", "Sign typed", "Confirm", "Hold to sign", "Register wallet", "Register account", "Accept risk and"}
-	homeWords    = []string{"is ready", "App info", "App settings", "Settings", "Quit app", "Version", "Developer", "Blind signing | Enable"}
+	homeWords    = []string{"is ready", "App info", "App settings", "Settings", "Quit app", "Version", "Developer", "Blind signing | Enable",
+		// transient result pages: a press meant for them could land on the next review
+		"Transaction signed", "Message signed", "Address verified", "Account registered", "Signing transaction", "Loading transaction"}
 )
 
 func (s *speculosApprover) start(ctx context.Context, t *testing.T) {
@@ -131,8 +133,11 @@ func (s *speculosApprover) start(ctx context.Context, t *testing.T) {
 				continue
 			}
 			button := "right"
-			if containsAny(text, approveWords) {
+			switch {
+			case containsAny(text, approveWords):
 				button = "both"
+			case strings.HasPrefix(text, "Reject"):
+				button = "left" // the last page of a review: back to the approve page
 			}
 			s.note(text + "  -> " + button)
 			_ = s.press(ctx, button)
