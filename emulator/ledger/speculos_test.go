@@ -76,9 +76,10 @@ var divergences = map[string]struct {
 	at  int
 	why string
 }{
-	"bitcoin-test/SignPSBT": {43, "SIGN_PSBT: hwemu reads all of an input map's keys and then looks values up; " +
-		"app-bitcoin-new reads a BIP-32 derivation's value as soon as it meets its key while scanning the keys, " +
-		"so the order of its GET_MERKLE_LEAF_PROOF requests differs from the first input's derivation on " +
+	"bitcoin-test/SignPSBT": {65, "SIGN_PSBT: hwemu follows the app through the policy, the first input's key scan " +
+		"(BIP-32 derivations read as met), its outpoint, UTXO and the key re-read for its script; then the app goes on to " +
+		"the next input and reads sequences only while signing, where it reads the inputs and outputs from the host again " +
+		"to compute each sighash, while hwemu reads an input's sequence with the input and signs from what it read " +
 		"(the signatures it yields are checked by device/ledger TestSpeculosReplay and by the suite against hwemu)"},
 }
 
