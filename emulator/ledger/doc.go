@@ -44,6 +44,16 @@
 // hashes. Known differences left: the app reports version 1.17.0 (E0 06) and refuses
 // EIP-7702 (type 4), which 1.22.0 signs.
 //
+// # Pinned to the firmware
+//
+// TestSpeculosTranscripts replays the conformance suite's exchanges recorded from
+// app-bitcoin-new 2.4.6 ("Bitcoin Test") and app-ethereum 1.22.0 on Speculos (Nano X,
+// device/ledger/testdata/speculos) and requires the same replies, byte for byte. Like the
+// app, GET_WALLET_ADDRESS and SIGN_PSBT read each key placeholder's key from the host a
+// second time (refetchKeys). Left: the flags byte of B0 01 (0x02 here, Speculos' 0), the
+// Ethereum version, BIP-340 signatures (random aux data) and SIGN_PSBT's order of
+// requests inside an input map (hwemu scans all keys before looking values up).
+//
 // # Limits
 //
 // Wallet-policy templates: pkh, wpkh, sh(wpkh), tr(KEY) and multi/sortedmulti under sh,

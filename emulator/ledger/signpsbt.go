@@ -226,6 +226,11 @@ func (cn *conn) btcSignPSBT(app *btcApp, h btcHost, r *reader) ([]byte, error) {
 	if isDefault && p.name != "" {
 		return nil, failEC(swIncorrectData, ecNameForDefault, "default policy with a name")
 	}
+	// The app reads each key placeholder's key from the host again to find its own
+	// (app-bitcoin-new 2.4.6, as its Speculos transcripts show).
+	if err := h.refetchKeys(p); err != nil {
+		return nil, err
+	}
 	var internalKeys []keyExpr
 	for _, ke := range p.tree.keyExprs() {
 		if p.isInternal(ke.idx, app) {
