@@ -52,7 +52,7 @@ func (e *env) commandHelp(w io.Writer, cmd command, fs *flag.FlagSet) {
 			if name != "" {
 				line += " " + name
 			}
-			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && !strings.Contains(usage, "(default") {
 				usage += " (default " + f.DefValue + ")"
 			}
 			fmt.Fprintf(w, "%s\n      %s\n", line, usage)

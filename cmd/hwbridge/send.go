@@ -109,7 +109,13 @@ func inputErr(err error) error {
 func (e *env) note(s string) { fmt.Fprintln(e.stderr, "hwbridge: "+s) }
 
 func btcLines(r *bitcoin.SendResult) []string {
-	return strings.Split(strings.TrimRight(r.Transaction.Text(), "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(r.Transaction.Text(), "\n"), "\n")
+	for i, l := range lines {
+		if l == "status: incomplete" { // a preview: nothing is signed before you confirm
+			lines[i] = "status: not signed yet (the device signs once you confirm)"
+		}
+	}
+	return lines
 }
 
 // sendBTC runs a Bitcoin payment in the mode that applies.
