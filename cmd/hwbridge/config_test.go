@@ -8,7 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg"
+
 	"github.com/hwbridge/hwbridge/emulator"
+	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
 	"github.com/hwbridge/hwbridge/internal/nodes"
 )
 
@@ -120,15 +124,31 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 }
 
-// TestRPCCookie: a bitcoind-style cookie file logs in to the node (btcd here, which takes
-// the same user:password) when the --rpc URL has none: named with --rpc-cookie, preset by
-// the config, or found at the network's default place under $HOME/.bitcoin; a password file
-// works too. No credential is ever on the command line.
+// TestRPCCookie: a bitcoind-style cookie file logs in to the node when the --rpc URL has
+// none — named with --rpc-cookie, preset by the config, or found at the network's default
+// place under $HOME/.bitcoin; a password file works too. No credential is ever on the
+// command line. Against btcd and against the embedded regtest chain (both take the cookie's
+// user:password as HTTP basic auth, as bitcoind does).
 func TestRPCCookie(t *testing.T) {
 	c := &btcCLI{t: t, dev: startEmu(t, emulator.PolicyAuto)}
-	c.node = nodes.StartBtcdT(t, c.receive("wpkh"))
-	c.mine(101)
-	u, err := url.Parse(c.node.URL())
+	recv := c.receive("wpkh")
+	btcd := nodes.StartBtcdT(t, recv)
+	mineTo, err := btcutil.DecodeAddress(recv, &chaincfg.RegressionNetParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded, err := btcregtest.Start(t.Context(), btcregtest.NodeOptions{MiningAddr: mineTo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { embedded.Close() })
+	for name, nodeURL := range map[string]string{"btcd": btcd.URL(), "embedded": embedded.URL()} {
+		t.Run(name, func(t *testing.T) { cookieCases(t, c.dev, nodeURL) })
+	}
+}
+
+func cookieCases(t *testing.T, dev, nodeURL string) {
+	u, err := url.Parse(nodeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,16 +173,18 @@ func TestRPCCookie(t *testing.T) {
 		{"profile", map[string]string{"HOME": t.TempDir()}, []string{"--config", cfg, "--profile", "node"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := cli(t, "", tt.env, append([]string{"--direct", "--device", c.dev, "btc", "balance", "--json"}, tt.args...)...)
-			if r.code != 0 || !strings.Contains(r.stdout, "50") {
+			r := cli(t, "", tt.env, append([]string{"--direct", "--device", dev, "btc", "balance", "--json"}, tt.args...)...)
+			var bal struct {
+				Confirmed int64 `json:"confirmed_sat"`
+			}
+			if r.code != 0 || json.Unmarshal([]byte(r.stdout), &bal) != nil {
 				t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 			}
 		})
 	}
 	// Without credentials the node refuses, and the error says how to give them.
-	r := cli(t, "", map[string]string{"HOME": t.TempDir()}, "--direct", "--device", c.dev, "btc", "balance", "--rpc", bare, "--network", "regtest")
-	if r.code == 0 {
-		t.Fatalf("no credentials: exit 0\n%s", r.stdout)
+	r := cli(t, "", map[string]string{"HOME": t.TempDir()}, "--direct", "--device", dev, "btc", "balance", "--rpc", bare, "--network", "regtest")
+	if r.code == 0 || !strings.Contains(r.stderr, "--rpc-cookie") {
+		t.Fatalf("no credentials: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	t.Logf("without credentials: %s", r.stderr)
 }

@@ -78,6 +78,19 @@ type speculosApprover struct {
 	url    string
 	client *http.Client
 	busy   atomic.Int32
+	mu     sync.Mutex
+	seen   []string // screens met and buttons pressed, logged at the end of the test
+}
+
+func (s *speculosApprover) note(line string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.seen); n > 0 && s.seen[n-1] == line {
+		return
+	}
+	if len(s.seen) < 2000 {
+		s.seen = append(s.seen, line)
+	}
 }
 
 func (*speculosApprover) kind() string { return "speculos" }
@@ -88,13 +101,20 @@ func newSpeculosApprover(url string) *speculosApprover {
 
 // Words on Nano review screens (NBGL "use case" flows of the SDK the apps build with).
 var (
-	approveWords = []string{"Approve", "Accept", "Sign transaction", "Sign message", "Sign typed", "Confirm", "Hold to sign", "Register wallet", "Accept risk and"}
-	homeWords    = []string{"is ready", "App info", "Settings", "Quit app", "Quit", "Version", "Developer"}
+	approveWords = []string{"Continue anyway", "press  | both buttons", "press both buttons", "Approve", "Accept", "Sign transaction", "Sign message", "Sign typed", "Confirm", "Hold to sign", "Register wallet", "Register account", "Accept risk and"}
+	homeWords    = []string{"is ready", "App info", "App settings", "Settings", "Quit app", "Version", "Developer", "Blind signing | Enable",
+		// transient result pages: a press meant for them could land on the next review
+		"Transaction signed", "Message signed", "Address verified", "Account registered", "Signing transaction", "Loading transaction"}
 )
 
 func (s *speculosApprover) start(ctx context.Context, t *testing.T) {
 	done := make(chan struct{})
-	t.Cleanup(func() { <-done })
+	t.Cleanup(func() {
+		<-done
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		t.Logf("speculos screens and presses:\n%s", strings.Join(s.seen, "\n"))
+	})
 	go func() {
 		defer close(done)
 		tick := time.NewTicker(300 * time.Millisecond)
@@ -113,9 +133,13 @@ func (s *speculosApprover) start(ctx context.Context, t *testing.T) {
 				continue
 			}
 			button := "right"
-			if containsAny(text, approveWords) {
+			switch {
+			case containsAny(text, approveWords):
 				button = "both"
+			case strings.HasPrefix(text, "Reject"):
+				button = "left" // the last page of a review: back to the approve page
 			}
+			s.note(text + "  -> " + button)
 			_ = s.press(ctx, button)
 		}
 	}()
