@@ -248,6 +248,9 @@ func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		if err := c.chain(device.ChainBTC); err != nil {
 			return nil, err
 		}
+		if err := a.d.sendable(p.Preview); err != nil {
+			return nil, err
+		}
 		dev, err := c.device(ctx, p.Device)
 		if err != nil {
 			return nil, err
@@ -275,6 +278,9 @@ func (a *API) V1EthSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		if err := c.chain(device.ChainETH); err != nil {
 			return nil, err
 		}
+		if err := a.d.sendable(p.Preview); err != nil {
+			return nil, err
+		}
 		cl, err := a.d.chains.ethClient(ctx, p.RPC)
 		if err != nil {
 			return nil, err
@@ -290,6 +296,15 @@ func (a *API) V1EthSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		return nil, err
 	}
 	return res, nil
+}
+
+// sendable refuses a send (not a preview) at once while the journal is lost, before any
+// device or node is looked for: the answer does not depend on what is attached.
+func (d *Daemon) sendable(preview bool) error {
+	if preview {
+		return nil
+	}
+	return d.journal.Lost()
 }
 
 // The audit summaries of sends, the same in hwbridged and in the CLI's direct mode; they
