@@ -169,6 +169,9 @@ type XPubParams struct {
 	Path    string `json:"path"`
 	Network string `json:"network,omitempty"` // mainnet (default), testnet, signet, regtest
 	Display bool   `json:"display,omitempty"`
+	// SwitchApp: the person asked for this, so a Ledger may close the open app and open
+	// the one needed (as with display); without it a lookup never switches apps.
+	SwitchApp bool `json:"switch_app,omitempty"`
 }
 
 // XPubResult is an extended public key.
@@ -199,7 +202,7 @@ func (a *API) V1Xpub(ctx context.Context, auth keys.Auth, raw json.RawMessage) (
 		if err != nil {
 			return nil, err
 		}
-		x, err := a.d.cfg.Hub.XPub(appSwitchIf(ctx, p.Display), dev, c.label(), device.XPubRequest{Path: path, Network: net, Display: p.Display})
+		x, err := a.d.cfg.Hub.XPub(appSwitchIf(ctx, p.Display || p.SwitchApp), dev, c.label(), device.XPubRequest{Path: path, Network: net, Display: p.Display})
 		if err != nil {
 			return nil, err
 		}
@@ -230,6 +233,8 @@ type AddressParams struct {
 	Type    string `json:"type,omitempty"`    // btc: wpkh (default), tr, sh-wpkh, pkh
 	Network string `json:"network,omitempty"` // btc
 	Display bool   `json:"display,omitempty"`
+	// SwitchApp: as in XPubParams.
+	SwitchApp bool `json:"switch_app,omitempty"`
 }
 
 // AddressResult is an address.
@@ -273,7 +278,7 @@ func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage
 			return fmt.Errorf("%w: chain %q (use btc or eth)", device.ErrInvalidInput, p.Chain)
 		}
 		return c.onDevice(ctx, p.Device, req.Chain, func(ctx context.Context, d device.Device) error {
-			addr, err = d.Address(appSwitchIf(ctx, req.Display), req)
+			addr, err = d.Address(appSwitchIf(ctx, req.Display || p.SwitchApp), req)
 			return err
 		})
 	}()

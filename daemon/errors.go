@@ -72,6 +72,7 @@ var kinds = []struct {
 	{"forbidden", keys.ErrScope, CodeForbidden},
 	{"in_flight", journal.ErrInFlight, CodeRequestID},
 	{"journal_lost", journal.ErrLost, CodeRequestID},
+	{"request_id_lost", journal.ErrLostRequest, CodeRequestID},
 	{"journal_locked", journal.ErrLocked, CodeRequestID},
 	{"request_id_reused", journal.ErrParamsMismatch, CodeRequestID},
 	{"plan_changed", bitcoin.ErrPlanChanged, CodeRequestID},

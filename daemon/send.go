@@ -13,6 +13,9 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/btcsuite/btcd/btcutil/psbt"
 	"github.com/btcsuite/btcd/chaincfg"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/chains/ethereum"
+	"github.com/hwbridge/hwbridge/daemon/audit"
 	"github.com/hwbridge/hwbridge/daemon/journal"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
@@ -240,8 +244,6 @@ func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 	if err != nil {
 		return nil, toRPC(err)
 	}
-	summary := fmt.Sprintf("btc send request %q %s BTC to %s (%s account %d, fee rate %q) via %s%s", p.RequestID, p.Amount, p.To,
-		p.Type, p.Account, p.FeeRate, ethereum.RedactURL(p.RPC), p.Esplora)
 	res, err := func() (*BtcSendResult, error) {
 		if err := c.chain(device.ChainBTC); err != nil {
 			return nil, err
@@ -253,15 +255,7 @@ func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		hd := hubDevice{c, dev}
 		return RunBTCSend(device.WithAppSwitch(ctx), a.d.journal, c.app.ID, p, hd, hd, bitcoin.Hooks{Note: c.note})
 	}()
-	switch {
-	case err != nil:
-	case res.Preview:
-		summary += ": preview, plan " + res.PlanID + " (nothing signed)"
-	case res.Replayed:
-		summary += ": answered from the journal (nothing signed or sent): txid " + res.TxID
-	default:
-		summary += fmt.Sprintf(": txid %s fee %d sat", res.TxID, res.Fee)
-	}
+	summary := BTCSendSummary(p, res, err)
 	if err := c.finish(summary, err); err != nil {
 		return nil, err
 	}
@@ -277,7 +271,6 @@ func (a *API) V1EthSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 	if err != nil {
 		return nil, toRPC(err)
 	}
-	summary := fmt.Sprintf("eth send request %q to %s value %s token %s amount %s via %s", p.RequestID, p.To, p.Value, p.Token, p.Amount, ethereum.RedactURL(p.RPC))
 	res, err := func() (*EthSendResult, error) {
 		if err := c.chain(device.ChainETH); err != nil {
 			return nil, err
@@ -292,17 +285,95 @@ func (a *API) V1EthSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		}
 		return RunETHSend(device.WithAppSwitch(ctx), a.d.journal, c.app.ID, p, cl, hubDevice{c, dev}, ethereum.Hooks{Note: c.note})
 	}()
-	switch {
-	case err != nil:
-	case res.Preview:
-		summary += ": preview, plan " + res.PlanID + " (nothing signed)"
-	case res.Replayed:
-		summary += ": answered from the journal (nothing signed or sent): tx " + res.Hash
-	default:
-		summary += fmt.Sprintf(": tx %s nonce %d from %s", res.Hash, res.Nonce, res.From)
-	}
+	summary := ETHSendSummary(p, res, err)
 	if err := c.finish(summary, err); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// The audit summaries of sends, the same in hwbridged and in the CLI's direct mode; they
+// start with "btc send request ID" or "eth send request ID" (ID quoted), which PriorSends
+// reads back after a journal loss.
+const (
+	btcSendPrefix = "btc send request "
+	ethSendPrefix = "eth send request "
+	previewMark   = ": preview, plan "
+)
+
+// BTCSendSummary is the audit summary of a Bitcoin send and its outcome.
+func BTCSendSummary(p BtcSendParams, res *BtcSendResult, err error) string {
+	s := fmt.Sprintf("%s%q %s BTC to %s (%s account %d, fee rate %q) via %s%s", btcSendPrefix, p.RequestID, p.Amount, p.To,
+		p.Type, p.Account, p.FeeRate, ethereum.RedactURL(p.RPC), p.Esplora)
+	switch {
+	case err != nil:
+	case res.Preview:
+		s += previewMark + res.PlanID + " (nothing signed)"
+	case res.Replayed:
+		s += ": answered from the journal (nothing signed or sent): txid " + res.TxID
+	default:
+		s += fmt.Sprintf(": txid %s fee %d sat", res.TxID, res.Fee)
+	}
+	return s
+}
+
+// ETHSendSummary is the audit summary of an Ethereum send and its outcome.
+func ETHSendSummary(p EthSendParams, res *EthSendResult, err error) string {
+	s := fmt.Sprintf("%s%q to %s value %s token %s amount %s via %s", ethSendPrefix, p.RequestID, p.To, p.Value, p.Token, p.Amount, ethereum.RedactURL(p.RPC))
+	switch {
+	case err != nil:
+	case res.Preview:
+		s += previewMark + res.PlanID + " (nothing signed)"
+	case res.Replayed:
+		s += ": answered from the journal (nothing signed or sent): tx " + res.Hash
+	default:
+		s += fmt.Sprintf(": tx %s nonce %d from %s", res.Hash, res.Nonce, res.From)
+	}
+	return s
+}
+
+// RecordDirectSend appends the audit record of a send the CLI ran in direct mode, as
+// hwbridged records its own, so that a lost journal can be checked against the audit log
+// whichever path paid. method is "btc send" or "eth send".
+func RecordDirectSend(dataDir, method, summary string, sendErr error) error {
+	al, err := audit.Open(filepath.Join(dataDir, AuditFile))
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	result := "ok"
+	if sendErr != nil {
+		result = "error: " + sendErr.Error()
+	}
+	_, err = al.Append(audit.Entry{App: CLIAppID, Method: method, Summary: summary, Result: result})
+	return errors.Join(err, al.Close())
+}
+
+// PriorSends reads the audit log at path for sends made before a journal loss: the journal
+// key of each request id that was not a mere preview, with the record as evidence. It reads
+// what it can: on a damaged log it returns the sends found before the damage, and the error.
+func PriorSends(path string) (map[string]string, error) {
+	prior := map[string]string{}
+	_, err := audit.VerifyEach(path, func(r audit.Record) error {
+		var rest string
+		switch {
+		case strings.HasPrefix(r.Summary, btcSendPrefix):
+			rest = r.Summary[len(btcSendPrefix):]
+		case strings.HasPrefix(r.Summary, ethSendPrefix):
+			rest = r.Summary[len(ethSendPrefix):]
+		default:
+			return nil
+		}
+		q, err := strconv.QuotedPrefix(rest)
+		if err != nil || strings.Contains(r.Summary, previewMark) {
+			return nil
+		}
+		id, _ := strconv.Unquote(q)
+		ev := fmt.Sprintf("audit record %d at %s: %s; result: %s", r.Seq, r.Time.UTC().Format(time.RFC3339), r.Summary, r.Result)
+		if len(ev) > 600 {
+			ev = ev[:600] + "…"
+		}
+		prior[JournalKey(r.App, id)] = ev
+		return nil
+	})
+	return prior, err
 }

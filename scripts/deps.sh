@@ -58,20 +58,13 @@ deps_npm() {
   (cd "$cache" && npm ci --no-audit --no-fund --loglevel=error >&2)
 }
 
-# btcd and geth, built once per pinned version (progress on stderr).
-deps_nodes() {
-  deps_say "btcd and geth (tools/go.mod) into the shared cache"
-  go run ./internal/nodes/cmd/buildnodes >/dev/null
-}
-
-# @trezor/connect for emulator/trezor's TestTrezorConnect, into the cache directory the test
-# looks in: os.UserCacheDir()/hwbridge/trezoremu-js-<first 12 hex digits of
-# sha256(package-lock.json)>.
-deps_trezor_connect() {
+# @trezor/connect, into the directory emulator/trezor's connectClient looks in
+# (os.UserCacheDir()/hwbridge/trezoremu-js-<first 12 hex digits of the lock file's sha256>).
+deps_npm_trezor() {
   local js=emulator/trezor/testdata/js
-  local h cache
-  h=$(sha256sum "$js/package-lock.json" | cut -c1-12)
-  cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwbridge/trezoremu-js-$h"
+  local sum cache
+  sum=$(sha256sum "$js/package-lock.json" | cut -c1-12)
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwbridge/trezoremu-js-$sum"
   [ -d "$cache/node_modules/@trezor/connect" ] && return 0
   deps_say "npm ci: @trezor/connect (pinned by $js/package-lock.json) into $cache"
   mkdir -p "$cache"
@@ -79,11 +72,17 @@ deps_trezor_connect() {
   (cd "$cache" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
 }
 
+# btcd and geth, built once per pinned version (progress on stderr).
+deps_nodes() {
+  deps_say "btcd and geth (tools/go.mod) into the shared cache"
+  go run ./internal/nodes/cmd/buildnodes >/dev/null
+}
+
 deps_install() {
   deps_apt
   deps_go
   deps_npm
-  deps_trezor_connect
+  deps_npm_trezor
   deps_nodes
   # Integration tests refuse to skip when this is set: CI must really run them.
   export HWBRIDGE_REQUIRE_PEERS=1

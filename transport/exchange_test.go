@@ -12,17 +12,24 @@ import (
 
 // fakeLedger serves APDUs on one end of a link: it replies data = the APDU's data field and
 // status 9000, except INS 0xFF (never answers: a confirmation the user never gives) and INS
-// 0xFE (answers one byte, no status word).
+// 0xFE (answers one byte, no status word) and INS 0xFD (answers once late is closed: a
+// reply that comes after the host gave up).
 type fakeLedger struct {
 	conn net.Conn
 	hid  bool
+	late chan struct{}
 	wg   sync.WaitGroup
 }
 
 func startFakeLedger(t *testing.T, hid bool) (host net.Conn) {
 	t.Helper()
+	return startFakeLedgerLate(t, hid, nil)
+}
+
+func startFakeLedgerLate(t *testing.T, hid bool, late chan struct{}) (host net.Conn) {
+	t.Helper()
 	host, dev := net.Pipe()
-	f := &fakeLedger{conn: dev, hid: hid}
+	f := &fakeLedger{conn: dev, hid: hid, late: late}
 	f.wg.Go(f.serve)
 	t.Cleanup(func() {
 		host.Close()
@@ -51,6 +58,8 @@ func (f *fakeLedger) serve() {
 			continue
 		case len(apdu) > 1 && apdu[1] == 0xfe:
 			reply = []byte{0x42}
+		case len(apdu) > 1 && apdu[1] == 0xfd:
+			<-f.late
 		}
 		if f.hid {
 			err = WriteLedgerHID(f.conn, ch, reply)
@@ -145,6 +154,36 @@ func TestExchangeErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("late reply drained", func(t *testing.T) {
+		for _, hid := range []bool{false, true} {
+			late := make(chan struct{})
+			host := startFakeLedgerLate(t, hid, late)
+			e := NewSpeculosExchanger(host)
+			if hid {
+				e = NewLedgerHIDExchanger(host)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+			defer cancel()
+			if _, err := e.Exchange(ctx, []byte{0xe0, 0xfd, 0, 0, 1, 0x77}); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("hid=%v: %v", hid, err)
+			}
+			close(late) // the reply comes now, after the host gave up
+			if err := e.Drain(t.Context(), 500*time.Millisecond); err != nil {
+				t.Fatalf("hid=%v: drain: %v", hid, err)
+			}
+			resp, err := e.Exchange(t.Context(), []byte{0xe0, 0x02, 0, 0, 1, 0x55})
+			if err != nil || !bytes.Equal(resp, []byte{0x55, 0x90, 0x00}) {
+				t.Fatalf("hid=%v: after drain: %x %v (the late reply taken for this one?)", hid, resp, err)
+			}
+		}
+	})
+	t.Run("drain a closed link", func(t *testing.T) {
+		host, dev := net.Pipe()
+		dev.Close()
+		if err := NewSpeculosExchanger(host).Drain(t.Context(), 10*time.Millisecond); !errors.Is(err, ErrClosed) {
+			t.Fatalf("%v", err)
+		}
+	})
 	t.Run("no status word", func(t *testing.T) {
 		e := newTestExchanger(t, true)
 		if _, err := e.Exchange(t.Context(), []byte{0xe0, 0xfe, 0, 0, 0}); !errors.Is(err, ErrTruncated) {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/btcsuite/btcd/chaincfg"
@@ -66,7 +67,18 @@ type SendOrder struct {
 // new preview, whose plan id may differ).
 func (o SendOrder) Identity() SendOrder {
 	o.PlanID = ""
+	o.RPC = withoutCredentials(o.RPC) // a cookie changes at each node start; the node does not
 	return o
+}
+
+// withoutCredentials is a URL without its user info.
+func withoutCredentials(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
 }
 
 // parsed is an order checked against its network, before any device or node is asked.

@@ -116,7 +116,7 @@ func (r *RPC) Call(ctx context.Context, method string, out any, params ...any) e
 		return fmt.Errorf("%s: %w", method, err)
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
-		return fmt.Errorf("%s: the node refused the credentials (put them in --rpc as http://user:pass@host:port)", method)
+		return fmt.Errorf("%s: the node refused the credentials (give them with --rpc-cookie FILE, --rpc-user and --rpc-password-file, the node's default cookie, or in the --rpc URL)", method)
 	}
 	var reply struct {
 		Result json.RawMessage `json:"result"`

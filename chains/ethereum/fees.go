@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -149,11 +150,32 @@ func classifyNodeError(op string, err error) error {
 	msg := strings.ToLower(err.Error())
 	switch {
 	case strings.Contains(msg, "insufficient funds"):
-		return fmt.Errorf("%s: %w: %w (the account cannot pay value plus gas: fund it, or send less)", op, ErrInsufficientFunds, err)
+		return fmt.Errorf("%s: %w: %w%s (the account cannot pay value plus gas: fund it, or send less)", op, ErrInsufficientFunds, err, weiInEther(msg))
 	case strings.Contains(msg, "execution reverted") || strings.Contains(msg, "revert"):
 		return fmt.Errorf("%s: %w: %w (nothing was sent)", op, ErrWouldRevert, err)
 	case strings.Contains(msg, "invalid chain id") || strings.Contains(msg, "invalid sender"):
 		return fmt.Errorf("%s: %w: %w (the transaction was signed for another chain)", op, ErrWrongChain, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// nodeWei finds the wei amounts geth puts in its refusals ("balance 1000, tx cost 2000",
+// "have 1000 want 2000").
+var nodeWei = regexp.MustCompile(`(balance|tx cost|overshot|have|want)[: ]+(\d+)`)
+
+// weiInEther restates a node error's wei amounts in ETH (" (in ETH: balance 0.000001, tx
+// cost 0.000002)"), or "" when it names none.
+func weiInEther(msg string) string {
+	var parts []string
+	for _, m := range nodeWei.FindAllStringSubmatch(msg, -1) {
+		v, ok := new(big.Int).SetString(m[2], 10)
+		if !ok {
+			continue
+		}
+		parts = append(parts, m[1]+" "+FormatEther(v))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (in ETH: " + strings.Join(parts, ", ") + ")"
 }

@@ -27,7 +27,7 @@ func runAddress(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("address")
 	fs.StringVar(&c.chain, "chain", "btc", "btc or eth")
 	fs.StringVar(&c.script, "type", "wpkh", "bitcoin script type: wpkh, tr, sh-wpkh or pkh")
-	fs.StringVar(&c.network, "network", "mainnet", "bitcoin network: mainnet, testnet, signet or regtest")
+	e.networkFlag(fs, &c.network, "bitcoin network")
 	fs.UintVar(&c.account, "account", 0, "account number")
 	fs.UintVar(&c.index, "index", 0, "address index")
 	fs.BoolVar(&c.change, "change", false, "a change (internal) address")

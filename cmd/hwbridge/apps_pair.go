@@ -16,6 +16,7 @@ import (
 func runAppsPair(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("apps pair")
 	scopes := fs.String("scopes", "read", "scopes to ask for (comma-separated: read,sign,broadcast,admin)")
+	showKey := fs.Bool("print-key", false, "print the app's key (shown once); the external-signer socket serves the app by its name and needs none")
 	pos, err := e.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -40,5 +41,12 @@ func runAppsPair(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return e.print(res, fmt.Sprintf("paired %s (%s) with scopes %s; its key (shown once):", res.App.ID, res.App.Name, joinScopes(res.App.Scopes)), res.Key)
+	msg := fmt.Sprintf("paired %s (%s) with scopes %s", res.App.ID, res.App.Name, joinScopes(res.App.Scopes))
+	if !*showKey {
+		// The app this command pairs for (hwbridged --extapi-app NAME) is found by name; a
+		// key nobody uses is a secret lying around, so it is not printed.
+		res.Key = ""
+		return e.print(res, msg+" (no key printed: --print-key prints it, for an app that signs its own requests)")
+	}
+	return e.print(res, msg+"; its key (shown once):", res.Key)
 }

@@ -17,7 +17,7 @@ func TestAppsPair(t *testing.T) {
 	admin := startInProcessDaemon(t, emulator.PolicyAuto)
 	done := make(chan result, 1)
 	go func() {
-		done <- cli(t, "", nil, "--socket", admin.Socket, "apps", "pair", "geth", "--scopes", "read,sign")
+		done <- cli(t, "", nil, "--socket", admin.Socket, "apps", "pair", "geth", "--scopes", "read,sign", "--print-key")
 	}()
 	var pending keys.App
 	for deadline := time.Now().Add(10 * time.Second); ; {
@@ -49,6 +49,30 @@ func TestAppsPair(t *testing.T) {
 		t.Fatalf("the new key: %v %+v", err, fp)
 	}
 
+	t.Run("no key printed by default", func(t *testing.T) {
+		done := make(chan result, 1)
+		go func() { done <- cli(t, "", nil, "--socket", admin.Socket, "apps", "pair", "geth2") }()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			var apps []keys.App
+			if err := admin.Call(t.Context(), "v1AppsList", nil, &apps); err != nil {
+				t.Fatal(err)
+			}
+			if i := slices.IndexFunc(apps, func(a keys.App) bool { return a.Name == "geth2" && a.Status == keys.StatusPending }); i >= 0 {
+				if err := admin.Call(t.Context(), "v1AppsApprove", daemon.AppParams{ID: apps[i].ID}, nil); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no pending request for geth2")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		r := <-done
+		if r.code != exitOK || strings.Contains(r.stdout, keys.KeyPrefix) || !strings.Contains(r.stdout, "no key printed") {
+			t.Fatalf("exit %d\nstdout %q", r.code, r.stdout)
+		}
+	})
 	t.Run("no daemon", func(t *testing.T) {
 		r := cli(t, "", nil, "apps", "pair", "geth")
 		if r.code != exitError || !strings.Contains(r.stderr, "hwbridged is not running") {

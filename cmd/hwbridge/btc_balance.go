@@ -28,7 +28,7 @@ type btcUTXOResult struct {
 func runBTCBalance(ctx context.Context, e *env, args []string) error {
 	var f btcWalletFlags
 	fs := e.flagSet("btc balance")
-	f.register(fs, true)
+	f.register(fs, true, e)
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
 		return err
 	}

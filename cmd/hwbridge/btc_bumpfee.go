@@ -18,7 +18,7 @@ import (
 func runBTCBumpFee(ctx context.Context, e *env, args []string) error {
 	var f btcWalletFlags
 	fs := e.flagSet("btc bump-fee")
-	f.register(fs, true)
+	f.register(fs, true, e)
 	feeRate := fs.String("fee-rate", "", "the new fee rate in sat/vB (required)")
 	force := fs.Bool("force", false, "pay a fee above the sanity cap")
 	yes := fs.Bool("yes", false, "do not ask for confirmation on this computer")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/btcsuite/btcd/chaincfg"
@@ -21,17 +22,24 @@ type btcWalletFlags struct {
 	rpc     string
 	esplora string
 	gap     int
+	auth    bitcoin.RPCAuth
 }
 
-func (f *btcWalletFlags) register(fs *flag.FlagSet, needChain bool) {
-	fs.StringVar(&f.network, "network", "mainnet", "mainnet, testnet, signet or regtest")
+func (f *btcWalletFlags) register(fs *flag.FlagSet, needChain bool, e *env) {
+	e.networkFlag(fs, &f.network, "bitcoin network")
 	fs.StringVar(&f.typ, "type", "wpkh", "account script type: wpkh, tr, sh-wpkh or pkh")
 	fs.UintVar(&f.account, "account", 0, "account number (BIP-44/49/84/86)")
-	what := "node JSON-RPC URL, http://user:pass@host:port (Bitcoin Core or btcd with --txindex --addrindex)"
+	what := "node JSON-RPC URL, http://host:port (Bitcoin Core, or btcd with --txindex --addrindex); credentials from --rpc-cookie, --rpc-user with --rpc-password-file, or the network's cookie in ~/.bitcoin (preset by btc_rpc, $HWBRIDGE_BTC_RPC)"
 	if !needChain {
 		what += "; without it the address at --index is printed"
 	}
-	fs.StringVar(&f.rpc, "rpc", "", what)
+	fs.StringVar(&f.rpc, "rpc", e.def("btc_rpc", ""), what)
+	fs.StringVar(&f.auth.Cookie, "rpc-cookie", e.def("rpc_cookie", ""), "bitcoind's cookie `FILE` (default: the network's .cookie in ~/.bitcoin when the --rpc URL has no credentials)")
+	fs.StringVar(&f.auth.User, "rpc-user", e.def("rpc_user", ""), "node RPC user (with --rpc-password-file)")
+	if home := e.getenv("HOME"); home != "" {
+		f.auth.DataDir = bitcoin.DefaultBitcoinDir(home, runtime.GOOS)
+	}
+	fs.StringVar(&f.auth.PasswordFile, "rpc-password-file", e.def("rpc_password_file", ""), "`FILE` whose first line is the node RPC password (never put it on the command line)")
 	fs.StringVar(&f.esplora, "esplora", "", "Esplora REST API base URL (instead of --rpc), e.g. https://blockstream.info/api")
 	fs.IntVar(&f.gap, "gap", bitcoin.DefaultGap, "gap limit: unused addresses scanned past the last used one")
 }
@@ -42,7 +50,11 @@ func (f *btcWalletFlags) backend(net *chaincfg.Params) (bitcoin.Backend, error) 
 	case f.rpc != "" && f.esplora != "":
 		return nil, usagef("give --rpc or --esplora, not both")
 	case f.rpc != "":
-		r, err := bitcoin.NewRPC(f.rpc, net)
+		u, err := f.rpcURL(net)
+		if err != nil {
+			return nil, err
+		}
+		r, err := bitcoin.NewRPC(u, net)
 		if err != nil {
 			return nil, usagef("--rpc: %v", err)
 		}
@@ -51,6 +63,16 @@ func (f *btcWalletFlags) backend(net *chaincfg.Params) (bitcoin.Backend, error) 
 		return bitcoin.NewEsplora(f.esplora, net), nil
 	}
 	return nil, nil
+}
+
+// rpcURL is --rpc with the node's credentials (bitcoin.RPCAuth.WithAuth), for this
+// process and for hwbridged (which never sees the cookie file).
+func (f *btcWalletFlags) rpcURL(net *chaincfg.Params) (string, error) {
+	u, _, err := f.auth.WithAuth(f.rpc, net)
+	if err != nil && !errors.Is(err, bitcoin.ErrNoCredentials) {
+		return "", usagef("--rpc: %v", err)
+	}
+	return u, nil
 }
 
 // btcWallet is an opened watch-only wallet: the device, its account descriptor, the chain.
@@ -108,7 +130,7 @@ type btcReceiveResult struct {
 func runBTCReceive(ctx context.Context, e *env, args []string) error {
 	var f btcWalletFlags
 	fs := e.flagSet("btc receive")
-	f.register(fs, false)
+	f.register(fs, false, e)
 	index := fs.Int("index", -1, "address index (default: the first unused one with --rpc/--esplora, else 0)")
 	display := fs.Bool("display", false, "show the address on the device to compare")
 	if _, err := e.parse(fs, args, 0, 0); err != nil {

@@ -13,7 +13,7 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 	var sf sendFlags
 	var o bitcoin.SendOrder
 	fs := e.flagSet("btc send")
-	f.register(fs, true)
+	f.register(fs, true, e)
 	sf.register(fs)
 	fs.StringVar(&o.To, "to", "", "recipient address")
 	fs.StringVar(&o.Amount, "amount", "", "amount in BTC, e.g. 0.1 (at most 8 decimals)")
@@ -30,12 +30,22 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 		return usagef("btc send needs --to ADDR and --amount BTC")
 	}
 	if f.rpc == "" && f.esplora == "" {
-		return usagef("btc send needs a chain: pass --rpc http://user:pass@host:port or --esplora URL")
+		return usagef("btc send needs a chain: pass --rpc http://host:port (with --rpc-cookie or the node's default cookie) or --esplora URL")
+	}
+	rpc := ""
+	if f.rpc != "" {
+		net, err := parseNetwork(f.network)
+		if err != nil {
+			return err
+		}
+		if rpc, err = f.rpcURL(net); err != nil {
+			return err
+		}
 	}
 	if f.account >= 1<<31 {
 		return usagef("--account %d is out of range", f.account)
 	}
-	o.RPC, o.Esplora, o.Network, o.Type, o.Account, o.Gap, o.MinConf = f.rpc, f.esplora, f.network, f.typ, uint32(f.account), f.gap, minConf
+	o.RPC, o.Esplora, o.Network, o.Type, o.Account, o.Gap, o.MinConf = rpc, f.esplora, f.network, f.typ, uint32(f.account), f.gap, minConf
 	id, err := e.requestID(&sf)
 	if err != nil {
 		return err

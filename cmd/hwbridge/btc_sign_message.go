@@ -23,7 +23,7 @@ func runBTCSignMessage(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("btc sign-message")
 	fs.StringVar(&c.path, "path", "", "derivation path of the signing key, e.g. m/84'/0'/0'/0/0 (required)")
 	fs.StringVar(&c.script, "type", "", "address type: wpkh, sh-wpkh or pkh (default: from the path's purpose)")
-	fs.StringVar(&c.network, "network", "mainnet", "mainnet, testnet, signet or regtest")
+	e.networkFlag(fs, &c.network, "bitcoin network")
 	pos, err := e.parse(fs, args, 1, 1)
 	if err != nil {
 		return err

@@ -24,7 +24,7 @@ type btcSignPSBTCmd struct {
 func runBTCSignPSBT(ctx context.Context, e *env, args []string) error {
 	c := &btcSignPSBTCmd{}
 	fs := e.flagSet("btc sign-psbt")
-	fs.StringVar(&c.network, "network", "mainnet", "mainnet, testnet, signet or regtest")
+	e.networkFlag(fs, &c.network, "bitcoin network")
 	pos, err := e.parse(fs, args, 1, 1)
 	if err != nil {
 		return err

@@ -161,13 +161,15 @@ func netName(n *chaincfg.Params) string {
 
 func (r *remoteDevice) XPub(ctx context.Context, req device.XPubRequest) (string, error) {
 	var res daemon.XPubResult
-	err := r.c.Call(ctx, "v1Xpub", daemon.XPubParams{Device: r.sel, Path: req.Path.String(), Network: netName(req.Network), Display: req.Display}, &res)
+	err := r.c.Call(ctx, "v1Xpub", daemon.XPubParams{Device: r.sel, Path: req.Path.String(), Network: netName(req.Network), Display: req.Display,
+		SwitchApp: device.AppSwitchAllowed(ctx)}, &res)
 	return res.XPub, err
 }
 
 func (r *remoteDevice) Address(ctx context.Context, req device.AddressRequest) (string, error) {
 	var res daemon.AddressResult
-	p := daemon.AddressParams{Device: r.sel, Chain: string(req.Chain), Path: req.Path.String(), Type: string(req.Script), Display: req.Display}
+	p := daemon.AddressParams{Device: r.sel, Chain: string(req.Chain), Path: req.Path.String(), Type: string(req.Script), Display: req.Display,
+		SwitchApp: device.AppSwitchAllowed(ctx)}
 	if req.Chain == device.ChainBTC {
 		p.Network = netName(req.Network)
 	}

@@ -24,11 +24,11 @@ var drivers = map[string]driver{
 }
 
 func openLedger(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device {
-	return hwdrivers.Ledger(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton(), Reopen: reopen}, e.driverOptions())
+	return hwdrivers.Ledger(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("Ledger"), Reopen: reopen}, e.driverOptions())
 }
 
 func openTrezor(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
-	return hwdrivers.Trezor(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton()}, e.driverOptions())
+	return hwdrivers.Trezor(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("Trezor")}, e.driverOptions())
 }
 
 // driverOptions: the host side of the drivers (the terminal's PIN and passphrase entry).

@@ -101,7 +101,7 @@ func TestConformanceThroughDaemon(t *testing.T) {
 		auto := startInProcessDaemon(t, emulator.PolicyAuto)
 		reject := startInProcessDaemon(t, emulator.PolicyReject)
 		devicetest.Run(t, func(t *testing.T) device.Device { return &remoteDevice{c: auto} }, devicetest.Capabilities{
-			Taproot: true, EIP1559: true, EIP712Hash: true, EIP712: true, Multisig: true, NeedsNonWitnessUTXO: true,
+			Taproot: true, EIP1559: true, EIP712: true, Multisig: true, NeedsNonWitnessUTXO: true,
 			OpenRejecting: func(t *testing.T) device.Device { return &remoteDevice{c: reject} },
 		})
 	})
@@ -111,7 +111,7 @@ func TestConformanceThroughDaemon(t *testing.T) {
 		// EIP712Hash stays off: the Ledger app signs hashed EIP-712 only with a message hash,
 		// and the suite also signs domain-only data (device/ledger TestTypedHash covers it).
 		devicetest.Run(t, func(t *testing.T) device.Device { return noDomainOnly{&remoteDevice{c: auto}} }, devicetest.Capabilities{
-			Taproot: true, EIP1559: true, Multisig: true,
+			Taproot: true, EIP1559: true, Multisig: true, RefusesMalformedERC20: true,
 			OpenRejecting: func(t *testing.T) device.Device { return noDomainOnly{&remoteDevice{c: reject}} },
 		})
 	})

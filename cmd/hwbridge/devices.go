@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/hwbridge/hwbridge/transport"
@@ -93,8 +95,13 @@ func (c *devicesCmd) print(rows []deviceRow) error {
 	if len(rows) == 0 {
 		fmt.Fprintf(e.stderr, "hwbridge: no wallets found (%semulators are listed only when named with --device)\n", noUSBHint(e.noUSB))
 	}
-	for _, r := range rows {
-		fmt.Fprintln(e.stdout, r.text())
+	if len(rows) > 0 {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PATH\tKIND\tMODEL\tFIRMWARE\tFINGERPRINT\tLABEL\tNOTE")
+		for _, r := range rows {
+			fmt.Fprintln(tw, r.text())
+		}
+		tw.Flush()
 	}
 	return nil
 }
@@ -129,22 +136,24 @@ func (c *devicesCmd) fill(ctx context.Context, row *deviceRow, path string) erro
 	return nil
 }
 
+// text is the row's table line (tab-separated, under print's header).
 func (r deviceRow) text() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s\t%s", r.Path, r.Kind)
-	for _, s := range []string{r.Model, r.Version, r.Fingerprint} {
-		if s != "" {
-			b.WriteString("\t" + s)
-		}
-	}
+	label := ""
 	if r.Label != "" {
-		fmt.Fprintf(&b, "\t%q", r.Label)
+		label = strconv.Quote(r.Label)
 	}
+	var note []string
 	if r.Emulator {
-		b.WriteString("\t(emulator)")
+		note = append(note, "emulator")
 	}
 	if r.Error != "" {
-		b.WriteString("\terror: " + r.Error)
+		note = append(note, "error: "+r.Error)
 	}
-	return b.String()
+	cells := []string{r.Path, r.Kind, r.Model, r.Version, r.Fingerprint, label, strings.Join(note, "; ")}
+	for i, c := range cells {
+		if c == "" {
+			cells[i] = "-"
+		}
+	}
+	return strings.Join(cells, "\t")
 }

@@ -84,6 +84,8 @@ func TestCommandsOnEmulator(t *testing.T) {
 	}{
 		{"devices", []string{"devices"}, "", "devices.txt"},
 		{"devices json", []string{"--json", "devices"}, "", "devices.json"},
+		{"device info", []string{"device", "info"}, "", "device-info.txt"},
+		{"device info json", []string{"--json", "device", "info"}, "", "device-info.json"},
 		{"xpub", []string{"xpub", "m/84'/0'/0'"}, "", "xpub.txt"},
 		{"xpub testnet json", []string{"xpub", "m/84h/1h/0h", "--network", "testnet", "--json"}, "", "xpub-testnet.json"},
 		{"address wpkh", []string{"address", "--chain", "btc"}, "", "address-wpkh.txt"},
@@ -138,7 +140,7 @@ func TestSignPSBTOnEmulator(t *testing.T) {
 	if _, err := devicetest.FinalizeAndExecute(p); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(r.stderr, "confirm on your device") {
+	if !strings.Contains(r.stderr, "confirm on your Trezor") {
 		t.Errorf("stderr %q does not tell the user to confirm", r.stderr)
 	}
 }

@@ -32,6 +32,7 @@ type env struct {
 
 	cmd    command
 	opened []io.Closer
+	conf   *config   // settings from the config file and the environment (loadConfig)
 	noUSB  error     // why USB enumeration is unavailable in this build, once tried
 	ask    askSecret // asks the user for a PIN or passphrase (the terminal; tests replace it)
 }
@@ -50,6 +51,8 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&e.socket, "socket", e.socket, "hwbridged socket path")
 	fs.BoolVar(&e.direct, "direct", e.direct, "talk to the device directly, not through hwbridged")
 	fs.BoolVar(&e.json, "json", e.json, "print JSON")
+	fs.String("config", "", "config file (read before the flags: see hwbridge config show)")
+	fs.String("profile", "", "config profile")
 	return fs
 }
 
@@ -112,15 +115,20 @@ func (e *env) print(v any, lines ...string) error {
 	return nil
 }
 
-// onButton tells the user the device waits for them (once per command).
-func (e *env) onButton() func() {
+// onButton tells the user the device (a Trezor, a Ledger) waits for them, once per command.
+func (e *env) onButton(name string) func() {
 	said := false
 	return func() {
 		if !said {
 			said = true
-			fmt.Fprintln(e.stderr, "hwbridge: confirm on your device")
+			fmt.Fprintf(e.stderr, "hwbridge: confirm on your %s\n", name)
 		}
 	}
+}
+
+// networkFlag registers --network, preset by the config and $HWBRIDGE_NETWORK.
+func (e *env) networkFlag(fs *flag.FlagSet, p *string, what string) {
+	fs.StringVar(p, "network", e.def("network", "mainnet"), what+": "+bitcoin.NetworkNames+" (preset by network, $HWBRIDGE_NETWORK)")
 }
 
 // parseNetwork maps --network (the table is chains/bitcoin's).

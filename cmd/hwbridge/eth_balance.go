@@ -16,7 +16,7 @@ func runETHBalance(ctx context.Context, e *env, args []string) error {
 	var rpc, address, token string
 	var index uint
 	fs := e.flagSet("eth balance")
-	fs.StringVar(&rpc, "rpc", "", "Ethereum JSON-RPC URL of the node (required)")
+	fs.StringVar(&rpc, "rpc", e.def("eth_rpc", ""), "Ethereum JSON-RPC URL of the node (required; preset by eth_rpc, $HWBRIDGE_ETH_RPC)")
 	fs.UintVar(&index, "index", 0, "address index in m/44'/60'/0'/0/N on the device")
 	fs.StringVar(&address, "address", "", "any address instead of the device's (no device needed)")
 	fs.StringVar(&token, "token", "", "also show this token's balance (contract address, or USDC/USDT on mainnet)")

@@ -30,8 +30,8 @@ type ethTxFlags struct {
 	timeout     time.Duration
 }
 
-func (f *ethTxFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.rpc, "rpc", "", "Ethereum JSON-RPC URL of the node (required), e.g. http://127.0.0.1:8545")
+func (f *ethTxFlags) register(fs *flag.FlagSet, e *env) {
+	fs.StringVar(&f.rpc, "rpc", e.def("eth_rpc", ""), "Ethereum JSON-RPC URL of the node (required; preset by eth_rpc, $HWBRIDGE_ETH_RPC), e.g. http://127.0.0.1:8545")
 	fs.UintVar(&f.index, "index", 0, "address index in m/44'/60'/0'/0/N")
 	f.send.register(fs)
 	fs.StringVar(&f.chainID, "chain-id", "", "refuse unless the node is on this chain id")
@@ -121,7 +121,7 @@ func runETHSend(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("eth send")
 	fs.StringVar(&o.To, "to", "", "recipient address (EIP-55 checksummed, or all one case)")
 	fs.StringVar(&o.Value, "value", "", "amount of ETH, a decimal such as 0.25")
-	f.register(fs)
+	f.register(fs, e)
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
 		return err
 	}

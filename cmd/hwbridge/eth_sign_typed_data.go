@@ -1,9 +1,9 @@
 package main
 
 // hwbridge eth sign-typed-data FILE: EIP-712 typed data (eth_signTypedData_v4 JSON), hashed
-// on this computer; the domain separator and message hash are shown (the device shows the
-// same two hashes) and signed, and the signature is checked to recover the device's
-// address.
+// on this computer; the domain separator and message hash are shown, and the device signs
+// either the whole document (a Trezor T/Safe streams it and shows its fields) or the two
+// hashes (it shows them); the signature is checked to recover the device's address.
 
 import (
 	"context"
@@ -56,7 +56,7 @@ func runETHSignTypedData(ctx context.Context, e *env, args []string) error {
 		mh = hexutil.Encode(td.MessageHash)
 		fmt.Fprintf(e.stderr, "  message hash:     %s\n", mh)
 	}
-	fmt.Fprintln(e.stderr, "  compare both hashes with the device's screen")
+	fmt.Fprintln(e.stderr, "  compare with the device's screen: these hashes, or the fields where the device takes the whole document (trezor model t, safe)")
 	d, err := e.open(ctx)
 	if err != nil {
 		return err

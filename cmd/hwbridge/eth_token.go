@@ -17,7 +17,7 @@ func runETHTokenTransfer(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.Token, "token", "", "token contract address, or a built-in symbol (USDC, USDT on mainnet)")
 	fs.StringVar(&o.To, "to", "", "recipient address (EIP-55 checksummed, or all one case)")
 	fs.StringVar(&o.Amount, "amount", "", "amount in token units, a decimal such as 12.5")
-	f.register(fs)
+	f.register(fs, e)
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
 		return err
 	}

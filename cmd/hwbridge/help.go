@@ -13,7 +13,7 @@ import (
 )
 
 // globalFlags are the flags every command takes; a command's help lists only its own.
-var globalFlags = []string{"device", "socket", "direct", "json"}
+var globalFlags = []string{"device", "socket", "direct", "json", "config", "profile"}
 
 func isHelpFlag(s string) bool { return s == "-h" || s == "--help" || s == "-help" }
 
@@ -52,13 +52,13 @@ func (e *env) commandHelp(w io.Writer, cmd command, fs *flag.FlagSet) {
 			if name != "" {
 				line += " " + name
 			}
-			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && !strings.Contains(usage, "(default") {
 				usage += " (default " + f.DefValue + ")"
 			}
 			fmt.Fprintf(w, "%s\n      %s\n", line, usage)
 		}
 	}
-	fmt.Fprintln(w, "\nglobal flags (--device, --socket, --direct, --json): hwbridge help")
+	fmt.Fprintln(w, "\nglobal flags (--device, --socket, --direct, --json, --config, --profile): hwbridge help")
 }
 
 // commandGroup lists the commands whose first word is word ("btc" → btc send, …).

@@ -73,7 +73,7 @@ func TestUnknownCommands(t *testing.T) {
 	}{
 		{[]string{"adress", "--chain", "btc"}, `unknown command "adress"; did you mean address?`},
 		{[]string{"btc", "sned", "--to", "x"}, `unknown command "btc sned"; did you mean btc send?`},
-		{[]string{"devics"}, `did you mean devices?`},
+		{[]string{"devics"}, `did you mean devices or device?`},
 		{[]string{"frobnicate"}, `unknown command "frobnicate" (hwbridge help lists the commands)`},
 		{[]string{"help", "btc", "sendd"}, `did you mean btc send?`},
 	}

@@ -66,16 +66,21 @@ func runJournalAcceptLoss(ctx context.Context, e *env, args []string) error {
 		return usagef("journal accept-loss needs --reason \"what you checked\" (kept in the journal and the audit log)")
 	}
 	dir, path := journalPath(e, *dataDir)
-	lr, err := journal.AcceptLoss(path, *reason, daemon.OtherState(dir))
+	auditPath := filepath.Join(dir, daemon.AuditFile)
+	prior, perr := daemon.PriorSends(auditPath)
+	if perr != nil {
+		fmt.Fprintf(e.stderr, "hwbridge: warning: the audit log could not be read to the end (%v): only the %d sends recorded before that point are refused from now on\n", perr, len(prior))
+	}
+	lr, err := journal.AcceptLoss(path, *reason, daemon.OtherState(dir), prior)
 	if err != nil {
 		return err
 	}
-	summary := fmt.Sprintf("request journal loss accepted: %s (%d readable lines kept", *reason, lr.Found)
+	summary := fmt.Sprintf("request journal loss accepted: %s (%d readable lines kept, %d earlier request ids from the audit log refused", *reason, lr.Found, len(lr.Prior))
 	if lr.MovedTo != "" {
 		summary += ", damaged file kept at " + lr.MovedTo
 	}
 	summary += ")"
-	al, err := audit.Open(filepath.Join(dir, daemon.AuditFile))
+	al, err := audit.Open(auditPath)
 	if err != nil {
 		return fmt.Errorf("the loss was accepted, but the audit log could not record it: %w", err)
 	}

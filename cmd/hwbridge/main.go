@@ -41,35 +41,46 @@ type command struct {
 	run     func(ctx context.Context, e *env, args []string) error
 }
 
-var commands = []command{
-	{"devices", "", "list connected wallets (and the device named with --device)", runDevices},
-	{"xpub", "PATH [--network N]", "print the extended public key at PATH", runXPub},
-	{"address", "--chain btc|eth [--type T] [--network N] [--account N] [--index N] [--change] [--display]", "print (and optionally show) an address", runAddress},
-	{"btc sign-psbt", "FILE|- [--network N]", "sign a PSBT and print it, base64", runBTCSignPSBT},
-	{"btc sign-message", "MESSAGE --path PATH [--type T] [--network N]", "sign a message (BIP-137)", runBTCSignMessage},
-	{"btc receive", "[--type T] [--account N] [--network N] [--index N] [--rpc URL|--esplora URL] [--display]", "print the next receive address of the device's account (checked against the device)", runBTCReceive},
-	{"btc balance", "--rpc URL|--esplora URL [--type T] [--account N] [--network N] [--gap N]", "print the account's balance and coins (watch-only, from the device's xpub)", runBTCBalance},
-	{"btc send", "--to ADDR --amount BTC --rpc URL --network NET [--fee-rate SAT/VB] [--type T] [--account N] [--yes] [--max-fee BTC] [--force]", "send bitcoin: build, show, confirm, sign on the device, check, broadcast; prints the txid", runBTCSend},
-	{"btc bump-fee", "TXID --fee-rate SAT/VB --rpc URL --network NET [--type T] [--account N] [--yes]", "replace an unconfirmed transaction of the account with a higher fee (BIP-125)", runBTCBumpFee},
-	{"psbt decode", "FILE|- [--network N]", "print a PSBT: inputs, outputs, amounts, fee, derivations, signatures", runPSBTDecode},
-	{"eth sign-message", "MESSAGE [--index N]", "sign a message (EIP-191 personal_sign)", runETHSignMessage},
-	{"eth balance", "--rpc URL [--index N | --address ADDR] [--token ADDR|USDC|USDT]", "print the ETH (and token) balance of the device's address", runETHBalance},
-	{"eth send", "--to ADDR --value ETH --rpc URL [--index N] [--yes] [--chain-id N] [--max-fee GWEI] [--priority-fee GWEI] [--gas-price GWEI] [--gas-limit N]", "send ETH: show, confirm, sign on the device, broadcast, wait for the receipt", runETHSend},
-	{"eth token-transfer", "--token ADDR|USDC|USDT --to ADDR --amount N --rpc URL [--index N] [--yes] [fee flags as eth send]", "send ERC-20 tokens (amount in the token's decimals)", runETHTokenTransfer},
-	{"eth sign-typed-data", "FILE|- [--index N]", "sign EIP-712 typed data (hashed here; domain and message hashes shown)", runETHSignTypedData},
-	{"demo", "[--btc-rpc URL] [--eth-rpc URL] [--timeout D]", "walk through hwbridge on emulated wallets and in-process dev chains", runDemo},
-	{"devnet", "[--trezor ADDR|off] [--ledger ADDR|off] [--mnemonic WORDS] [--ledger-app NAME] [--btc-rpc-addr ADDR] [--eth-rpc-addr ADDR]", "run emulated wallets and funded regtest/dev chains until Ctrl-C, for hwbridged and the CLI in another terminal", runDevnet},
-	{"apps list", "[--data-dir DIR]", "list apps paired with hwbridged (and pending pairing requests)", runAppsList},
-	{"apps pair", "NAME [--scopes S]", "ask hwbridged to pair an app named NAME and wait for approval (for apps that cannot ask themselves, e.g. the external-signer app)", runAppsPair},
-	{"apps approve", "ID [--scopes S] [--data-dir DIR]", "approve an app's pairing request (it receives its key)", runAppsApprove},
-	{"apps deny", "ID [--data-dir DIR]", "refuse an app's pairing request", runAppsDeny},
-	{"apps rotate", "ID [--overlap D] [--data-dir DIR]", "issue a new key for an app; the old one works for the overlap", runAppsRotate},
-	{"apps revoke", "ID [--data-dir DIR]", "revoke an app and all its keys at once", runAppsRevoke},
-	{"audit verify", "[--data-dir DIR]", "check hwbridged's hash-chained audit log", runAuditVerify},
-	{"journal check", "[--data-dir DIR]", "check the request journal (what makes a request id pay at most once) against its head", runJournalCheck},
-	{"journal accept-loss", "--reason TEXT [--data-dir DIR]", "start the request journal again after a loss you checked on the chain (recorded in the audit log)", runJournalAcceptLoss},
-	{"version", "", "print the version of hwbridge (and of hwbridged when it runs)", runVersion},
-	{"hwi", "[--fingerprint FP] [--chain C] [--stdin] enumerate|getdescriptors|displayaddress|signtx ...", "the HWI command contract Bitcoin Core's -signer runs (bitcoind -signer=\"hwbridge hwi\")", runHWI},
+// commands is the command table, filled in init: some commands (completion) read it.
+var commands []command
+
+func init() { commands = commandTable() }
+
+func commandTable() []command {
+	return []command{
+		{"devices", "", "list connected wallets (and the device named with --device)", runDevices},
+		{"device info", "", "print the device's model, firmware, open app, protection, capabilities and fingerprint", runDeviceInfo},
+		{"xpub", "PATH [--network N]", "print the extended public key at PATH", runXPub},
+		{"address", "--chain btc|eth [--type T] [--network N] [--account N] [--index N] [--change] [--display]", "print (and optionally show) an address", runAddress},
+		{"btc sign-psbt", "FILE|- [--network N]", "sign a PSBT and print it, base64", runBTCSignPSBT},
+		{"btc sign-message", "MESSAGE --path PATH [--type T] [--network N]", "sign a message (BIP-137)", runBTCSignMessage},
+		{"btc receive", "[--type T] [--account N] [--network N] [--index N] [--rpc URL|--esplora URL] [--display]", "print the next receive address of the device's account (checked against the device)", runBTCReceive},
+		{"btc balance", "--rpc URL|--esplora URL [--type T] [--account N] [--network N] [--gap N]", "print the account's balance and coins (watch-only, from the device's xpub)", runBTCBalance},
+		{"btc send", "--to ADDR --amount BTC --rpc URL --network NET [--fee-rate SAT/VB] [--type T] [--account N] [--yes] [--max-fee BTC] [--force]", "send bitcoin: build, show, confirm, sign on the device, check, broadcast; prints the txid", runBTCSend},
+		{"btc bump-fee", "TXID --fee-rate SAT/VB --rpc URL --network NET [--type T] [--account N] [--yes]", "replace an unconfirmed transaction of the account with a higher fee (BIP-125)", runBTCBumpFee},
+		{"psbt decode", "FILE|- [--network N]", "print a PSBT: inputs, outputs, amounts, fee, derivations, signatures", runPSBTDecode},
+		{"eth sign-message", "MESSAGE [--index N]", "sign a message (EIP-191 personal_sign)", runETHSignMessage},
+		{"eth balance", "--rpc URL [--index N | --address ADDR] [--token ADDR|USDC|USDT]", "print the ETH (and token) balance of the device's address", runETHBalance},
+		{"eth send", "--to ADDR --value ETH --rpc URL [--index N] [--yes] [--chain-id N] [--max-fee GWEI] [--priority-fee GWEI] [--gas-price GWEI] [--gas-limit N]", "send ETH: show, confirm, sign on the device, broadcast, wait for the receipt", runETHSend},
+		{"eth token-transfer", "--token ADDR|USDC|USDT --to ADDR --amount N --rpc URL [--index N] [--yes] [fee flags as eth send]", "send ERC-20 tokens (amount in the token's decimals)", runETHTokenTransfer},
+		{"eth sign-typed-data", "FILE|- [--index N]", "sign EIP-712 typed data (hashed here; a Trezor T/Safe gets the whole document and shows its fields)", runETHSignTypedData},
+		{"demo", "[--btc-rpc URL] [--eth-rpc URL] [--timeout D]", "walk through hwbridge on emulated wallets and in-process dev chains", runDemo},
+		{"devnet", "[--trezor ADDR|off] [--ledger ADDR|off] [--mnemonic WORDS] [--ledger-app NAME] [--btc-rpc-addr ADDR] [--eth-rpc-addr ADDR]", "run emulated wallets and funded regtest/dev chains until Ctrl-C, for hwbridged and the CLI in another terminal", runDevnet},
+		{"apps list", "[--data-dir DIR]", "list apps paired with hwbridged (and pending pairing requests)", runAppsList},
+		{"apps pair", "NAME [--scopes S]", "ask hwbridged to pair an app named NAME and wait for approval (for apps that cannot ask themselves, e.g. the external-signer app)", runAppsPair},
+		{"apps approve", "ID [--scopes S] [--data-dir DIR]", "approve an app's pairing request (it receives its key)", runAppsApprove},
+		{"apps deny", "ID [--data-dir DIR]", "refuse an app's pairing request", runAppsDeny},
+		{"apps rotate", "ID [--overlap D] [--data-dir DIR]", "issue a new key for an app; the old one works for the overlap", runAppsRotate},
+		{"apps revoke", "ID [--data-dir DIR]", "revoke an app and all its keys at once", runAppsRevoke},
+		{"audit verify", "[--data-dir DIR]", "check hwbridged's hash-chained audit log", runAuditVerify},
+		{"journal check", "[--data-dir DIR]", "check the request journal (what makes a request id pay at most once) against its head", runJournalCheck},
+		{"journal accept-loss", "--reason TEXT [--data-dir DIR]", "start the request journal again after a loss you checked on the chain (recorded in the audit log)", runJournalAcceptLoss},
+		{"udev install", "[--print] [--path FILE] [--no-reload]", "install the udev rules that give your user access to USB wallets (Linux), and reload udev", runUdevInstall},
+		{"completion", "bash|zsh|fish", "print a shell completion script (eval \"$(hwbridge completion bash)\" in ~/.bashrc)", runCompletion},
+		{"config show", "[--profile P] [--config FILE]", "print the effective settings (config file, profile, environment) and where each comes from", runConfigShow},
+		{"version", "", "print the version of hwbridge (and of hwbridged when it runs)", runVersion},
+		{"hwi", "[--fingerprint FP] [--chain C] [--stdin] enumerate|getdescriptors|displayaddress|signtx ...", "the HWI command contract Bitcoin Core's -signer runs (bitcoind -signer=\"hwbridge hwi\")", runHWI},
+	}
 }
 
 func main() {
@@ -93,6 +104,10 @@ func (u *usageError) Error() string { return u.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 func (e *env) main(ctx context.Context, args []string) int {
+	if err := e.loadConfig(args); err != nil {
+		return e.finish(err)
+	}
+	e.device, e.socket = e.def("device", ""), e.def("socket", "")
 	fs := e.flagSet("hwbridge")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -151,7 +166,12 @@ func (e *env) usage(w io.Writer) {
 	fmt.Fprintln(w, "  --socket PATH  the hwbridged socket")
 	fmt.Fprintln(w, "  --direct       talk to the device directly, not through hwbridged")
 	fmt.Fprintln(w, "  --json         print results (and errors) as JSON")
+	fmt.Fprintln(w, "  --config FILE  the config file (default $XDG_CONFIG_HOME/hwbridge/config.toml, or $HWBRIDGE_CONFIG)")
+	fmt.Fprintln(w, "  --profile P    a [profiles.P] table of the config file (or $HWBRIDGE_PROFILE)")
 	fmt.Fprintln(w, "  --version      print the version and exit")
+	fmt.Fprintln(w, "\nsettings: flag > environment (HWBRIDGE_NETWORK, HWBRIDGE_BTC_RPC, HWBRIDGE_ETH_RPC, HWBRIDGE_DEVICE,")
+	fmt.Fprintln(w, "HWBRIDGE_SOCKET, HWBRIDGE_RPC_COOKIE, HWBRIDGE_RPC_USER, HWBRIDGE_RPC_PASSWORD_FILE) > profile > config file;")
+	fmt.Fprintln(w, "hwbridge config show prints what applies.")
 	fmt.Fprintln(w, "\nhwbridge help COMMAND (or COMMAND --help) shows a command's own flags.")
 	fmt.Fprintln(w, "exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 rejected on the device, 4 device problem (none found, several attached, locked, disconnected, wrong app, busy, link lost)")
 }

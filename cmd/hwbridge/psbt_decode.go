@@ -12,7 +12,8 @@ import (
 // derivations and signature status. No device is needed.
 func runPSBTDecode(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("psbt decode")
-	network := fs.String("network", "mainnet", "network for addresses: mainnet, testnet, signet or regtest")
+	network := new(string)
+	e.networkFlag(fs, network, "network for addresses")
 	pos, err := e.parse(fs, args, 1, 1)
 	if err != nil {
 		return err

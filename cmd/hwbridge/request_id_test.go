@@ -74,6 +74,18 @@ func TestSendRequestIDPaysOnce(t *testing.T) {
 		if r := cli(t, "", c.env, "journal", "check"); r.code != 0 || !strings.Contains(r.stdout, "loss was accepted") {
 			t.Fatalf("journal check after accept-loss: %d %s %s", r.code, r.stdout, r.stderr)
 		}
+		// After the loss, the journal no longer knows pay-direct, but the audit log does: the
+		// retry is refused with the audit record as evidence, nothing is signed or paid.
+		r5, _ := send(c, "", "--request-id", "pay-direct", "--yes")
+		if r5.code != 1 || !strings.Contains(r5.stdout, `"request_id_lost"`) || !strings.Contains(r5.stdout, first.TxID) {
+			t.Fatalf("retry of a lost id after accept-loss: %d\n%s\n%s", r5.code, r5.stdout, r5.stderr)
+		}
+		pool(2)
+		// A new id pays.
+		if r6, res := send(c, "", "--request-id", "pay-direct-new", "--yes"); r6.code != 0 || res.TxID == "" {
+			t.Fatalf("new id after accept-loss: %d\n%s", r6.code, r6.stderr)
+		}
+		pool(3)
 		c.mine(1)
 	})
 

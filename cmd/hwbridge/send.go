@@ -109,7 +109,13 @@ func inputErr(err error) error {
 func (e *env) note(s string) { fmt.Fprintln(e.stderr, "hwbridge: "+s) }
 
 func btcLines(r *bitcoin.SendResult) []string {
-	return strings.Split(strings.TrimRight(r.Transaction.Text(), "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(r.Transaction.Text(), "\n"), "\n")
+	for i, l := range lines {
+		if l == "status: incomplete" { // a preview: nothing is signed before you confirm
+			lines[i] = "status: not signed yet (the device signs once you confirm)"
+		}
+	}
+	return lines
 }
 
 // sendBTC runs a Bitcoin payment in the mode that applies.
@@ -140,6 +146,7 @@ func (e *env) sendBTC(ctx context.Context, p daemon.BtcSendParams, yes bool) (*d
 	}
 	hooks := bitcoin.Hooks{Note: e.note, Show: func(_ context.Context, r *bitcoin.SendResult) error { return e.confirmSend(btcLines(r), yes) }}
 	res, err := daemon.RunBTCSend(device.WithAppSwitch(ctx), j, daemon.CLIAppID, p, dev, dev, hooks)
+	e.recordSend("btc send", daemon.BTCSendSummary(p, res, err), err)
 	return res, inputErr(err)
 }
 
@@ -182,6 +189,7 @@ func (e *env) sendETH(ctx context.Context, p daemon.EthSendParams, yes bool) (*d
 	}
 	hooks := ethereum.Hooks{Note: e.note, Show: func(_ context.Context, r *ethereum.SendResult) error { return e.confirmSend(r.Summary.Lines(), yes) }}
 	res, err := daemon.RunETHSend(device.WithAppSwitch(ctx), j, daemon.CLIAppID, p, cl, dev, hooks)
+	e.recordSend("eth send", daemon.ETHSendSummary(p, res, err), err)
 	return res, inputErr(err)
 }
 
@@ -216,4 +224,12 @@ func (e *env) sendJournal() (*journal.Journal, error) {
 		return nil, err // e.opened closes it
 	}
 	return j, nil
+}
+
+// recordSend writes a direct-mode send to the audit log, as hwbridged does for its own; a
+// failure to do so is said, not fatal (the payment, if any, is made and journaled).
+func (e *env) recordSend(method, summary string, err error) {
+	if aerr := daemon.RecordDirectSend(e.dataDir(""), method, summary, err); aerr != nil {
+		fmt.Fprintf(e.stderr, "hwbridge: warning: the send was not written to the audit log: %v\n", aerr)
+	}
 }

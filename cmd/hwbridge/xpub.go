@@ -15,7 +15,7 @@ type xpubCmd struct {
 func runXPub(ctx context.Context, e *env, args []string) error {
 	c := &xpubCmd{}
 	fs := e.flagSet("xpub")
-	fs.StringVar(&c.network, "network", "mainnet", "mainnet, testnet, signet or regtest (xpub or tpub)")
+	e.networkFlag(fs, &c.network, "network of the key (xpub or tpub)")
 	fs.BoolVar(&c.display, "display", false, "show the key on the device as well")
 	pos, err := e.parse(fs, args, 1, 1)
 	if err != nil {

@@ -174,7 +174,11 @@ type Summary struct {
 // Verify checks the whole log at path — its sealed segments, then the active file — and its
 // head file, reading one line at a time (memory does not grow with the log). A missing log
 // with no head is an empty, valid log.
-func Verify(path string) (Summary, error) {
+func Verify(path string) (Summary, error) { return VerifyEach(path, nil) }
+
+// VerifyEach is Verify calling each (if not nil) with every record in order, once the
+// record is known to follow the chain; an error from each stops the walk and is returned.
+func VerifyEach(path string, each func(Record) error) (Summary, error) {
 	want, headExists, err := readHeadFile(path)
 	if err != nil {
 		return Summary{}, err
@@ -199,6 +203,11 @@ func Verify(path string) (Summary, error) {
 		s, err := scanFile(f, 0, last, 0, func(r Record, end int64) error {
 			if fileFirst == 0 {
 				fileFirst = r.Seq
+			}
+			if each != nil {
+				if err := each(r); err != nil {
+					return err
+				}
 			}
 			if r.Seq != want.Seq {
 				return nil

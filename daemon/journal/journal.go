@@ -57,6 +57,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -87,8 +88,11 @@ const (
 var (
 	ErrInFlight       = errors.New("a request with this id is still running: wait for its answer")
 	ErrParamsMismatch = errors.New("this request id was already used with different parameters: use a new request id")
-	ErrLost           = errors.New("the request journal does not match its head: records of earlier requests were lost, so a retried request id could pay twice; nothing is signed until you run `hwbridge journal check` and, once you have checked the chain for the payments it lists, `hwbridge journal accept-loss`")
-	ErrLocked         = errors.New("the request journal is in use by another process (hwbridged, or another hwbridge in direct mode): send through hwbridged (drop --direct), or stop it first")
+	// ErrLostRequest: the request id was used before an accepted journal loss and its record
+	// was lost, so whether it paid is not known here.
+	ErrLostRequest = errors.New("this request id was used before the request journal was lost, so it may already have paid: check the chain for the payment named below; to pay again, use a new request id")
+	ErrLost        = errors.New("the request journal does not match its head: records of earlier requests were lost, so a retried request id could pay twice; nothing is signed until you run `hwbridge journal check` and, once you have checked the chain for the payments it lists, `hwbridge journal accept-loss`")
+	ErrLocked      = errors.New("the request journal is in use by another process (hwbridged, or another hwbridge in direct mode): send through hwbridged (drop --direct), or stop it first")
 )
 
 // Options configure a Journal. The zero value stores errors as their text.
@@ -128,6 +132,10 @@ type LossRecord struct {
 	Found    uint64    `json:"found_lines"`         // lines that were still readable
 	MovedTo  string    `json:"moved_to,omitempty"`  // where the damaged file was kept
 	Accepted time.Time `json:"accepted"`
+	// Prior maps the request keys that other records (the audit log) show were sent before
+	// the loss, and that the journal no longer holds, to that evidence: a retry of one of
+	// them is refused (ErrLostRequest) rather than signed again.
+	Prior map[string]string `json:"prior,omitempty"`
 }
 
 // entry is the folded state of one key.
@@ -472,6 +480,9 @@ func (j *Journal) Run(ctx context.Context, key, params string, fn Func) (json.Ra
 	var resume json.RawMessage
 	outcome := Ran
 	switch {
+	case e == nil && j.loss != nil && j.loss.Prior[key] != "":
+		j.mu.Unlock()
+		return nil, Replayed, fmt.Errorf("%w (%s)", ErrLostRequest, j.loss.Prior[key])
 	case e != nil && e.params != params:
 		j.mu.Unlock()
 		return nil, Replayed, ErrParamsMismatch
@@ -599,7 +610,11 @@ func Check(path string, otherState func() bool) (*Report, error) {
 // AcceptLoss starts the journal at path again after a loss a person has checked: the damaged
 // file is kept beside it (journal.jsonl.lost-TIME), the readable requests are carried over,
 // and the new chain begins with a loss record saying what was lost. It needs the lock.
-func AcceptLoss(path, reason string, otherState func() bool) (*LossRecord, error) {
+//
+// prior lists request keys known from elsewhere (the audit log) to have been sent before the
+// loss, with the evidence; those the journal no longer holds are refused from now on
+// (ErrLostRequest), so a retried id whose record was lost never signs a second payment.
+func AcceptLoss(path, reason string, otherState func() bool, prior map[string]string) (*LossRecord, error) {
 	unlock, err := lockFile(path + ".lock")
 	if err != nil {
 		return nil, err
@@ -614,6 +629,17 @@ func AcceptLoss(path, reason string, otherState func() bool) (*LossRecord, error
 	}
 	now := time.Now().UTC()
 	lr := &LossRecord{Reason: reason, Head: st.head, Found: st.lines, Accepted: now}
+	if st.loss != nil {
+		lr.Prior = maps.Clone(st.loss.Prior) // an earlier loss's refusals stand
+	}
+	for k, v := range prior {
+		if st.entries[k] == nil {
+			if lr.Prior == nil {
+				lr.Prior = map[string]string{}
+			}
+			lr.Prior[k] = v
+		}
+	}
 	if _, err := os.Stat(path); err == nil {
 		lr.MovedTo = path + ".lost-" + now.Format("20060102T150405Z")
 		if err := os.Rename(path, lr.MovedTo); err != nil {

@@ -77,7 +77,7 @@ func TestLossRefused(t *testing.T) {
 			if err != nil || rep.OK || rep.Lost == "" {
 				t.Fatalf("check: %+v %v", rep, err)
 			}
-			lr, err := AcceptLoss(path, "checked the chain by hand", tt.other)
+			lr, err := AcceptLoss(path, "checked the chain by hand", tt.other, map[string]string{"cli/pay-1": "audit record 7: txid abc"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,6 +93,22 @@ func TestLossRefused(t *testing.T) {
 				return json.RawMessage(`1`), nil
 			}); err != nil {
 				t.Fatalf("a new request after accept-loss: %v", err)
+			}
+			// The audit log named pay-1 as sent before the loss: unless the journal still
+			// holds it (a readable line carried over), its retry is refused, never run.
+			_, _, err = j2.Run(context.Background(), "cli/pay-1", "p", func(context.Context, json.RawMessage, func(json.RawMessage) error) (json.RawMessage, error) {
+				ran = true
+				return json.RawMessage(`1`), nil
+			})
+			refused := lr.Prior["cli/pay-1"] != ""
+			if lr.Found == 0 && !refused {
+				t.Fatalf("nothing was carried over, yet the id the audit log names is not refused: %+v", lr)
+			}
+			if refused && (!errors.Is(err, ErrLostRequest) || ran || !strings.Contains(err.Error(), "txid abc")) {
+				t.Fatalf("retry of an id the audit log names: ran=%v err=%v", ran, err)
+			}
+			if !refused && errors.Is(err, ErrLostRequest) {
+				t.Fatalf("retry of an id the journal still holds: %v", err)
 			}
 		})
 	}
@@ -127,7 +143,7 @@ func TestIntactJournal(t *testing.T) {
 		t.Fatalf("replay: %s %v %v", res, out, err)
 	}
 	j2.Close()
-	if _, err := AcceptLoss(path, "x", nil); err == nil {
+	if _, err := AcceptLoss(path, "x", nil, nil); err == nil {
 		t.Fatal("accepted a loss that did not happen")
 	}
 	fresh, err := Open(filepath.Join(t.TempDir(), "journal.jsonl"), Options{})

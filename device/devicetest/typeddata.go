@@ -49,21 +49,30 @@ const TypedDataJSON = `{
 // TypedData parses TypedDataJSON and hashes it with go-ethereum's apitypes.
 func TypedData(t testing.TB) *device.TypedData {
 	t.Helper()
+	td, err := ParseTypedData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return td
+}
+
+// ParseTypedData is TypedData for callers without a testing.TB.
+func ParseTypedData() (*device.TypedData, error) {
 	var td apitypes.TypedData
 	if err := json.Unmarshal([]byte(TypedDataJSON), &td); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ds, err := td.HashStruct("EIP712Domain", td.Domain.Map())
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	mh, err := td.HashStruct(td.PrimaryType, td.Message)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	out := &device.TypedData{Data: td, MessageHash: mh}
 	copy(out.DomainSeparator[:], ds)
-	return out
+	return out, nil
 }
 
 func testSignTypedData(t *testing.T, d device.Device) {

@@ -154,6 +154,21 @@ func TestLostReplyDoesNotHoldOthers(t *testing.T) {
 	}
 }
 
+// waitPrompt waits for the hub's "confirm on your device" event of label's call on path.
+func waitPrompt(t *testing.T, ctx context.Context, events <-chan device.Event, path, label string) {
+	t.Helper()
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type == device.EventPrompt && ev.Path == path && ev.Label == label {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("no prompt event for %s on %s", label, path)
+		}
+	}
+}
+
 // TestCancelReleasesDevice: while a confirmation is on the screen (the hub announces it with
 // a prompt event, for both families), cancelling the caller's context ends its call with
 // context.Canceled and gives the device to the next caller.
@@ -177,11 +192,7 @@ func TestCancelReleasesDevice(t *testing.T) {
 					return err
 				})
 			}()
-			for ev := range events {
-				if ev.Type == device.EventPrompt && ev.Path == path && ev.Label == "shown" {
-					break
-				}
-			}
+			waitPrompt(t, ctx, events, path, "shown")
 			for { // the screen is up on the emulator
 				if _, ok := w.approver[path].Pending(); ok {
 					break
@@ -197,10 +208,21 @@ func TestCancelReleasesDevice(t *testing.T) {
 				t.Fatalf("cancelled call: %v", err)
 			}
 			if path == ledgerPath {
-				// A Ledger app answers nothing until its screen is dismissed: the person does.
+				// A Ledger app answers nothing until its screen is dismissed, and the host
+				// cannot take it down: the next caller waits for the person (announced again).
+				next := make(chan error, 1)
+				go func() {
+					_, err := w.address(ctx, path, 5)
+					next <- err
+				}()
+				waitPrompt(t, ctx, events, path, "test")
 				if err := w.approver[path].Press(false); err != nil {
 					t.Fatal(err)
 				}
+				if err := <-next; err != nil {
+					t.Fatalf("the next caller: %v", err)
+				}
+				return
 			}
 			if _, err := w.address(ctx, path, 5); err != nil {
 				t.Fatalf("the next caller: %v", err)

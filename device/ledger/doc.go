@@ -44,7 +44,9 @@
 // other APDU and client-command reply must come within Options.LinkTimeout
 // (DefaultLinkTimeout, 3 s), or the call fails with device.ErrLinkLost. After any failed
 // exchange the next operation first re-opens the link (Options.Reopen) and drains stale
-// replies, so a lost or garbled frame costs one call.
+// replies, so a lost or garbled frame costs one call. A host cannot take a Ledger's screen
+// down: when a call that may have put one up is cancelled or times out, the next exchange
+// waits for the person too (and fires Options.OnScreen).
 //
 // # Errors
 //

@@ -107,11 +107,15 @@ type Driver struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex // held for a whole operation; guards the fields below
-	broken  error      // why the link failed, or nil
-	fp      *device.Fingerprint
-	wallets map[[32]byte]RegisteredWallet // by wallet id
-	xpubs   map[string]string             // app + path → xpub, served by the open app
+	mu     sync.Mutex // held for a whole operation; guards the fields below
+	broken error      // why the link failed, or nil
+	// screenLeft: an exchange that may have put up a screen ended without its reply (the
+	// caller gave up): a Ledger cannot take a screen down from the host, so the app may
+	// answer nothing until the person dismisses it. The next exchange waits for the person.
+	screenLeft bool
+	fp         *device.Fingerprint
+	wallets    map[[32]byte]RegisteredWallet // by wallet id
+	xpubs      map[string]string             // app + path → xpub, served by the open app
 }
 
 var _ device.Device = (*Driver)(nil)
@@ -291,6 +295,9 @@ func (s *session) exchange(c command) ([]byte, uint16, error) {
 		return nil, 0, err
 	}
 	ctx := s.ctx
+	if s.d.screenLeft {
+		c.screen = true
+	}
 	if c.screen {
 		if !s.prompted && s.d.opts.OnScreen != nil {
 			s.prompted = true
@@ -302,6 +309,7 @@ func (s *session) exchange(c command) ([]byte, uint16, error) {
 		defer cancel()
 	}
 	resp, err := s.d.ex.Exchange(ctx, apdu)
+	s.d.screenLeft = err != nil && c.screen
 	if err != nil {
 		s.d.log.Debug("apdu failed", "op", s.op, "header", fmt.Sprintf("%x", apdu[:4]), "err", err)
 		if !c.screen && !callerDone(s.ctx) && errors.Is(err, context.DeadlineExceeded) {

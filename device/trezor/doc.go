@@ -27,6 +27,15 @@
 // the call fails with device.ErrLinkLost, whose text says no confirmation was pending, and
 // the next call re-synchronises as above. A lost packet costs one call of about 3 s.
 //
+// # EIP-712 by firmware
+//
+// SignTypedData (device.TypedDataSigner) hands core firmware (Model T, Safe 3, Safe 5,
+// 2.4.3 on) the whole document by struct streaming (EthereumSignTypedData, answering
+// EthereumTypedDataStructRequest and EthereumTypedDataValueRequest by member path), so the
+// device shows the fields; it signs the hashes on the Trezor One (EthereumSignTypedHash,
+// 1.10.5 on), the only firmware that has that message. Both give the same signature.
+// SignTypedHash on core firmware is errors.ErrUnsupported.
+//
 // # Errors
 //
 // Failures the device reports are *device.Error with Code the raw FailureType and Kind:

@@ -297,6 +297,11 @@ func (cn *conn) btcAddress(app *btcApp, h btcHost, r *reader) ([]byte, error) {
 	if isDefault && (p.name != "" || index > maxAddressIndex) {
 		return nil, fail(swIncorrectData, "default policy with a name or index above %d", maxAddressIndex)
 	}
+	// The app fetches each key expression's key again while it derives the script
+	// (app-bitcoin-new 2.4.6, as its Speculos transcripts show): ask for them as it does.
+	if err := h.refetchKeys(p); err != nil {
+		return nil, err
+	}
 	s, err := p.scripts(change == 1, index)
 	if err != nil {
 		return nil, err

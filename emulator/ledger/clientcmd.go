@@ -184,7 +184,8 @@ type mmap struct {
 	n          int
 	keysRoot   [32]byte
 	valuesRoot [32]byte
-	keys       [][]byte // filled by loadKeys
+	keys       [][]byte       // filled by loadKeys
+	vals       map[int][]byte // values read while the keys were scanned (loadKeysEager)
 }
 
 // maxMapEntries caps the pairs in one PSBT map.
@@ -222,6 +223,32 @@ func (h btcHost) loadKeys(m *mmap) error {
 	return nil
 }
 
+// loadKeysEager is loadKeys reading, as it meets them, the values of the keys whose type
+// is in eager: app-bitcoin-new reads an input's BIP-32 derivations while it scans the
+// input's keys (its Speculos transcripts show the order).
+func (h btcHost) loadKeysEager(m *mmap, max int, eager ...byte) error {
+	m.keys = make([][]byte, m.n)
+	m.vals = map[int][]byte{}
+	for i := range m.n {
+		k, err := h.element(m.keysRoot, m.n, i, 255)
+		if err != nil {
+			return err
+		}
+		if len(k) == 0 || (i > 0 && bytes.Compare(m.keys[i-1], k) >= 0) {
+			return fail(swIncorrectData, "psbt map keys are not sorted")
+		}
+		m.keys[i] = k
+		if slices.Contains(eager, k[0]) {
+			v, err := h.element(m.valuesRoot, m.n, i, max)
+			if err != nil {
+				return err
+			}
+			m.vals[i] = v
+		}
+	}
+	return nil
+}
+
 // get fetches the value of key in m; ok=false when absent.
 func (h btcHost) get(m *mmap, key []byte, max int) (val []byte, ok bool, err error) {
 	if m.keys != nil && !slices.ContainsFunc(m.keys, func(k []byte) bool { return bytes.Equal(k, key) }) {
@@ -251,6 +278,12 @@ func (m *mmap) keysWithType(t byte) []int {
 
 // valueAt fetches the value of the i-th key (known from loadKeys, so no index lookup).
 func (h btcHost) valueAt(m *mmap, i, max int) ([]byte, error) {
+	if v, ok := m.vals[i]; ok {
+		if len(v) > max {
+			return nil, fail(swIncorrectData, "value of %d bytes (max %d)", len(v), max)
+		}
+		return v, nil
+	}
 	return h.element(m.valuesRoot, m.n, i, max)
 }
 

@@ -44,6 +44,19 @@
 // hashes. Known differences left: the app reports version 1.17.0 (E0 06) and refuses
 // EIP-7702 (type 4), which 1.22.0 signs.
 //
+// # Pinned to the firmware
+//
+// TestSpeculosTranscripts replays the conformance suite's exchanges recorded from
+// app-bitcoin-new 2.4.6 ("Bitcoin Test") and app-ethereum 1.22.0 on Speculos (Nano X,
+// device/ledger/testdata/speculos) and requires the same replies, byte for byte. Like the
+// app, GET_WALLET_ADDRESS and SIGN_PSBT read each key placeholder's key from the host a
+// second time (refetchKeys), and SIGN_PSBT reads an input's BIP-32 derivations as it scans
+// the input's keys, then its outpoint and UTXOs, then the keys again for its script. Left:
+// the flags byte of B0 01 (0x02 here, Speculos' 0), the Ethereum version, BIP-340
+// signatures (random aux data) and SIGN_PSBT from the first input's sequence on (the app
+// reads sequences while signing, and reads inputs and outputs again from the host for each
+// sighash; hwemu signs from what it read once).
+//
 // # Limits
 //
 // Wallet-policy templates: pkh, wpkh, sh(wpkh), tr(KEY) and multi/sortedmulti under sh,

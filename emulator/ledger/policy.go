@@ -163,6 +163,22 @@ func (h btcHost) loadPolicy(ser []byte, app *btcApp) (*walletPolicy, error) {
 	return p, nil
 }
 
+// refetchKeys asks the host again for the key of every key expression of p's template, in
+// template order, checking that each is still the key p holds: the real app reads keys from
+// the host while it derives scripts, so the host sees these requests.
+func (h btcHost) refetchKeys(p *walletPolicy) error {
+	for _, ke := range p.tree.keyExprs() {
+		raw, err := h.element(p.keysRoot, p.nKeys, ke.idx, maxKeyInfoLen)
+		if err != nil {
+			return err
+		}
+		if ke.idx >= len(p.keys) || string(raw) != p.keys[ke.idx].raw {
+			return fail(swIncorrectData, "key %d changed between two reads", ke.idx)
+		}
+	}
+	return nil
+}
+
 // parseKeyInfo reads "[fpr/84'/0'/0']xpub…" (V2) or the same ending in "/**" (V1).
 func parseKeyInfo(s string, version byte, app *btcApp) (keyInfo, error) {
 	ki := keyInfo{raw: s}

@@ -226,6 +226,11 @@ func (cn *conn) btcSignPSBT(app *btcApp, h btcHost, r *reader) ([]byte, error) {
 	if isDefault && p.name != "" {
 		return nil, failEC(swIncorrectData, ecNameForDefault, "default policy with a name")
 	}
+	// The app reads each key placeholder's key from the host again to find its own
+	// (app-bitcoin-new 2.4.6, as its Speculos transcripts show).
+	if err := h.refetchKeys(p); err != nil {
+		return nil, err
+	}
 	var internalKeys []keyExpr
 	for _, ke := range p.tree.keyExprs() {
 		if p.isInternal(ke.idx, app) {
@@ -374,7 +379,7 @@ func (h btcHost) readInput(app *btcApp, p *walletPolicy, root [32]byte, n, i int
 	if !ok || mr.left() != 0 {
 		return nil, fail(swIncorrectData, "bad input map commitment")
 	}
-	if err := h.loadKeys(&m); err != nil {
+	if err := h.loadKeysEager(&m, 1+64*32+4+4*maxBIP32Steps, psbtInBIP32Derivation, psbtInTapBIP32Derivation); err != nil {
 		return nil, err
 	}
 	in := &psbtInput{sequence: 0xFFFFFFFF}
@@ -391,22 +396,7 @@ func (h btcHost) readInput(app *btcApp, p *walletPolicy, root [32]byte, n, i int
 	}
 	copy(in.prevout.Hash[:], txid)
 	in.prevout.Index = binary.LittleEndian.Uint32(vout)
-	if seq, found, err := h.get(&m, []byte{psbtInSequence}, 4); err != nil {
-		return nil, err
-	} else if found {
-		if len(seq) != 4 {
-			return nil, fail(swIncorrectData, "bad sequence")
-		}
-		in.sequence = binary.LittleEndian.Uint32(seq)
-	}
-	if sh, found, err := h.get(&m, []byte{psbtInSighashType}, 4); err != nil {
-		return nil, err
-	} else if found {
-		if len(sh) != 4 {
-			return nil, fail(swIncorrectData, "bad sighash type")
-		}
-		in.sighash, in.hasSighas = binary.LittleEndian.Uint32(sh), true
-	}
+	// sequence and sighash type: read last (readInputRest), in the app's order
 
 	nonWit, hasNonWit, err := h.get(&m, []byte{psbtInNonWitnessUTXO}, maxNonWitnessUTXO)
 	if err != nil {
@@ -455,12 +445,16 @@ func (h btcHost) readInput(app *btcApp, p *walletPolicy, root [32]byte, n, i int
 		return nil, fail(swIncorrectData, "input %d: bad amount", i)
 	}
 
+	// The app reads the policy's keys again to derive the input's script.
+	if err := h.refetchKeys(p); err != nil {
+		return nil, err
+	}
 	ch, idx, own, err := h.ownScript(app, p, &m, psbtInBIP32Derivation, psbtInTapBIP32Derivation, in.spk)
 	if err != nil {
 		return nil, err
 	}
 	if !own {
-		return in, nil
+		return in, h.readInputRest(&m, in)
 	}
 	in.internal, in.change, in.index = true, ch, idx
 	if p.tree.isSegwit() {
@@ -484,7 +478,28 @@ func (h btcHost) readInput(app *btcApp, p *walletPolicy, root [32]byte, n, i int
 	} else if found && !bytes.Equal(ws, s.witnessScript) {
 		return nil, failEC(swIncorrectData, ecWitnessScript, "input %d: witness script mismatch", i)
 	}
-	return in, nil
+	return in, h.readInputRest(&m, in)
+}
+
+// readInputRest reads an input's sequence and sighash type.
+func (h btcHost) readInputRest(m *mmap, in *psbtInput) error {
+	if seq, found, err := h.get(m, []byte{psbtInSequence}, 4); err != nil {
+		return err
+	} else if found {
+		if len(seq) != 4 {
+			return fail(swIncorrectData, "bad sequence")
+		}
+		in.sequence = binary.LittleEndian.Uint32(seq)
+	}
+	if sh, found, err := h.get(m, []byte{psbtInSighashType}, 4); err != nil {
+		return err
+	} else if found {
+		if len(sh) != 4 {
+			return fail(swIncorrectData, "bad sighash type")
+		}
+		in.sighash, in.hasSighas = binary.LittleEndian.Uint32(sh), true
+	}
+	return nil
 }
 
 func (h btcHost) readOutput(app *btcApp, p *walletPolicy, root [32]byte, n, i int) (*psbtOutput, error) {

@@ -202,6 +202,16 @@ func (d *Device) getAddress(ctx context.Context, s *session, m *pb.GetAddress) (
 	return &pb.Address{Address: proto.String(addr)}, nil
 }
 
+// legacyVerifyAddress is the Trezor One's first screen when signing a message: the
+// signing address (layoutVerifyAddress, ButtonRequest Other, in fsm_msgSignMessage and
+// fsm_msgEthereumSignMessage, 1.13.1). Core shows the address with the message.
+func (s *session) legacyVerifyAddress(ctx context.Context, addr string) error {
+	if !s.d.persona.legacy {
+		return nil
+	}
+	return s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Other, emulator.Screen{Title: "Confirm address", Lines: []string{addr}})
+}
+
 // messageDigest is SHA-256d(varint(24) ‖ "Bitcoin Signed Message:\n" ‖ varint(len) ‖ msg).
 func messageDigest(msg []byte) []byte {
 	var b bytes.Buffer
@@ -253,6 +263,9 @@ func (d *Device) signMessage(ctx context.Context, s *session, m *pb.SignMessage)
 	}
 	addr, _, err := address(w, c, p, m.GetScriptType(), nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.legacyVerifyAddress(ctx, addr); err != nil {
 		return nil, err
 	}
 	lines := append([]string{addr}, messageLines(m.GetMessage())...)

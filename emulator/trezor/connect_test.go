@@ -175,21 +175,8 @@ func refTx(tx *wire.MsgTx) map[string]any {
 }
 
 func TestTrezorConnect(t *testing.T) {
-	dir, nodePath := connectClient(t)
 	d := newDevice(t, Options{})
-	srv, err := d.ListenUDP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("udp server: %v", err)
-		}
-	})
+	srv := serveConnectUDP(t, d)
 
 	var td apitypes.TypedData
 	if err := json.Unmarshal([]byte(connectTypedData), &td); err != nil {
@@ -272,28 +259,7 @@ func TestTrezorConnect(t *testing.T) {
 			"refTxs":  []map[string]any{refTx(tx)},
 		}})
 	}
-	plan, err := json.Marshal(map[string]any{"port": srv.Addr().Port, "calls": calls})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer rcancel()
-	cmd := exec.CommandContext(rctx, "node", filepath.Join(dir, "connect.js"))
-	cmd.Dir = dir
-	cmd.Env = os.Environ()
-	if nodePath != "" {
-		cmd.Env = append(cmd.Env, "NODE_PATH="+nodePath)
-	}
-	cmd.Stdin = bytes.NewReader(plan)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node connect.js: %v\n%s", err, stderr.String())
-	}
-	var out map[string]json.RawMessage
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("connect.js output: %v\n%s", err, stdout.String())
-	}
+	out := runConnect(t, srv.Addr().Port, calls)
 	answer := func(name string, v any) {
 		t.Helper()
 		var a connectAnswer
@@ -515,3 +481,131 @@ func TestTrezorConnect(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// serveConnectUDP serves d on a free loopback UDP port pair for the duration of the test.
+func serveConnectUDP(t *testing.T, d *Device) *UDPServer {
+	t.Helper()
+	srv, err := d.ListenUDP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("udp server: %v", err)
+		}
+	})
+	return srv
+}
+
+// runConnect runs connect.js with the calls ([name, method, params]) against port and
+// returns its answers by name, plus "events" (the device events connect emitted).
+func runConnect(t *testing.T, port int, calls [][]any) map[string]json.RawMessage {
+	t.Helper()
+	dir, nodePath := connectClient(t)
+	plan, err := json.Marshal(map[string]any{"port": port, "calls": calls})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer rcancel()
+	cmd := exec.CommandContext(rctx, "node", filepath.Join(dir, "connect.js"))
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	if nodePath != "" {
+		cmd.Env = append(cmd.Env, "NODE_PATH="+nodePath)
+	}
+	cmd.Stdin = bytes.NewReader(plan)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node connect.js: %v\n%s", err, stderr.String())
+	}
+	var out map[string]json.RawMessage
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatalf("connect.js output: %v\n%s", err, stdout.String())
+	}
+	return out
+}
+
+// TestTrezorConnectPersonas: connect accepts every persona (its strict Features check and
+// its revision check against the bundled release list), gets the BIP-84 address, and signs
+// EIP-712 the way it does for that model: struct streaming on the Safes, the hashes
+// (EthereumSignTypedHash) on the Trezor One.
+func TestTrezorConnectPersonas(t *testing.T) {
+	var td apitypes.TypedData
+	if err := json.Unmarshal([]byte(connectTypedData), &td); err != nil {
+		t.Fatal(err)
+	}
+	domainSep, err := td.HashStruct("EIP712Domain", td.Domain.Map())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgHash, err := td.HashStruct(td.PrimaryType, td.Message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rawTD map[string]any
+	if err := json.Unmarshal([]byte(connectTypedData), &rawTD); err != nil {
+		t.Fatal(err)
+	}
+	digest := crypto.Keccak256([]byte{0x19, 0x01}, domainSep, msgHash)
+	for _, m := range []Model{ModelOne, ModelSafe3, ModelSafe5} {
+		t.Run(strings.ReplaceAll(string(m), " ", ""), func(t *testing.T) {
+			d := newDevice(t, Options{Model: m})
+			srv := serveConnectUDP(t, d)
+			out := runConnect(t, srv.Addr().Port, [][]any{
+				{"features", "getFeatures", map[string]any{}},
+				{"address", "getAddress", map[string]any{"path": connectBTCVectors[2].path, "coin": "btc", "showOnTrezor": false}},
+				{"typed", "ethereumSignTypedData", map[string]any{"path": "m/44'/60'/0'/0/0", "data": rawTD, "metamask_v4_compat": true,
+					"domain_separator_hash": hex.EncodeToString(domainSep), "message_hash": hex.EncodeToString(msgHash)}},
+			})
+			get := func(name string, v any) {
+				t.Helper()
+				var a connectAnswer
+				if err := json.Unmarshal(out[name], &a); err != nil || !a.Success {
+					t.Fatalf("%s: %s (%v)", name, out[name], err)
+				}
+				if err := json.Unmarshal(a.Payload, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var f map[string]any
+			get("features", &f)
+			rel := connectReleases[m]
+			if f["model"] != string(m) || f["revision"] != rel.revision || f["bootloader_mode"] != nil ||
+				fmt.Sprintf("%v.%v.%v", f["major_version"], f["minor_version"], f["patch_version"]) != rel.version {
+				t.Fatalf("features as connect saw them: %v", f)
+			}
+			if !strings.Contains(string(out["events"]), `"firmwareRevision":{"success":true}`) {
+				t.Fatalf("connect's firmware revision check: %s", out["events"])
+			}
+			var a struct{ Address string }
+			get("address", &a)
+			if a.Address != connectBTCVectors[2].address {
+				t.Fatalf("address %s", a.Address)
+			}
+			var s struct{ Signature string }
+			get("typed", &s)
+			sig, err := hexutil.Decode("0x" + strings.TrimPrefix(s.Signature, "0x"))
+			if err != nil || len(sig) != 65 {
+				t.Fatalf("signature %q", s.Signature)
+			}
+			sig[64] -= 27
+			pub, err := crypto.SigToPub(digest, sig)
+			if err != nil || crypto.PubkeyToAddress(*pub).Hex() != ethAddr0 {
+				t.Fatalf("typed data signature does not recover %s", ethAddr0)
+			}
+			streamed := false
+			for _, e := range d.Approver().Transcript() {
+				streamed = streamed || e.Title == "Typed data domain"
+			}
+			if streamed == (m == ModelOne) {
+				t.Fatalf("model %s: struct streaming used: %v", m, streamed)
+			}
+		})
+	}
+}

@@ -39,6 +39,17 @@
 //   - Passphrase: core advertises PassphraseEntry and takes PassphraseAck{on_device} (or
 //     passphrase_always_on_device, without asking the host); the Trezor One answers
 //     on_device with DataError "This firmware is incapable of passphrase entry on the device."
+//   - Screens: the Trezor One asks every Ethereum transaction screen with ButtonRequest
+//     SignTx (recipient, data, then one fee screen, or three for EIP-1559), shows the
+//     signing address before a message (ButtonRequest Other), and warns before
+//     EthereumSignTypedHash (ProtectCall, then address, domain hash, message hash); core
+//     asks ConfirmOutput then SignTx. The Trezor One's answers are pinned to transcripts
+//     recorded from its firmware (device/trezor/testdata/trezor-one-1.13.1).
+//   - SignTx: the Trezor One leaves out an empty TxRequest.serialized and the details of
+//     TXFINISHED, and without serialization asks no segwit input in the signing stage
+//     but every input in the witness stage (legacy/firmware/signing.c, as recorded).
+//     Both firmwares count an output as change only when every input has its script
+//     type and account (core sign_tx/matchcheck.py).
 //   - ApplySettings: the Trezor One takes label, language, use_passphrase, homescreen,
 //     auto_lock_delay_ms and safety_checks and refuses passphrase_always_on_device; core
 //     also takes display_rotation, experimental_features, hide_passphrase_from_host and

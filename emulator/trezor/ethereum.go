@@ -146,13 +146,42 @@ func checkEthData(initial []byte, total uint32) error {
 	return nil
 }
 
-// ethConfirm shows the recipient and amount, then the fee, as the firmware does.
+// ethConfirm shows the recipient and amount, then the fee, as the firmware does. The
+// Trezor One (legacy/firmware/ethereum.c 1.13.1) asks every screen with ButtonRequest
+// SignTx: the recipient and amount, the data (when there is data), then the fee (one screen
+// for a legacy transaction; maximum fee per gas, priority fee per gas and maximum fee for
+// EIP-1559), as the recorded transcripts in device/trezor/testdata show.
 func (s *session) ethConfirm(ctx context.Context, to *common.Address, value, maxFee *big.Int, gasLimit uint64, chainID uint64, dataLen uint32, feeLines ...string) error {
 	recipient := "new contract"
 	if to != nil {
 		recipient = to.Hex()
 	}
 	lines := []string{recipient, fmtWei(value, "ETH"), "Chain ID: " + new(big.Int).SetUint64(chainID).String()}
+	if s.d.persona.legacy {
+		signTx := pb.ButtonRequestType_ButtonRequest_SignTx
+		if err := s.confirm(ctx, signTx, emulator.Screen{Title: "Confirm sending", Lines: lines}); err != nil {
+			return err
+		}
+		if dataLen > 0 {
+			if err := s.confirm(ctx, signTx, emulator.Screen{Title: "Transaction data", Lines: []string{"Size: " + new(big.Int).SetUint64(uint64(dataLen)).String() + " bytes"}}); err != nil {
+				return err
+			}
+		}
+		screens := []emulator.Screen{{Title: "Confirm fee", Lines: append([]string{"Maximum fee: " + fmtWei(maxFee, "ETH")}, feeLines...)}}
+		if len(feeLines) == 2 { // EIP-1559: one screen per fee figure
+			screens = []emulator.Screen{
+				{Title: "Maximum fee per gas", Lines: feeLines[:1]},
+				{Title: "Priority fee per gas", Lines: feeLines[1:]},
+				{Title: "Maximum fee", Lines: []string{fmtWei(maxFee, "ETH")}},
+			}
+		}
+		for _, sc := range screens {
+			if err := s.confirm(ctx, signTx, sc); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if dataLen > 0 {
 		lines = append(lines, "Data: "+new(big.Int).SetUint64(uint64(dataLen)).String()+" bytes")
 	}
@@ -325,6 +354,9 @@ func (d *Device) ethSignMessage(ctx context.Context, s *session, m *pb.EthereumS
 	if err != nil {
 		return nil, err
 	}
+	if err := s.legacyVerifyAddress(ctx, a.Hex()); err != nil {
+		return nil, err
+	}
 	lines := append([]string{a.Hex()}, messageLines(m.GetMessage())...)
 	if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Other, emulator.Screen{Title: "Sign message", Lines: lines}); err != nil {
 		return nil, err
@@ -381,12 +413,27 @@ func (d *Device) ethSignTypedHash(ctx context.Context, s *session, m *pb.Ethereu
 	if err != nil {
 		return nil, err
 	}
-	lines := []string{a.Hex(), "Domain hash: 0x" + hex.EncodeToString(dom)}
-	if m.MessageHash != nil {
-		lines = append(lines, "Message hash: 0x"+hex.EncodeToString(msg))
+	// legacy/firmware/fsm_msg_ethereum.h fsm_msgEthereumSignTypedHash: the blind-signing
+	// warning (ProtectCall), the signing address, the domain hash, the message hash.
+	other := pb.ButtonRequestType_ButtonRequest_Other
+	screens := []struct {
+		code pb.ButtonRequestType
+		sc   emulator.Screen
+	}{
+		{pb.ButtonRequestType_ButtonRequest_ProtectCall, emulator.Screen{Title: "Unable to show EIP-712 data", Lines: []string{"Sign at your own risk."}}},
+		{other, emulator.Screen{Title: "Confirm address", Lines: []string{a.Hex()}}},
+		{other, emulator.Screen{Title: "EIP-712 domain hash", Lines: []string{"0x" + hex.EncodeToString(dom)}}},
 	}
-	if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Other, emulator.Screen{Title: "Sign typed data", Lines: lines}); err != nil {
-		return nil, err
+	if m.MessageHash != nil {
+		screens = append(screens, struct {
+			code pb.ButtonRequestType
+			sc   emulator.Screen
+		}{other, emulator.Screen{Title: "EIP-712 message hash", Lines: []string{"0x" + hex.EncodeToString(msg)}}})
+	}
+	for _, x := range screens {
+		if err := s.confirm(ctx, x.code, x.sc); err != nil {
+			return nil, err
+		}
 	}
 	pre := append([]byte{0x19, 0x01}, dom...)
 	if m.MessageHash != nil {

@@ -19,10 +19,16 @@ const maxPassphrase = 50
 // that ends the flow without an answer.
 func (d *Device) handle(ctx context.Context, s *session, f frame) (proto.Message, error) {
 	id := pb.MessageType(f.typ)
+	// Both firmwares answer a message they have no handler for with UnexpectedMessage:
+	// core "Unexpected message", legacy "Unknown message" (legacy/firmware/messages.c).
+	unexpected := fail(pb.FailureType_Failure_UnexpectedMessage, "Unexpected message")
+	if d.persona.legacy {
+		unexpected = fail(pb.FailureType_Failure_UnexpectedMessage, "Unknown message")
+	}
 	msg, err := pb.Unmarshal(id, f.body)
 	if err != nil {
 		if _, known := pb.New(id); !known {
-			return nil, fail(pb.FailureType_Failure_UnexpectedMessage, "Unexpected message")
+			return nil, unexpected
 		}
 		return nil, dataError("Failed to decode message")
 	}
@@ -39,6 +45,9 @@ func (d *Device) handle(ctx context.Context, s *session, f frame) (proto.Message
 		}
 		return &pb.Success{Message: proto.String(m.GetMessage())}, nil
 	case *pb.Cancel:
+		if d.persona.legacy {
+			return nil, unexpected // the Trezor One has no Cancel handler outside a workflow
+		}
 		return nil, errCancelled
 	case *pb.LockDevice:
 		d.mu.Lock()
@@ -88,7 +97,7 @@ func (d *Device) handle(ctx context.Context, s *session, f frame) (proto.Message
 		return d.applyFlags(ctx, s, m)
 	}
 	// Answers out of place (ButtonAck, TxAck, PinMatrixAck, …) and device-to-host types.
-	return nil, fail(pb.FailureType_Failure_UnexpectedMessage, "Unexpected message")
+	return nil, unexpected
 }
 
 // initialize resumes the session whose id the host sends, or starts a new one. Only the
@@ -253,6 +262,21 @@ func (d *Device) wallet(ctx context.Context, s *session) (*emulator.Wallet, erro
 			pass = ack.GetPassphrase()
 			if len(pass) > maxPassphrase {
 				return nil, dataError("Maximum passphrase length is %d bytes", maxPassphrase)
+			}
+			if d.persona.legacy && pass != "" {
+				// legacy/firmware/config.c config_getSeed: "Access hidden wallet?", then the
+				// passphrase itself on the screen (not copied into the transcript here).
+				for _, sc := range []emulator.Screen{
+					{Title: "Access hidden wallet?", Lines: []string{"Next screen will show the passphrase!"}},
+					{Title: "Passphrase", Lines: []string{"(shown on the device)"}},
+				} {
+					if err := s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_Other, sc); err != nil {
+						if err == errRejected {
+							return nil, fail(pb.FailureType_Failure_ActionCancelled, "Passphrase dismissed")
+						}
+						return nil, err
+					}
+				}
 			}
 		}
 	}

@@ -167,6 +167,10 @@ func (t *signer) run(ctx context.Context) (*pb.TxRequest, error) {
 	hashes := txscript.NewTxSigHashes(tx, fetcher)
 	segwit := slices.ContainsFunc(t.inKind, func(k emulator.ScriptKind) bool { return k != emulator.P2PKH })
 
+	// legacyOrder: the Trezor One's request order in stages 4 and 6 (legacy/firmware/signing.c),
+	// pinned by device/trezor's transcripts for serialize=false.
+	legacyOrder := t.s.d.persona.legacy
+
 	// 4: serialize inputs; sign legacy ones (re-streaming the whole transaction each time).
 	var scratch [8]byte
 	binary.LittleEndian.PutUint32(scratch[:4], t.version)
@@ -214,8 +218,12 @@ func (t *signer) run(ctx context.Context) (*pb.TxRequest, error) {
 			}
 			t.sigIdx, t.sig = i, der
 		default:
-			if err := t.recheckInput(ctx, i); err != nil {
-				return nil, err
+			// The Trezor One without serialization asks nothing for a segwit input here
+			// (recorded from legacy 1.13.1); core asks it once to serialize it.
+			if !(legacyOrder && !t.serialize) {
+				if err := t.recheckInput(ctx, i); err != nil {
+					return nil, err
+				}
 			}
 			switch {
 			case t.inKind[i] == emulator.P2SHP2WPKH && t.inMS[i] != nil:
@@ -243,6 +251,12 @@ func (t *signer) run(ctx context.Context) (*pb.TxRequest, error) {
 	if segwit {
 		for i := range t.nIn {
 			if t.inKind[i] == emulator.P2PKH {
+				if legacyOrder && !t.serialize {
+					// the Trezor One asks every input in this stage, a non-segwit one too
+					if err := t.recheckInput(ctx, i); err != nil {
+						return nil, err
+					}
+				}
 				t.buf.WriteByte(0x00)
 				continue
 			}
@@ -314,7 +328,8 @@ func (t *signer) msgTx() *wire.MsgTx {
 }
 
 // request builds a TxRequest carrying what was serialized and signed since the last one.
-// details and serialized are always present (trezorlib 0.12.4 reads details unconditionally).
+// details is always present (trezorlib 0.12.4 reads it unconditionally); serialized too on
+// core, only when not empty on the Trezor One (as recorded from its firmware).
 func (t *signer) request(typ pb.RequestType, index *uint32, txHash []byte) *pb.TxRequest {
 	req := &pb.TxRequest{RequestType: typ.Enum(), Details: &pb.TxRequestDetailsType{}, Serialized: &pb.TxRequestSerializedType{}}
 	if index != nil {
@@ -331,6 +346,12 @@ func (t *signer) request(typ pb.RequestType, index *uint32, txHash []byte) *pb.T
 		req.Serialized.SignatureIndex = proto.Uint32(uint32(t.sigIdx))
 		req.Serialized.Signature = t.sig
 		t.sigIdx, t.sig = -1, nil
+	}
+	if t.s.d.persona.legacy && typ == pb.RequestType_TXFINISHED {
+		req.Details = nil // legacy signing.c sends TXFINISHED without details
+	}
+	if t.s.d.persona.legacy && req.Serialized.SerializedTx == nil && req.Serialized.Signature == nil {
+		req.Serialized = nil // legacy signing.c sets has_serialized only when it carries something
 	}
 	return req
 }
@@ -512,10 +533,14 @@ func (t *signer) addOutput(o *pb.TxOutputType) (change bool, err error) {
 			change = t.multisigChange(o, st, d.ms, p)
 			break
 		}
+		// Change only when every input has the output's script type and account path
+		// (address_n[:-2]): core's MatchChecker (sign_tx/matchcheck.py) and legacy
+		// signing.c both treat a transaction with mixed inputs as having no change.
+		change = len(t.inKind) > 0 && len(p) >= 3 && p[len(p)-2] <= changeChain
 		for i, k := range t.inKind {
 			ip := t.inPath[i]
-			if k == d.kind && len(ip) >= 3 && len(p) == len(ip) && slices.Equal(ip[:3], p[:3]) && p[len(p)-2] <= changeChain {
-				change = true
+			if k != d.kind || len(ip) != len(p) || !slices.Equal(ip[:len(ip)-2], p[:len(p)-2]) {
+				change = false
 				break
 			}
 		}
