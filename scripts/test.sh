@@ -16,7 +16,7 @@ deps_install
 # The packages where goroutines meet (daemon, hub, drivers, emulators, links, dev chains)
 # run once, under the race detector; every other package runs once without it (they used to
 # run twice, plain then -race). Measured on the project's 2-core machine shared with other
-# work: the whole script 20:45 before, 9:10 after (with the one-binary-per-package fuzz.sh).
+# work: the whole script 20:45 before, 7:30-9:10 after (with the one-binary-per-package fuzz.sh).
 race=$(go list ./daemon/... ./device/... ./emulator/... ./transport/ ./internal/devchain/...)
 plain=$(go list ./... | grep -vxF "$race")
 # shellcheck disable=SC2086
