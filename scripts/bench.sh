@@ -17,7 +17,7 @@ pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 tmp=${TMPDIR:-/tmp}
 echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null || echo '?') $(go version | cut -d' ' -f3-)"
-echo "# $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'); TMPDIR=$tmp on $(stat -f -c %T "$tmp" 2>/dev/null || echo '?')"
+echo "# $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'); TMPDIR=$tmp on $(df -T "$tmp" 2>/dev/null | awk 'NR == 2 { print $2 }')"
 echo "# count=$count benchtime=$bt (hwbridged start-up: 1x per count)"
 for pkg in $(go list "${pkgs[@]}"); do
   dir=$(go list -f '{{.Dir}}' "$pkg")

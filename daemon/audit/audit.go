@@ -224,6 +224,7 @@ type Log struct {
 	f       *os.File // nil once closed
 	seq     uint64   // the newest record's seq
 	next    *batch   // the records queued for the next batch
+	writing *batch   // the batch the loop took last (being written, or done)
 	err     error    // the first write or fsync failure: every later append fails
 	closing bool
 
@@ -383,11 +384,17 @@ func (l *Log) Sync() error {
 		return l.err
 	}
 	b := l.next
-	empty := len(b.recs) == 0
-	l.mu.Unlock()
-	if empty {
-		return nil
+	if len(b.recs) == 0 {
+		// Nothing queued: wait for the batch being written, if any.
+		b = l.writing
+		l.mu.Unlock()
+		if b == nil {
+			return nil
+		}
+		<-b.done
+		return b.err
 	}
+	l.mu.Unlock()
 	signal(l.urgent)
 	<-b.done
 	return b.err
@@ -483,6 +490,7 @@ func (l *Log) commit() bool {
 	l.mu.Lock()
 	b, closing := l.next, l.closing
 	l.next = &batch{done: make(chan struct{})}
+	l.writing = b
 	l.mu.Unlock()
 	if len(b.recs) > 0 {
 		first := l.last.Seq + 1

@@ -157,3 +157,31 @@ func TestWriteFailureSticky(t *testing.T) {
 		t.Fatalf("verify after the failure: %+v %v", s, err)
 	}
 }
+
+// TestSyncWaitsForTheBatchInFlight: a record the loop has taken but not yet fsync'ed is
+// not durable: Sync waits for it.
+func TestSyncWaitsForTheBatchInFlight(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := OpenWith(path, Options{LazyDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	release := make(chan struct{})
+	l.hookSync = func() { <-release }
+	if err := l.AppendLazy(Entry{App: "a", Method: "v1Address", Result: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.next.recs) == 0 && l.writing != nil })
+	synced := make(chan error, 1)
+	go func() { synced <- l.Sync() }()
+	select {
+	case err := <-synced:
+		t.Fatalf("Sync returned (%v) while the batch was still being written", err)
+	case <-time.After(50 * time.Millisecond): // a bound on the wait for a wrong early return
+	}
+	close(release)
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+}
