@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -186,12 +187,13 @@ func hwiRun(t *testing.T, devs map[string]device.Device, stdin string, args ...s
 	var out, errOut bytes.Buffer
 	s := &hwiSigner{
 		out: &out,
-		candidates: func(context.Context) ([]string, error) {
-			var paths []string
+		candidates: func(context.Context) ([]hwiCandidate, error) {
+			var cands []hwiCandidate
 			for p := range devs {
-				paths = append(paths, p)
+				cands = append(cands, hwiCandidate{path: p})
 			}
-			return paths, nil
+			slices.SortFunc(cands, func(a, b hwiCandidate) int { return strings.Compare(a.path, b.path) })
+			return cands, nil
 		},
 		open: func(_ context.Context, path string) (device.Device, error) {
 			d, ok := devs[path]
@@ -423,7 +425,7 @@ func TestHWIDisplayAddress(t *testing.T) {
 		{"taproot", trDesc, "", 0},
 		{"other fingerprint", otherFP, "", hwiBadArgument},
 		{"other key", otherKey, "", hwiBadArgument},
-		{"bad checksum", badSum, "", hwiBadArgument},
+		{"bad checksum", badSum, "", hwiUnknownError}, // HWI: parse_descriptor's ValueError
 		{"xpub only", "wpkh(" + xpub + "/0/*)", "", hwiBadArgument},
 	}
 	for _, tc := range tests {
