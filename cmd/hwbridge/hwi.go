@@ -759,11 +759,24 @@ func (s *hwiSigner) getXPub(ctx context.Context, d device.Device, path string) (
 	if err != nil {
 		return nil, err
 	}
-	xpub, err := d.XPub(ctx, device.XPubRequest{Path: p, Network: s.net})
+	xpub, err := s.xpubAt(ctx, d, p)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]string{"xpub": xpub}, nil
+}
+
+// xpubAt is HWI's get_pubkey_at_path: a Ledger app serves a non-standard path only when the
+// key is shown for the person to confirm, so that is asked when the silent request is refused.
+func (s *hwiSigner) xpubAt(ctx context.Context, d device.Device, p hdpath.Path) (string, error) {
+	xpub, err := d.XPub(ctx, device.XPubRequest{Path: p, Network: s.net})
+	if err == nil || !errors.Is(err, device.ErrInvalidInput) {
+		return xpub, err
+	}
+	if f, ferr := d.Features(ctx); ferr != nil || f.Family != device.FamilyLedger {
+		return "", err
+	}
+	return d.XPub(ctx, device.XPubRequest{Path: p, Network: s.net, Display: true})
 }
 
 // signMessage signs with Bitcoin Core's signed-message format (BIP-137 header of a
@@ -883,7 +896,7 @@ func (s *hwiSigner) keypoolEntry(ctx context.Context, d device.Device, fp device
 		}
 	}
 	origin := full[:cut]
-	xpub, err := d.XPub(ctx, device.XPubRequest{Path: origin, Network: s.net})
+	xpub, err := s.xpubAt(ctx, d, origin)
 	if err != nil {
 		return hwiKeypoolEntry{}, fmt.Errorf("xpub at %s: %w", origin, err)
 	}
