@@ -33,6 +33,7 @@ type hwiGolden struct {
 		Name     string   `json:"name"`
 		Families []string `json:"families"`
 		Seed     string   `json:"seed"`
+		PIN      string   `json:"pin"` // the Trezor emulator's PIN (it starts locked)
 		Args     []string `json:"args"`
 		Want     any      `json:"want"`
 		Code     float64  `json:"code"`  // when set without want: only the code is HWI's
@@ -50,11 +51,15 @@ type hwiEmulated struct {
 // newHWIEmulated starts the family's emulator with the seed; a Ledger has the app of the
 // chain open (Bitcoin on main, Bitcoin Test otherwise), a Trezor is the Model T persona.
 func newHWIEmulated(t *testing.T, family, mnemonic, chain string, model trezoremu.Model) hwiEmulated {
+	return newHWIEmulatedPIN(t, family, mnemonic, chain, model, "")
+}
+
+func newHWIEmulatedPIN(t *testing.T, family, mnemonic, chain string, model trezoremu.Model, pin string) hwiEmulated {
 	t.Helper()
 	approver := emulator.NewApprover(emulator.PolicyAuto)
 	switch family {
 	case "trezor":
-		tz, err := trezoremu.New(trezoremu.Options{Model: model, Mnemonic: mnemonic, Label: "hwi golden", Approver: approver})
+		tz, err := trezoremu.New(trezoremu.Options{Model: model, Mnemonic: mnemonic, PIN: pin, Label: "hwi golden", Approver: approver})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +133,7 @@ func TestHWIGolden(t *testing.T) {
 				if !ok {
 					t.Fatalf("seed %q not in the golden file", tc.Seed)
 				}
-				em := newHWIEmulated(t, fam, mnemonic, chainArg(tc.Args), trezoremu.ModelT)
+				em := newHWIEmulatedPIN(t, fam, mnemonic, chainArg(tc.Args), trezoremu.ModelT, tc.PIN)
 				args := tc.Args
 				if !slices.Contains(args, "enumerate") {
 					args = append([]string{"-t", fam, "-d", em.path}, args...)
