@@ -760,6 +760,23 @@ func TestHWIThroughDaemon(t *testing.T) {
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("descriptors through the daemon\n%v\nwant\n%v (%v)", got, want, err)
 	}
+	// The other read-only commands answer through the daemon as they do directly.
+	for _, args := range [][]string{
+		{"getmasterxpub", "--addr-type", "tap"},
+		{"getxpub", "m/84h/1h/0h/0/5"},
+		{"getkeypool", "--all", "0", "20"},
+	} {
+		full := append([]string{"--fingerprint", "73c5da0a"}, args...)
+		got := hwi(full...)
+		want, err := hwiRun(t, map[string]device.Device{"x:1": newKeyDevice(t)}, "", append([]string{"--chain", "regtest"}, full...)...)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%v through the daemon\n%v\nwant\n%v (%v)", args, got, want, err)
+		}
+	}
+	sig := hwi("--fingerprint", "73c5da0a", "signmessage", "through the daemon", "m/44h/1h/0h/0/0")
+	if b64, _ := sig.(map[string]any)["signature"].(string); len(b64) != 88 {
+		t.Fatalf("signmessage through the daemon: %v", sig)
+	}
 	// A daemon that is gone is an HWI error, not a silent switch to direct mode.
 	r := cli(t, "", env, "--socket", filepath.Join(t.TempDir(), "none.sock"), "hwi", "enumerate")
 	if !strings.Contains(r.stdout+r.stderr, "no hwbridged socket") {
