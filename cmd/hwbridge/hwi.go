@@ -321,6 +321,8 @@ func (s *hwiSigner) run(ctx context.Context, args []string, stdin io.Reader, std
 		cfs.IntVar(&account, "account", 0, "BIP-44 account")
 	case "displayaddress":
 		cfs.StringVar(&desc, "desc", "", "output descriptor of the address")
+		cfs.StringVar(&kpPath, "path", "", "BIP-32 path of the address's key, e.g. m/84h/0h/0h/0/0")
+		cfs.StringVar(&addrType, "addr-type", "wit", "with --path: legacy, sh_wit, wit or tap")
 	case "signtx":
 		posNames = []string{"psbt"}
 	default:
@@ -336,8 +338,10 @@ func (s *hwiSigner) run(ctx context.Context, args []string, stdin io.Reader, std
 		return usage("%s: the following arguments are required: %s", cmd, strings.Join(posNames[len(pos):], ", "))
 	case len(pos) > len(posNames):
 		return usage("unrecognized arguments: %s", strings.Join(pos[len(posNames):], " "))
-	case cmd == "displayaddress" && desc == "":
-		return usage("displayaddress: one of the arguments --desc is required")
+	case cmd == "displayaddress" && desc == "" && kpPath == "":
+		return usage("displayaddress: one of the arguments --desc --path is required")
+	case cmd == "displayaddress" && desc != "" && kpPath != "":
+		return usage("argument --path: not allowed with argument --desc")
 	case account < 0 || account >= int(hdpath.Hardened):
 		return usage("--account %d: out of range", account)
 	case addrType != "" && !slices.Contains(hwiAddrTypes, addrType):
@@ -380,7 +384,11 @@ func (s *hwiSigner) run(ctx context.Context, args []string, stdin io.Reader, std
 			case "getdescriptors":
 				result, err = s.getDescriptors(ctx, d, uint32(account))
 			case "displayaddress":
-				result, err = s.displayAddress(ctx, d, desc)
+				if kpPath != "" {
+					result, err = s.displayPath(ctx, d, kpPath, addrType)
+				} else {
+					result, err = s.displayAddress(ctx, d, desc)
+				}
 			case "signtx":
 				result, err = s.signTx(ctx, d, pos[0])
 			case "promptpin", "sendpin", "togglepassphrase":
@@ -1219,6 +1227,23 @@ func (s *hwiSigner) displayAddress(ctx context.Context, d device.Device, desc st
 	}
 	if got != want {
 		return nil, hwiErrorf(hwiUnknownError, "the device showed %s but the descriptor gives %s: do not use this address", got, want)
+	}
+	return map[string]string{"address": got}, nil
+}
+
+// displayPath is displayaddress --path: the single-key address of the type at the path,
+// shown on the device (HWI's display_singlesig_address).
+func (s *hwiSigner) displayPath(ctx context.Context, d device.Device, path, addrType string) (map[string]string, error) {
+	p, err := parseHWIPath(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) == 0 {
+		return nil, hwiErrorf(hwiBadArgument, "--path %q names the master key, which has no address", path)
+	}
+	got, err := d.Address(device.WithAppSwitch(ctx), device.AddressRequest{Chain: device.ChainBTC, Path: p, Script: addrTypeScript(addrType), Network: s.net, Display: true})
+	if err != nil {
+		return nil, err
 	}
 	return map[string]string{"address": got}, nil
 }
