@@ -967,8 +967,15 @@ func (s *hwiSigner) ledgerRefusal(ctx context.Context, d device.Device, err erro
 	return err
 }
 
-// hwiScripts are the single-key script types getdescriptors reports, in HWI's order.
-var hwiScripts = []device.ScriptType{device.ScriptPKH, device.ScriptSHWPKH, device.ScriptWPKH, device.ScriptTR}
+// hwiScripts are the single-key script types getdescriptors reports, in HWI's order
+// (list(AddressType): legacy, wit, sh_wit, tap).
+var hwiScripts = []device.ScriptType{device.ScriptPKH, device.ScriptWPKH, device.ScriptSHWPKH, device.ScriptTR}
+
+// hwiDescriptors is getdescriptors' answer, receive first as HWI prints it.
+type hwiDescriptors struct {
+	Receive  []string `json:"receive"`
+	Internal []string `json:"internal"`
+}
 
 func coinType(net *chaincfg.Params) uint32 {
 	if net.Net == chaincfg.MainNetParams.Net {
@@ -977,7 +984,7 @@ func coinType(net *chaincfg.Params) uint32 {
 	return 1
 }
 
-func (s *hwiSigner) getDescriptors(ctx context.Context, d device.Device, account uint32) (map[string][]string, error) {
+func (s *hwiSigner) getDescriptors(ctx context.Context, d device.Device, account uint32) (*hwiDescriptors, error) {
 	fp, err := d.Fingerprint(ctx)
 	if err != nil {
 		return nil, err
@@ -986,7 +993,7 @@ func (s *hwiSigner) getDescriptors(ctx context.Context, d device.Device, account
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]string{"receive": {}, "internal": {}}
+	out := &hwiDescriptors{Receive: []string{}, Internal: []string{}}
 	for _, st := range hwiScripts {
 		if st == device.ScriptTR && !f.Capabilities.Taproot {
 			continue // as HWI: a device without taproot gets no tr() descriptors
@@ -997,13 +1004,13 @@ func (s *hwiSigner) getDescriptors(ctx context.Context, d device.Device, account
 		if err != nil {
 			return nil, fmt.Errorf("xpub at %s: %w", origin, err)
 		}
-		for i, branch := range []string{"receive", "internal"} {
+		for i, branch := range []*[]string{&out.Receive, &out.Internal} {
 			key := fmt.Sprintf("[%s%s]%s/%d/*", fp, originSuffix(origin), xpub, i)
 			desc, err := addChecksum(wrapScript(st, key))
 			if err != nil {
 				return nil, err
 			}
-			out[branch] = append(out[branch], desc)
+			*branch = append(*branch, desc)
 		}
 	}
 	return out, nil

@@ -366,7 +366,7 @@ func TestHWIGetDescriptors(t *testing.T) {
 				if len(list) != 4 {
 					t.Fatalf("%s: %d descriptors, want 4", branch, len(list))
 				}
-				for i, w := range []string{"pkh(", "sh(wpkh(", "wpkh(", "tr("} {
+				for i, w := range []string{"pkh(", "wpkh(", "sh(wpkh(", "tr("} { // HWI's order, list(AddressType)
 					desc := list[i].(string)
 					purpose := map[string]string{"pkh(": "44h", "sh(wpkh(": "49h", "wpkh(": "84h", "tr(": "86h"}[w]
 					if !strings.HasPrefix(desc, w+"[73c5da0a/"+purpose+"/"+coin+"/0h]"+prefix) || !strings.Contains(desc, "/"+idx+"/*)") {
@@ -394,7 +394,7 @@ func TestHWIGetDescriptors(t *testing.T) {
 	copy(full[:4], chaincfg.MainNetParams.HDPublicKeyID[:])
 	wantXPub := base58.CheckEncode(full[1:], full[0])
 	v, _ := hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "getdescriptors")
-	wpkh := v.(map[string]any)["receive"].([]any)[2].(string)
+	wpkh := v.(map[string]any)["receive"].([]any)[1].(string)
 	if !strings.Contains(wpkh, "]"+wantXPub+"/0/*") {
 		t.Errorf("wpkh receive %s is not BIP-84's account key %s", wpkh, wantXPub)
 	}
@@ -405,7 +405,7 @@ func TestHWIDisplayAddress(t *testing.T) {
 	devs := map[string]device.Device{"udp:127.0.0.1:21324": kd}
 	v, _ := hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "--chain", "regtest", "getdescriptors")
 	receive := v.(map[string]any)["receive"].([]any)
-	wpkhDesc := receive[2].(string)
+	wpkhDesc := receive[1].(string)
 	xpub := wpkhDesc[strings.Index(wpkhDesc, "]")+1 : strings.Index(wpkhDesc, "/0/*")]
 	// Core's form: the address's own key, hex, with the full origin.
 	k, _ := kd.derive(hdpath.Path{84 + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, 0, 0})
