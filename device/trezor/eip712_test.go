@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/devicetest"
@@ -79,5 +80,45 @@ func TestPassphraseMessageByModel(t *testing.T) {
 		if got := strings.Contains(err.Error(), "on the device"); got != tt.onDevice {
 			t.Fatalf("model %s: %q (mentions entry on the device: %v, want %v)", tt.model, err, got, tt.onDevice)
 		}
+	}
+}
+
+// TestConformanceModelOne runs the device suite on hwemu's Trezor One persona (legacy
+// 1.13.1: EIP-712 by hash). The rejection scenarios are left out: NO on the Trezor One's
+// address screen does not reject (TestAddressNoModelOne).
+func TestConformanceModelOne(t *testing.T) {
+	devicetest.Run(t, func(t *testing.T) device.Device {
+		return device.Verify(openModel(t, trezoremu.Options{Model: trezoremu.ModelOne}))
+	}, devicetest.Capabilities{Taproot: true, EIP1559: true, EIP712Hash: true, EIP712: true, Multisig: true, NeedsNonWitnessUTXO: true})
+}
+
+// TestAddressNoModelOne: a person pressing NO on a Trezor One's address screen gets the QR
+// code and the address again, never a rejection; the driver waits until its context ends,
+// then sends Cancel, and the session stays usable.
+func TestAddressNoModelOne(t *testing.T) {
+	emu, err := trezoremu.New(trezoremu.Options{Model: trezoremu.ModelOne, Approver: emulator.NewApprover(emulator.PolicyReject)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	d := trezor.New(emu.Pipe(), trezor.Options{Emulator: true})
+	t.Cleanup(func() { _ = d.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req := device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH, Display: true}
+	_, err = d.Address(ctx, req)
+	if errors.Is(err, device.ErrUserRejected) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want the context's deadline (NO does not reject on a Trezor One)", err)
+	}
+	titles := map[string]bool{}
+	for _, e := range emu.Approver().Transcript() {
+		titles[e.Title] = true
+	}
+	if !titles["Receive address"] || !titles["Receive address (QR code)"] {
+		t.Fatalf("screens %v: want the address and its QR code", titles)
+	}
+	req.Display = false
+	if a, err := d.Address(context.Background(), req); err != nil || a != devicetest.VectorAddr84 {
+		t.Fatalf("after the cancel: %q, %v", a, err)
 	}
 }

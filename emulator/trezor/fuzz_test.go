@@ -133,3 +133,66 @@ func FuzzSignTxAnswer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTypedDataAnswers streams EIP-712 to the device with arbitrary host answers: every
+// EthereumTypedDataStructRequest gets the fuzzed bytes as the StructAck body, every
+// EthereumTypedDataValueRequest the fuzzed bytes as the value. The device must end with a
+// signature or a Failure of a known code, never panic or stall.
+func FuzzTypedDataAnswers(f *testing.F) {
+	domain, _ := proto.Marshal(&pb.EthereumTypedDataStructAck{Members: []*pb.EthereumTypedDataStructAck_EthereumStructMember{
+		{Name: proto.String("name"), Type: &pb.EthereumTypedDataStructAck_EthereumFieldType{DataType: pb.EthereumTypedDataStructAck_STRING.Enum()}},
+	}})
+	f.Add(domain, "EIP712Domain")
+	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00}, "Mail")
+	d, err := New(Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { d.Close() })
+	f.Fuzz(func(t *testing.T, answer []byte, primary string) {
+		if len(answer) > 2048 {
+			return
+		}
+		l := d.Pipe()
+		defer l.Close()
+		var req proto.Message = &pb.EthereumSignTypedData{AddressN: path("m/44'/60'/0'/0/0"), PrimaryType: proto.String(primary)}
+		for range 256 {
+			l.SetDeadline(time.Now().Add(2 * time.Second))
+			id, body, err := pb.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id == pb.MessageType_MessageType_EthereumTypedDataStructAck {
+				body = answer
+			}
+			if err := transport.WriteV1(l, uint16(id), body); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			rtyp, rbody, err := transport.ReadV1(l)
+			if err != nil {
+				t.Fatalf("the device stalled: %v", err)
+			}
+			m, err := pb.Unmarshal(pb.MessageType(rtyp), rbody)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch r := m.(type) {
+			case *pb.ButtonRequest:
+				req = &pb.ButtonAck{}
+			case *pb.EthereumTypedDataStructRequest:
+				req = &pb.EthereumTypedDataStructAck{}
+			case *pb.EthereumTypedDataValueRequest:
+				req = &pb.EthereumTypedDataValueAck{Value: answer}
+			case *pb.EthereumTypedDataSignature:
+				return
+			case *pb.Failure:
+				if c := r.GetCode(); c < 1 || (c > 13 && c != 99) {
+					t.Fatalf("failure code %d outside 1-13, 99", c)
+				}
+				return
+			default:
+				t.Fatalf("unexpected %T", m)
+			}
+		}
+	})
+}
