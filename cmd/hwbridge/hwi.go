@@ -234,7 +234,7 @@ func (s *hwiSigner) run(ctx context.Context, args []string, stdin io.Reader, std
 	fs.StringVar(&password, "p", "", "short for --password")
 	fs.BoolVar(&stdinPass, "stdinpass", false, "accepted for HWI compatibility; unused")
 	fs.BoolVar(&debug, "debug", false, "accepted for HWI compatibility; use HWBRIDGE_DEBUG=1")
-	fs.BoolVar(&expert, "expert", false, "accepted for HWI compatibility; unused")
+	fs.BoolVar(&expert, "expert", false, "getxpub: also decode the key (testnet, depth, parent_fingerprint, child_num, chaincode, pubkey)")
 	fs.BoolVar(&emulators, "emulators", false, "also list the emulators at HWI's addresses ("+hwiTrezorEmulatorPath+", "+hwiLedgerEmulatorPath+") when they answer")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: hwbridge hwi [--fingerprint FP] [--chain main|test|testnet4|signet|regtest] [--stdin] [--emulators] [--device PATH] COMMAND")
@@ -374,7 +374,7 @@ func (s *hwiSigner) run(ctx context.Context, args []string, stdin io.Reader, std
 			case "getmasterxpub":
 				result, err = s.getMasterXPub(ctx, d, addrType, uint32(account))
 			case "getxpub":
-				result, err = s.getXPub(ctx, d, pos[0])
+				result, err = s.getXPub(ctx, d, pos[0], expert)
 			case "signmessage":
 				result, err = s.signMessage(ctx, d, pos[0], pos[1])
 			case "getkeypool":
@@ -762,7 +762,9 @@ func (s *hwiSigner) getMasterXPub(ctx context.Context, d device.Device, addrType
 	return map[string]string{"xpub": xpub}, nil
 }
 
-func (s *hwiSigner) getXPub(ctx context.Context, d device.Device, path string) (map[string]string, error) {
+// getXPub is HWI's getxpub; with --expert the key's fields are added as HWI's
+// ExtendedKey.get_printable_dict gives them.
+func (s *hwiSigner) getXPub(ctx context.Context, d device.Device, path string, expert bool) (map[string]any, error) {
 	p, err := parseHWIPath(path)
 	if err != nil {
 		return nil, err
@@ -771,7 +773,27 @@ func (s *hwiSigner) getXPub(ctx context.Context, d device.Device, path string) (
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"xpub": xpub}, nil
+	out := map[string]any{"xpub": xpub}
+	if !expert {
+		return out, nil
+	}
+	k, err := hdkeychain.NewKeyFromString(xpub)
+	if err != nil {
+		return nil, fmt.Errorf("the device's xpub %q: %w", xpub, err)
+	}
+	pub, err := k.ECPubKey()
+	if err != nil {
+		return nil, fmt.Errorf("the device's xpub %q: %w", xpub, err)
+	}
+	version := k.Version()
+	out["testnet"] = !bytes.Equal(version, chaincfg.MainNetParams.HDPublicKeyID[:]) && !bytes.Equal(version, chaincfg.MainNetParams.HDPrivateKeyID[:])
+	out["private"] = k.IsPrivate()
+	out["depth"] = k.Depth()
+	out["parent_fingerprint"] = fmt.Sprintf("%08x", k.ParentFingerprint())
+	out["child_num"] = k.ChildIndex()
+	out["chaincode"] = hex.EncodeToString(k.ChainCode())
+	out["pubkey"] = hex.EncodeToString(pub.SerializeCompressed())
+	return out, nil
 }
 
 // xpubAt is HWI's get_pubkey_at_path: a Ledger app serves a non-standard path only when the
