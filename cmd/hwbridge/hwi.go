@@ -592,9 +592,15 @@ func (s *hwiSigner) warnOut() io.Writer {
 func (s *hwiSigner) enumerate(ctx context.Context) ([]hwiDevice, error) {
 	out := []hwiDevice{}
 	for _, c := range s.allCandidates(ctx) {
-		entry, reached := s.describe(ctx, c)
+		entry, reached, err := s.describe(ctx, c)
 		if c.probe && !reached {
 			continue // as HWI: an emulator that does not answer is not listed
+		}
+		if entry.Type == string(device.FamilyLedger) && errors.Is(err, device.ErrWrongApp) {
+			// As HWI: a Ledger outside the Bitcoin app is left out (UnknownDeviceError);
+			// say so on stderr, which Bitcoin Core does not read.
+			fmt.Fprintf(s.warnOut(), "hwbridge hwi: the Ledger at %s is left out: %v\n", c.path, err)
+			continue
 		}
 		out = append(out, entry)
 	}
@@ -602,8 +608,8 @@ func (s *hwiSigner) enumerate(ctx context.Context) ([]hwiDevice, error) {
 }
 
 // describe opens the device at c.path and reports it; failures go into the entry, as HWI
-// does. reached says whether the device answered at all.
-func (s *hwiSigner) describe(ctx context.Context, c hwiCandidate) (entry hwiDevice, reached bool) {
+// does, and are returned. reached says whether the device answered at all.
+func (s *hwiSigner) describe(ctx context.Context, c hwiCandidate) (entry hwiDevice, reached bool, err error) {
 	entry = hwiDevice{Path: c.path, Type: "unknown", Model: "unknown"}
 	fail := func(err error) hwiDevice {
 		entry.Error = "Could not open client or get fingerprint information: " + err.Error()
@@ -615,11 +621,11 @@ func (s *hwiSigner) describe(ctx context.Context, c hwiCandidate) (entry hwiDevi
 	}
 	d, err := s.open(ctx, c.path)
 	if err != nil {
-		return fail(err), false
+		return fail(err), false, err
 	}
 	f, err := d.Features(ctx)
 	if err != nil {
-		return fail(err), false
+		return fail(err), false, err
 	}
 	entry.Type = string(f.Family)
 	entry.Model = hwiModel(f, c)
@@ -631,19 +637,19 @@ func (s *hwiSigner) describe(ctx context.Context, c hwiCandidate) (entry hwiDevi
 		entry.NeedsPinSent = true
 		entry.Error = "Could not open client or get fingerprint information: Trezor is locked. Unlock by using 'promptpin' and then 'sendpin'."
 		entry.Code = hwiDeviceNotReady
-		return entry, true
+		return entry, true, device.ErrLocked
 	}
 	if !f.Initialized {
 		entry.Error = "Not initialized"
 		entry.Code = hwiDeviceNotInitialized
-		return entry, true
+		return entry, true, nil
 	}
 	fp, err := d.Fingerprint(ctx)
 	if err != nil {
-		return fail(err), true
+		return fail(err), true, err
 	}
 	entry.Fingerprint = fp.String()
-	return entry, true
+	return entry, true, nil
 }
 
 // hwiLedgerModels are HWI's Ledger model names (hwilib/devices/ledger.py LEDGER_MODEL_IDS)

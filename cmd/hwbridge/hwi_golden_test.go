@@ -227,6 +227,22 @@ func TestHWIEnumerateNothing(t *testing.T) {
 	}
 }
 
+// TestHWIEnumerateLedgerOtherApp: HWI leaves out a Ledger that is not in the Bitcoin app
+// (hwilib/devices/ledger.py enumerate, UnknownDeviceError: continue).
+func TestHWIEnumerateLedgerOtherApp(t *testing.T) {
+	lg, err := ledgeremu.New(ledgeremu.Config{App: ledgeremu.AppEthereum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	drv := device.Verify(ledger.New(transport.NewSpeculosExchanger(lg.Pipe()), ledger.Options{Emulator: true}))
+	defer drv.Close()
+	v, err := hwiRun(t, map[string]device.Device{hwiLedgerEmulatorPath: drv}, "", "--chain", "regtest", "enumerate")
+	if err != nil || fmt.Sprint(v) != "[]" {
+		t.Fatalf("enumerate with the Ledger in the Ethereum app: %v, %v; want []", v, err)
+	}
+}
+
 // TestHWISignMessageVerifies: signmessage's signature is Bitcoin Core's signed-message
 // format for the key at the path (HWI's TestSignMessage checks it with verifymessage): a
 // compressed-key P2PKH header and a public key recovered equal to the key at the path.
