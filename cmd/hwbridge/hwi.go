@@ -332,6 +332,8 @@ func (s *hwiSigner) run(ctx context.Context, args []string, stdin io.Reader, std
 	if err != nil {
 		return usage("%v", err)
 	}
+	set := map[string]bool{}
+	cfs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var kpRange [2]int
 	switch {
 	case len(pos) < len(posNames):
@@ -348,7 +350,7 @@ func (s *hwiSigner) run(ctx context.Context, args []string, stdin io.Reader, std
 		return usage("argument --addr-type: invalid choice: %q (choose from %s)", addrType, strings.Join(hwiAddrTypes, ", "))
 	case keypool && noKeypool:
 		return usage("argument --nokeypool: not allowed with argument --keypool")
-	case kpAll && slices.Contains(cargs, "--addr-type"):
+	case kpAll && set["addr-type"]:
 		return usage("argument --all: not allowed with argument --addr-type")
 	case cmd == "getkeypool":
 		for i := range kpRange {
