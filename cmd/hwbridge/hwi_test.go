@@ -784,3 +784,20 @@ func TestHWIThroughDaemon(t *testing.T) {
 	}
 	hwiSignTxScenario(t, &remoteDevice{c: c})
 }
+
+// FuzzParseHWIPath: whatever parses prints back (as m/…h) to the same path.
+func FuzzParseHWIPath(f *testing.F) {
+	for _, s := range []string{"m/44h/1h/0h/0/3", "m/0'/1/-2", "84H/0", "m", "", "m/", "m/2147483648", "f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseHWIPath(s)
+		if err != nil {
+			return
+		}
+		again, err := parseHWIPath("m" + originSuffix(p))
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(p) {
+			t.Fatalf("%q: %v prints as m%s, which parses to %v (%v)", s, p, originSuffix(p), again, err)
+		}
+	})
+}
