@@ -258,3 +258,24 @@ func TestClientGoneCancels(t *testing.T) {
 	}
 	t.Logf("screen down %v after the client left; next call served", time.Since(start).Round(time.Millisecond))
 }
+
+// TestClientRedialsAfterIdleClose: the Go client survives the daemon closing its idle
+// unauthenticated connection (go-ethereum's client re-dials on the next call).
+func TestClientRedialsAfterIdleClose(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	td := startDaemon(t, func(c *Config) { c.UnauthIdle = idle })
+	c := &Client{Socket: td.socket}
+	t.Cleanup(c.Close)
+	ctx := context.Background()
+	if _, err := c.Version(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * idle)
+	if _, err := c.Version(ctx); err != nil {
+		t.Fatalf("after the idle close: %v", err)
+	}
+	c.Key = td.adminKey(t)
+	if err := c.Call(ctx, "v1Devices", nil, nil); err != nil {
+		t.Fatalf("a signed call after the idle close: %v", err)
+	}
+}

@@ -213,7 +213,8 @@ var trezorOneScenarios = []scenario{
 		return expectEq("fingerprint", fp.String(), devicetest.VectorFingerprint.String())
 	}},
 	{name: "xpub", run: func(_ testing.TB, ctx context.Context, d *trezor.Driver) error {
-		for p, want := range map[string]string{"m/44'/0'/0'": devicetest.VectorXPub44, "m/86'/0'/0'": devicetest.VectorXPub86} {
+		for _, pw := range [][2]string{{"m/44'/0'/0'", devicetest.VectorXPub44}, {"m/86'/0'/0'", devicetest.VectorXPub86}} { // in the recorded order
+			p, want := pw[0], pw[1]
 			x, err := d.XPub(ctx, device.XPubRequest{Path: hdpath.MustParse(p)})
 			if err != nil {
 				return err

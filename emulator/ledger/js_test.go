@@ -7,11 +7,9 @@ package ledgeremu
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -24,70 +22,19 @@ import (
 	"github.com/btcsuite/btcd/btcutil/psbt"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/hwbridge/hwbridge/internal/peers"
 )
 
-// needPeer fails under HWBRIDGE_REQUIRE_PEERS=1 (CI) and skips otherwise.
-func needPeer(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("HWBRIDGE_REQUIRE_PEERS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + " (scripts/test.sh runs this test with its peers)")
-}
-
-// jsClients finds node and the npm packages; it installs them with `npm ci` into a cache
-// directory keyed by package-lock.json when testdata/js/node_modules is absent. It returns
-// the script directory and the NODE_PATH to use ("" when node_modules sits beside it).
+// jsClients finds node and the Ledger npm clients (internal/peers: testdata/js/node_modules,
+// or the cache scripts/deps.sh fills). It returns the script directory and the NODE_PATH.
 func jsClients(t *testing.T) (dir, nodePath string) {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		needPeer(t, "node is not installed: %v", err)
-	}
 	dir, err := filepath.Abs(filepath.Join("testdata", "js"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const probe = "@ledgerhq/hw-transport-node-speculos"
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", probe)); err == nil {
-		return dir, ""
-	}
-	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkg, err := os.ReadFile(filepath.Join(dir, "package.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
-	}
-	sum := sha256.Sum256(lock)
-	cache := filepath.Join(base, "hwbridge", "ledgeremu-js-"+hex.EncodeToString(sum[:6]))
-	if _, err := os.Stat(filepath.Join(cache, "node_modules", probe)); err == nil {
-		return dir, filepath.Join(cache, "node_modules")
-	}
-	if _, err := exec.LookPath("npm"); err != nil {
-		needPeer(t, "npm is not installed: %v", err)
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, b := range map[string][]byte{"package.json": pkg, "package-lock.json": lock} {
-		if err := os.WriteFile(filepath.Join(cache, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-	cmd.Dir = cache
-	if out, err := cmd.CombinedOutput(); err != nil {
-		needPeer(t, "npm ci for the ledger js clients failed: %v\n%s", err, out)
-	}
-	return dir, filepath.Join(cache, "node_modules")
+	return dir, peers.NPM(t, dir, "ledgeremu-js", "@ledgerhq/hw-transport-node-speculos")
 }
 
 // serveTCP serves d on a free loopback port and returns the port.

@@ -35,70 +35,18 @@ import (
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/hwbridge/hwbridge/emulator"
+	"github.com/hwbridge/hwbridge/internal/peers"
 )
 
-// needPeer fails under HWBRIDGE_REQUIRE_PEERS=1 (CI) and skips otherwise.
-func needPeer(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("HWBRIDGE_REQUIRE_PEERS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + " (scripts/test.sh runs this test with its peers)")
-}
-
-// connectClient finds node and @trezor/connect: testdata/js/node_modules, or the cache
-// scripts/deps.sh fills (`npm ci` keyed by package-lock.json), installing it there when
-// absent. It returns the script directory and the NODE_PATH to use.
+// connectClient finds node and @trezor/connect (internal/peers: testdata/js/node_modules,
+// or the cache scripts/deps.sh fills). It returns the script directory and the NODE_PATH.
 func connectClient(t *testing.T) (dir, nodePath string) {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		needPeer(t, "node is not installed: %v", err)
-	}
 	dir, err := filepath.Abs(filepath.Join("testdata", "js"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const probe = "@trezor/connect"
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", probe)); err == nil {
-		return dir, ""
-	}
-	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkg, err := os.ReadFile(filepath.Join(dir, "package.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
-	}
-	sum := sha256.Sum256(lock)
-	cache := filepath.Join(base, "hwbridge", "trezoremu-js-"+hex.EncodeToString(sum[:6]))
-	if _, err := os.Stat(filepath.Join(cache, "node_modules", probe)); err == nil {
-		return dir, filepath.Join(cache, "node_modules")
-	}
-	if _, err := exec.LookPath("npm"); err != nil {
-		needPeer(t, "npm is not installed: %v", err)
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, b := range map[string][]byte{"package.json": pkg, "package-lock.json": lock} {
-		if err := os.WriteFile(filepath.Join(cache, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts")
-	cmd.Dir = cache
-	if out, err := cmd.CombinedOutput(); err != nil {
-		needPeer(t, "npm ci for @trezor/connect failed: %v\n%s", err, out)
-	}
-	return dir, filepath.Join(cache, "node_modules")
+	return dir, peers.NPM(t, dir, "trezoremu-js", "@trezor/connect", "--ignore-scripts")
 }
 
 // connectAnswer is one call's result as connect returns it.
