@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -186,12 +187,13 @@ func hwiRun(t *testing.T, devs map[string]device.Device, stdin string, args ...s
 	var out, errOut bytes.Buffer
 	s := &hwiSigner{
 		out: &out,
-		candidates: func(context.Context) ([]string, error) {
-			var paths []string
+		candidates: func(context.Context) ([]hwiCandidate, error) {
+			var cands []hwiCandidate
 			for p := range devs {
-				paths = append(paths, p)
+				cands = append(cands, hwiCandidate{path: p})
 			}
-			return paths, nil
+			slices.SortFunc(cands, func(a, b hwiCandidate) int { return strings.Compare(a.path, b.path) })
+			return cands, nil
 		},
 		open: func(_ context.Context, path string) (device.Device, error) {
 			d, ok := devs[path]
@@ -364,7 +366,7 @@ func TestHWIGetDescriptors(t *testing.T) {
 				if len(list) != 4 {
 					t.Fatalf("%s: %d descriptors, want 4", branch, len(list))
 				}
-				for i, w := range []string{"pkh(", "sh(wpkh(", "wpkh(", "tr("} {
+				for i, w := range []string{"pkh(", "wpkh(", "sh(wpkh(", "tr("} { // HWI's order, list(AddressType)
 					desc := list[i].(string)
 					purpose := map[string]string{"pkh(": "44h", "sh(wpkh(": "49h", "wpkh(": "84h", "tr(": "86h"}[w]
 					if !strings.HasPrefix(desc, w+"[73c5da0a/"+purpose+"/"+coin+"/0h]"+prefix) || !strings.Contains(desc, "/"+idx+"/*)") {
@@ -392,7 +394,7 @@ func TestHWIGetDescriptors(t *testing.T) {
 	copy(full[:4], chaincfg.MainNetParams.HDPublicKeyID[:])
 	wantXPub := base58.CheckEncode(full[1:], full[0])
 	v, _ := hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "getdescriptors")
-	wpkh := v.(map[string]any)["receive"].([]any)[2].(string)
+	wpkh := v.(map[string]any)["receive"].([]any)[1].(string)
 	if !strings.Contains(wpkh, "]"+wantXPub+"/0/*") {
 		t.Errorf("wpkh receive %s is not BIP-84's account key %s", wpkh, wantXPub)
 	}
@@ -403,7 +405,7 @@ func TestHWIDisplayAddress(t *testing.T) {
 	devs := map[string]device.Device{"udp:127.0.0.1:21324": kd}
 	v, _ := hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "--chain", "regtest", "getdescriptors")
 	receive := v.(map[string]any)["receive"].([]any)
-	wpkhDesc := receive[2].(string)
+	wpkhDesc := receive[1].(string)
 	xpub := wpkhDesc[strings.Index(wpkhDesc, "]")+1 : strings.Index(wpkhDesc, "/0/*")]
 	// Core's form: the address's own key, hex, with the full origin.
 	k, _ := kd.derive(hdpath.Path{84 + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, 0, 0})
@@ -423,7 +425,7 @@ func TestHWIDisplayAddress(t *testing.T) {
 		{"taproot", trDesc, "", 0},
 		{"other fingerprint", otherFP, "", hwiBadArgument},
 		{"other key", otherKey, "", hwiBadArgument},
-		{"bad checksum", badSum, "", hwiBadArgument},
+		{"bad checksum", badSum, "", hwiUnknownError}, // HWI: parse_descriptor's ValueError
 		{"xpub only", "wpkh(" + xpub + "/0/*)", "", hwiBadArgument},
 	}
 	for _, tc := range tests {
@@ -758,10 +760,44 @@ func TestHWIThroughDaemon(t *testing.T) {
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("descriptors through the daemon\n%v\nwant\n%v (%v)", got, want, err)
 	}
+	// The other read-only commands answer through the daemon as they do directly.
+	for _, args := range [][]string{
+		{"getmasterxpub", "--addr-type", "tap"},
+		{"getxpub", "m/84h/1h/0h/0/5"},
+		{"getkeypool", "--all", "0", "20"},
+	} {
+		full := append([]string{"--fingerprint", "73c5da0a"}, args...)
+		got := hwi(full...)
+		want, err := hwiRun(t, map[string]device.Device{"x:1": newKeyDevice(t)}, "", append([]string{"--chain", "regtest"}, full...)...)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%v through the daemon\n%v\nwant\n%v (%v)", args, got, want, err)
+		}
+	}
+	sig := hwi("--fingerprint", "73c5da0a", "signmessage", "through the daemon", "m/44h/1h/0h/0/0")
+	if b64, _ := sig.(map[string]any)["signature"].(string); len(b64) != 88 {
+		t.Fatalf("signmessage through the daemon: %v", sig)
+	}
 	// A daemon that is gone is an HWI error, not a silent switch to direct mode.
 	r := cli(t, "", env, "--socket", filepath.Join(t.TempDir(), "none.sock"), "hwi", "enumerate")
 	if !strings.Contains(r.stdout+r.stderr, "no hwbridged socket") {
 		t.Fatalf("missing daemon: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	hwiSignTxScenario(t, &remoteDevice{c: c})
+}
+
+// FuzzParseHWIPath: whatever parses prints back (as m/…h) to the same path.
+func FuzzParseHWIPath(f *testing.F) {
+	for _, s := range []string{"m/44h/1h/0h/0/3", "m/0'/1/-2", "84H/0", "m", "", "m/", "m/2147483648", "f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseHWIPath(s)
+		if err != nil {
+			return
+		}
+		again, err := parseHWIPath("m" + originSuffix(p))
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(p) {
+			t.Fatalf("%q: %v prints as m%s, which parses to %v (%v)", s, p, originSuffix(p), again, err)
+		}
+	})
 }

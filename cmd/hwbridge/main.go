@@ -79,7 +79,7 @@ func commandTable() []command {
 		{"completion", "bash|zsh|fish", "print a shell completion script (eval \"$(hwbridge completion bash)\" in ~/.bashrc)", runCompletion},
 		{"config show", "[--profile P] [--config FILE]", "print the effective settings (config file, profile, environment) and where each comes from", runConfigShow},
 		{"version", "", "print the version of hwbridge (and of hwbridged when it runs)", runVersion},
-		{"hwi", "[--fingerprint FP] [--chain C] [--stdin] enumerate|getdescriptors|displayaddress|signtx ...", "the HWI command contract Bitcoin Core's -signer runs (bitcoind -signer=\"hwbridge hwi\")", runHWI},
+		{"hwi", "[--fingerprint FP] [--chain C] [--stdin] [--emulators] COMMAND ...", "the HWI command contract Bitcoin Core's -signer runs (bitcoind -signer=\"hwbridge hwi\"); hwbridge hwi --help lists the commands", runHWI},
 	}
 }
 
