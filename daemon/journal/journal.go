@@ -195,6 +195,8 @@ func Open(path string, opts Options) (*Journal, error) {
 	j.entries, j.loss = st.entries, st.loss
 	if st.lost != nil {
 		j.lost = st.lost
+	} else if st.head != nil && st.head.Count == st.lines && j.compactLines() == st.lines {
+		j.head = *st.head // already compact and matching its head: nothing to rewrite (no fsync at start)
 	} else if err := j.compact(); err != nil {
 		unlock()
 		return nil, fmt.Errorf("journal: compact %s: %w", path, err)
@@ -382,6 +384,18 @@ func chain(ls []line) ([]byte, Head, error) {
 
 // compact rewrites the file as the lines that lead to the current state (the loss record
 // first), with a new chain and head.
+// compactLines is how many lines compact would write.
+func (j *Journal) compactLines() uint64 {
+	var n uint64
+	if j.loss != nil {
+		n++
+	}
+	for k, e := range j.entries {
+		n += uint64(len(e.lines(k)))
+	}
+	return n
+}
+
 func (j *Journal) compact() error {
 	keys := make([]string, 0, len(j.entries))
 	for k := range j.entries {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func open(t *testing.T, path string) *Journal {
@@ -193,5 +194,51 @@ func TestTornTailAndDamage(t *testing.T) {
 	j3 := open(t, path)
 	if _, _, err := j3.Run(context.Background(), "k", "p", nil); !errors.Is(err, ErrLost) {
 		t.Fatalf("a damaged journal served a request: %v", err)
+	}
+}
+
+// TestReopenCompactWritesNothing: a journal that is already compact and matches its head is
+// not rewritten when opened again (no fsync at every daemon start), and still chains on.
+func TestReopenCompactWritesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.jsonl")
+	run := func(key string) {
+		j, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		if _, _, err := j.Run(context.Background(), key, "p", func(context.Context, json.RawMessage, func(json.RawMessage) error) (json.RawMessage, error) {
+			return json.RawMessage(`1`), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("a")
+	j, err := Open(path, Options{}) // compacts a's lines
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	before, _ := os.Stat(path)
+	headBefore, _ := os.Stat(HeadPath(path))
+	time.Sleep(20 * time.Millisecond)
+	j, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	after, _ := os.Stat(path)
+	headAfter, _ := os.Stat(HeadPath(path))
+	if !after.ModTime().Equal(before.ModTime()) || !os.SameFile(before, after) || !headAfter.ModTime().Equal(headBefore.ModTime()) {
+		t.Fatalf("a compact journal was rewritten at open")
+	}
+	run("b") // appends chain on from the adopted head
+	j, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if j.Lost() != nil {
+		t.Fatalf("after appending to an adopted head: %v", j.Lost())
 	}
 }
