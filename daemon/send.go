@@ -28,6 +28,7 @@ import (
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
+	hwpsbt "github.com/hwbridge/hwbridge/psbt"
 )
 
 // errPreview stops a send after it was built and shown: nothing is signed or journaled.
@@ -41,6 +42,15 @@ type BtcSendParams struct {
 	// and no request id is needed. Send it again with order.plan_id set to the preview's
 	// plan_id to sign exactly what was shown.
 	Preview bool `json:"preview,omitempty"`
+	// ExportPSBT builds and checks the payment and stops: nothing is signed; the result's psbt
+	// is the unsigned PSBT for an air-gapped signer (a Coldcard's microSD card), journaled
+	// under the request id (a retry returns the same PSBT).
+	ExportPSBT bool `json:"export_psbt,omitempty"`
+	// ImportPSBT finishes the payment exported under the same request id with the PSBT the
+	// signer gave back (base64, hex or binary BIP-174): it must be the exported transaction,
+	// every signature is verified, and it is broadcast once. The order needs only its chain
+	// (rpc or esplora); the rest is the exported one.
+	ImportPSBT string `json:"import_psbt,omitempty"`
 	bitcoin.SendOrder
 }
 
@@ -49,11 +59,26 @@ type BtcSendResult struct {
 	RequestID string `json:"request_id,omitempty"`
 	bitcoin.SendResult
 	Preview bool `json:"preview,omitempty"`
+	// PSBT is the unsigned PSBT of an export, base64 (nothing was signed or sent).
+	PSBT string `json:"psbt,omitempty"`
 	// Replayed: the recorded result of an earlier run with this request id (nothing was
 	// signed or sent this time); Resumed: the signed transaction of an interrupted run was
 	// broadcast again.
 	Replayed bool `json:"replayed,omitempty"`
 	Resumed  bool `json:"resumed,omitempty"`
+}
+
+// ErrExported: a request id whose payment was exported as a PSBT is finished only by
+// importing the signed PSBT.
+var ErrExported = errors.New("this request id was exported as an unsigned PSBT: finish it with --import-psbt FILE (import_psbt) and the same request id, or use a new request id")
+
+// exportKey is the journal key of a request's PSBT export; the import runs under JournalKey.
+func exportKey(appID, requestID string) string { return JournalKey(appID, requestID) + "#export-psbt" }
+
+// exportRecord is what the journal keeps of an export for its import.
+type exportRecord struct {
+	bitcoin.Exported
+	Order bitcoin.SendOrder `json:"order"` // without credentials
 }
 
 // EthSendParams is an ETH or ERC-20 transfer to build, sign and broadcast once (v1EthSend).
@@ -79,6 +104,14 @@ func JournalKey(appID, requestID string) string { return appID + "/" + requestID
 
 // RunBTCSend runs p for app appID: a preview, or the journaled send (bitcoin.Send).
 func RunBTCSend(ctx context.Context, j *journal.Journal, appID string, p BtcSendParams, keys bitcoin.KeySource, signer bitcoin.Signer, hooks bitcoin.Hooks) (*BtcSendResult, error) {
+	switch {
+	case p.ImportPSBT != "" && (p.ExportPSBT || p.Preview):
+		return nil, fmt.Errorf("%w: import_psbt finishes an export: give it alone, with the export's request id", device.ErrInvalidInput)
+	case p.ImportPSBT != "":
+		return runBTCImport(ctx, j, appID, p, hooks)
+	case p.ExportPSBT && p.Preview:
+		return nil, fmt.Errorf("%w: export_psbt already signs nothing: drop preview", device.ErrInvalidInput)
+	}
 	if err := p.SendOrder.Check(); err != nil {
 		return nil, err
 	}
@@ -93,6 +126,12 @@ func RunBTCSend(ctx context.Context, j *journal.Journal, appID string, p BtcSend
 	if err := needRequestID(p.RequestID); err != nil {
 		return nil, err
 	}
+	if p.ExportPSBT {
+		return runBTCExport(ctx, j, appID, p, keys, hooks)
+	}
+	if _, exported := j.Result(exportKey(appID, p.RequestID)); exported {
+		return nil, ErrExported
+	}
 	identity := struct {
 		Device string
 		Order  bitcoin.SendOrder
@@ -103,6 +142,69 @@ func RunBTCSend(ctx context.Context, j *journal.Journal, appID string, p BtcSend
 			h := hooks
 			h.Checkpoint = checkpoint
 			return bitcoin.Send(ctx, p.SendOrder, keys, signer, h, resume)
+		}, &res.SendResult)
+	res.Replayed, res.Resumed = outcome == journal.Replayed, outcome == journal.Resumed
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// runBTCExport builds p's payment and journals it, unsigned, under exportKey: a retry with
+// the same request id and order answers the same PSBT.
+func runBTCExport(ctx context.Context, j *journal.Journal, appID string, p BtcSendParams, keys bitcoin.KeySource, hooks bitcoin.Hooks) (*BtcSendResult, error) {
+	identity := struct {
+		Device string
+		Order  bitcoin.SendOrder
+		Export bool
+	}{p.Device, p.SendOrder.Identity(), true}
+	var rec exportRecord
+	outcome, err := journal.Do(ctx, j, exportKey(appID, p.RequestID), identity,
+		func(ctx context.Context, _ json.RawMessage, _ func(json.RawMessage) error) (*exportRecord, error) {
+			ex, err := bitcoin.Export(ctx, p.SendOrder, keys, hooks)
+			if err != nil {
+				return nil, err
+			}
+			return &exportRecord{Exported: *ex, Order: p.SendOrder.Identity()}, nil
+		}, &rec)
+	if err != nil {
+		return nil, err
+	}
+	return &BtcSendResult{RequestID: p.RequestID, SendResult: rec.SendResult, PSBT: rec.PSBT, Replayed: outcome == journal.Replayed}, nil
+}
+
+// runBTCImport finishes the export journaled for p's request id with the signed PSBT, under
+// the request's own journal key, bound to the exported plan: it pays at most once.
+func runBTCImport(ctx context.Context, j *journal.Journal, appID string, p BtcSendParams, hooks bitcoin.Hooks) (*BtcSendResult, error) {
+	if err := needRequestID(p.RequestID); err != nil {
+		return nil, err
+	}
+	if err := j.Lost(); err != nil {
+		return nil, err
+	}
+	raw, ok := j.Result(exportKey(appID, p.RequestID))
+	if !ok {
+		return nil, fmt.Errorf("%w: request id %q has no exported PSBT: export it first (btc send --export-psbt FILE --request-id %s)", device.ErrInvalidInput, p.RequestID, p.RequestID)
+	}
+	var rec exportRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("the journaled export of request %q: %w", p.RequestID, err)
+	}
+	signed, err := hwpsbt.Decode([]byte(p.ImportPSBT))
+	if err != nil {
+		return nil, fmt.Errorf("%w: import_psbt: %w", device.ErrInvalidInput, err)
+	}
+	order := rec.Order
+	if p.RPC != "" || p.Esplora != "" {
+		order.RPC, order.Esplora = p.RPC, p.Esplora
+	}
+	identity := struct{ ImportPlan string }{rec.PlanID}
+	res := &BtcSendResult{RequestID: p.RequestID}
+	outcome, err := journal.Do(ctx, j, JournalKey(appID, p.RequestID), identity,
+		func(ctx context.Context, resume json.RawMessage, checkpoint func(json.RawMessage) error) (*bitcoin.SendResult, error) {
+			h := hooks
+			h.Checkpoint = checkpoint
+			return bitcoin.Import(ctx, order, &rec.Exported, signed, h, resume)
 		}, &res.SendResult)
 	res.Replayed, res.Resumed = outcome == journal.Replayed, outcome == journal.Resumed
 	if err != nil {
@@ -251,6 +353,9 @@ func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		if err := a.d.sendable(p.Preview); err != nil {
 			return nil, err
 		}
+		if p.ImportPSBT != "" { // the signatures are in hand: no device is asked
+			return RunBTCSend(ctx, a.d.journal, c.app.ID, p, nil, nil, bitcoin.Hooks{Note: c.note})
+		}
 		dev, err := c.device(ctx, p.Device)
 		if err != nil {
 			return nil, err
@@ -324,8 +429,12 @@ func BTCSendSummary(p BtcSendParams, res *BtcSendResult, err error) string {
 	case err != nil:
 	case res.Preview:
 		s += previewMark + res.PlanID + " (nothing signed)"
+	case p.ExportPSBT:
+		s += ": exported unsigned, plan " + res.PlanID + " (nothing signed or sent)"
 	case res.Replayed:
 		s += ": answered from the journal (nothing signed or sent): txid " + res.TxID
+	case p.ImportPSBT != "":
+		s += fmt.Sprintf(": imported signed PSBT of plan %s: txid %s fee %d sat", res.PlanID, res.TxID, res.Fee)
 	default:
 		s += fmt.Sprintf(": txid %s fee %d sat", res.TxID, res.Fee)
 	}

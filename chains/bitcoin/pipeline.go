@@ -241,28 +241,38 @@ func Send(ctx context.Context, order SendOrder, keys KeySource, signer Signer, h
 	if resume != nil {
 		return rebroadcast(ctx, p.backend, resume, hooks)
 	}
+	w, plan, err := build(ctx, order, p, keys, hooks)
+	if err != nil {
+		return nil, err
+	}
+	return w.Complete(ctx, plan, signer, hooks)
+}
+
+// build scans the order's account and builds the payment, bound to order.PlanID if set.
+func build(ctx context.Context, order SendOrder, p *parsed, keys KeySource, hooks Hooks) (*Wallet, *Plan, error) {
+	var err error
 	if p.req.FeeRate == 0 {
 		if p.req.FeeRate, err = EstimateFeeRate(ctx, p.backend, p.net, p.target, hooks.Note); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	desc, err := AccountDescriptor(ctx, keys, p.script, p.net, order.Account)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	w := &Wallet{Desc: desc, Net: p.net, Backend: p.backend, Gap: order.Gap}
 	st, err := w.Scan(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	plan, err := w.BuildSend(ctx, st, p.req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if order.PlanID != "" && !strings.EqualFold(order.PlanID, plan.PSBT.UnsignedTx.TxHash().String()) {
-		return nil, ErrPlanChanged
+		return nil, nil, ErrPlanChanged
 	}
-	return w.Complete(ctx, plan, signer, hooks)
+	return w, plan, nil
 }
 
 // Complete runs a built plan to the end: show → sign → verify → checkpoint → broadcast →
@@ -281,6 +291,12 @@ func (w *Wallet) Complete(ctx context.Context, plan *Plan, signer Signer, hooks 
 	if err != nil {
 		return nil, err
 	}
+	return w.broadcastSigned(ctx, tx, res, hooks)
+}
+
+// broadcastSigned checkpoints a signed and checked transaction, broadcasts it and asks the
+// backend for it.
+func (w *Wallet) broadcastSigned(ctx context.Context, tx *wire.MsgTx, res *SendResult, hooks Hooks) (*SendResult, error) {
 	var buf bytes.Buffer
 	if err := tx.Serialize(&buf); err != nil {
 		return nil, err

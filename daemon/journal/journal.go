@@ -666,3 +666,15 @@ func AcceptLoss(path, reason string, otherState func() bool, prior map[string]st
 	}
 	return lr, nil
 }
+
+// Result is the recorded result of key's request once it is done (false otherwise): what a
+// later request that continues it (a PSBT import after its export) reads.
+func (j *Journal) Result(key string) (json.RawMessage, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e := j.entries[key]
+	if e == nil || e.state != Done {
+		return nil, false
+	}
+	return e.result, true
+}

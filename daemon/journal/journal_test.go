@@ -242,3 +242,33 @@ func TestReopenCompactWritesNothing(t *testing.T) {
 		t.Fatalf("after appending to an adopted head: %v", j.Lost())
 	}
 }
+
+func TestResultOnlyOnceDone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.jsonl")
+	j := open(t, path)
+	ctx := context.Background()
+	if _, ok := j.Result("app/x"); ok {
+		t.Fatal("a key never run has a result")
+	}
+	fail := func(context.Context, json.RawMessage, func(json.RawMessage) error) (json.RawMessage, error) {
+		return nil, errors.New("boom")
+	}
+	if _, _, err := j.Run(ctx, "app/x", "p", fail); err == nil {
+		t.Fatal("failing run succeeded")
+	}
+	if _, ok := j.Result("app/x"); ok {
+		t.Fatal("a failed request has a result")
+	}
+	ok := func(context.Context, json.RawMessage, func(json.RawMessage) error) (json.RawMessage, error) {
+		return json.RawMessage(`{"plan":"p1"}`), nil
+	}
+	if _, _, err := j.Run(ctx, "app/x", "p", ok); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j = open(t, path)
+	res, found := j.Result("app/x")
+	if !found || string(res) != `{"plan":"p1"}` {
+		t.Fatalf("after reopen: %s %v", res, found)
+	}
+}
