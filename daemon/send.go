@@ -194,6 +194,9 @@ func runBTCImport(ctx context.Context, j *journal.Journal, appID string, p BtcSe
 	if err != nil {
 		return nil, fmt.Errorf("%w: import_psbt: %w", device.ErrInvalidInput, err)
 	}
+	if signed.UnsignedTx.TxHash().String() != rec.PlanID { // also on a retry: a replay answers only the exported transaction
+		return nil, bitcoin.ErrNotExported
+	}
 	order := rec.Order
 	if p.RPC != "" || p.Esplora != "" {
 		order.RPC, order.Esplora = p.RPC, p.Esplora

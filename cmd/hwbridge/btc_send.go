@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/daemon"
@@ -23,10 +28,17 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.Force, "force", false, "pay a fee above the sanity cap")
 	fs.BoolVar(&o.NoRBF, "no-rbf", false, "do not signal replace-by-fee (BIP-125)")
 	minConf := fs.Int64("min-conf", 1, "confirmations a coin needs to be spent")
+	exportFile := fs.String("export-psbt", "", "build and check the payment, sign nothing, and write the unsigned PSBT to FILE for an air-gapped signer (a Coldcard's microSD card): binary BIP-174 when FILE ends in .psbt, else base64; finish with --import-psbt and the same --request-id")
+	importFile := fs.String("import-psbt", "", "finish the payment exported with --export-psbt under the same --request-id: read the signed PSBT from FILE (binary, base64 or hex; - for stdin), check it is the exported transaction, verify every signature, broadcast it once")
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	if o.To == "" || o.Amount == "" {
+	switch {
+	case *exportFile != "" && *importFile != "":
+		return usagef("btc send: give --export-psbt or --import-psbt, not both")
+	case *importFile != "" && sf.requestID == "":
+		return usagef("btc send --import-psbt needs --request-id ID, the id the payment was exported with")
+	case *importFile == "" && (o.To == "" || o.Amount == ""):
 		return usagef("btc send needs --to ADDR and --amount BTC")
 	}
 	if f.rpc == "" && f.esplora == "" {
@@ -50,14 +62,53 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := e.sendBTC(ctx, daemon.BtcSendParams{RequestID: id, Device: e.selector(), SendOrder: o}, sf.yes)
+	p := daemon.BtcSendParams{RequestID: id, Device: e.selector(), SendOrder: o, ExportPSBT: *exportFile != ""}
+	if *importFile != "" {
+		raw, err := e.readInput(*importFile)
+		if err != nil {
+			return err
+		}
+		p.SendOrder = bitcoin.SendOrder{RPC: o.RPC, Esplora: o.Esplora, Network: o.Network}
+		p.ImportPSBT = string(raw)
+		if !utf8.Valid(raw) || strings.HasPrefix(p.ImportPSBT, "psbt\xff") { // binary BIP-174: carried as base64
+			p.ImportPSBT = base64.StdEncoding.EncodeToString(raw)
+		}
+	}
+	res, err := e.sendBTC(ctx, p, sf.yes)
 	if err != nil {
 		return err
+	}
+	if p.ExportPSBT {
+		if err := writePSBTFile(*exportFile, res.PSBT); err != nil {
+			return err
+		}
+		if res.Replayed {
+			e.note("request " + id + " was already exported: this is the same unsigned PSBT")
+		}
+		e.note(fmt.Sprintf("wrote the unsigned PSBT to %s (nothing signed or sent): sign it on the air-gapped device, then run btc send --import-psbt SIGNED --request-id %s", *exportFile, id))
+		return e.print(res, res.PlanID)
 	}
 	if res.Replayed {
 		e.note("request " + id + " was already sent: this is its recorded result (nothing was signed or sent now)")
 	}
 	return e.print(res, res.TxID)
+}
+
+// writePSBTFile writes an unsigned PSBT (base64) to path: binary BIP-174 when path ends in
+// .psbt (what a Coldcard reads from microSD), else base64 text.
+func writePSBTFile(path, b64 string) error {
+	data := []byte(b64 + "\n")
+	if strings.EqualFold(filepath.Ext(path), ".psbt") {
+		bin, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			return fmt.Errorf("the exported PSBT: %w", err)
+		}
+		data = bin
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("write the PSBT file (the export is journaled: run the same command again to write it): %w", err)
+	}
+	return nil
 }
 
 // printBTCResult prints a sent payment (bump-fee).

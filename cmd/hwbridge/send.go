@@ -120,12 +120,21 @@ func btcLines(r *bitcoin.SendResult) []string {
 
 // sendBTC runs a Bitcoin payment in the mode that applies.
 func (e *env) sendBTC(ctx context.Context, p daemon.BtcSendParams, yes bool) (*daemon.BtcSendResult, error) {
-	if err := p.SendOrder.Check(); err != nil {
-		return nil, inputErr(err)
+	if p.ImportPSBT == "" {
+		if err := p.SendOrder.Check(); err != nil {
+			return nil, inputErr(err)
+		}
 	}
 	c, err := e.sendClient(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if c != nil && (p.ExportPSBT || p.ImportPSBT != "") { // nothing to confirm here: an export signs nothing, an import was confirmed on the signer
+		var res daemon.BtcSendResult
+		if err := c.Call(ctx, "v1BtcSend", p, &res); err != nil {
+			return nil, inputErr(err)
+		}
+		return &res, nil
 	}
 	if c != nil {
 		return daemonSend(ctx, e, c, "v1BtcSend", p, yes,
@@ -140,11 +149,25 @@ func (e *env) sendBTC(ctx context.Context, p daemon.BtcSendParams, yes bool) (*d
 	if err != nil {
 		return nil, err
 	}
+	hooks := bitcoin.Hooks{Note: e.note, Show: func(_ context.Context, r *bitcoin.SendResult) error { return e.confirmSend(btcLines(r), yes) }}
+	if p.ImportPSBT != "" { // the signatures are in hand: no device is opened
+		res, err := daemon.RunBTCSend(ctx, j, daemon.CLIAppID, p, nil, nil, bitcoin.Hooks{Note: e.note})
+		e.recordSend("btc send", daemon.BTCSendSummary(p, res, err), err)
+		return res, inputErr(err)
+	}
+	if p.ExportPSBT {
+		hooks.Show = func(_ context.Context, r *bitcoin.SendResult) error {
+			fmt.Fprintln(e.stderr, "hwbridge: exporting, unsigned:")
+			for _, l := range btcLines(r) {
+				fmt.Fprintln(e.stderr, "  "+l)
+			}
+			return nil
+		}
+	}
 	dev, err := e.open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	hooks := bitcoin.Hooks{Note: e.note, Show: func(_ context.Context, r *bitcoin.SendResult) error { return e.confirmSend(btcLines(r), yes) }}
 	res, err := daemon.RunBTCSend(device.WithAppSwitch(ctx), j, daemon.CLIAppID, p, dev, dev, hooks)
 	e.recordSend("btc send", daemon.BTCSendSummary(p, res, err), err)
 	return res, inputErr(err)
