@@ -24,7 +24,8 @@ import (
 // the PSBT signed by the emulated device (`btc sign-psbt`, standing in for an air-gapped
 // Coldcard) is imported with the same request id and paid once, in direct mode and through
 // hwbridged; a PSBT with changed outputs, another request's transaction or a broken signature
-// is refused with nothing broadcast. Checked on btcd's mempool.
+// is refused with nothing broadcast; an import that could not reach the node resumes from its
+// journaled checkpoint. Checked on btcd's mempool.
 func TestSendThroughPSBTFile(t *testing.T) {
 	dataDir := t.TempDir()
 	c := &btcCLI{t: t, dev: startEmu(t, emulator.PolicyAuto), env: map[string]string{"HWBRIDGE_DATA_DIR": dataDir}}
@@ -160,12 +161,23 @@ func TestSendThroughPSBTFile(t *testing.T) {
 		refused(imp(c, prefix+"-3", signedFile), "an id never exported", "no exported PSBT")
 		pool(before)
 
+		// the node cannot be reached: the checked transaction is journaled, not broadcast
+		mode := c.mode
+		if mode == nil {
+			mode = []string{"--direct", "--device", c.dev}
+		}
+		r = cli(t, "", c.env, append(mode, "btc", "send", "--json", "--request-id", prefix+"-1", "--import-psbt", signedFile,
+			"--network", "regtest", "--rpc", "http://user:pass@127.0.0.1:1")...)
+		refused(r, "import with the node down", "journaled")
+		pool(before)
+
+		// the retry resumes from the journal's checkpoint and broadcasts it
 		r = imp(c, prefix+"-1", signedFile)
 		if r.code != 0 {
 			t.Fatalf("import: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		paid := decodeRes(r)
-		if paid.TxID == "" || paid.PlanID != first.PlanID || paid.Replayed {
+		if paid.TxID == "" || paid.PlanID != first.PlanID || paid.Replayed || !paid.Resumed {
 			t.Fatalf("import: %+v", paid)
 		}
 		ids := pool(before + 1)
