@@ -56,7 +56,7 @@ func commandTable() []command {
 		{"btc sign-message", "MESSAGE --path PATH [--type T] [--network N]", "sign a message (BIP-137)", runBTCSignMessage},
 		{"btc receive", "[--type T] [--account N] [--network N] [--index N] [--rpc URL|--esplora URL] [--display]", "print the next receive address of the device's account (checked against the device)", runBTCReceive},
 		{"btc balance", "--rpc URL|--esplora URL [--type T] [--account N] [--network N] [--gap N]", "print the account's balance and coins (watch-only, from the device's xpub)", runBTCBalance},
-		{"btc send", "--to ADDR --amount BTC --rpc URL --network NET [--fee-rate SAT/VB] [--type T] [--account N] [--yes] [--max-fee BTC] [--force]", "send bitcoin: build, show, confirm, sign on the device, check, broadcast; prints the txid", runBTCSend},
+		{"btc send", "--to ADDR --amount BTC --rpc URL --network NET [--fee-rate SAT/VB] [--type T] [--account N] [--yes] [--max-fee BTC] [--force] [--export-psbt FILE | --import-psbt FILE --request-id ID]", "send bitcoin: build, show, confirm, sign on the device (or export the unsigned PSBT for an air-gapped signer and import it signed), check, broadcast; prints the txid", runBTCSend},
 		{"btc bump-fee", "TXID --fee-rate SAT/VB --rpc URL --network NET [--type T] [--account N] [--yes]", "replace an unconfirmed transaction of the account with a higher fee (BIP-125)", runBTCBumpFee},
 		{"psbt decode", "FILE|- [--network N]", "print a PSBT: inputs, outputs, amounts, fee, derivations, signatures", runPSBTDecode},
 		{"eth sign-message", "MESSAGE [--index N]", "sign a message (EIP-191 personal_sign)", runETHSignMessage},
