@@ -428,6 +428,9 @@ const (
 func BTCSendSummary(p BtcSendParams, res *BtcSendResult, err error) string {
 	s := fmt.Sprintf("%s%q %s BTC to %s (%s account %d, fee rate %q) via %s%s", btcSendPrefix, p.RequestID, p.Amount, p.To,
 		p.Type, p.Account, p.FeeRate, ethereum.RedactURL(p.RPC), p.Esplora)
+	if p.ImportPSBT != "" {
+		s = fmt.Sprintf("%s%q import of the signed PSBT exported under this id, via %s%s", btcSendPrefix, p.RequestID, ethereum.RedactURL(p.RPC), p.Esplora)
+	}
 	switch {
 	case err != nil:
 	case res.Preview:
@@ -437,7 +440,7 @@ func BTCSendSummary(p BtcSendParams, res *BtcSendResult, err error) string {
 	case res.Replayed:
 		s += ": answered from the journal (nothing signed or sent): txid " + res.TxID
 	case p.ImportPSBT != "":
-		s += fmt.Sprintf(": imported signed PSBT of plan %s: txid %s fee %d sat", res.PlanID, res.TxID, res.Fee)
+		s += fmt.Sprintf(": plan %s: txid %s fee %d sat", res.PlanID, res.TxID, res.Fee)
 	default:
 		s += fmt.Sprintf(": txid %s fee %d sat", res.TxID, res.Fee)
 	}
