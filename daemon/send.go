@@ -51,6 +51,10 @@ type BtcSendParams struct {
 	// every signature is verified, and it is broadcast once. The order needs only its chain
 	// (rpc or esplora); the rest is the exported one.
 	ImportPSBT string `json:"import_psbt,omitempty"`
+	// WalletExport, with ExportPSBT, is a Coldcard's Generic JSON wallet export: the payment
+	// is built from its xpubs and no device is asked (a watch-only wallet of an air-gapped
+	// Coldcard).
+	WalletExport string `json:"wallet_export,omitempty"`
 	bitcoin.SendOrder
 }
 
@@ -111,6 +115,14 @@ func RunBTCSend(ctx context.Context, j *journal.Journal, appID string, p BtcSend
 		return runBTCImport(ctx, j, appID, p, hooks)
 	case p.ExportPSBT && p.Preview:
 		return nil, fmt.Errorf("%w: export_psbt already signs nothing: drop preview", device.ErrInvalidInput)
+	case p.WalletExport != "" && !p.ExportPSBT:
+		return nil, fmt.Errorf("%w: a wallet export holds no keys to sign with: give it with export_psbt", device.ErrInvalidInput)
+	case p.WalletExport != "":
+		ex, err := bitcoin.ParseColdcardExport([]byte(p.WalletExport))
+		if err != nil {
+			return nil, err
+		}
+		keys, p.Device, p.WalletExport = ex, "coldcard-export:"+ex.XFP.String(), ""
 	}
 	if err := p.SendOrder.Check(); err != nil {
 		return nil, err
@@ -356,7 +368,7 @@ func (a *API) V1BtcSend(ctx context.Context, auth keys.Auth, raw json.RawMessage
 		if err := a.d.sendable(p.Preview); err != nil {
 			return nil, err
 		}
-		if p.ImportPSBT != "" { // the signatures are in hand: no device is asked
+		if p.ImportPSBT != "" || p.WalletExport != "" { // signatures in hand, or keys from a wallet export: no device is asked
 			return RunBTCSend(ctx, a.d.journal, c.app.ID, p, nil, nil, bitcoin.Hooks{Note: c.note})
 		}
 		dev, err := c.device(ctx, p.Device)

@@ -30,12 +30,15 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 	minConf := fs.Int64("min-conf", 1, "confirmations a coin needs to be spent")
 	exportFile := fs.String("export-psbt", "", "build and check the payment, sign nothing, and write the unsigned PSBT to FILE for an air-gapped signer (a Coldcard's microSD card): binary BIP-174 when FILE ends in .psbt, else base64; finish with --import-psbt and the same --request-id")
 	importFile := fs.String("import-psbt", "", "finish the payment exported with --export-psbt under the same --request-id: read the signed PSBT from FILE (binary, base64 or hex; - for stdin), check it is the exported transaction, verify every signature, broadcast it once")
+	walletExport := fs.String("wallet-export", "", "with --export-psbt: build from a Coldcard's Generic JSON wallet export FILE (Advanced > MicroSD > Export Wallet > Generic JSON) instead of a connected device")
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	switch {
 	case *exportFile != "" && *importFile != "":
 		return usagef("btc send: give --export-psbt or --import-psbt, not both")
+	case *walletExport != "" && *exportFile == "":
+		return usagef("btc send --wallet-export needs --export-psbt FILE: a wallet export cannot sign")
 	case *importFile != "" && sf.requestID == "":
 		return usagef("btc send --import-psbt needs --request-id ID, the id the payment was exported with")
 	case *importFile == "" && (o.To == "" || o.Amount == ""):
@@ -63,6 +66,13 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	p := daemon.BtcSendParams{RequestID: id, Device: e.selector(), SendOrder: o, ExportPSBT: *exportFile != ""}
+	if *walletExport != "" {
+		raw, err := e.readInput(*walletExport)
+		if err != nil {
+			return err
+		}
+		p.WalletExport, p.Device = string(raw), ""
+	}
 	if *importFile != "" {
 		raw, err := e.readInput(*importFile)
 		if err != nil {

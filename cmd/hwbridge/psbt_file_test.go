@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/txscript"
 
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/emulator"
 	"github.com/hwbridge/hwbridge/internal/nodes"
@@ -205,10 +207,62 @@ func TestSendThroughPSBTFile(t *testing.T) {
 		c.t = t
 		run(t, c, "direct", 0)
 	})
+	// A watch-only wallet from a Coldcard's Generic JSON export (chain XRT, the emulator's
+	// BIP-84 account): the export needs no device; the emulator signs as the Coldcard would.
+	t.Run("watch-only from a Coldcard wallet export", func(t *testing.T) {
+		c.t = t
+		var rcv btcReceiveResult
+		if err := json.Unmarshal([]byte(c.ok("btc", "receive", "--type", "wpkh", "--json").stdout), &rcv); err != nil {
+			t.Fatal(err)
+		}
+		d, err := bitcoin.ParseDescriptor(rcv.Descriptor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := d.Address(0, 0, &chaincfg.RegressionNetParams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := d.Keys[0]
+		export, err := json.Marshal(map[string]any{"chain": "XRT", "xfp": strings.ToUpper(fmt.Sprintf("%08x", k.Fingerprint)), "account": 0,
+			"bip84": map[string]string{"name": "p2wpkh", "deriv": "m/84'/1'/0'", "xpub": k.XPub.String(), "first": first.EncodeAddress()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exportFile := filepath.Join(dir, "coldcard-export.json")
+		if err := os.WriteFile(exportFile, export, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w := &btcCLI{t: t, node: c.node, mode: []string{"--direct"}, env: c.env} // no device
+		unsigned := filepath.Join(dir, "watch-unsigned.psbt")
+		r := w.ok("btc", "send", "--to", to, "--amount", "0.1", "--fee-rate", "2", "--json", "--request-id", "watch-1",
+			"--export-psbt", unsigned, "--wallet-export", exportFile)
+		var ex daemon.BtcSendResult
+		if err := json.Unmarshal([]byte(r.stdout), &ex); err != nil || ex.PlanID == "" {
+			t.Fatalf("export: %v %+v", err, ex)
+		}
+		if r := w.run("", "btc", "send", "--to", to, "--amount", "0.1", "--yes", "--request-id", "watch-2", "--wallet-export", exportFile); r.code != 2 {
+			t.Fatalf("--wallet-export without --export-psbt: exit %d\n%s", r.code, r.stderr)
+		}
+		signedOut := strings.TrimSpace(c.ok("btc", "sign-psbt", unsigned).stdout)
+		signed := filepath.Join(dir, "watch-signed.txt")
+		if err := os.WriteFile(signed, []byte(signedOut), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := len(c.mempool())
+		r = w.ok("btc", "send", "--json", "--request-id", "watch-1", "--import-psbt", signed)
+		var paid daemon.BtcSendResult
+		if err := json.Unmarshal([]byte(r.stdout), &paid); err != nil || paid.TxID == "" || paid.PlanID != ex.PlanID {
+			t.Fatalf("import: %v %+v", err, paid)
+		}
+		if n := len(c.mempool()); n != before+1 {
+			t.Fatalf("mempool %d, want %d", n, before+1)
+		}
+	})
 	t.Run("through hwbridged", func(t *testing.T) {
 		c.t = t
 		dc := startInProcessDaemon(t, emulator.PolicyAuto)
 		d := &btcCLI{t: t, node: c.node, mode: []string{"--socket", dc.Socket}, env: map[string]string{"HWBRIDGE_KEY": dc.Key}}
-		run(t, d, "daemon", 1)
+		run(t, d, "daemon", 2)
 	})
 }

@@ -150,19 +150,17 @@ func (e *env) sendBTC(ctx context.Context, p daemon.BtcSendParams, yes bool) (*d
 		return nil, err
 	}
 	hooks := bitcoin.Hooks{Note: e.note, Show: func(_ context.Context, r *bitcoin.SendResult) error { return e.confirmSend(btcLines(r), yes) }}
-	if p.ImportPSBT != "" { // the signatures are in hand: no device is opened
-		res, err := daemon.RunBTCSend(ctx, j, daemon.CLIAppID, p, nil, nil, bitcoin.Hooks{Note: e.note})
+	if p.ImportPSBT != "" || p.WalletExport != "" { // signatures in hand, or keys from a wallet export: no device is opened
+		h := bitcoin.Hooks{Note: e.note}
+		if p.WalletExport != "" {
+			h.Show = exportShow(e)
+		}
+		res, err := daemon.RunBTCSend(ctx, j, daemon.CLIAppID, p, nil, nil, h)
 		e.recordSend("btc send", daemon.BTCSendSummary(p, res, err), err)
 		return res, inputErr(err)
 	}
 	if p.ExportPSBT {
-		hooks.Show = func(_ context.Context, r *bitcoin.SendResult) error {
-			fmt.Fprintln(e.stderr, "hwbridge: exporting, unsigned:")
-			for _, l := range btcLines(r) {
-				fmt.Fprintln(e.stderr, "  "+l)
-			}
-			return nil
-		}
+		hooks.Show = exportShow(e)
 	}
 	dev, err := e.open(ctx)
 	if err != nil {
@@ -214,6 +212,18 @@ func (e *env) sendETH(ctx context.Context, p daemon.EthSendParams, yes bool) (*d
 	res, err := daemon.RunETHSend(device.WithAppSwitch(ctx), j, daemon.CLIAppID, p, cl, dev, hooks)
 	e.recordSend("eth send", daemon.ETHSendSummary(p, res, err), err)
 	return res, inputErr(err)
+}
+
+// exportShow prints a payment about to be exported unsigned (nothing to confirm: nothing is
+// signed).
+func exportShow(e *env) func(context.Context, *bitcoin.SendResult) error {
+	return func(_ context.Context, r *bitcoin.SendResult) error {
+		fmt.Fprintln(e.stderr, "hwbridge: exporting, unsigned:")
+		for _, l := range btcLines(r) {
+			fmt.Fprintln(e.stderr, "  "+l)
+		}
+		return nil
+	}
 }
 
 // daemonSend is a send through hwbridged: unless yes, a preview (nothing signed) is shown and
