@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -118,6 +120,10 @@ func benchDaemon(b *testing.B, paths []string, emus map[string]*trezoremu.Device
 // figures for the same shape.
 func BenchmarkDaemonLatency(b *testing.B) {
 	fs := benchenv.Report(b, "emulated Trezor-class devices over in-process pipes, warm")
+	// The GC setting hwbridged runs with (GCPercent), unless GOGC is set for the run.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(GCPercent))
+	}
 	path := hdpath.MustParse("m/84'/0'/0'/0/0")
 	shapes := []struct {
 		name   string

@@ -58,6 +58,13 @@ type Config struct {
 	UnauthIdle time.Duration
 }
 
+// GCPercent is the GOGC hwbridged runs with unless the environment sets one. Its live heap
+// is a few MiB, so at Go's default of 100 a collection runs about every 160 calls (≈25 KB
+// allocated per call) and sets the p99 of a read call: 2.0–2.3 ms at GOGC=100, 0.9–1.0 ms at
+// 300 (BenchmarkDaemonLatency read=v1Address/devices=1/clients=1, which runs with it); the
+// idle RSS stays ≈20 MiB (cmd/hwbridged BenchmarkStartup).
+const GCPercent = 300
+
 // Defaults.
 const (
 	DefaultExtAPIAccounts = 3

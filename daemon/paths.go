@@ -21,8 +21,12 @@ func DefaultDataDir(getenv func(string) string) string {
 	return ".hwbridge"
 }
 
-// DefaultSocket is $XDG_RUNTIME_DIR/hwbridge/hwbridged.sock, else ~/.hwbridge/hwbridged.sock.
+// DefaultSocket is $HWBRIDGE_SOCKET, else $XDG_RUNTIME_DIR/hwbridge/hwbridged.sock, else
+// ~/.hwbridge/hwbridged.sock: hwbridged and the CLI agree on it.
 func DefaultSocket(getenv func(string) string) string {
+	if s := getenv("HWBRIDGE_SOCKET"); s != "" {
+		return s
+	}
 	if d := getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "hwbridge", "hwbridged.sock")
 	}
