@@ -264,5 +264,24 @@ func TestSendThroughPSBTFile(t *testing.T) {
 		dc := startInProcessDaemon(t, emulator.PolicyAuto)
 		d := &btcCLI{t: t, node: c.node, mode: []string{"--socket", dc.Socket}, env: map[string]string{"HWBRIDGE_KEY": dc.Key}}
 		run(t, d, "daemon", 2)
+
+		// wallet_export through v1BtcSend: no device is asked for the keys
+		unsigned := filepath.Join(dir, "daemon-watch-unsigned.psbt")
+		var ex, paid daemon.BtcSendResult
+		if err := json.Unmarshal([]byte(d.ok("btc", "send", "--to", to, "--amount", "0.1", "--fee-rate", "2", "--json", "--request-id", "daemon-watch-1",
+			"--export-psbt", unsigned, "--wallet-export", filepath.Join(dir, "coldcard-export.json")).stdout), &ex); err != nil || ex.PlanID == "" {
+			t.Fatalf("export: %v %+v", err, ex)
+		}
+		signed := filepath.Join(dir, "daemon-watch-signed.txt")
+		if err := os.WriteFile(signed, []byte(strings.TrimSpace(d.ok("btc", "sign-psbt", unsigned).stdout)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := len(c.mempool())
+		if err := json.Unmarshal([]byte(d.ok("btc", "send", "--json", "--request-id", "daemon-watch-1", "--import-psbt", signed).stdout), &paid); err != nil || paid.PlanID != ex.PlanID {
+			t.Fatalf("import: %v %+v", err, paid)
+		}
+		if n := len(c.mempool()); n != before+1 {
+			t.Fatalf("mempool %d, want %d", n, before+1)
+		}
 	})
 }
