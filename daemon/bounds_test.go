@@ -279,3 +279,30 @@ func TestClientRedialsAfterIdleClose(t *testing.T) {
 		t.Fatalf("a signed call after the idle close: %v", err)
 	}
 }
+
+// TestOtherStateSeesSegments: right after the audit log seals a segment the active file can
+// be empty; the sealed segment and the audit head still count as state beside the journal.
+func TestOtherStateSeesSegments(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		files map[string]string
+		want  bool
+	}{
+		{"empty data dir", nil, false},
+		{"empty audit log only", map[string]string{AuditFile: ""}, false},
+		{"audit records", map[string]string{AuditFile: "{}\n"}, true},
+		{"sealed segment, empty active file", map[string]string{AuditFile: "", AuditFile + ".00000000000000000001": "{}\n"}, true},
+		{"audit head", map[string]string{AuditFile + ".head": "{}"}, true},
+		{"paired apps", map[string]string{AppsFile: "{}"}, true},
+	} {
+		dir := t.TempDir()
+		for name, body := range tt.files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := OtherState(dir)(); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -288,12 +288,15 @@ func OpenJournal(dataDir string) (*journal.Journal, error) {
 // log with records, or paired apps.
 func OtherState(dataDir string) func() bool {
 	return func() bool {
-		for _, f := range []string{AuditFile, AppsFile} {
+		// The audit log's head and sealed segments count too: right after a segment is
+		// sealed the active audit.jsonl can be empty.
+		for _, f := range []string{AuditFile, AppsFile, audit.HeadPath(AuditFile)} {
 			if fi, err := os.Stat(filepath.Join(dataDir, f)); err == nil && fi.Size() > 0 {
 				return true
 			}
 		}
-		return false
+		segs, _ := filepath.Glob(filepath.Join(dataDir, AuditFile+".[0-9]*"))
+		return len(segs) > 0
 	}
 }
 
