@@ -44,32 +44,27 @@ deps_go() {
   fi
 }
 
-# The Ledger JS clients, into the directory emulator/ledger's jsClients looks in first
-# (os.UserCacheDir()/hwbridge/ledgeremu-js-<first 12 hex digits of the lock file's sha256>).
-deps_npm() {
-  local js=emulator/ledger/testdata/js
+# npm_into NAME DIR PROBE [NPM-ARGS...]: the npm packages pinned by DIR's package-lock.json,
+# installed with `npm ci` into the cache directory internal/peers.NPM looks in
+# (os.UserCacheDir()/hwbridge/NAME-<first 12 hex digits of the lock file's sha256>), unless
+# PROBE (a package) is already there.
+npm_into() {
+  local name=$1 js=$2 probe=$3
+  shift 3
   local sum cache
   sum=$(sha256sum "$js/package-lock.json" | cut -c1-12)
-  cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwbridge/ledgeremu-js-$sum"
-  [ -d "$cache/node_modules/@ledgerhq/hw-transport-node-speculos" ] && return 0
-  deps_say "npm ci: Ledger JS clients (pinned by $js/package-lock.json) into $cache"
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwbridge/$name-$sum"
+  [ -d "$cache/node_modules/$probe" ] && return 0
+  deps_say "npm ci: $probe and its peers (pinned by $js/package-lock.json) into $cache"
   mkdir -p "$cache"
   cp "$js/package.json" "$js/package-lock.json" "$cache/"
-  (cd "$cache" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  (cd "$cache" && npm ci --no-audit --no-fund --loglevel=error "$@" >&2)
 }
 
-# @trezor/connect, into the directory emulator/trezor's connectClient looks in
-# (os.UserCacheDir()/hwbridge/trezoremu-js-<first 12 hex digits of the lock file's sha256>).
-deps_npm_trezor() {
-  local js=emulator/trezor/testdata/js
-  local sum cache
-  sum=$(sha256sum "$js/package-lock.json" | cut -c1-12)
-  cache="${XDG_CACHE_HOME:-$HOME/.cache}/hwbridge/trezoremu-js-$sum"
-  [ -d "$cache/node_modules/@trezor/connect" ] && return 0
-  deps_say "npm ci: @trezor/connect (pinned by $js/package-lock.json) into $cache"
-  mkdir -p "$cache"
-  cp "$js/package.json" "$js/package-lock.json" "$cache/"
-  (cd "$cache" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
+# The Ledger JS clients (emulator/ledger's tests) and @trezor/connect (emulator/trezor's).
+deps_npm() {
+  npm_into ledgeremu-js emulator/ledger/testdata/js @ledgerhq/hw-transport-node-speculos
+  npm_into trezoremu-js emulator/trezor/testdata/js @trezor/connect --ignore-scripts
 }
 
 # btcd and geth, built once per pinned version (progress on stderr).
@@ -82,7 +77,6 @@ deps_install() {
   deps_apt
   deps_go
   deps_npm
-  deps_npm_trezor
   deps_nodes
   # Integration tests refuse to skip when this is set: CI must really run them.
   export HWBRIDGE_REQUIRE_PEERS=1

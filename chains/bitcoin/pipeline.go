@@ -275,9 +275,8 @@ func build(ctx context.Context, order SendOrder, p *parsed, keys KeySource, hook
 	return w, plan, nil
 }
 
-// Complete runs a built plan to the end: show → sign → verify → checkpoint → broadcast →
-// confirm (bump-fee enters here with its replacement).
-func (w *Wallet) Complete(ctx context.Context, plan *Plan, signer Signer, hooks Hooks) (*SendResult, error) {
+// show describes plan and hands it to hooks.Show (an error stops the send, nothing signed).
+func (w *Wallet) show(ctx context.Context, plan *Plan, hooks Hooks) (*SendResult, error) {
 	res, err := w.describe(plan)
 	if err != nil {
 		return nil, err
@@ -286,6 +285,16 @@ func (w *Wallet) Complete(ctx context.Context, plan *Plan, signer Signer, hooks 
 		if err := hooks.Show(ctx, res); err != nil {
 			return nil, err
 		}
+	}
+	return res, nil
+}
+
+// Complete runs a built plan to the end: show → sign → verify → checkpoint → broadcast →
+// confirm (bump-fee enters here with its replacement).
+func (w *Wallet) Complete(ctx context.Context, plan *Plan, signer Signer, hooks Hooks) (*SendResult, error) {
+	res, err := w.show(ctx, plan, hooks)
+	if err != nil {
+		return nil, err
 	}
 	tx, err := w.Sign(ctx, plan, signer)
 	if err != nil {

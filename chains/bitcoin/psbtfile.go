@@ -45,14 +45,9 @@ func Export(ctx context.Context, order SendOrder, keys KeySource, hooks Hooks) (
 	if err != nil {
 		return nil, err
 	}
-	res, err := w.describe(plan)
+	res, err := w.show(ctx, plan, hooks)
 	if err != nil {
 		return nil, err
-	}
-	if hooks.Show != nil {
-		if err := hooks.Show(ctx, res); err != nil {
-			return nil, err
-		}
 	}
 	b64, err := hwpsbt.EncodeBase64(plan.PSBT)
 	if err != nil {

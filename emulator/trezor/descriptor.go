@@ -26,21 +26,14 @@ func xpubDescriptor(t pb.InputScriptType, rootFP uint32, p hdpath.Path, xpub str
 	default:
 		return ""
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[%08x", rootFP)
-	for _, c := range p {
-		if c >= hdpath.Hardened {
-			fmt.Fprintf(&b, "/%dh", c-hdpath.Hardened)
-		} else {
-			fmt.Fprintf(&b, "/%d", c)
-		}
-	}
-	b.WriteString("]" + xpub + "/<0;1>/*")
-	desc := fmt.Sprintf(format, b.String())
+	key := fmt.Sprintf("[%08x%s]%s/<0;1>/*", rootFP, strings.TrimPrefix(p.StringH(), "m"), xpub)
+	desc := fmt.Sprintf(format, key)
 	return desc + "#" + descriptorChecksum(desc)
 }
 
-// descriptorChecksum is BIP-380's checksum (the firmware's descriptor_checksum).
+// descriptorChecksum is BIP-380's checksum (the firmware's descriptor_checksum). Written
+// here, not taken from chains/bitcoin.DescriptorChecksum: the emulator may not depend on the
+// host side (internal/deptest), so that both cannot agree on a wrong encoding.
 func descriptorChecksum(s string) string {
 	const input = "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
 	const charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
