@@ -498,7 +498,7 @@ func (d *devEnv) fundETH(ctx context.Context, to []common.Address, value *big.In
 		if err != nil {
 			return nil, err
 		}
-		if err := d.eth.SendTransaction(ctx, tx); err != nil {
+		if err := d.sendFaucetTx(ctx, tx); err != nil {
 			return nil, fmt.Errorf("send the faucet transaction: %w", err)
 		}
 		hashes = append(hashes, tx.Hash())
@@ -509,6 +509,30 @@ func (d *devEnv) fundETH(ctx context.Context, to []common.Address, value *big.In
 		}
 	}
 	return hashes, nil
+}
+
+// poolCatchUp bounds how long sendFaucetTx waits for geth's transaction pool to see a
+// top-up that is already mined.
+const poolCatchUp = 10 * time.Second
+
+// sendFaucetTx broadcasts a faucet transaction. geth --dev shows the top-up's receipt
+// before its transaction pool has moved to the new head (the pool resets on the chain-head
+// event, in its own goroutine), so for a moment the pool still sees the faucet's balance
+// as 0 and answers "insufficient funds"; that answer is retried until poolCatchUp. The
+// embedded chain has no pool and never answers so after a top-up.
+func (d *devEnv) sendFaucetTx(ctx context.Context, tx *types.Transaction) error {
+	deadline := time.Now().Add(poolCatchUp)
+	for {
+		err := d.eth.SendTransaction(ctx, tx)
+		if err == nil || !strings.Contains(err.Error(), "insufficient funds") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last answer: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // topUpFaucet funds the faucet key from the node's unlocked dev account (geth --dev's
@@ -642,7 +666,7 @@ func (d *devEnv) deployToken(ctx context.Context, holder common.Address, supply 
 	if err != nil {
 		return common.Address{}, common.Hash{}, err
 	}
-	if err := d.eth.SendTransaction(ctx, tx); err != nil {
+	if err := d.sendFaucetTx(ctx, tx); err != nil {
 		return common.Address{}, common.Hash{}, fmt.Errorf("send the token deployment: %w", err)
 	}
 	r, err := d.waitReceipt(ctx, tx.Hash())
