@@ -71,6 +71,9 @@ const (
 	opMITM        = "mitm check"
 )
 
+// errDesync: the device's session is not ours any more (see do).
+var errDesync = errors.New("the coldcard's link encryption is out of step (another program opened its own session)")
+
 // Options configure a Driver; the zero value works.
 type Options struct {
 	Logger      *slog.Logger
@@ -134,8 +137,19 @@ func (d *Driver) do(ctx context.Context, op string, fn func(ctx context.Context)
 			return err
 		}
 	}
-	if err := fn(ctx); err != nil {
-		if errors.Is(err, device.ErrLinkLost) || errors.Is(err, transport.ErrColdcardFraming) || errors.Is(err, ctx.Err()) && ctx.Err() != nil {
+	err := fn(ctx)
+	if errors.Is(err, errDesync) {
+		// Another program (ckcc, HWI) set up its own session since ours, as the firmware
+		// allows with ncry version 1: re-key and run the operation again, once.
+		d.log.Debug("coldcard session out of step: re-keying", "op", op, "err", err)
+		d.sess = nil
+		if err := d.start(ctx); err != nil {
+			return err
+		}
+		err = fn(ctx)
+	}
+	if err != nil {
+		if errors.Is(err, errDesync) || errors.Is(err, device.ErrLinkLost) || errors.Is(err, transport.ErrColdcardFraming) || errors.Is(err, ctx.Err()) && ctx.Err() != nil {
 			d.sess = nil // the keystreams may be out of step: re-key before the next call
 		}
 		return err
@@ -267,6 +281,11 @@ func (d *Driver) exchange(ctx context.Context, op string, msg []byte) (reply, er
 			return reply{}, fmt.Errorf("coldcard: %s: %w: encrypted reply to a plain request", op, device.ErrProtocol)
 		}
 		resp = d.sess.Open(resp)
+	}
+	if enc && (!respEnc || !knownReply(resp)) {
+		// a reply in clear (a framing error: the device has no key or another one) or one
+		// that does not decrypt to a reply signature: the device holds another session
+		return reply{}, fmt.Errorf("coldcard: %s: %w: %w", op, device.ErrLinkLost, errDesync)
 	}
 	d.log.Debug("coldcard exchange", "op", op, "request", code, "reply", string(resp[:4]), "len", len(resp))
 	return decodeReply(op, resp)

@@ -172,3 +172,25 @@ func TestPromptedSign(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Another program opening its own session (as ckcc does on every run, and ncry version 1
+// allows) leaves this driver's keystreams out of step: it re-keys and the call still works.
+func TestAnotherSessionInBetween(t *testing.T) {
+	path, _ := serve(t, "XTN", emulator.PolicyAuto)
+	a, b := open(t, path), open(t, path)
+	ctx := t.Context()
+	req := device.XPubRequest{Path: hdpath.MustParse("m/84'/1'/0'"), Network: &chaincfg.TestNet3Params}
+	first, err := a.XPub(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := b.XPub(ctx, req); err != nil { // b's ncry replaces a's session on the device
+			t.Fatal(err)
+		}
+		again, err := a.XPub(ctx, req)
+		if err != nil || again != first {
+			t.Fatalf("after another session: %q %v", again, err)
+		}
+	}
+}

@@ -241,3 +241,15 @@ func decodeSignedMessage(r reply) (addr string, sig []byte, done bool, err error
 	}
 	return string(a), s, true, nil
 }
+
+// knownReply: msg starts with a reply signature the firmware sends.
+func knownReply(msg []byte) bool {
+	if len(msg) < 4 {
+		return false
+	}
+	switch string(msg[:4]) {
+	case "okay", "biny", "asci", "int1", "int2", "int3", "mypb", "smrx", "strx", "refu", "busy", "fram", "err_":
+		return true
+	}
+	return false
+}

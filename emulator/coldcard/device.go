@@ -104,6 +104,10 @@ func New(o Options) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newDevice(w, o)
+}
+
+func newDevice(w *emulator.Wallet, o Options) (*Device, error) {
 	d := &Device{w: w, approver: o.Approver, log: o.Logger, checksum: sha256.New()}
 	if d.approver == nil {
 		d.approver = emulator.NewApprover(emulator.PolicyAuto)
@@ -486,11 +490,11 @@ var errBusy = errors.New("busy")
 
 // decide shows the screen and settles a in the background, as the firmware's UX task
 // does while the host polls.
+// Under the auto and reject policies the screen is decided before the reply to stxn/smsg,
+// so that the first poll already has the answer (the host polls after 250 ms anyway) and a
+// session replays the same bytes.
 func (d *Device) decide(a *action, s emulator.Screen, approved func() error) {
-	go func() {
-		ok, err := d.approver.Ask(d.ctx, s)
-		d.mu.Lock()
-		defer d.mu.Unlock()
+	settle := func(ok bool, err error) {
 		switch {
 		case err != nil:
 			a.failed = "Cancelled"
@@ -502,6 +506,16 @@ func (d *Device) decide(a *action, s emulator.Screen, approved func() error) {
 			}
 		}
 		a.done = true
+	}
+	if d.approver.Policy() != emulator.PolicyPrompt {
+		settle(d.approver.Ask(d.ctx, s)) // d.mu is held: approved runs under it, as below
+		return
+	}
+	go func() {
+		ok, err := d.approver.Ask(d.ctx, s)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		settle(ok, err)
 	}()
 }
 
