@@ -78,6 +78,9 @@ type Device struct {
 	psram    [2][]byte // file 0: the upload; file 1: the signing result
 	checksum hash.Hash
 	active   *action // the request waiting for the person (UserAuthorizedAction)
+	// ephemeral makes the session key pair of each ncry; nil: a fresh random one. The
+	// transcript replay sets it to the recorded run's key.
+	ephemeral func() (*btcec.PrivateKey, error)
 	ctx      context.Context
 	stop     context.CancelFunc
 }
@@ -317,7 +320,11 @@ func (d *Device) encryptStart(args []byte) ([]byte, error) {
 	if d.bound {
 		return nil, framingError("crypto already set up")
 	}
-	priv, err := btcec.NewPrivateKey()
+	newKey := btcec.NewPrivateKey
+	if d.ephemeral != nil {
+		newKey = d.ephemeral
+	}
+	priv, err := newKey()
 	if err != nil {
 		return nil, err
 	}
