@@ -81,8 +81,8 @@ type Device struct {
 	// ephemeral makes the session key pair of each ncry; nil: a fresh random one. The
 	// transcript replay sets it to the recorded run's key.
 	ephemeral func() (*btcec.PrivateKey, error)
-	ctx      context.Context
-	stop     context.CancelFunc
+	ctx       context.Context
+	stop      context.CancelFunc
 }
 
 // action is a request waiting for the person's decision.
