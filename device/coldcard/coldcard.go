@@ -327,7 +327,6 @@ func (d *Driver) Features(ctx context.Context) (device.Features, error) {
 		f = device.Features{
 			Family: device.FamilyColdcard, Model: model, Vendor: "Coinkite", Version: lines[0],
 			Initialized: d.master != "", PINProtected: true, Unlocked: true, Emulator: d.opts.Emulator,
-			Label:        d.chain,
 			Capabilities: device.Capabilities{Taproot: true, DisplayAddress: true},
 		}
 		if len(lines) >= 2 {

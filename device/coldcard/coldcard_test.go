@@ -1,6 +1,7 @@
 package coldcard_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -192,5 +193,27 @@ func TestAnotherSessionInBetween(t *testing.T) {
 		if err != nil || again != first {
 			t.Fatalf("after another session: %q %v", again, err)
 		}
+	}
+}
+
+// A PSBT of several upload and download blocks (2048 bytes each).
+func TestLargePSBT(t *testing.T) {
+	path, _ := serve(t, "XTN", emulator.PolicyAuto)
+	d := open(t, path)
+	ctx := t.Context()
+	kinds := make([]device.ScriptType, 24)
+	for i := range kinds {
+		kinds[i] = []device.ScriptType{device.ScriptWPKH, device.ScriptPKH, device.ScriptTR, device.ScriptSHWPKH}[i%4]
+	}
+	p := devicetest.NewSpend(t, ctx, d, &chaincfg.TestNet3Params, kinds, devicetest.SpendOptions{OwnFunding: true})
+	var b bytes.Buffer
+	if err := p.Serialize(&b); err != nil || b.Len() < 2*2048-200 {
+		t.Fatalf("psbt of %d bytes (%v), want two upload blocks or more", b.Len(), err)
+	}
+	if err := d.SignPSBT(ctx, p, &chaincfg.TestNet3Params); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := devicetest.FinalizeAndExecute(p); err != nil {
+		t.Fatal(err)
 	}
 }
