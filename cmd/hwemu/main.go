@@ -232,6 +232,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 			Passphrase: c.passphrase,
 			Chain:      c.coldcardChain,
 			Approver:   t.Approver,
+			Faults:     t.Faults,
 			Logger:     log.With("device", "coldcard"),
 		})
 		if err != nil {

@@ -36,7 +36,12 @@ func sockDir(t *testing.T) string {
 func serve(t *testing.T, chain string, policy emulator.Policy) (string, *emulator.Approver) {
 	t.Helper()
 	ap := emulator.NewApprover(policy)
-	emu, err := coldcardemu.New(coldcardemu.Options{Chain: chain, Approver: ap})
+	return serveOpts(t, coldcardemu.Options{Chain: chain, Approver: ap}), ap
+}
+
+func serveOpts(t *testing.T, o coldcardemu.Options) string {
+	t.Helper()
+	emu, err := coldcardemu.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +60,7 @@ func serve(t *testing.T, chain string, policy emulator.Policy) (string, *emulato
 		}
 		_ = emu.Close()
 	})
-	return path, ap
+	return path
 }
 
 func open(t *testing.T, path string) device.Device {
@@ -214,6 +219,44 @@ func TestLargePSBT(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := devicetest.FinalizeAndExecute(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A lost or garbled reply packet, or a device that forgot the session: the call is
+// answered after a re-key or fails with device.ErrLinkLost, and the next one works.
+func TestFaults(t *testing.T) {
+	faults := new(emulator.Faults)
+	path := serveOpts(t, coldcardemu.Options{Chain: "XTN", Faults: faults})
+	ctx := t.Context()
+	link, err := transport.Open(ctx, transport.SchemeUnix+":"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := device.Verify(coldcard.New(link, coldcard.Options{Emulator: true, Poll: 5 * time.Millisecond, LinkTimeout: 300 * time.Millisecond}))
+	t.Cleanup(func() { _ = d.Close() })
+	req := device.XPubRequest{Path: hdpath.MustParse("m/84'/1'/0'"), Network: &chaincfg.TestNet3Params}
+	want, err := d.XPub(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []emulator.FaultSpec{{DropAt: 1}, {CorruptAt: 2}, {DisconnectAt: 1}} {
+		if err := faults.Apply(spec); err != nil {
+			t.Fatal(err)
+		}
+		// the reply's tail alone decrypts to garbage: the driver re-keys and asks again;
+		// with nothing arriving it gives up with ErrLinkLost
+		got, err := d.XPub(ctx, req)
+		if err != nil && !errors.Is(err, device.ErrLinkLost) || err == nil && got != want || spec.DisconnectAt > 0 && err == nil {
+			t.Fatalf("%+v: %q %v, want the xpub or ErrLinkLost", spec, got, err)
+		}
+		got, err = d.XPub(ctx, req)
+		if err != nil || got != want {
+			t.Fatalf("%+v, the call after: %q %v", spec, got, err)
+		}
+	}
+	p := devicetest.NewSpend(t, ctx, d, &chaincfg.TestNet3Params, []device.ScriptType{device.ScriptWPKH}, devicetest.SpendOptions{})
+	if err := d.SignPSBT(ctx, p, &chaincfg.TestNet3Params); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
@@ -60,7 +61,10 @@ type Options struct {
 	// selects the address encoding and xpub/tpub version bytes.
 	Chain    string
 	Approver *emulator.Approver // nil: approve everything
-	Logger   *slog.Logger
+	// Faults, if set, drops, corrupts or delays reply packets, or makes the device forget
+	// the session at a request (no reply), as the control API arms them.
+	Faults *emulator.Faults
+	Logger *slog.Logger
 }
 
 // Device is one emulated Coldcard.
@@ -69,6 +73,7 @@ type Device struct {
 	chain    string
 	net      *chaincfg.Params
 	approver *emulator.Approver
+	faults   *emulator.Faults
 	log      *slog.Logger
 
 	mu   sync.Mutex // guards everything below (one request at a time, and the approvals)
@@ -111,7 +116,7 @@ func New(o Options) (*Device, error) {
 }
 
 func newDevice(w *emulator.Wallet, o Options) (*Device, error) {
-	d := &Device{w: w, approver: o.Approver, log: o.Logger, checksum: sha256.New()}
+	d := &Device{w: w, approver: o.Approver, faults: o.Faults, log: o.Logger, checksum: sha256.New()}
 	if d.approver == nil {
 		d.approver = emulator.NewApprover(emulator.PolicyAuto)
 	}
@@ -188,6 +193,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			reply = []byte("fram" + framingReason(err, n))
 		case !done:
 			continue
+		case s.d.faults.Incoming():
+			s.d.forget()
+			continue
 		default:
 			reply, replyEnc = s.d.Handle(msg, enc)
 		}
@@ -195,13 +203,33 @@ func (s *Server) Serve(ctx context.Context) error {
 		if perr != nil {
 			return perr
 		}
+		if wait := s.d.faults.Delay(); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+		}
 		for _, p := range pkts {
+			p, ok := s.d.faults.Outgoing(p)
+			if !ok {
+				continue
+			}
 			if _, err := s.conn.WriteToUnix(p, from); err != nil {
 				s.d.log.Debug("coldcard emulator: reply not delivered", "err", err)
 				break
 			}
 		}
 	}
+}
+
+// forget drops the session, as a power cycle would (the disconnect fault).
+func (d *Device) forget() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.sess, d.bound = nil, false
 }
 
 func framingReason(err error, n int) string {
