@@ -556,7 +556,7 @@ func (d *Driver) upload(ctx context.Context, data []byte) ([32]byte, error) {
 
 // download reads file 1 (the signing result) and checks its sha256.
 func (d *Driver) download(ctx context.Context, length uint32, sha [32]byte) ([]byte, error) {
-	if length > 2*maxTxn*4 {
+	if length > maxTxn {
 		return nil, fmt.Errorf("coldcard: %s: %w: result of %d bytes", opDownload, device.ErrProtocol, length)
 	}
 	out := make([]byte, 0, length)
@@ -592,7 +592,10 @@ func (d *Driver) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg.Par
 		return fmt.Errorf("%w: the psbt is %d bytes, a coldcard takes at most %d", device.ErrInvalidInput, len(data), maxTxn)
 	}
 	return d.do(ctx, opSignTx, func(ctx context.Context) error {
-		if chainParams(d.chain) == nil || (chainParams(d.chain) == &chaincfg.MainNetParams) != (netOrMain(net).Net == chaincfg.MainNetParams.Net) {
+		// a Coldcard shows outputs in its chain's encoding: mainnet for mainnet only; XTN
+		// and XRT alike for the test networks
+		cp := chainParams(d.chain)
+		if cp == nil || (cp.Net == chaincfg.MainNetParams.Net) != (netOrMain(net).Net == chaincfg.MainNetParams.Net) {
 			return fmt.Errorf("%w: the coldcard is set to chain %s, the transaction is for %s: change its chain or the --network", device.ErrInvalidInput, d.chain, netOrMain(net).Name)
 		}
 		sum, err := d.upload(ctx, data)

@@ -28,8 +28,9 @@ const (
 	maxBlock = 2048
 	// maxMessage is MSG_SIGNING_MAX_LENGTH.
 	maxMessage = 240
-	// maxTxn is MAX_TXN_LEN (Mk3; the Mk4 takes 2 MiB): the largest PSBT stxn accepts.
-	maxTxn = 384 * 1024
+	// maxTxn is MAX_TXN_LEN_MK4, the largest PSBT (or result) a Mk4 takes; a Mk3 refuses
+	// more than 384 KiB itself ('badlen').
+	maxTxn = 2 << 20
 )
 
 func addrFormat(st device.ScriptType) (uint32, error) {
