@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/btcutil/psbt"
@@ -17,18 +19,23 @@ import (
 
 	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/daemon"
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/devicetest"
 	"github.com/hwbridge/hwbridge/emulator"
 	coldcardemu "github.com/hwbridge/hwbridge/emulator/coldcard"
 	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
+	"github.com/hwbridge/hwbridge/internal/hdpath"
 	hwpsbt "github.com/hwbridge/hwbridge/psbt"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
-// serveColdcard serves a Coldcard-class emulator (chain XRT) on a unix datagram socket, as
-// hwemu --coldcard does, and returns its --device path and screen transcript.
-func serveColdcard(t *testing.T) (string, *emulator.Approver) {
+// serveColdcard serves a Coldcard-class emulator with the chain setting (BTC, XTN, XRT) on
+// a unix datagram socket, as hwemu --coldcard does, and returns its --device path and
+// screen transcript.
+func serveColdcard(t *testing.T, chain string, policy emulator.Policy) (string, *emulator.Approver) {
 	t.Helper()
-	ap := emulator.NewApprover(emulator.PolicyAuto)
-	emu, err := coldcardemu.New(coldcardemu.Options{Chain: "XRT", Approver: ap})
+	ap := emulator.NewApprover(policy)
+	emu, err := coldcardemu.New(coldcardemu.Options{Chain: chain, Approver: ap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +69,7 @@ func serveColdcard(t *testing.T) (string, *emulator.Approver) {
 // refused with nothing broadcast, the real one is broadcast once. Every signature passes
 // device.Verify and the pipeline's checks before anything reaches the node.
 func TestColdcardRegtestSend(t *testing.T) {
-	dev, ap := serveColdcard(t)
+	dev, ap := serveColdcard(t, "XRT", emulator.PolicyAuto)
 	env := map[string]string{"HWBRIDGE_DATA_DIR": t.TempDir()}
 	run := func(args ...string) result {
 		t.Helper()
@@ -222,3 +229,44 @@ func TestColdcardRegtestSend(t *testing.T) {
 		t.Fatalf("%s is not in the mempool", paid.TxID)
 	}
 }
+
+// TestColdcardThroughDaemon: the conformance suite on a Coldcard-class emulator served by
+// hwbridged's hub (hwbridged --emulator unix:PATH), through the daemon's socket.
+func TestColdcardThroughDaemon(t *testing.T) {
+	start := func(t *testing.T, policy emulator.Policy) *daemon.Client {
+		path, _ := serveColdcard(t, "BTC", policy)
+		return startDaemonOn(t, path, func() transport.Link {
+			l, err := transport.DialColdcardSim(context.Background(), strings.TrimPrefix(path, transport.SchemeUnix+":"))
+			if err != nil {
+				return failedLink{err}
+			}
+			return l
+		})
+	}
+	auto, reject := start(t, emulator.PolicyAuto), start(t, emulator.PolicyReject)
+	devicetest.Run(t, func(t *testing.T) device.Device { return &remoteDevice{c: auto} }, devicetest.Capabilities{
+		Groups: []devicetest.Group{devicetest.GroupBitcoin}, Taproot: true,
+	})
+	// the suite's rejection scenario also declines an address display, which a Coldcard
+	// never asks about: the refusals it does have, through the daemon
+	d := &remoteDevice{c: reject}
+	ctx := t.Context()
+	p := devicetest.NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH}, devicetest.SpendOptions{})
+	if err := d.SignPSBT(ctx, p, &chaincfg.MainNetParams); !errors.Is(err, device.ErrUserRejected) {
+		t.Fatalf("sign psbt: %v, want ErrUserRejected", err)
+	}
+	if _, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH, Message: []byte("hello")}); !errors.Is(err, device.ErrUserRejected) {
+		t.Fatalf("sign message: %v, want ErrUserRejected", err)
+	}
+	if _, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainETH, Path: hdpath.MustParse("m/44'/60'/0'/0/0")}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("eth address: %v, want errors.ErrUnsupported", err)
+	}
+}
+
+// failedLink is a link that could not be opened: every call fails with why.
+type failedLink struct{ err error }
+
+func (f failedLink) Read([]byte) (int, error)    { return 0, f.err }
+func (f failedLink) Write([]byte) (int, error)   { return 0, f.err }
+func (f failedLink) Close() error                { return nil }
+func (f failedLink) SetDeadline(time.Time) error { return nil }
