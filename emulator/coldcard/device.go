@@ -247,6 +247,9 @@ func framingReason(err error, n int) string {
 // Handle answers one whole request (as reassembled from packets, encrypted or not) with
 // the reply and whether it is encrypted. It is the firmware's usb_hid_recv after framing.
 func (d *Device) Handle(msg []byte, encrypted bool) ([]byte, bool) {
+	if len(msg) < 4 {
+		return []byte("frambadsz"), false
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !encrypted && d.bound {
