@@ -79,7 +79,9 @@ type Device struct {
 	mu   sync.Mutex // guards everything below (one request at a time, and the approvals)
 	sess *transport.ColdcardSession
 	// bound: ncry version 2 was used: every request must be encrypted, no re-keying.
-	bound    bool
+	bound bool
+	// encReq: the last request that got past framing was encrypted (encrypted_req).
+	encReq   bool
 	psram    [2][]byte // file 0: the upload; file 1: the signing result
 	checksum hash.Hash
 	active   *action // the request waiting for the person (UserAuthorizedAction)
@@ -190,7 +192,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		var replyEnc bool
 		switch {
 		case err != nil:
-			reply = []byte("fram" + framingReason(err, n))
+			reply, replyEnc = s.d.framing(framingReason(err, n))
 		case !done:
 			continue
 		case s.d.faults.Incoming():
@@ -229,7 +231,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (d *Device) forget() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.sess, d.bound = nil, false
+	d.sess, d.bound, d.encReq = nil, false, false
 }
 
 func framingReason(err error, n int) string {
@@ -248,24 +250,27 @@ func framingReason(err error, n int) string {
 // the reply and whether it is encrypted. It is the firmware's usb_hid_recv after framing.
 func (d *Device) Handle(msg []byte, encrypted bool) ([]byte, bool) {
 	if len(msg) < 4 {
-		return []byte("frambadsz"), false
+		return d.framing("badsz")
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if !encrypted && d.bound {
-		return []byte("frammust encrypt"), false
+		d.mu.Unlock()
+		return d.framing("must encrypt")
 	}
 	if encrypted {
 		if d.sess == nil {
-			return []byte("framno key"), false
+			d.mu.Unlock()
+			return d.framing("no key")
 		}
 		msg = d.sess.Open(msg)
 	}
+	defer d.mu.Unlock()
+	d.encReq = encrypted
 	resp, err := d.handle(string(msg[:4]), msg[4:], encrypted)
 	var fe framingError
 	switch {
 	case errors.As(err, &fe):
-		return []byte("fram" + string(fe)), false
+		resp = []byte("fram" + string(fe))
 	case errors.Is(err, errBusy):
 		resp = []byte("busy")
 	case err != nil:
@@ -284,6 +289,19 @@ func (d *Device) Handle(msg []byte, encrypted bool) ([]byte, bool) {
 	return resp, false
 }
 
+// framing answers a framing error with 'fram' and the reason. As the firmware's
+// send_response does, it is encrypted when the last request that got through was (its
+// encrypted_req is not updated by a request refused here).
+func (d *Device) framing(why string) ([]byte, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	resp := []byte("fram" + why)
+	if d.encReq && d.sess != nil {
+		return d.sess.Seal(resp), true
+	}
+	return resp, false
+}
+
 func printable(b []byte) string {
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r > 0x7e {
@@ -293,7 +311,7 @@ func printable(b []byte) string {
 	}, string(b))
 }
 
-// framingError is answered with 'fram' (outside the encryption), as FramingError is.
+// framingError is answered with 'fram', as FramingError is.
 type framingError string
 
 func (e framingError) Error() string { return string(e) }
