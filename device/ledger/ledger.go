@@ -81,6 +81,11 @@ type Options struct {
 	Model string
 	// Emulator marks the device as an emulator in Features.
 	Emulator bool
+	// TokenDescriptors are extra ERC-20 token descriptors (E0 0A payloads) beside the
+	// embedded Ledger-signed ones (tokens/): only descriptors signed with a key the device
+	// trusts help, so this is for emulators that trust a test key (internal/ledgercal) and
+	// the dev-chain tokens of tests and the demo.
+	TokenDescriptors [][]byte
 	// Wallets are registered wallet policies with the HMAC their registration returned,
 	// so that signing with them needs no new registration.
 	Wallets []RegisteredWallet
