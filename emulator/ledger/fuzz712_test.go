@@ -76,7 +76,9 @@ func mailScript(tb testing.TB) []byte {
 			rec(insEthStructDef, 0, 0xFF, encodeField712(&fd))
 		}
 	}
-	val := func(b []byte) { rec(insEthStructImpl, 0, 0xFF, append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)) }
+	val := func(b []byte) {
+		rec(insEthStructImpl, 0, 0xFF, append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...))
+	}
 	def("EIP712Domain", field712{name: "name", kind: sol712String}, field712{name: "version", kind: sol712String},
 		field712{name: "chainId", kind: sol712Uint, size: 32}, field712{name: "verifyingContract", kind: sol712Address})
 	def("Mail", field712{name: "from", kind: sol712Custom, custom: "Person"}, field712{name: "to", kind: sol712Custom, custom: "Person"},
