@@ -32,10 +32,10 @@ const mailTyped = `{
 }`
 
 // mainnetDescriptor reads Ledger's signed descriptor of a mainnet token from the data the
-// driver embeds (device/ledger/tokens, from @ledgerhq/cryptoassets-evm-signatures).
+// driver embeds (internal/ledgercal/tokens, from @ledgerhq/cryptoassets-evm-signatures).
 func mainnetDescriptor(t *testing.T, ticker string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "device", "ledger", "tokens", "erc20-descriptors.json"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "internal", "ledgercal", "tokens", "erc20-descriptors.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
