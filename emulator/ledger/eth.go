@@ -62,8 +62,14 @@ func (cn *conn) ethereum(a APDU) ([]byte, error) {
 	case insEthGetAddress:
 		return cn.ethAddress(a)
 	case insEthSignTx:
-		return cn.ethSignTx(a)
+		d.eip712 = nil
+		out, err := cn.ethSignTx(a)
+		if err != nil {
+			d.assets = assetSlots{} // a refused transaction forgets the tokens too
+		}
+		return out, err
 	case insEthSignPersonal:
+		d.eip712 = nil
 		return cn.ethSignPersonal(a)
 	case insEthSignEIP712:
 		return cn.ethSignEIP712(a)
