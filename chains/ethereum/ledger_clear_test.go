@@ -20,7 +20,6 @@ import (
 	"github.com/hwbridge/hwbridge/device/ledger"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	"github.com/hwbridge/hwbridge/internal/devchain/ethdev"
-	"github.com/hwbridge/hwbridge/internal/ledgercal"
 	testtoken "github.com/hwbridge/hwbridge/testdata/erc20"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -46,8 +45,8 @@ func ledgerEmu(tb testing.TB, cfg ledgeremu.Config, opts ledger.Options) (device
 // TestLedgerTokenTransferClearSigned sends a 6-decimal token (USDC-like, deployed on the
 // embedded dev chain) from the Ledger-class emulator with blind signing off: the driver
 // gives the app the token's descriptor (signed with the emulator-only test key, which this
-// emulator is told to trust), the device shows the token amount, and the pipeline
-// recovers the sender before it broadcasts.
+// emulator is told to trust, from the token the pipeline names), the device shows the
+// token amount, and the pipeline recovers the sender before it broadcasts.
 func TestLedgerTokenTransferClearSigned(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -101,11 +100,9 @@ func TestLedgerTokenTransferClearSigned(t *testing.T) {
 		}
 	}
 
-	desc, err := ledgercal.SignTest("dUSD", token, 6, ethdev.ChainID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, emu := ledgerEmu(t, ledgeremu.Config{TrustTestTokenKey: true}, ledger.Options{TokenDescriptors: [][]byte{desc}})
+	// The driver signs the token's descriptor with the emulator test key from the token the
+	// pipeline resolved (symbol and decimals read from the contract).
+	dev, emu := ledgerEmu(t, ledgeremu.Config{TrustTestTokenKey: true}, ledger.Options{TestTokenKey: true})
 	c, err := Dial(ctx, node.URL(), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -212,7 +212,7 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 	if err != nil {
 		return fail(err)
 	}
-	tok, haveTok, err := d.tokenDescriptor(tx, chainID)
+	tok, haveTok, err := d.tokenDescriptor(ctx, tx, chainID)
 	if err != nil {
 		return fail(err)
 	}

@@ -86,6 +86,10 @@ type Options struct {
 	// trusts help, so this is for emulators that trust a test key (internal/ledgercal) and
 	// the dev-chain tokens of tests and the demo.
 	TokenDescriptors [][]byte
+	// TestTokenKey (with Emulator) signs a descriptor with the emulator test key for a token
+	// call that has none, from the token the caller names (device.WithToken): for an
+	// emulator that trusts that key (hwemu --ledger-test-token-key) and dev-chain tokens.
+	TestTokenKey bool
 	// Wallets are registered wallet policies with the HMAC their registration returned,
 	// so that signing with them needs no new registration.
 	Wallets []RegisteredWallet

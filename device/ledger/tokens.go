@@ -7,12 +7,14 @@ package ledger
 // right before each SIGN (as hw-app-eth's signTransaction does with its resolution).
 
 import (
+	"context"
 	"fmt"
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/internal/ledgercal"
 )
 
@@ -31,7 +33,7 @@ type TokenDescriptor struct {
 // tokenDescriptor finds the descriptor for a transaction's token call: the built-in
 // Ledger-signed list first, then Options.TokenDescriptors. ok is false when tx is no
 // transfer/approve call or the token is unknown (the app then needs blind signing).
-func (d *Driver) tokenDescriptor(tx *types.Transaction, chainID *big.Int) (TokenDescriptor, bool, error) {
+func (d *Driver) tokenDescriptor(ctx context.Context, tx *types.Transaction, chainID *big.Int) (TokenDescriptor, bool, error) {
 	if tx.To() == nil || !isTokenCall(tx.Data()) || !chainID.IsUint64() || chainID.Uint64() > 0xFFFFFFFF {
 		return TokenDescriptor{}, false, nil
 	}
@@ -46,6 +48,9 @@ func (d *Driver) tokenDescriptor(tx *types.Transaction, chainID *big.Int) (Token
 		}
 	}
 	if !ok {
+		p, ok = d.testDescriptor(ctx, chain, contract)
+	}
+	if !ok {
 		return TokenDescriptor{}, false, nil
 	}
 	x, err := ledgercal.Parse(p)
@@ -53,6 +58,29 @@ func (d *Driver) tokenDescriptor(tx *types.Transaction, chainID *big.Int) (Token
 		return TokenDescriptor{}, false, fmt.Errorf("ledger: token descriptor for %s: %w", contract.Hex(), err)
 	}
 	return TokenDescriptor{Ticker: x.Ticker, Contract: x.Contract, Decimals: x.Decimals, ChainID: x.ChainID, Payload: p}, true, nil
+}
+
+// testDescriptor signs a descriptor with the emulator test key (internal/ledgercal) for
+// the token the caller named in ctx (device.WithToken), on an emulator whose options say it
+// trusts that key: dev-chain tokens have no Ledger-signed descriptor.
+func (d *Driver) testDescriptor(ctx context.Context, chain uint32, contract common.Address) ([]byte, bool) {
+	if !d.opts.Emulator || !d.opts.TestTokenKey {
+		return nil, false
+	}
+	t, ok := device.TokenFrom(ctx)
+	if !ok || t.Contract != contract || t.ChainID == nil || !t.ChainID.IsUint64() || t.ChainID.Uint64() != uint64(chain) {
+		return nil, false
+	}
+	for _, r := range t.Symbol {
+		if r < 0x21 || r > 0x7E {
+			return nil, false
+		}
+	}
+	p, err := ledgercal.SignTest(t.Symbol, contract, uint32(t.Decimals), chain)
+	if err != nil {
+		return nil, false // a symbol the app cannot store
+	}
+	return p, true
 }
 
 // isTokenCall reports whether data is a plain ERC-20 transfer or approve (selector and two

@@ -9,10 +9,12 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/internal/ledgercal"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
 // TestEmbeddedDescriptorsVerify checks every embedded descriptor against Ledger's
@@ -120,6 +122,30 @@ func TestTokenTransferClearSigned(t *testing.T) {
 		strict.SetBlindSigning(true)
 		if _, err := sd.SignEthTx(t.Context(), path, tokenTx(1337, devToken, transferSel, dest, 1), big.NewInt(1337)); err != nil {
 			t.Errorf("blind: %v", err)
+		}
+	})
+	t.Run("test key from the named token", func(t *testing.T) {
+		kd := pipeDriver(t, emu, ledger.Options{TestTokenKey: true})
+		other := common.HexToAddress("0x2222222222222222222222222222222222222222")
+		ctx := device.WithToken(t.Context(), device.Token{ChainID: big.NewInt(1337), Contract: other, Symbol: "tUSD", Decimals: 2})
+		if _, err := kd.SignEthTx(ctx, path, tokenTx(1337, other, transferSel, dest, 250), big.NewInt(1337)); err != nil {
+			t.Fatal(err)
+		}
+		tr := emu.Approver().Transcript()
+		if l := tr[len(tr)-1].Lines; len(l) == 0 || l[0] != "Send 2.5 tUSD to "+dest.Hex() {
+			t.Errorf("screen %q", l)
+		}
+		// A token named for another contract is not described.
+		ctx = device.WithToken(t.Context(), device.Token{ChainID: big.NewInt(1337), Contract: devToken, Symbol: "tUSD", Decimals: 2})
+		if _, err := kd.SignEthTx(ctx, path, tokenTx(1337, other, transferSel, dest, 250), big.NewInt(1337)); !errors.Is(err, ledger.ErrBlindSigningDisabled) {
+			t.Errorf("mismatched token: %v", err)
+		}
+		// Without Emulator the option is inert.
+		plain := ledger.New(transport.NewSpeculosExchanger(emu.Pipe()), ledger.Options{TestTokenKey: true})
+		t.Cleanup(func() { _ = plain.Close() })
+		ctx = device.WithToken(t.Context(), device.Token{ChainID: big.NewInt(1337), Contract: other, Symbol: "tUSD", Decimals: 2})
+		if _, err := plain.SignEthTx(ctx, path, tokenTx(1337, other, transferSel, dest, 250), big.NewInt(1337)); !errors.Is(err, ledger.ErrBlindSigningDisabled) {
+			t.Errorf("test key on a non-emulator: %v", err)
 		}
 	})
 }
