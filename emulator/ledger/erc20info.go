@@ -7,7 +7,8 @@ package ledgeremu
 // the token goes into one of MAX_ASSETS (5) slots, round robin, and the reply is the slot
 // index. The slots are forgotten once a transaction is signed or refused. The ERC-20
 // parser then shows a transfer/approve of a stored token as "Send 2.5 USDT / To 0x…" and
-// signs it with blind signing off.
+// signs it with blind signing off. Hand-written: it is the app's own command, and no library
+// implements the device side.
 
 import (
 	"math/big"
