@@ -59,3 +59,29 @@ func TestEIP712FallsBackToHashes(t *testing.T) {
 		})
 	}
 }
+
+// FuzzTypedDataCommands builds the E0 1A/1C commands from arbitrary EIP-712 JSON (what
+// API clients send): it never panics, and every command fits one APDU.
+func FuzzTypedDataCommands(f *testing.F) {
+	f.Add(`{"types":{"EIP712Domain":[{"name":"name","type":"string"}],"M":[{"name":"n","type":"uint8"},{"name":"a","type":"M2[][2]"}],"M2":[{"name":"b","type":"bytes4"}]},"primaryType":"M","domain":{"name":"x"},"message":{"n":"7","a":[[{"b":"0x01020304"},{"b":"0x"}]]}}`)
+	f.Add(`{"types":{"EIP712Domain":[{"name":"chainId","type":"uint256"}],"M":[{"name":"i","type":"int8"},{"name":"s","type":"string[]"}]},"primaryType":"M","domain":{"chainId":1},"message":{"i":-128,"s":["a","b"]}}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		var td apitypes.TypedData
+		if err := json.Unmarshal([]byte(doc), &td); err != nil {
+			return
+		}
+		defs, err := structDefs(&td)
+		if err != nil {
+			return
+		}
+		impl, err := structImpls(&td)
+		if err != nil {
+			return
+		}
+		for _, c := range append(defs, impl...) {
+			if len(c.data) > maxAPDUData {
+				t.Fatalf("command of %d bytes", len(c.data))
+			}
+		}
+	})
+}
