@@ -35,8 +35,12 @@ func openTrezor(e *env, link transport.Link, emulator bool, _ func(context.Conte
 }
 
 // driverOptions: the host side of the drivers (the terminal's PIN and passphrase entry).
+// HWBRIDGE_LEDGER_TEST_TOKEN_KEY=1 (a development switch, as hwbridged
+// --ledger-test-token-key) describes dev-chain tokens to Ledger-class emulators with
+// hwbridge's test-key descriptors.
 func (e *env) driverOptions() hwdrivers.Options {
-	return hwdrivers.Options{Logger: e.log, PIN: e.trezorPIN(), Passphrase: e.trezorPassphrase()}
+	return hwdrivers.Options{Logger: e.log, PIN: e.trezorPIN(), Passphrase: e.trezorPassphrase(),
+		LedgerTestTokenKey: e.getenv("HWBRIDGE_LEDGER_TEST_TOKEN_KEY") == "1"}
 }
 
 // kindOf says which family speaks at a path: udp: is the Trezor emulator protocol, tcp:

@@ -5,6 +5,7 @@
 //
 //	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--coldcard SOCKET|off] [--coldcard-chain BTC|XTN|XRT] [--mnemonic WORDS] [--passphrase P] [--pin N]
 //	      [--approve auto|reject|prompt] [--control ADDR] [--ledger-app NAME] [--ledger-blind-signing]
+//	      [--ledger-test-token-key] [--ledger-verbose-eip712]
 //
 // It prints one line per device when it serves ("trezor ready on udp:127.0.0.1:21324") and
 // exits cleanly on SIGINT or SIGTERM. Exit codes: 0 ok, 1 error, 2 usage.
@@ -56,6 +57,8 @@ type config struct {
 	ledgerApp               string
 	trezorModel             trezoremu.Model
 	blindSigning            bool
+	testTokenKey            bool // trust ERC-20 descriptors signed with internal/ledgercal's test key
+	verboseEIP712           bool
 	verbose                 bool
 	version                 bool
 }
@@ -78,6 +81,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&model, "trezor-model", "T", "Trezor `MODEL` to play: 1 (Trezor One, legacy 1.13.1), T (core 2.9.1), Safe3 or Safe5 (core 2.9.1)")
 	fs.StringVar(&c.ledgerApp, "ledger-app", ledgeremu.AppBitcoin, "Ledger app open at start: Bitcoin, \"Bitcoin Test\" or Ethereum")
 	fs.BoolVar(&c.blindSigning, "ledger-blind-signing", false, "turn on the Ledger Ethereum app's blind-signing setting")
+	fs.BoolVar(&c.testTokenKey, "ledger-test-token-key", false, "also trust ERC-20 token descriptors signed with hwbridge's emulator test key (dev-chain tokens; a real device trusts only Ledger's key)")
+	fs.BoolVar(&c.verboseEIP712, "ledger-verbose-eip712", false, "turn on the Ledger Ethereum app's \"Verbose EIP-712\" setting (every typed-data field shown, no blind signing needed)")
 	fs.BoolVar(&c.verbose, "v", false, "log each message exchanged (types only, never secrets) to stderr")
 	fs.BoolVar(&c.version, "version", false, "print the version (module version, commit, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
@@ -210,6 +215,9 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 			Approver:     t.Approver,
 			Faults:       t.Faults,
 			Logger:       log.With("device", "ledger"),
+
+			TrustTestTokenKey: c.testTokenKey,
+			VerboseEIP712:     c.verboseEIP712,
 		})
 		if err != nil {
 			return err

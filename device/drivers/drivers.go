@@ -27,6 +27,10 @@ type Options struct {
 	// Timeout and LinkTimeout override the drivers' defaults (tests); 0 keeps them
 	// (trezor/ledger DefaultTimeout and DefaultLinkTimeout).
 	Timeout, LinkTimeout time.Duration
+	// LedgerTestTokenKey lets the Ledger driver describe dev-chain tokens to a Ledger-class
+	// emulator with descriptors signed by hwbridge's emulator test key (ledger.Options
+	// TestTokenKey); it applies to emulator links only (hwemu --ledger-test-token-key).
+	LedgerTestTokenKey bool
 }
 
 func (o Options) logger() *slog.Logger {
@@ -93,6 +97,8 @@ func Ledger(link transport.Link, c device.DriverConfig, o Options) *ledger.Drive
 		OnScreen:    c.Prompt,
 		Timeout:     o.Timeout,
 		LinkTimeout: o.LinkTimeout,
+
+		TestTokenKey: o.LedgerTestTokenKey && c.Emulator,
 	}
 	if c.Reopen != nil {
 		reopen, em := c.Reopen, c.Emulator
