@@ -3,10 +3,8 @@ package qrsigner
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -28,7 +26,7 @@ import (
 // A request whose parts do not yet make a whole PSBT stays in in/ until more frames arrive,
 // as a device keeps scanning.
 
-// PNGScale is the pixels a QR module of the PNG frames it writes.
+// PNGScale is the pixels a QR module of the account PNG.
 const PNGScale = 4
 
 // WriteAccount writes the account export (text and PNG) into dir.
@@ -46,73 +44,6 @@ func (s *Signer) WriteAccount(dir string, account uint32) error {
 		return err
 	}
 	return writeAtomic(filepath.Join(dir, "account.png"), png)
-}
-
-// ReadParts reads UR parts from path: a text file of parts (one a line), a PNG or JPEG of a
-// QR code, or a folder of those (in name order).
-func ReadParts(path string) ([]string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	files := []string{path}
-	if st.IsDir() {
-		ents, err := os.ReadDir(path)
-		if err != nil {
-			return nil, err
-		}
-		files = files[:0]
-		for _, e := range ents {
-			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-				files = append(files, filepath.Join(path, e.Name()))
-			}
-		}
-		sort.Strings(files)
-	}
-	var parts []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		if qrimage.IsImage(b) {
-			text, err := qrimage.Decode(strings.NewReader(string(b)))
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", filepath.Base(f), err)
-			}
-			parts = append(parts, text)
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-				parts = append(parts, line)
-			}
-		}
-	}
-	return parts, nil
-}
-
-// WriteParts writes parts into out.txt-style text (path) and, when pngDir is not empty, as
-// PNG frames pngDir/part-0001.png ….
-func WriteParts(path, pngDir string, parts []string) error {
-	if pngDir != "" {
-		if err := os.MkdirAll(pngDir, 0o755); err != nil {
-			return err
-		}
-		for i, p := range parts {
-			img, err := qrimage.PNG(p, PNGScale)
-			if err != nil {
-				return err
-			}
-			if err := writeAtomic(filepath.Join(pngDir, fmt.Sprintf("part-%04d.png", i+1)), img); err != nil {
-				return err
-			}
-		}
-	}
-	if path == "" {
-		return nil
-	}
-	return writeAtomic(path, []byte(strings.Join(parts, "\n")+"\n"))
 }
 
 func writeAtomic(path string, b []byte) error {
@@ -143,7 +74,7 @@ func (s *Signer) ServeOnce(ctx context.Context, dir string) (int, error) {
 			continue
 		}
 		base := strings.TrimSuffix(name, ".txt")
-		parts, err := ReadParts(filepath.Join(in, name))
+		parts, err := qrimage.ReadParts(filepath.Join(in, name))
 		if err != nil {
 			continue // a frame being written: read it on the next round
 		}
@@ -164,7 +95,7 @@ func (s *Signer) ServeOnce(ctx context.Context, dir string) (int, error) {
 			if werr := writeAtomic(filepath.Join(out, base+".error"), []byte(err.Error()+"\n")); werr != nil {
 				return n, werr
 			}
-		} else if err := WriteParts(filepath.Join(out, base+".txt"), filepath.Join(out, base), signed); err != nil {
+		} else if err := qrimage.WriteParts(filepath.Join(out, base+".txt"), filepath.Join(out, base), signed); err != nil {
 			return n, err
 		}
 		if err := os.RemoveAll(filepath.Join(in, name)); err != nil {

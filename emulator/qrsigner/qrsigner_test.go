@@ -22,6 +22,7 @@ import (
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	hwpsbt "github.com/hwbridge/hwbridge/psbt"
 	"github.com/hwbridge/hwbridge/ur"
+	"github.com/hwbridge/hwbridge/ur/qrimage"
 )
 
 var net = &chaincfg.RegressionNetParams
@@ -196,21 +197,21 @@ func TestServeDir(t *testing.T) {
 	if err := s.WriteAccount(dir, 0); err != nil {
 		t.Fatal(err)
 	}
-	acct, err := ReadParts(filepath.Join(dir, "account.png"))
+	acct, err := qrimage.ReadParts(filepath.Join(dir, "account.png"))
 	if err != nil || len(acct) != 1 || !strings.HasPrefix(acct[0], "UR:CRYPTO-ACCOUNT/") {
 		t.Fatalf("account.png: %v %v", acct, err)
 	}
 	bin, _ := hwpsbt.Encode(spendAll(t, w))
 	e, _ := ur.NewEncoder(ur.PSBT(bin), 0)
 	req := filepath.Join(dir, "in", "req1")
-	if err := WriteParts("", req, e.Parts(e.SeqLen()-1)); err != nil {
+	if err := qrimage.WriteParts("", req, e.Parts(e.SeqLen()-1)); err != nil {
 		t.Fatal(err)
 	}
 	// one frame short: still scanning
 	if n, err := s.ServeOnce(context.Background(), dir); err != nil || n != 0 {
 		t.Fatalf("incomplete request answered: %d %v", n, err)
 	}
-	if err := WriteParts("", filepath.Join(dir, "last"), []string{e.NextPart()}); err != nil {
+	if err := qrimage.WriteParts("", filepath.Join(dir, "last"), []string{e.NextPart()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(filepath.Join(dir, "last", "part-0001.png"), filepath.Join(req, "part-9999.png")); err != nil {
@@ -220,7 +221,7 @@ func TestServeDir(t *testing.T) {
 		t.Fatalf("answered %d: %v", n, err)
 	}
 	for _, p := range []string{"out/req1.txt", "out/req1"} {
-		parts, err := ReadParts(filepath.Join(dir, p))
+		parts, err := qrimage.ReadParts(filepath.Join(dir, p))
 		if err != nil {
 			t.Fatal(err)
 		}
