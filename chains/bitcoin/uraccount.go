@@ -166,6 +166,9 @@ func (a *URAccount) check(o ur.Output) (*URAccountKey, error) {
 		return nil, errors.New("no origin path: the wallet cannot tell which account it is")
 	}
 	path := hdpath.Path(k.Origin.Path)
+	if len(path) > 255 {
+		return nil, fmt.Errorf("an origin path of %d levels (BIP-32 depth is one byte)", len(path))
+	}
 	if k.Origin.Depth != len(path) {
 		return nil, fmt.Errorf("origin %s at depth %d: a path from the master is needed", path, k.Origin.Depth)
 	}

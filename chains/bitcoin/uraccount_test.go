@@ -105,3 +105,34 @@ func TestURAccountRefuses(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseWalletExport: any text given as a wallet export (UR account, Coldcard JSON) is
+// parsed or refused with ErrInvalidInput, never a panic; a parsed UR account answers XPub
+// for each of its paths.
+func FuzzParseWalletExport(f *testing.F) {
+	w, _ := emulator.NewWallet(emulator.DefaultMnemonic, "")
+	good, _ := qrsigner.New(w, nil, &chaincfg.RegressionNetParams).AccountExport(0)
+	f.Add(good.String())
+	f.Add(`{"chain":"XRT","xfp":"73C5DA0A"}`)
+	f.Add("ur:crypto-hdkey/onaxhdclaojlvoechgferkdpqdiabdrflawshlhdmdcemtfnlrctghchbdolvwsednvdztbgolaahdcxtottgostdkhfdahdlykkecbbweskrymwflvdylgerkloswtbrpfdbsticmwylklpahtaadehoyaoadamtaaddyoyadlecsdwykadykadykaewkadwkaycywlcscewfihbdaehn")
+	f.Fuzz(func(t *testing.T, text string) {
+		keys, _, err := bitcoin.ParseWalletExport([]byte(text))
+		if err != nil {
+			if !errors.Is(err, device.ErrInvalidInput) {
+				t.Fatalf("error without ErrInvalidInput: %v", err)
+			}
+			return
+		}
+		if a, ok := keys.(*bitcoin.URAccount); ok {
+			for _, k := range a.Keys {
+				net := &chaincfg.MainNetParams
+				if k.Key.Testnet {
+					net = &chaincfg.TestNet3Params
+				}
+				if _, err := a.XPub(context.Background(), device.XPubRequest{Path: k.Path, Network: net}); err != nil {
+					t.Fatalf("%s: %v", k.Path, err)
+				}
+			}
+		}
+	})
+}

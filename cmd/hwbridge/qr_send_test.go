@@ -43,7 +43,8 @@ func lossyParts(parts []string, seed uint64) []string {
 // the QR signer's account export (its QR code as a PNG, then as text), the unsigned PSBT
 // shown as UR parts (text, and PNG frames) and read by the emulated QR signer out of order
 // with losses, its signed answer read back by --import-qr (text, and PNG frames) with losses
-// too; every signature is verified and the transaction is in the mempool once. A signed
+// too, directly and through hwbridged; every signature is verified and the transaction is
+// in the mempool once. A signed
 // PSBT with changed outputs, and one the signer never saw, are refused with nothing
 // broadcast; a rejection on the device leaves nothing to import.
 func TestSendThroughQR(t *testing.T) {
@@ -80,9 +81,10 @@ func TestSendThroughQR(t *testing.T) {
 	t.Cleanup(func() { node.Close() })
 	to := btcOutside(t, "qr")
 	env := map[string]string{"HWBRIDGE_DATA_DIR": t.TempDir()}
+	modeArgs := []string{"--direct"}
 	run := func(args ...string) result {
 		t.Helper()
-		return cli(t, "", env, append([]string{"--direct", "btc", "send", "--network", "regtest", "--rpc", node.URL(), "--json"}, args...)...)
+		return cli(t, "", env, append(append(append([]string(nil), modeArgs...), "btc", "send", "--network", "regtest", "--rpc", node.URL(), "--json"), args...)...)
 	}
 	mempool := func(want int) {
 		t.Helper()
@@ -99,12 +101,18 @@ func TestSendThroughQR(t *testing.T) {
 		return lossyParts(answer, seed+100)
 	}
 
-	for i, mode := range []string{"text", "png"} {
+	for i, mode := range []string{"text", "png", "daemon"} {
 		t.Run(mode, func(t *testing.T) {
 			id := "qr-" + mode
-			args := []string{"--to", to, "--amount", "1.5", "--fee-rate", "2", "--request-id", id, "--wallet-export", acctFiles[i], "--export-qr", "--qr-fragment", "90"}
+			if mode == "daemon" { // the same text flow through hwbridged (v1BtcSend)
+				dc := startInProcessDaemon(t, emulator.PolicyAuto)
+				saved, savedEnv := modeArgs, env
+				defer func() { modeArgs, env = saved, savedEnv }()
+				modeArgs, env = []string{"--socket", dc.Socket}, map[string]string{"HWBRIDGE_KEY": dc.Key}
+			}
+			args := []string{"--to", to, "--amount", "1.5", "--fee-rate", "2", "--request-id", id, "--wallet-export", acctFiles[i%2], "--export-qr", "--qr-fragment", "90"}
 			partsFile, framesDir := filepath.Join(dir, id+"-unsigned.txt"), filepath.Join(dir, id+"-unsigned")
-			if mode == "text" {
+			if mode != "png" {
 				args = append(args, "--qr-parts", partsFile)
 			} else {
 				args = append(args, "--qr-png", framesDir)
@@ -122,7 +130,7 @@ func TestSendThroughQR(t *testing.T) {
 			}
 			mempool(0)
 			var shown []string
-			if mode == "text" {
+			if mode != "png" {
 				shown, err = qrimage.ReadParts(partsFile)
 			} else {
 				shown, err = qrimage.ReadParts(framesDir) // what the device's camera reads off the screen
@@ -161,7 +169,7 @@ func TestSendThroughQR(t *testing.T) {
 			mempool(0)
 
 			in := filepath.Join(dir, id+"-signed.txt")
-			if mode == "text" {
+			if mode != "png" {
 				os.WriteFile(in, []byte(strings.Join(signed, "\n")+"\n"), 0o600)
 			} else {
 				in = filepath.Join(dir, id+"-signed")
@@ -210,7 +218,7 @@ func TestSendThroughQR(t *testing.T) {
 }
 
 func partsFileOr(file, dir, mode string) string {
-	if mode == "text" {
+	if mode != "png" {
 		return file
 	}
 	return dir
