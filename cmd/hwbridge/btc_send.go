@@ -114,7 +114,10 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 		if res.Replayed {
 			e.note("request " + id + " was already exported: these are the parts of the same unsigned PSBT")
 		}
-		e.note(fmt.Sprintf("the unsigned PSBT is %d UR parts (nothing signed or sent): scan them with the signer, then run btc send --import-qr PARTS --request-id %s", out.QRSeqLen, id))
+		e.note(fmt.Sprintf("the unsigned PSBT %s is %d UR parts (nothing signed or sent): scan them with the signer, then run btc send --import-qr PARTS --request-id %s", res.PlanID, out.QRSeqLen, id))
+		if qf.parts == "-" {
+			return e.print(out) // stdout carries the parts alone, for a pipe
+		}
 		return e.print(out, res.PlanID)
 	}
 	if p.ExportPSBT {

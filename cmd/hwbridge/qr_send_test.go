@@ -202,6 +202,28 @@ func TestSendThroughQR(t *testing.T) {
 		})
 	}
 
+	t.Run("terminal and pipe", func(t *testing.T) {
+		// without --json: QR codes drawn on stdout (not a terminal: one after another)
+		r := cli(t, "", env, "--direct", "btc", "send", "--network", "regtest", "--rpc", node.URL(), "--to", to, "--amount", "0.2", "--fee-rate", "2",
+			"--request-id", "qr-terminal", "--wallet-export", acctFiles[1], "--export-qr", "--qr-fragment", "120")
+		if r.code != 0 || !strings.Contains(r.stdout, "# part 1 of ") || !strings.Contains(r.stdout, "█") || !strings.Contains(r.stderr, "--import-qr PARTS --request-id qr-terminal") {
+			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		// --qr-parts -: stdout is the parts alone, which the signer reads as they are
+		r = cli(t, "", env, "--direct", "btc", "send", "--network", "regtest", "--rpc", node.URL(), "--to", to, "--amount", "0.2", "--fee-rate", "2",
+			"--request-id", "qr-terminal", "--wallet-export", acctFiles[1], "--export-qr", "--qr-parts", "-")
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		for _, l := range lines {
+			if !strings.HasPrefix(l, "ur:crypto-psbt/") {
+				t.Fatalf("stdout line %q is not a UR part\n%s", l, r.stderr)
+			}
+		}
+		if _, err := signer.Scan(ctx, lines); err != nil {
+			t.Fatal(err)
+		}
+		mempool(0)
+	})
+
 	t.Run("rejected on the device", func(t *testing.T) {
 		r := run("--to", to, "--amount", "0.1", "--fee-rate", "2", "--request-id", "qr-rejected", "--wallet-export", acctFiles[1], "--export-qr", "--qr-parts", "-")
 		if r.code != 0 {
