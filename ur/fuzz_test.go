@@ -1,6 +1,8 @@
 package ur
 
 import (
+	"bytes"
+	"hash/crc32"
 	"testing"
 )
 
@@ -49,21 +51,61 @@ func FuzzURParts(f *testing.F) {
 }
 
 // FuzzFountainPart: any CBOR either is a consistent part or is refused; a decoder fed any
-// parts never panics or reports a message of the wrong length.
+// three parts never panics or reports a message of the wrong length or checksum.
 func FuzzFountainPart(f *testing.F) {
 	e, _ := NewFountainEncoder(makeMessage(256, "Wolf"), 30, 10, 0)
+	var ps [][]byte
 	for range 12 {
-		f.Add(e.NextPart().CBOR())
+		ps = append(ps, e.NextPart().CBOR())
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := ParsePart(b)
+	f.Add(ps[0], ps[10], ps[11])
+	f.Add(ps[3], ps[3], ps[9])
+	f.Fuzz(func(t *testing.T, a, b, c []byte) {
+		d := NewFountainDecoder()
+		var first *Part
+		for _, raw := range [][]byte{a, b, c} {
+			p, err := ParsePart(raw)
+			if err != nil {
+				continue
+			}
+			if first == nil {
+				first = p
+			}
+			_ = d.Receive(p)
+		}
+		if msg, err := d.Result(); err == nil && msg != nil && (len(msg) != int(first.MessageLen) || crc32.ChecksumIEEE(msg) != first.Checksum) {
+			t.Fatalf("a message of %d bytes that does not match its parts' header", len(msg))
+		}
+	})
+}
+
+// FuzzFountainLosses: a message of any length sent in parts, any of which are lost (mask),
+// decodes to exactly that message or stays incomplete; never to other bytes.
+func FuzzFountainLosses(f *testing.F) {
+	f.Add(uint16(300), uint8(20), []byte{0xff, 0x0f, 0xf0, 0xaa})
+	f.Add(uint16(5), uint8(1), []byte{0x01})
+	f.Fuzz(func(t *testing.T, n uint16, frag uint8, mask []byte) {
+		msg := makeMessage(int(n%4000)+1, "loss")
+		e, err := NewFountainEncoder(msg, int(frag%200)+10, 10, 0)
 		if err != nil {
-			return
+			t.Fatal(err)
 		}
 		d := NewFountainDecoder()
-		_ = d.Receive(p)
-		if msg, err := d.Result(); err == nil && msg != nil && len(msg) != int(p.MessageLen) {
-			t.Fatalf("message of %d bytes, header says %d", len(msg), p.MessageLen)
+		for i := 0; i < 8*len(mask) && !d.Done(); i++ {
+			p := e.NextPart()
+			if mask[i/8]&(1<<(i%8)) == 0 {
+				continue
+			}
+			if err := d.Receive(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := d.Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != nil && !bytes.Equal(got, msg) {
+			t.Fatalf("decoded other bytes")
 		}
 	})
 }

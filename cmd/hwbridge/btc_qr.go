@@ -25,6 +25,10 @@ import (
 	"github.com/hwbridge/hwbridge/ur/qrimage"
 )
 
+// maxQRFragment is the largest --qr-fragment: its part (two bytewords letters a byte) still
+// fits the 4296 alphanumeric characters of a version 40 QR code.
+const maxQRFragment = 2000
+
 // qrFlags are btc send's QR options.
 type qrFlags struct {
 	export   bool
@@ -55,8 +59,8 @@ func (q *qrFlags) check(exportFile, importFile string) error {
 		return usagef("btc send: give --export-qr or --import-psbt, not both")
 	case !q.export && (q.parts != "" || q.pngDir != "" || q.count != 0):
 		return usagef("btc send: --qr-parts, --qr-png and --qr-count go with --export-qr")
-	case q.count < 0 || q.count > 100_000 || q.fragment < ur.DefaultMinFragmentLen || q.fragment > 4000:
-		return usagef("btc send: --qr-count 0..100000, --qr-fragment %d..4000", ur.DefaultMinFragmentLen)
+	case q.count < 0 || q.count > 100_000 || q.fragment < ur.DefaultMinFragmentLen || q.fragment > maxQRFragment:
+		return usagef("btc send: --qr-count 0..100000, --qr-fragment %d..%d", ur.DefaultMinFragmentLen, maxQRFragment)
 	}
 	return nil
 }
