@@ -102,3 +102,34 @@ func TestPSBTRoundTrip(t *testing.T) {
 		t.Fatalf("an integer accepted as a PSBT: %v", err)
 	}
 }
+
+// TestPSBTVector is BCR-2020-006's crypto-psbt test vector (testdata/README.md).
+func TestPSBTVector(t *testing.T) {
+	b, err := os.ReadFile("testdata/bcr-2020-006-crypto-psbt.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		PSBT string `json:"psbt_hex"`
+		CBOR string `json:"cbor_hex"`
+		UR   string `json:"ur"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	psbt, _ := hex.DecodeString(v.PSBT)
+	u := PSBT(psbt)
+	if !strings.EqualFold(hex.EncodeToString(u.CBOR), v.CBOR) {
+		t.Fatalf("CBOR %x", u.CBOR)
+	}
+	if u.String() != v.UR {
+		t.Fatalf("UR\n%s\nwant\n%s", u, v.UR)
+	}
+	back, err := Parse(strings.ToUpper(v.UR))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DecodePSBT(back); err != nil || !slices.Equal(got, psbt) {
+		t.Fatalf("%v", err)
+	}
+}
