@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/chaincfg"
@@ -19,6 +24,7 @@ import (
 	"github.com/hwbridge/hwbridge/emulator/qrsigner"
 	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
+	"github.com/hwbridge/hwbridge/internal/peers"
 	hwpsbt "github.com/hwbridge/hwbridge/psbt"
 	"github.com/hwbridge/hwbridge/ur"
 	"github.com/hwbridge/hwbridge/ur/qrimage"
@@ -43,8 +49,9 @@ func lossyParts(parts []string, seed uint64) []string {
 // the QR signer's account export (its QR code as a PNG, then as text), the unsigned PSBT
 // shown as UR parts (text, and PNG frames) and read by the emulated QR signer out of order
 // with losses, its signed answer read back by --import-qr (text, and PNG frames) with losses
-// too, directly and through hwbridged; every signature is verified and the transaction is
-// in the mempool once. A signed
+// too, directly and through hwbridged, and with the npm UR libraries on the other side of
+// the air gap (they decode the parts the CLI shows and encode the parts it imports); every
+// signature is verified and the transaction is in the mempool once. A signed
 // PSBT with changed outputs, and one the signer never saw, are refused with nothing
 // broadcast; a rejection on the device leaves nothing to import.
 func TestSendThroughQR(t *testing.T) {
@@ -201,6 +208,65 @@ func TestSendThroughQR(t *testing.T) {
 			mempool(0)
 		})
 	}
+
+	// The npm libraries on both sides of the air gap: @keystonehq/bc-ur-registry-btc (over
+	// @ngraveio/bc-ur) decodes the parts the CLI shows, and encodes the signed PSBT into the
+	// parts the CLI imports (shuffled, a third lost).
+	t.Run("npm UR libraries", func(t *testing.T) {
+		js, err := filepath.Abs("../../ur/testdata/js")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodePath := peers.NPM(t, js, "ur-js", "@keystonehq/bc-ur-registry-btc")
+		npm := func(stdin string, args ...string) string {
+			t.Helper()
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(cctx, "node", append([]string{filepath.Join(js, "interop.js")}, args...)...)
+			cmd.Stdin = strings.NewReader(stdin)
+			if nodePath != "" {
+				cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath)
+			}
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("node interop.js %s: %v", args[0], err)
+			}
+			return string(out)
+		}
+		id := "qr-npm"
+		r := run("--to", to, "--amount", "0.7", "--fee-rate", "2", "--request-id", id, "--wallet-export", acctFiles[1], "--export-qr", "--qr-fragment", "70")
+		var exp qrExport
+		if err := json.Unmarshal([]byte(r.stdout), &exp); err != nil || exp.BtcSendResult == nil {
+			t.Fatalf("export: exit %d %v\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		var dec struct {
+			Type string `json:"type"`
+			PSBT string `json:"psbt"`
+		}
+		if err := json.Unmarshal([]byte(npm(strings.Join(lossyParts(exp.QRParts, 9), "\n"), "decode")), &dec); err != nil {
+			t.Fatal(err)
+		}
+		unsigned, _ := base64.StdEncoding.DecodeString(exp.PSBT)
+		if dec.Type != ur.TypeCryptoPSBT || dec.PSBT != hex.EncodeToString(unsigned) {
+			t.Fatalf("npm decoded %s %.32s…", dec.Type, dec.PSBT)
+		}
+		signedBin, err := signer.Sign(ctx, unsigned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs := strings.Fields(npm("", "encode-psbt", hex.EncodeToString(signedBin), "70", "40"))
+		in := filepath.Join(dir, id+"-signed.txt")
+		os.WriteFile(in, []byte(strings.Join(lossyParts(theirs, 10), "\n")), 0o600)
+		r = run("--request-id", id, "--import-qr", in)
+		var res daemon.BtcSendResult
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.TxID != exp.PlanID {
+			t.Fatalf("import: exit %d %v\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		mempool(1)
+		if _, err := node.Mine(ctx, 1, mineTo); err != nil {
+			t.Fatal(err)
+		}
+	})
 
 	t.Run("terminal and pipe", func(t *testing.T) {
 		// without --json: QR codes drawn on stdout (not a terminal: one after another)
