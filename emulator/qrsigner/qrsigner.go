@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
@@ -245,6 +246,7 @@ func (s *Signer) signInput(p *psbt.Packet, i int, hashes *txscript.TxSigHashes) 
 		if err != nil {
 			return 0, err
 		}
+		in.PartialSigs = slices.DeleteFunc(in.PartialSigs, func(ps *psbt.PartialSig) bool { return bytes.Equal(ps.PubKey, pub) })
 		in.PartialSigs = append(in.PartialSigs, &psbt.PartialSig{PubKey: pub, Signature: sig})
 		n++
 	}

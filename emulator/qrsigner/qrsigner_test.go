@@ -243,3 +243,57 @@ func TestServeDir(t *testing.T) {
 		t.Fatalf("the request is still in in/: %v", err)
 	}
 }
+
+// TestSignMultisig: a 2-of-2 P2WSH input is signed by two QR signers in turn (each adds its
+// own key's signature only) and then finalizes through the script engine.
+func TestSignMultisig(t *testing.T) {
+	a := wallet(t)
+	b, err := emulator.NewWallet(emulator.DefaultMnemonic, "cosigner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := hdpath.MustParse("m/48'/1'/0'/2'/0/0")
+	pa, _ := a.PubKey(path)
+	pb, _ := b.PubKey(path)
+	keys := [][]byte{pa.SerializeCompressed(), pb.SerializeCompressed()}
+	if bytes.Compare(keys[0], keys[1]) > 0 {
+		keys[0], keys[1] = keys[1], keys[0]
+	}
+	sb := txscript.NewScriptBuilder().AddOp(txscript.OP_2)
+	for _, k := range keys {
+		sb.AddData(k)
+	}
+	ws, _ := sb.AddOp(txscript.OP_2).AddOp(txscript.OP_CHECKMULTISIG).Script()
+	out := wire.NewTxOut(50_000, mustP2WSH(ws))
+	p, err := psbt.New([]*wire.OutPoint{{Index: 0}}, []*wire.TxOut{wire.NewTxOut(49_000, out.PkScript)}, 2, 0, []uint32{wire.MaxTxInSequenceNum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Inputs[0].WitnessUtxo = out
+	p.Inputs[0].WitnessScript = ws
+	for _, w := range []*emulator.Wallet{a, b} {
+		pub, _ := w.PubKey(path)
+		p.Inputs[0].Bip32Derivation = append(p.Inputs[0].Bip32Derivation, &psbt.Bip32Derivation{PubKey: pub.SerializeCompressed(), MasterKeyFingerprint: device.Fingerprint(w.Fingerprint()).PSBT(), Bip32Path: path})
+	}
+	bin, _ := hwpsbt.Encode(p)
+	for i, w := range []*emulator.Wallet{a, b} {
+		if bin, err = New(w, nil, net).Sign(context.Background(), bin); err != nil {
+			t.Fatal(err)
+		}
+		sp, _ := hwpsbt.DecodeBinary(bin)
+		if n := len(sp.Inputs[0].PartialSigs); n != i+1 {
+			t.Fatalf("after signer %d: %d signatures", i+1, n)
+		}
+	}
+	// signing again replaces the signature, never adds a second one for the same key
+	if bin, err = New(a, nil, net).Sign(context.Background(), bin); err != nil {
+		t.Fatal(err)
+	}
+	sp, _ := hwpsbt.DecodeBinary(bin)
+	if n := len(sp.Inputs[0].PartialSigs); n != 2 {
+		t.Fatalf("signed twice: %d signatures", n)
+	}
+	if _, err := hwpsbt.FinalizeAndExtract(sp); err != nil {
+		t.Fatalf("2-of-2: %v", err)
+	}
+}
