@@ -204,7 +204,8 @@ func (d *Decoder) Result() (UR, error) {
 	return *d.result, nil
 }
 
-// Progress is the fraction of fragments recovered and a description for a progress line.
+// Progress is how many fragments are recovered and how many the message has (1, 1 once
+// a single-part UR or the whole message is in).
 func (d *Decoder) Progress() (have, want int) {
 	if d.result != nil {
 		return 1, 1
