@@ -1,7 +1,8 @@
 // Command hwemu runs hwbridge's emulated hardware wallets (design.md "hwemu"): a
 // Trezor-class device on UDP as the Trezor emulator speaks it, and a Ledger-class device on
-// TCP as Speculos speaks it, both from one BIP-39 mnemonic, with an approval policy and an
-// optional loopback control API (transcript, button presses, faults).
+// TCP as Speculos speaks it, and with --qr DIR a QR-code signer (emulator/qrsigner) whose
+// camera and screen are a folder, all from one BIP-39 mnemonic, with an approval policy and
+// an optional loopback control API (transcript, button presses, faults).
 //
 //	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--qr DIR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
 //	      [--approve auto|reject|prompt] [--control ADDR] [--ledger-app NAME] [--ledger-blind-signing]
