@@ -75,10 +75,9 @@ func withFinalSignatures(p *psbt.Packet, hashes *txscript.TxSigHashes) (*psbt.Pa
 	if !final {
 		return p, nil
 	}
-	q, err := Clone(p)
-	if err != nil {
-		return nil, err
-	}
+	// A copy of the inputs, not Clone: btcd serializes a finalized input without its
+	// derivations and scripts, which the checks need (the exported PSBT's, merged in).
+	q := &psbt.Packet{UnsignedTx: p.UnsignedTx, Inputs: append([]psbt.PInput(nil), p.Inputs...), Outputs: p.Outputs, Unknowns: p.Unknowns}
 	for i := range q.Inputs {
 		in := &q.Inputs[i]
 		if !Finalized(in) {
@@ -89,6 +88,7 @@ func withFinalSignatures(p *psbt.Packet, hashes *txscript.TxSigHashes) (*psbt.Pa
 			return nil, fmt.Errorf("%w: input %d carries no utxo", ErrSignature, i)
 		}
 		var items [][]byte
+		var err error
 		if len(in.FinalScriptSig) > 0 {
 			if !txscript.IsPushOnlyScript(in.FinalScriptSig) {
 				return nil, fmt.Errorf("%w: input %d: the final scriptSig is not push-only", ErrSignature, i)
