@@ -242,7 +242,9 @@ func TestImportSignedForms(t *testing.T) {
 						name string
 						s    *bitcoin.Signed
 						want error
-					}{"finalized witness count huge", mutFinal(func(p *psbt.Packet) { p.Inputs[0].FinalScriptWitness = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f} }), hwpsbt.ErrMalformed},
+					}{"finalized witness count huge", mutFinal(func(p *psbt.Packet) {
+						p.Inputs[0].FinalScriptWitness = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}
+					}), hwpsbt.ErrMalformed},
 					struct {
 						name string
 						s    *bitcoin.Signed
@@ -281,7 +283,9 @@ func TestImportSignedForms(t *testing.T) {
 					name string
 					s    *bitcoin.Signed
 					want error
-				}{"taproot witness with an annex", mutTx(func(tx *wire.MsgTx) { tx.TxIn[0].Witness = append(tx.TxIn[0].Witness, []byte{txscript.TaprootAnnexTag}) }), hwpsbt.ErrSignature})
+				}{"taproot witness with an annex", mutTx(func(tx *wire.MsgTx) {
+					tx.TxIn[0].Witness = append(tx.TxIn[0].Witness, []byte{txscript.TaprootAnnexTag})
+				}), hwpsbt.ErrSignature})
 			}
 			for _, h := range hostile {
 				_, _, err := bitcoin.CheckImport(exp, h.s)
