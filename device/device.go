@@ -18,6 +18,8 @@ type Family string
 const (
 	FamilyTrezor Family = "trezor"
 	FamilyLedger Family = "ledger"
+	// FamilyKeepKey is ShapeShift's KeepKey (a fork of Trezor's legacy firmware and protocol).
+	FamilyKeepKey Family = "keepkey"
 )
 
 // Chain names a blockchain a request is for.

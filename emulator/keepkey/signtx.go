@@ -8,9 +8,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
-	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
@@ -524,7 +522,8 @@ func (t *signer) phase2(ctx context.Context) (*pb.TxRequest, error) {
 				if err != nil {
 					return nil, fail(pb.FailureType_Failure_Other, "Failed to derive private key")
 				}
-				code, err := txscript.PayToAddrScript(mustP2PKH(pub))
+				// BIP-143 scriptCode of a p2wpkh key: its p2pkh script.
+				code, err := emulator.PkScript(pub, emulator.P2PKH)
 				if err != nil {
 					return nil, fail(pb.FailureType_Failure_Other, "Signing failed")
 				}
@@ -551,11 +550,6 @@ func (t *signer) phase2(ctx context.Context) (*pb.TxRequest, error) {
 		}
 	}
 	return &pb.TxRequest{RequestType: pb.RequestType_TXFINISHED.Enum(), Serialized: t.ser}, nil
-}
-
-func mustP2PKH(pub *btcec.PublicKey) btcutil.Address {
-	a, _ := btcutil.NewAddressPubKeyHash(btcutil.Hash160(pub.SerializeCompressed()), nil) // never fails for 20 bytes
-	return a
 }
 
 // header is tx_serialize_header: version, the segwit marker and flag, the input count.
