@@ -156,6 +156,9 @@ func NewHub(cfg HubConfig) *Hub {
 		if strings.HasPrefix(e, transport.SchemeTCP+":") {
 			kind = transport.KindLedger
 		}
+		if strings.HasPrefix(e, transport.SchemeKeepKey+":") {
+			kind = transport.KindKeepKey
+		}
 		h.slots[e] = &slot{path: e, kind: kind, emulator: true}
 	}
 	return h

@@ -21,6 +21,9 @@ type driver func(e *env, link transport.Link, emulator bool, reopen func(context
 var drivers = map[string]driver{
 	transport.KindTrezor: openTrezor,
 	transport.KindLedger: openLedger,
+	transport.KindKeepKey: func(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
+		return hwdrivers.KeepKey(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("KeepKey")}, e.driverOptions())
+	},
 }
 
 func openLedger(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device {
@@ -44,6 +47,8 @@ func kindOf(ctx context.Context, p transport.Path) (string, error) {
 		return transport.KindTrezor, nil
 	case transport.SchemeTCP:
 		return transport.KindLedger, nil
+	case transport.SchemeKeepKey:
+		return transport.KindKeepKey, nil
 	}
 	infos, err := transport.Enumerate(ctx)
 	if err != nil {

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/keepkey"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
+	"github.com/hwbridge/hwbridge/internal/keepkeypb"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -44,7 +46,30 @@ func Hub(o Options) map[string]device.Driver {
 		transport.KindLedger: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
 			return device.Verify(Ledger(link, c, o)), nil
 		},
+		transport.KindKeepKey: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(KeepKey(link, c, o)), nil
+		},
 	}
+}
+
+// KeepKey drives a KeepKey on link: c.Prompt hears every ButtonRequest. PIN and
+// Passphrase are the same host prompts as a Trezor's (KeepKey shows the same scrambled
+// 3×3 matrix).
+func KeepKey(link transport.Link, c device.DriverConfig, o Options) *keepkey.Driver {
+	prompt := c.Prompt
+	return keepkey.New(link, keepkey.Options{
+		Logger: o.logger().With("device", "keepkey"),
+		OnButton: func(keepkeypb.ButtonRequestType) {
+			if prompt != nil {
+				prompt()
+			}
+		},
+		PIN:         o.PIN,
+		Passphrase:  o.Passphrase,
+		Emulator:    c.Emulator,
+		Timeout:     o.Timeout,
+		LinkTimeout: o.LinkTimeout,
+	})
 }
 
 // Trezor drives a Trezor-class device on link: c.Prompt hears every ButtonRequest.

@@ -131,12 +131,12 @@ func (d *Device) features() *pb.Features {
 
 // coin is one entry of include/keepkey/firmware/coins.def (the Bitcoin-family fields used).
 type coin struct {
-	name            string
-	shortcut        string
-	params          *chaincfg.Params
-	xpub, ypub      uint32
-	zpub            uint32
-	maxFeeKB        uint64 // maxfee_kb, satoshi per 1000 bytes
+	name       string
+	shortcut   string
+	params     *chaincfg.Params
+	xpub, ypub uint32
+	zpub       uint32
+	maxFeeKB   uint64 // maxfee_kb, satoshi per 1000 bytes
 }
 
 var coins = map[string]*coin{
