@@ -3,7 +3,7 @@
 // TCP as Speculos speaks it, both from one BIP-39 mnemonic, with an approval policy and an
 // optional loopback control API (transcript, button presses, faults).
 //
-//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
+//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--keepkey ADDR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
 //	      [--approve auto|reject|prompt] [--control ADDR] [--ledger-app NAME] [--ledger-blind-signing]
 //
 // It prints one line per device when it serves ("trezor ready on udp:127.0.0.1:21324") and
@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/hwbridge/hwbridge/emulator"
+	keepkeyemu "github.com/hwbridge/hwbridge/emulator/keepkey"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/buildinfo"
@@ -47,6 +48,7 @@ func main() {
 
 type config struct {
 	trezor, ledger, control string
+	keepkey                 string
 	mnemonic, passphrase    string
 	pin                     string
 	approve                 emulator.Policy
@@ -64,6 +66,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	var approve string
 	fs.StringVar(&c.trezor, "trezor", "127.0.0.1:21324", "Trezor-class device on UDP `ADDR` (HOST:PORT; DebugLink on PORT+1), or off")
 	fs.StringVar(&c.ledger, "ledger", "127.0.0.1:9999", "Ledger-class device on TCP `ADDR` (Speculos APDU framing), or off")
+	fs.StringVar(&c.keepkey, "keepkey", "off", "KeepKey device on UDP `ADDR` as the KeepKey emulator speaks it (HOST:PORT, its default 127.0.0.1:11044; debug link on PORT+1; hwbridge names it keepkey:ADDR), or off")
 	fs.StringVar(&c.mnemonic, "mnemonic", emulator.DefaultMnemonic, "BIP-39 `WORDS` of the seed (default: the standard test mnemonic)")
 	fs.StringVar(&c.passphrase, "passphrase", "", "BIP-39 passphrase `P`: the Ledger uses it as its seed passphrase; the Trezor turns on passphrase protection and yields P for on-device entry (the host may also type its own)")
 	fs.StringVar(&c.pin, "pin", "", "Trezor PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
@@ -89,10 +92,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if c.trezorModel, err = trezoremu.ParseModel(model); err != nil {
 		return nil, errors.New("--trezor-model: " + strings.TrimPrefix(err.Error(), "trezoremu: "))
 	}
-	if c.trezor == "off" && c.ledger == "off" {
-		return nil, errors.New("both devices are off: give --trezor or --ledger an address")
+	if c.trezor == "off" && c.ledger == "off" && c.keepkey == "off" {
+		return nil, errors.New("every device is off: give --trezor, --ledger or --keepkey an address")
 	}
-	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--control", c.control}} {
+	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--keepkey", c.keepkey}, {"--control", c.control}} {
 		if a.v == "off" || a.v == "" {
 			continue
 		}
@@ -212,6 +215,28 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		ready("ledger ready on tcp:%s", ln.Addr())
 	}
 
+	if c.keepkey != "off" {
+		// The KeepKey persona has no PIN or passphrase (emulator/keepkey: deliberate limits).
+		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
+		d, err := keepkeyemu.New(keepkeyemu.Options{
+			Mnemonic: c.mnemonic,
+			Approver: t.Approver,
+			Faults:   t.Faults,
+			Logger:   log.With("device", "keepkey"),
+		})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		srv, err := d.ListenUDP(c.keepkey)
+		if err != nil {
+			return err
+		}
+		targets["keepkey"] = t
+		wg.Go(func() { failed(srv.Serve(ctx)) })
+		ready("keepkey ready on keepkey:%s", srv.Addr())
+	}
+
 	if c.control != "" {
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, "tcp", c.control)
@@ -246,7 +271,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 
 func keys(m map[string]*emulator.ControlTarget) []string {
 	out := make([]string, 0, len(m))
-	for _, k := range []string{"trezor", "ledger"} {
+	for _, k := range []string{"trezor", "ledger", "keepkey"} {
 		if _, ok := m[k]; ok {
 			out = append(out, k)
 		}

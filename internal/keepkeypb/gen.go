@@ -11,9 +11,10 @@
 // wire vocabulary, not a flow. Each side writes its own flows, so that the two can disagree
 // and KeepKey's own client (@shapeshiftoss/hdwallet-keepkey) can tell which one is wrong.
 //
-// messages.proto is hand-written (field tables transcribed from keepkey/device-protocol,
-// commit in its header); messages.pb.go is generated from it by protoc 3.21.12 (Debian's
-// protobuf-compiler) and protoc-gen-go v1.36.12, the same tools as internal/trezorpb.
+// keepkey.proto is hand-written (field tables transcribed from keepkey/device-protocol,
+// commit in its header); keepkey.pb.go is generated from it by protoc 3.21.12 (Debian's
+// protobuf-compiler) and protoc-gen-go v1.36.12, the same tools as internal/trezorpb. The file is
+// not called messages.proto: protobuf registers files by name, and trezorpb's is.
 package keepkeypb
 
-//go:generate protoc --go_out=. --go_opt=paths=source_relative messages.proto
+//go:generate protoc --go_out=. --go_opt=paths=source_relative keepkey.proto

@@ -15,7 +15,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: messages.proto
+// source: keepkey.proto
 
 package keepkeypb
 
@@ -164,11 +164,11 @@ func (x MessageType) String() string {
 }
 
 func (MessageType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[0].Descriptor()
+	return file_keepkey_proto_enumTypes[0].Descriptor()
 }
 
 func (MessageType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[0]
+	return &file_keepkey_proto_enumTypes[0]
 }
 
 func (x MessageType) Number() protoreflect.EnumNumber {
@@ -187,7 +187,7 @@ func (x *MessageType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use MessageType.Descriptor instead.
 func (MessageType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{0}
+	return file_keepkey_proto_rawDescGZIP(), []int{0}
 }
 
 type FailureType int32
@@ -253,11 +253,11 @@ func (x FailureType) String() string {
 }
 
 func (FailureType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[1].Descriptor()
+	return file_keepkey_proto_enumTypes[1].Descriptor()
 }
 
 func (FailureType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[1]
+	return &file_keepkey_proto_enumTypes[1]
 }
 
 func (x FailureType) Number() protoreflect.EnumNumber {
@@ -276,7 +276,7 @@ func (x *FailureType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use FailureType.Descriptor instead.
 func (FailureType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{1}
+	return file_keepkey_proto_rawDescGZIP(), []int{1}
 }
 
 type OutputScriptType int32
@@ -324,11 +324,11 @@ func (x OutputScriptType) String() string {
 }
 
 func (OutputScriptType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[2].Descriptor()
+	return file_keepkey_proto_enumTypes[2].Descriptor()
 }
 
 func (OutputScriptType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[2]
+	return &file_keepkey_proto_enumTypes[2]
 }
 
 func (x OutputScriptType) Number() protoreflect.EnumNumber {
@@ -347,7 +347,7 @@ func (x *OutputScriptType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use OutputScriptType.Descriptor instead.
 func (OutputScriptType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{2}
+	return file_keepkey_proto_rawDescGZIP(), []int{2}
 }
 
 type InputScriptType int32
@@ -392,11 +392,11 @@ func (x InputScriptType) String() string {
 }
 
 func (InputScriptType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[3].Descriptor()
+	return file_keepkey_proto_enumTypes[3].Descriptor()
 }
 
 func (InputScriptType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[3]
+	return &file_keepkey_proto_enumTypes[3]
 }
 
 func (x InputScriptType) Number() protoreflect.EnumNumber {
@@ -415,7 +415,7 @@ func (x *InputScriptType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use InputScriptType.Descriptor instead.
 func (InputScriptType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{3}
+	return file_keepkey_proto_rawDescGZIP(), []int{3}
 }
 
 type RequestType int32
@@ -457,11 +457,11 @@ func (x RequestType) String() string {
 }
 
 func (RequestType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[4].Descriptor()
+	return file_keepkey_proto_enumTypes[4].Descriptor()
 }
 
 func (RequestType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[4]
+	return &file_keepkey_proto_enumTypes[4]
 }
 
 func (x RequestType) Number() protoreflect.EnumNumber {
@@ -480,7 +480,7 @@ func (x *RequestType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use RequestType.Descriptor instead.
 func (RequestType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{4}
+	return file_keepkey_proto_rawDescGZIP(), []int{4}
 }
 
 type OutputAddressType int32
@@ -516,11 +516,11 @@ func (x OutputAddressType) String() string {
 }
 
 func (OutputAddressType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[5].Descriptor()
+	return file_keepkey_proto_enumTypes[5].Descriptor()
 }
 
 func (OutputAddressType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[5]
+	return &file_keepkey_proto_enumTypes[5]
 }
 
 func (x OutputAddressType) Number() protoreflect.EnumNumber {
@@ -539,7 +539,7 @@ func (x *OutputAddressType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use OutputAddressType.Descriptor instead.
 func (OutputAddressType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{5}
+	return file_keepkey_proto_rawDescGZIP(), []int{5}
 }
 
 type ButtonRequestType int32
@@ -677,11 +677,11 @@ func (x ButtonRequestType) String() string {
 }
 
 func (ButtonRequestType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[6].Descriptor()
+	return file_keepkey_proto_enumTypes[6].Descriptor()
 }
 
 func (ButtonRequestType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[6]
+	return &file_keepkey_proto_enumTypes[6]
 }
 
 func (x ButtonRequestType) Number() protoreflect.EnumNumber {
@@ -700,7 +700,7 @@ func (x *ButtonRequestType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use ButtonRequestType.Descriptor instead.
 func (ButtonRequestType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{6}
+	return file_keepkey_proto_rawDescGZIP(), []int{6}
 }
 
 type PinMatrixRequestType int32
@@ -736,11 +736,11 @@ func (x PinMatrixRequestType) String() string {
 }
 
 func (PinMatrixRequestType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[7].Descriptor()
+	return file_keepkey_proto_enumTypes[7].Descriptor()
 }
 
 func (PinMatrixRequestType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[7]
+	return &file_keepkey_proto_enumTypes[7]
 }
 
 func (x PinMatrixRequestType) Number() protoreflect.EnumNumber {
@@ -759,7 +759,7 @@ func (x *PinMatrixRequestType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use PinMatrixRequestType.Descriptor instead.
 func (PinMatrixRequestType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{7}
+	return file_keepkey_proto_rawDescGZIP(), []int{7}
 }
 
 type HDNodeType struct {
@@ -776,7 +776,7 @@ type HDNodeType struct {
 
 func (x *HDNodeType) Reset() {
 	*x = HDNodeType{}
-	mi := &file_messages_proto_msgTypes[0]
+	mi := &file_keepkey_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +788,7 @@ func (x *HDNodeType) String() string {
 func (*HDNodeType) ProtoMessage() {}
 
 func (x *HDNodeType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[0]
+	mi := &file_keepkey_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +801,7 @@ func (x *HDNodeType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HDNodeType.ProtoReflect.Descriptor instead.
 func (*HDNodeType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{0}
+	return file_keepkey_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *HDNodeType) GetDepth() uint32 {
@@ -856,7 +856,7 @@ type HDNodePathType struct {
 
 func (x *HDNodePathType) Reset() {
 	*x = HDNodePathType{}
-	mi := &file_messages_proto_msgTypes[1]
+	mi := &file_keepkey_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +868,7 @@ func (x *HDNodePathType) String() string {
 func (*HDNodePathType) ProtoMessage() {}
 
 func (x *HDNodePathType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[1]
+	mi := &file_keepkey_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +881,7 @@ func (x *HDNodePathType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HDNodePathType.ProtoReflect.Descriptor instead.
 func (*HDNodePathType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{1}
+	return file_keepkey_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *HDNodePathType) GetNode() *HDNodeType {
@@ -909,7 +909,7 @@ type MultisigRedeemScriptType struct {
 
 func (x *MultisigRedeemScriptType) Reset() {
 	*x = MultisigRedeemScriptType{}
-	mi := &file_messages_proto_msgTypes[2]
+	mi := &file_keepkey_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +921,7 @@ func (x *MultisigRedeemScriptType) String() string {
 func (*MultisigRedeemScriptType) ProtoMessage() {}
 
 func (x *MultisigRedeemScriptType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[2]
+	mi := &file_keepkey_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +934,7 @@ func (x *MultisigRedeemScriptType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultisigRedeemScriptType.ProtoReflect.Descriptor instead.
 func (*MultisigRedeemScriptType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{2}
+	return file_keepkey_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *MultisigRedeemScriptType) GetPubkeys() []*HDNodePathType {
@@ -994,7 +994,7 @@ const (
 
 func (x *CoinType) Reset() {
 	*x = CoinType{}
-	mi := &file_messages_proto_msgTypes[3]
+	mi := &file_keepkey_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1006,7 @@ func (x *CoinType) String() string {
 func (*CoinType) ProtoMessage() {}
 
 func (x *CoinType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[3]
+	mi := &file_keepkey_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1019,7 @@ func (x *CoinType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoinType.ProtoReflect.Descriptor instead.
 func (*CoinType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{3}
+	return file_keepkey_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CoinType) GetCoinName() string {
@@ -1179,7 +1179,7 @@ type PolicyType struct {
 
 func (x *PolicyType) Reset() {
 	*x = PolicyType{}
-	mi := &file_messages_proto_msgTypes[4]
+	mi := &file_keepkey_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1191,7 @@ func (x *PolicyType) String() string {
 func (*PolicyType) ProtoMessage() {}
 
 func (x *PolicyType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[4]
+	mi := &file_keepkey_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1204,7 @@ func (x *PolicyType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyType.ProtoReflect.Descriptor instead.
 func (*PolicyType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{4}
+	return file_keepkey_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PolicyType) GetPolicyName() string {
@@ -1245,7 +1245,7 @@ const (
 
 func (x *TxInputType) Reset() {
 	*x = TxInputType{}
-	mi := &file_messages_proto_msgTypes[5]
+	mi := &file_keepkey_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1257,7 @@ func (x *TxInputType) String() string {
 func (*TxInputType) ProtoMessage() {}
 
 func (x *TxInputType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[5]
+	mi := &file_keepkey_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1270,7 @@ func (x *TxInputType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxInputType.ProtoReflect.Descriptor instead.
 func (*TxInputType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{5}
+	return file_keepkey_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TxInputType) GetAddressN() []uint32 {
@@ -1359,7 +1359,7 @@ type TxOutputType struct {
 
 func (x *TxOutputType) Reset() {
 	*x = TxOutputType{}
-	mi := &file_messages_proto_msgTypes[6]
+	mi := &file_keepkey_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1371,7 @@ func (x *TxOutputType) String() string {
 func (*TxOutputType) ProtoMessage() {}
 
 func (x *TxOutputType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[6]
+	mi := &file_keepkey_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1384,7 @@ func (x *TxOutputType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxOutputType.ProtoReflect.Descriptor instead.
 func (*TxOutputType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{6}
+	return file_keepkey_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TxOutputType) GetAddress() string {
@@ -1454,7 +1454,7 @@ type TxOutputBinType struct {
 
 func (x *TxOutputBinType) Reset() {
 	*x = TxOutputBinType{}
-	mi := &file_messages_proto_msgTypes[7]
+	mi := &file_keepkey_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1466,7 @@ func (x *TxOutputBinType) String() string {
 func (*TxOutputBinType) ProtoMessage() {}
 
 func (x *TxOutputBinType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[7]
+	mi := &file_keepkey_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1479,7 @@ func (x *TxOutputBinType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxOutputBinType.ProtoReflect.Descriptor instead.
 func (*TxOutputBinType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{7}
+	return file_keepkey_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TxOutputBinType) GetAmount() uint64 {
@@ -1524,7 +1524,7 @@ type TransactionType struct {
 
 func (x *TransactionType) Reset() {
 	*x = TransactionType{}
-	mi := &file_messages_proto_msgTypes[8]
+	mi := &file_keepkey_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1536,7 +1536,7 @@ func (x *TransactionType) String() string {
 func (*TransactionType) ProtoMessage() {}
 
 func (x *TransactionType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[8]
+	mi := &file_keepkey_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1549,7 +1549,7 @@ func (x *TransactionType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransactionType.ProtoReflect.Descriptor instead.
 func (*TransactionType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{8}
+	return file_keepkey_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TransactionType) GetVersion() uint32 {
@@ -1655,7 +1655,7 @@ type TxRequestDetailsType struct {
 
 func (x *TxRequestDetailsType) Reset() {
 	*x = TxRequestDetailsType{}
-	mi := &file_messages_proto_msgTypes[9]
+	mi := &file_keepkey_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1667,7 @@ func (x *TxRequestDetailsType) String() string {
 func (*TxRequestDetailsType) ProtoMessage() {}
 
 func (x *TxRequestDetailsType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[9]
+	mi := &file_keepkey_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1680,7 @@ func (x *TxRequestDetailsType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxRequestDetailsType.ProtoReflect.Descriptor instead.
 func (*TxRequestDetailsType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{9}
+	return file_keepkey_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TxRequestDetailsType) GetRequestIndex() uint32 {
@@ -1722,7 +1722,7 @@ type TxRequestSerializedType struct {
 
 func (x *TxRequestSerializedType) Reset() {
 	*x = TxRequestSerializedType{}
-	mi := &file_messages_proto_msgTypes[10]
+	mi := &file_keepkey_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +1734,7 @@ func (x *TxRequestSerializedType) String() string {
 func (*TxRequestSerializedType) ProtoMessage() {}
 
 func (x *TxRequestSerializedType) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[10]
+	mi := &file_keepkey_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +1747,7 @@ func (x *TxRequestSerializedType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxRequestSerializedType.ProtoReflect.Descriptor instead.
 func (*TxRequestSerializedType) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{10}
+	return file_keepkey_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TxRequestSerializedType) GetSignatureIndex() uint32 {
@@ -1779,7 +1779,7 @@ type Initialize struct {
 
 func (x *Initialize) Reset() {
 	*x = Initialize{}
-	mi := &file_messages_proto_msgTypes[11]
+	mi := &file_keepkey_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +1791,7 @@ func (x *Initialize) String() string {
 func (*Initialize) ProtoMessage() {}
 
 func (x *Initialize) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[11]
+	mi := &file_keepkey_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +1804,7 @@ func (x *Initialize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Initialize.ProtoReflect.Descriptor instead.
 func (*Initialize) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{11}
+	return file_keepkey_proto_rawDescGZIP(), []int{11}
 }
 
 type GetFeatures struct {
@@ -1815,7 +1815,7 @@ type GetFeatures struct {
 
 func (x *GetFeatures) Reset() {
 	*x = GetFeatures{}
-	mi := &file_messages_proto_msgTypes[12]
+	mi := &file_keepkey_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +1827,7 @@ func (x *GetFeatures) String() string {
 func (*GetFeatures) ProtoMessage() {}
 
 func (x *GetFeatures) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[12]
+	mi := &file_keepkey_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +1840,7 @@ func (x *GetFeatures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFeatures.ProtoReflect.Descriptor instead.
 func (*GetFeatures) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{12}
+	return file_keepkey_proto_rawDescGZIP(), []int{12}
 }
 
 type Features struct {
@@ -1875,7 +1875,7 @@ type Features struct {
 
 func (x *Features) Reset() {
 	*x = Features{}
-	mi := &file_messages_proto_msgTypes[13]
+	mi := &file_keepkey_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +1887,7 @@ func (x *Features) String() string {
 func (*Features) ProtoMessage() {}
 
 func (x *Features) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[13]
+	mi := &file_keepkey_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +1900,7 @@ func (x *Features) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Features.ProtoReflect.Descriptor instead.
 func (*Features) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{13}
+	return file_keepkey_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Features) GetVendor() string {
@@ -2079,7 +2079,7 @@ type ClearSession struct {
 
 func (x *ClearSession) Reset() {
 	*x = ClearSession{}
-	mi := &file_messages_proto_msgTypes[14]
+	mi := &file_keepkey_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2091,7 @@ func (x *ClearSession) String() string {
 func (*ClearSession) ProtoMessage() {}
 
 func (x *ClearSession) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[14]
+	mi := &file_keepkey_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2104,7 @@ func (x *ClearSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearSession.ProtoReflect.Descriptor instead.
 func (*ClearSession) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{14}
+	return file_keepkey_proto_rawDescGZIP(), []int{14}
 }
 
 type Ping struct {
@@ -2120,7 +2120,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_messages_proto_msgTypes[15]
+	mi := &file_keepkey_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2132,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[15]
+	mi := &file_keepkey_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2145,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{15}
+	return file_keepkey_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Ping) GetMessage() string {
@@ -2192,7 +2192,7 @@ type Success struct {
 
 func (x *Success) Reset() {
 	*x = Success{}
-	mi := &file_messages_proto_msgTypes[16]
+	mi := &file_keepkey_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2204,7 @@ func (x *Success) String() string {
 func (*Success) ProtoMessage() {}
 
 func (x *Success) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[16]
+	mi := &file_keepkey_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2217,7 @@ func (x *Success) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Success.ProtoReflect.Descriptor instead.
 func (*Success) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{16}
+	return file_keepkey_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Success) GetMessage() string {
@@ -2237,7 +2237,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_messages_proto_msgTypes[17]
+	mi := &file_keepkey_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2249,7 +2249,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[17]
+	mi := &file_keepkey_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2262,7 +2262,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{17}
+	return file_keepkey_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Failure) GetCode() FailureType {
@@ -2289,7 +2289,7 @@ type ButtonRequest struct {
 
 func (x *ButtonRequest) Reset() {
 	*x = ButtonRequest{}
-	mi := &file_messages_proto_msgTypes[18]
+	mi := &file_keepkey_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2301,7 @@ func (x *ButtonRequest) String() string {
 func (*ButtonRequest) ProtoMessage() {}
 
 func (x *ButtonRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[18]
+	mi := &file_keepkey_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2314,7 @@ func (x *ButtonRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ButtonRequest.ProtoReflect.Descriptor instead.
 func (*ButtonRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{18}
+	return file_keepkey_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ButtonRequest) GetCode() ButtonRequestType {
@@ -2339,7 +2339,7 @@ type ButtonAck struct {
 
 func (x *ButtonAck) Reset() {
 	*x = ButtonAck{}
-	mi := &file_messages_proto_msgTypes[19]
+	mi := &file_keepkey_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2351,7 @@ func (x *ButtonAck) String() string {
 func (*ButtonAck) ProtoMessage() {}
 
 func (x *ButtonAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[19]
+	mi := &file_keepkey_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2364,7 @@ func (x *ButtonAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ButtonAck.ProtoReflect.Descriptor instead.
 func (*ButtonAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{19}
+	return file_keepkey_proto_rawDescGZIP(), []int{19}
 }
 
 type PinMatrixRequest struct {
@@ -2376,7 +2376,7 @@ type PinMatrixRequest struct {
 
 func (x *PinMatrixRequest) Reset() {
 	*x = PinMatrixRequest{}
-	mi := &file_messages_proto_msgTypes[20]
+	mi := &file_keepkey_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2388,7 @@ func (x *PinMatrixRequest) String() string {
 func (*PinMatrixRequest) ProtoMessage() {}
 
 func (x *PinMatrixRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[20]
+	mi := &file_keepkey_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2401,7 @@ func (x *PinMatrixRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinMatrixRequest.ProtoReflect.Descriptor instead.
 func (*PinMatrixRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{20}
+	return file_keepkey_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PinMatrixRequest) GetType() PinMatrixRequestType {
@@ -2420,7 +2420,7 @@ type PinMatrixAck struct {
 
 func (x *PinMatrixAck) Reset() {
 	*x = PinMatrixAck{}
-	mi := &file_messages_proto_msgTypes[21]
+	mi := &file_keepkey_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2432,7 @@ func (x *PinMatrixAck) String() string {
 func (*PinMatrixAck) ProtoMessage() {}
 
 func (x *PinMatrixAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[21]
+	mi := &file_keepkey_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2445,7 @@ func (x *PinMatrixAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinMatrixAck.ProtoReflect.Descriptor instead.
 func (*PinMatrixAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{21}
+	return file_keepkey_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PinMatrixAck) GetPin() string {
@@ -2463,7 +2463,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_messages_proto_msgTypes[22]
+	mi := &file_keepkey_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2475,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[22]
+	mi := &file_keepkey_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2488,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{22}
+	return file_keepkey_proto_rawDescGZIP(), []int{22}
 }
 
 type PassphraseRequest struct {
@@ -2499,7 +2499,7 @@ type PassphraseRequest struct {
 
 func (x *PassphraseRequest) Reset() {
 	*x = PassphraseRequest{}
-	mi := &file_messages_proto_msgTypes[23]
+	mi := &file_keepkey_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2511,7 +2511,7 @@ func (x *PassphraseRequest) String() string {
 func (*PassphraseRequest) ProtoMessage() {}
 
 func (x *PassphraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[23]
+	mi := &file_keepkey_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2524,7 +2524,7 @@ func (x *PassphraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PassphraseRequest.ProtoReflect.Descriptor instead.
 func (*PassphraseRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{23}
+	return file_keepkey_proto_rawDescGZIP(), []int{23}
 }
 
 type PassphraseAck struct {
@@ -2536,7 +2536,7 @@ type PassphraseAck struct {
 
 func (x *PassphraseAck) Reset() {
 	*x = PassphraseAck{}
-	mi := &file_messages_proto_msgTypes[24]
+	mi := &file_keepkey_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +2548,7 @@ func (x *PassphraseAck) String() string {
 func (*PassphraseAck) ProtoMessage() {}
 
 func (x *PassphraseAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[24]
+	mi := &file_keepkey_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +2561,7 @@ func (x *PassphraseAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PassphraseAck.ProtoReflect.Descriptor instead.
 func (*PassphraseAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{24}
+	return file_keepkey_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PassphraseAck) GetPassphrase() string {
@@ -2590,7 +2590,7 @@ const (
 
 func (x *GetPublicKey) Reset() {
 	*x = GetPublicKey{}
-	mi := &file_messages_proto_msgTypes[25]
+	mi := &file_keepkey_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +2602,7 @@ func (x *GetPublicKey) String() string {
 func (*GetPublicKey) ProtoMessage() {}
 
 func (x *GetPublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[25]
+	mi := &file_keepkey_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +2615,7 @@ func (x *GetPublicKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicKey.ProtoReflect.Descriptor instead.
 func (*GetPublicKey) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{25}
+	return file_keepkey_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetPublicKey) GetAddressN() []uint32 {
@@ -2663,7 +2663,7 @@ type PublicKey struct {
 
 func (x *PublicKey) Reset() {
 	*x = PublicKey{}
-	mi := &file_messages_proto_msgTypes[26]
+	mi := &file_keepkey_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +2675,7 @@ func (x *PublicKey) String() string {
 func (*PublicKey) ProtoMessage() {}
 
 func (x *PublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[26]
+	mi := &file_keepkey_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +2688,7 @@ func (x *PublicKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicKey.ProtoReflect.Descriptor instead.
 func (*PublicKey) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{26}
+	return file_keepkey_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PublicKey) GetNode() *HDNodeType {
@@ -2724,7 +2724,7 @@ const (
 
 func (x *GetAddress) Reset() {
 	*x = GetAddress{}
-	mi := &file_messages_proto_msgTypes[27]
+	mi := &file_keepkey_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2736,7 +2736,7 @@ func (x *GetAddress) String() string {
 func (*GetAddress) ProtoMessage() {}
 
 func (x *GetAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[27]
+	mi := &file_keepkey_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2749,7 +2749,7 @@ func (x *GetAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddress.ProtoReflect.Descriptor instead.
 func (*GetAddress) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{27}
+	return file_keepkey_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetAddress) GetAddressN() []uint32 {
@@ -2796,7 +2796,7 @@ type Address struct {
 
 func (x *Address) Reset() {
 	*x = Address{}
-	mi := &file_messages_proto_msgTypes[28]
+	mi := &file_keepkey_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2808,7 +2808,7 @@ func (x *Address) String() string {
 func (*Address) ProtoMessage() {}
 
 func (x *Address) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[28]
+	mi := &file_keepkey_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2821,7 +2821,7 @@ func (x *Address) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Address.ProtoReflect.Descriptor instead.
 func (*Address) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{28}
+	return file_keepkey_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Address) GetAddress() string {
@@ -2849,7 +2849,7 @@ const (
 
 func (x *SignMessage) Reset() {
 	*x = SignMessage{}
-	mi := &file_messages_proto_msgTypes[29]
+	mi := &file_keepkey_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2861,7 +2861,7 @@ func (x *SignMessage) String() string {
 func (*SignMessage) ProtoMessage() {}
 
 func (x *SignMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[29]
+	mi := &file_keepkey_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2874,7 +2874,7 @@ func (x *SignMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignMessage.ProtoReflect.Descriptor instead.
 func (*SignMessage) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{29}
+	return file_keepkey_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SignMessage) GetAddressN() []uint32 {
@@ -2922,7 +2922,7 @@ const (
 
 func (x *VerifyMessage) Reset() {
 	*x = VerifyMessage{}
-	mi := &file_messages_proto_msgTypes[30]
+	mi := &file_keepkey_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2934,7 +2934,7 @@ func (x *VerifyMessage) String() string {
 func (*VerifyMessage) ProtoMessage() {}
 
 func (x *VerifyMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[30]
+	mi := &file_keepkey_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2947,7 +2947,7 @@ func (x *VerifyMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyMessage.ProtoReflect.Descriptor instead.
 func (*VerifyMessage) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{30}
+	return file_keepkey_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *VerifyMessage) GetAddress() string {
@@ -2988,7 +2988,7 @@ type MessageSignature struct {
 
 func (x *MessageSignature) Reset() {
 	*x = MessageSignature{}
-	mi := &file_messages_proto_msgTypes[31]
+	mi := &file_keepkey_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3000,7 @@ func (x *MessageSignature) String() string {
 func (*MessageSignature) ProtoMessage() {}
 
 func (x *MessageSignature) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[31]
+	mi := &file_keepkey_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3013,7 +3013,7 @@ func (x *MessageSignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageSignature.ProtoReflect.Descriptor instead.
 func (*MessageSignature) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{31}
+	return file_keepkey_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MessageSignature) GetAddress() string {
@@ -3054,7 +3054,7 @@ const (
 
 func (x *SignTx) Reset() {
 	*x = SignTx{}
-	mi := &file_messages_proto_msgTypes[32]
+	mi := &file_keepkey_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3066,7 @@ func (x *SignTx) String() string {
 func (*SignTx) ProtoMessage() {}
 
 func (x *SignTx) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[32]
+	mi := &file_keepkey_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3079,7 @@ func (x *SignTx) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignTx.ProtoReflect.Descriptor instead.
 func (*SignTx) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{32}
+	return file_keepkey_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SignTx) GetOutputsCount() uint32 {
@@ -3156,7 +3156,7 @@ type TxRequest struct {
 
 func (x *TxRequest) Reset() {
 	*x = TxRequest{}
-	mi := &file_messages_proto_msgTypes[33]
+	mi := &file_keepkey_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3168,7 @@ func (x *TxRequest) String() string {
 func (*TxRequest) ProtoMessage() {}
 
 func (x *TxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[33]
+	mi := &file_keepkey_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3181,7 @@ func (x *TxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxRequest.ProtoReflect.Descriptor instead.
 func (*TxRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{33}
+	return file_keepkey_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TxRequest) GetRequestType() RequestType {
@@ -3214,7 +3214,7 @@ type TxAck struct {
 
 func (x *TxAck) Reset() {
 	*x = TxAck{}
-	mi := &file_messages_proto_msgTypes[34]
+	mi := &file_keepkey_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3226,7 +3226,7 @@ func (x *TxAck) String() string {
 func (*TxAck) ProtoMessage() {}
 
 func (x *TxAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[34]
+	mi := &file_keepkey_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3239,7 +3239,7 @@ func (x *TxAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxAck.ProtoReflect.Descriptor instead.
 func (*TxAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{34}
+	return file_keepkey_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TxAck) GetTx() *TransactionType {
@@ -3259,7 +3259,7 @@ type EthereumGetAddress struct {
 
 func (x *EthereumGetAddress) Reset() {
 	*x = EthereumGetAddress{}
-	mi := &file_messages_proto_msgTypes[35]
+	mi := &file_keepkey_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3271,7 +3271,7 @@ func (x *EthereumGetAddress) String() string {
 func (*EthereumGetAddress) ProtoMessage() {}
 
 func (x *EthereumGetAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[35]
+	mi := &file_keepkey_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3284,7 +3284,7 @@ func (x *EthereumGetAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumGetAddress.ProtoReflect.Descriptor instead.
 func (*EthereumGetAddress) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{35}
+	return file_keepkey_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *EthereumGetAddress) GetAddressN() []uint32 {
@@ -3311,7 +3311,7 @@ type EthereumAddress struct {
 
 func (x *EthereumAddress) Reset() {
 	*x = EthereumAddress{}
-	mi := &file_messages_proto_msgTypes[36]
+	mi := &file_keepkey_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3323,7 @@ func (x *EthereumAddress) String() string {
 func (*EthereumAddress) ProtoMessage() {}
 
 func (x *EthereumAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[36]
+	mi := &file_keepkey_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3336,7 @@ func (x *EthereumAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumAddress.ProtoReflect.Descriptor instead.
 func (*EthereumAddress) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{36}
+	return file_keepkey_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EthereumAddress) GetAddress() []byte {
@@ -3379,7 +3379,7 @@ type EthereumSignTx struct {
 
 func (x *EthereumSignTx) Reset() {
 	*x = EthereumSignTx{}
-	mi := &file_messages_proto_msgTypes[37]
+	mi := &file_keepkey_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3391,7 +3391,7 @@ func (x *EthereumSignTx) String() string {
 func (*EthereumSignTx) ProtoMessage() {}
 
 func (x *EthereumSignTx) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[37]
+	mi := &file_keepkey_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3404,7 +3404,7 @@ func (x *EthereumSignTx) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumSignTx.ProtoReflect.Descriptor instead.
 func (*EthereumSignTx) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{37}
+	return file_keepkey_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EthereumSignTx) GetAddressN() []uint32 {
@@ -3547,7 +3547,7 @@ type EthereumTxRequest struct {
 
 func (x *EthereumTxRequest) Reset() {
 	*x = EthereumTxRequest{}
-	mi := &file_messages_proto_msgTypes[38]
+	mi := &file_keepkey_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3559,7 +3559,7 @@ func (x *EthereumTxRequest) String() string {
 func (*EthereumTxRequest) ProtoMessage() {}
 
 func (x *EthereumTxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[38]
+	mi := &file_keepkey_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3572,7 +3572,7 @@ func (x *EthereumTxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumTxRequest.ProtoReflect.Descriptor instead.
 func (*EthereumTxRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{38}
+	return file_keepkey_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EthereumTxRequest) GetDataLength() uint32 {
@@ -3626,7 +3626,7 @@ type EthereumTxAck struct {
 
 func (x *EthereumTxAck) Reset() {
 	*x = EthereumTxAck{}
-	mi := &file_messages_proto_msgTypes[39]
+	mi := &file_keepkey_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3638,7 +3638,7 @@ func (x *EthereumTxAck) String() string {
 func (*EthereumTxAck) ProtoMessage() {}
 
 func (x *EthereumTxAck) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[39]
+	mi := &file_keepkey_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3651,7 +3651,7 @@ func (x *EthereumTxAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumTxAck.ProtoReflect.Descriptor instead.
 func (*EthereumTxAck) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{39}
+	return file_keepkey_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EthereumTxAck) GetDataChunk() []byte {
@@ -3671,7 +3671,7 @@ type EthereumSignMessage struct {
 
 func (x *EthereumSignMessage) Reset() {
 	*x = EthereumSignMessage{}
-	mi := &file_messages_proto_msgTypes[40]
+	mi := &file_keepkey_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3683,7 +3683,7 @@ func (x *EthereumSignMessage) String() string {
 func (*EthereumSignMessage) ProtoMessage() {}
 
 func (x *EthereumSignMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[40]
+	mi := &file_keepkey_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3696,7 +3696,7 @@ func (x *EthereumSignMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumSignMessage.ProtoReflect.Descriptor instead.
 func (*EthereumSignMessage) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{40}
+	return file_keepkey_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *EthereumSignMessage) GetAddressN() []uint32 {
@@ -3724,7 +3724,7 @@ type EthereumVerifyMessage struct {
 
 func (x *EthereumVerifyMessage) Reset() {
 	*x = EthereumVerifyMessage{}
-	mi := &file_messages_proto_msgTypes[41]
+	mi := &file_keepkey_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3736,7 +3736,7 @@ func (x *EthereumVerifyMessage) String() string {
 func (*EthereumVerifyMessage) ProtoMessage() {}
 
 func (x *EthereumVerifyMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[41]
+	mi := &file_keepkey_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3749,7 +3749,7 @@ func (x *EthereumVerifyMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumVerifyMessage.ProtoReflect.Descriptor instead.
 func (*EthereumVerifyMessage) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{41}
+	return file_keepkey_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *EthereumVerifyMessage) GetAddress() []byte {
@@ -3783,7 +3783,7 @@ type EthereumMessageSignature struct {
 
 func (x *EthereumMessageSignature) Reset() {
 	*x = EthereumMessageSignature{}
-	mi := &file_messages_proto_msgTypes[42]
+	mi := &file_keepkey_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3795,7 +3795,7 @@ func (x *EthereumMessageSignature) String() string {
 func (*EthereumMessageSignature) ProtoMessage() {}
 
 func (x *EthereumMessageSignature) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[42]
+	mi := &file_keepkey_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3808,7 +3808,7 @@ func (x *EthereumMessageSignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumMessageSignature.ProtoReflect.Descriptor instead.
 func (*EthereumMessageSignature) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{42}
+	return file_keepkey_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *EthereumMessageSignature) GetAddress() []byte {
@@ -3836,7 +3836,7 @@ type EthereumSignTypedHash struct {
 
 func (x *EthereumSignTypedHash) Reset() {
 	*x = EthereumSignTypedHash{}
-	mi := &file_messages_proto_msgTypes[43]
+	mi := &file_keepkey_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3848,7 +3848,7 @@ func (x *EthereumSignTypedHash) String() string {
 func (*EthereumSignTypedHash) ProtoMessage() {}
 
 func (x *EthereumSignTypedHash) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[43]
+	mi := &file_keepkey_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3861,7 +3861,7 @@ func (x *EthereumSignTypedHash) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumSignTypedHash.ProtoReflect.Descriptor instead.
 func (*EthereumSignTypedHash) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{43}
+	return file_keepkey_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *EthereumSignTypedHash) GetAddressN() []uint32 {
@@ -3898,7 +3898,7 @@ type EthereumTypedDataSignature struct {
 
 func (x *EthereumTypedDataSignature) Reset() {
 	*x = EthereumTypedDataSignature{}
-	mi := &file_messages_proto_msgTypes[44]
+	mi := &file_keepkey_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +3910,7 @@ func (x *EthereumTypedDataSignature) String() string {
 func (*EthereumTypedDataSignature) ProtoMessage() {}
 
 func (x *EthereumTypedDataSignature) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[44]
+	mi := &file_keepkey_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +3923,7 @@ func (x *EthereumTypedDataSignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EthereumTypedDataSignature.ProtoReflect.Descriptor instead.
 func (*EthereumTypedDataSignature) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{44}
+	return file_keepkey_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *EthereumTypedDataSignature) GetSignature() []byte {
@@ -3970,7 +3970,7 @@ type DebugLinkDecision struct {
 
 func (x *DebugLinkDecision) Reset() {
 	*x = DebugLinkDecision{}
-	mi := &file_messages_proto_msgTypes[45]
+	mi := &file_keepkey_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3982,7 +3982,7 @@ func (x *DebugLinkDecision) String() string {
 func (*DebugLinkDecision) ProtoMessage() {}
 
 func (x *DebugLinkDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[45]
+	mi := &file_keepkey_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3995,7 +3995,7 @@ func (x *DebugLinkDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DebugLinkDecision.ProtoReflect.Descriptor instead.
 func (*DebugLinkDecision) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{45}
+	return file_keepkey_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DebugLinkDecision) GetYesNo() bool {
@@ -4005,11 +4005,11 @@ func (x *DebugLinkDecision) GetYesNo() bool {
 	return false
 }
 
-var File_messages_proto protoreflect.FileDescriptor
+var File_keepkey_proto protoreflect.FileDescriptor
 
-const file_messages_proto_rawDesc = "" +
+const file_keepkey_proto_rawDesc = "" +
 	"\n" +
-	"\x0emessages.proto\x12\x13hwbridge.keepkey.v1\"\xc0\x01\n" +
+	"\rkeepkey.proto\x12\x13hwbridge.keepkey.v1\"\xc0\x01\n" +
 	"\n" +
 	"HDNodeType\x12\x14\n" +
 	"\x05depth\x18\x01 \x01(\rR\x05depth\x12 \n" +
@@ -4418,20 +4418,20 @@ const file_messages_proto_rawDesc = "" +
 	"\x1ePinMatrixRequestType_NewSecond\x10\x03B1Z/github.com/hwbridge/hwbridge/internal/keepkeypb"
 
 var (
-	file_messages_proto_rawDescOnce sync.Once
-	file_messages_proto_rawDescData []byte
+	file_keepkey_proto_rawDescOnce sync.Once
+	file_keepkey_proto_rawDescData []byte
 )
 
-func file_messages_proto_rawDescGZIP() []byte {
-	file_messages_proto_rawDescOnce.Do(func() {
-		file_messages_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_messages_proto_rawDesc), len(file_messages_proto_rawDesc)))
+func file_keepkey_proto_rawDescGZIP() []byte {
+	file_keepkey_proto_rawDescOnce.Do(func() {
+		file_keepkey_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_keepkey_proto_rawDesc), len(file_keepkey_proto_rawDesc)))
 	})
-	return file_messages_proto_rawDescData
+	return file_keepkey_proto_rawDescData
 }
 
-var file_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
-var file_messages_proto_goTypes = []any{
+var file_keepkey_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_keepkey_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_keepkey_proto_goTypes = []any{
 	(MessageType)(0),                   // 0: hwbridge.keepkey.v1.MessageType
 	(FailureType)(0),                   // 1: hwbridge.keepkey.v1.FailureType
 	(OutputScriptType)(0),              // 2: hwbridge.keepkey.v1.OutputScriptType
@@ -4487,7 +4487,7 @@ var file_messages_proto_goTypes = []any{
 	(*EthereumTypedDataSignature)(nil), // 52: hwbridge.keepkey.v1.EthereumTypedDataSignature
 	(*DebugLinkDecision)(nil),          // 53: hwbridge.keepkey.v1.DebugLinkDecision
 }
-var file_messages_proto_depIdxs = []int32{
+var file_keepkey_proto_depIdxs = []int32{
 	8,  // 0: hwbridge.keepkey.v1.HDNodePathType.node:type_name -> hwbridge.keepkey.v1.HDNodeType
 	9,  // 1: hwbridge.keepkey.v1.MultisigRedeemScriptType.pubkeys:type_name -> hwbridge.keepkey.v1.HDNodePathType
 	3,  // 2: hwbridge.keepkey.v1.TxInputType.script_type:type_name -> hwbridge.keepkey.v1.InputScriptType
@@ -4520,27 +4520,27 @@ var file_messages_proto_depIdxs = []int32{
 	0,  // [0:25] is the sub-list for field type_name
 }
 
-func init() { file_messages_proto_init() }
-func file_messages_proto_init() {
-	if File_messages_proto != nil {
+func init() { file_keepkey_proto_init() }
+func file_keepkey_proto_init() {
+	if File_keepkey_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_proto_rawDesc), len(file_messages_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keepkey_proto_rawDesc), len(file_keepkey_proto_rawDesc)),
 			NumEnums:      8,
 			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_messages_proto_goTypes,
-		DependencyIndexes: file_messages_proto_depIdxs,
-		EnumInfos:         file_messages_proto_enumTypes,
-		MessageInfos:      file_messages_proto_msgTypes,
+		GoTypes:           file_keepkey_proto_goTypes,
+		DependencyIndexes: file_keepkey_proto_depIdxs,
+		EnumInfos:         file_keepkey_proto_enumTypes,
+		MessageInfos:      file_keepkey_proto_msgTypes,
 	}.Build()
-	File_messages_proto = out.File
-	file_messages_proto_goTypes = nil
-	file_messages_proto_depIdxs = nil
+	File_keepkey_proto = out.File
+	file_keepkey_proto_goTypes = nil
+	file_keepkey_proto_depIdxs = nil
 }
