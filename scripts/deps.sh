@@ -7,8 +7,7 @@
 #   git and ca-certificates (go modules), nodejs and npm (Ledger's JS clients), Debian's
 #   python3-trezor 0.12.4 and python3-rlp (trezorctl and its ethereum commands).
 # npm: Ledger's JS clients pinned by emulator/ledger/testdata/js/package-lock.json and
-#   @trezor/connect pinned by emulator/trezor/testdata/js/package-lock.json, and
-#   @shapeshiftoss/hdwallet-keepkey pinned by emulator/keepkey/testdata/js/package-lock.json, installed with
+#   @trezor/connect pinned by emulator/trezor/testdata/js/package-lock.json, installed with
 #   `npm ci` into the caches their tests read, so tests run offline.
 # go: btcd and geth, pinned by tools/go.mod, built once into the shared cache the tests use
 #   (internal/nodes; geth takes about 2.5 minutes cold on 2 cores, with progress).
