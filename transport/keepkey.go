@@ -30,7 +30,7 @@ const (
 // ErrKeepKeyWebUSB is what Enumerate puts in DeviceInfo.Unsupported, and OpenHID returns,
 // for a KeepKey whose firmware talks WebUSB only (7.x): its wallet interface is vendor
 // class, which HID cannot open.
-var ErrKeepKeyWebUSB = fmt.Errorf("transport: this keepkey talks webusb (firmware 6.1 or later), "+
+var ErrKeepKeyWebUSB = fmt.Errorf("transport: this keepkey talks webusb (current firmware), "+
 	"which needs libusb; hwbridge reaches keepkeys through hid only (older firmware), so use the keepkey client "+
 	"for this device or a keepkey emulator on a keepkey: path: %w", errors.ErrUnsupported)
 
