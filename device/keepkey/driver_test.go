@@ -21,12 +21,13 @@ import (
 
 var wpkh = device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH}
 
-// TestMixedInputs: p2pkh, p2sh-p2wpkh and p2wpkh inputs in one transaction, with change
-// (KeepKey 7.10 allows mixing segwit and non-segwit inputs).
+// TestMixedInputs: p2pkh, p2sh-p2wpkh and p2wpkh inputs in one transaction, with change and
+// an OP_RETURN output (KeepKey 7.10 allows mixing segwit and non-segwit inputs).
 func TestMixedInputs(t *testing.T) {
 	d := openPipe(t, emulator.PolicyAuto)
 	ctx := t.Context()
-	p := devicetest.NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH, device.ScriptPKH, device.ScriptSHWPKH}, devicetest.SpendOptions{Change: device.ScriptSHWPKH})
+	p := devicetest.NewSpend(t, ctx, d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH, device.ScriptPKH, device.ScriptSHWPKH},
+		devicetest.SpendOptions{Change: device.ScriptSHWPKH, OpReturn: []byte("hwbridge")})
 	if err := d.SignPSBT(ctx, p, &chaincfg.MainNetParams); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,13 @@
 //
 // Deliberate limits: no PIN or passphrase (the device is unlocked, passphrase protection
 // off), no multisig (GetAddress and SignTx refuse the multisig field with SyntaxError), no
-// OP_RETURN outputs, no GetCoinTable, and EIP-1559 chain ids above 255 are refused with
+// GetCoinTable, and EIP-1559 chain ids above 255 are refused with
 // SyntaxError (the firmware hashes one byte of the chain id: ethereum.c
 // hash_rlp_field(&chain_id, 1)). Nothing here is shared with device/keepkey.
+//
+// # Errors
+//
+// New fails with emulator.ErrBadMnemonic (wrapped) for a mnemonic that is not valid BIP-39;
+// ListenUDP fails when the wire port or the debug port (PORT+1) is taken. Everything the
+// device refuses goes to the host as a Failure message with KeepKey's FailureType.
 package keepkeyemu

@@ -352,8 +352,19 @@ func (t *signer) compileOutput(o *pb.TxOutputType) (script []byte, change bool, 
 		return nil, false, sc, syntaxError("Output without amount")
 	}
 	switch {
-	case o.GetScriptType() == pb.OutputScriptType_PAYTOOPRETURN || o.Multisig != nil:
-		return nil, false, sc, syntaxError("OP_RETURN and multisig outputs are unsupported by this emulator")
+	case o.Multisig != nil:
+		return nil, false, sc, syntaxError("Multisig outputs are unsupported by this emulator")
+	case o.GetScriptType() == pb.OutputScriptType_PAYTOOPRETURN:
+		// op_return_data max_size 80 (types.options); the amount must be zero.
+		data := o.GetOpReturnData()
+		if o.GetAmount() != 0 || len(data) > 80 || len(o.AddressN) > 0 || o.Address != nil {
+			return nil, false, sc, syntaxError("OP_RETURN output with non-zero amount")
+		}
+		script, err := txscript.NullDataScript(data)
+		if err != nil {
+			return nil, false, sc, syntaxError("Failed to compile output")
+		}
+		return script, false, emulator.Screen{Title: "Confirm OP_RETURN", Lines: messageLines(data)}, nil
 	case len(o.AddressN) > 0:
 		var kind emulator.ScriptKind
 		switch o.GetScriptType() {
