@@ -21,7 +21,9 @@ const (
 
 	// USB identifiers (keepkey-firmware lib/board/usb.c): firmware 7.x presents a vendor
 	// (WebUSB) interface at 0x2B24:0x0002 next to a U2F HID interface; older firmware and
-	// the bootloader enumerate as HID at 0x2B24:0x0001.
+	// the bootloader enumerate as HID at 0x2B24:0x0001. The vendor interface is number 0
+	// with interrupt endpoints 0x81 IN and 0x01 OUT and 64-byte packets, as a Trezor's (the
+	// debug link, on debug builds only, is interface 1, endpoints 0x82/0x02).
 	keepkeyVendor     = 0x2B24
 	keepkeyHIDProduct = 0x0001
 	keepkeyUSBProduct = 0x0002
