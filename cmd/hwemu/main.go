@@ -69,7 +69,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.keepkey, "keepkey", "off", "KeepKey device on UDP `ADDR` as the KeepKey emulator speaks it (HOST:PORT, its default 127.0.0.1:11044; debug link on PORT+1; hwbridge names it keepkey:ADDR), or off")
 	fs.StringVar(&c.mnemonic, "mnemonic", emulator.DefaultMnemonic, "BIP-39 `WORDS` of the seed (default: the standard test mnemonic)")
 	fs.StringVar(&c.passphrase, "passphrase", "", "BIP-39 passphrase `P`: the Ledger uses it as its seed passphrase; the Trezor turns on passphrase protection and yields P for on-device entry (the host may also type its own)")
-	fs.StringVar(&c.pin, "pin", "", "Trezor PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
+	fs.StringVar(&c.pin, "pin", "", "Trezor and KeepKey PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
 	fs.StringVar(&approve, "approve", "auto", "approval policy: auto, reject or prompt (prompt waits for POST /press or a DebugLink decision)")
 	fs.StringVar(&c.control, "control", "", "serve the control API on loopback `ADDR` (HOST:PORT)")
 	var model string
@@ -216,10 +216,11 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	}
 
 	if c.keepkey != "off" {
-		// The KeepKey persona has no PIN or passphrase (emulator/keepkey: deliberate limits).
+		// The KeepKey persona takes the PIN but has no passphrase (emulator/keepkey).
 		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
 		d, err := keepkeyemu.New(keepkeyemu.Options{
 			Mnemonic: c.mnemonic,
+			PIN:      c.pin,
 			Approver: t.Approver,
 			Faults:   t.Faults,
 			Logger:   log.With("device", "keepkey"),

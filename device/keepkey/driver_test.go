@@ -142,3 +142,36 @@ func TestCancelledContext(t *testing.T) {
 		t.Fatalf("next call: %q, %v", got, err)
 	}
 }
+
+// TestPIN: a PIN-protected KeepKey asks once per session; without a PIN provider the call
+// fails with device.ErrLocked (the driver cancels the request), a wrong PIN too, the right
+// one unlocks it.
+func TestPIN(t *testing.T) {
+	emu := keepkeyemu.NewForTest(t, keepkeyemu.Options{PIN: "2589"})
+	noPIN := device.Verify(keepkey.New(emu.Pipe(), keepkey.Options{}))
+	defer noPIN.Close()
+	if _, err := noPIN.Address(t.Context(), wpkh); !errors.Is(err, device.ErrLocked) {
+		t.Fatalf("without a pin provider: err %v, want device.ErrLocked", err)
+	}
+	f, err := noPIN.Features(t.Context())
+	if err != nil || !f.PINProtected || f.Unlocked {
+		t.Fatalf("features of a locked keepkey %+v, %v", f, err)
+	}
+	pin := "1111"
+	d := device.Verify(keepkey.New(emu.Pipe(), keepkey.Options{PIN: func(context.Context) (string, error) { return pin, nil }}))
+	defer d.Close()
+	if _, err := d.Address(t.Context(), wpkh); !errors.Is(err, device.ErrLocked) {
+		t.Fatalf("wrong pin: err %v, want device.ErrLocked", err)
+	}
+	pin = "2589"
+	if got, err := d.Address(t.Context(), wpkh); err != nil || got != devicetest.VectorAddr84 {
+		t.Fatalf("right pin: %q, %v", got, err)
+	}
+	pin = "wrong, and not asked again"
+	if got, err := d.Address(t.Context(), wpkh); err != nil || got != devicetest.VectorAddr84 {
+		t.Fatalf("cached pin: %q, %v", got, err)
+	}
+	if f, err := d.Features(t.Context()); err != nil || !f.Unlocked {
+		t.Fatalf("features after unlocking %+v, %v", f, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,10 @@ type Options struct {
 	Mnemonic string
 	// Label is Features.label; empty means "hwemu".
 	Label string
+	// PIN, when not empty, protects the device: the host is asked with PinMatrixRequest
+	// before the seed is used, once per session ("Pin Caching" policy). 1 to 9 digits 1–9;
+	// the matrix is the identity, so the positions the host sends are the digits.
+	PIN string
 	// Approver decides confirmation screens; nil means a new auto approver.
 	Approver *emulator.Approver
 	// Faults are the armed faults; nil means a fresh, unarmed set.
@@ -54,6 +59,7 @@ type Device struct {
 	mu        sync.Mutex
 	curOwner  *session
 	curCancel context.CancelFunc
+	pinCached bool
 
 	flow chan struct{} // capacity 1: held while a workflow runs
 }
@@ -65,6 +71,9 @@ func New(opts Options) (*Device, error) {
 	}
 	if opts.Label == "" {
 		opts.Label = "hwemu"
+	}
+	if n := len(opts.PIN); n > 9 || strings.Trim(opts.PIN, "123456789") != "" {
+		return nil, fmt.Errorf("keepkeyemu: pin must be 1 to 9 digits 1-9 (got %d characters)", n)
 	}
 	w, err := emulator.NewWallet(opts.Mnemonic, "")
 	if err != nil {
@@ -333,9 +342,12 @@ func (d *Device) release(s *session) {
 	<-d.flow
 }
 
-// dropState forgets the exchange, as a device that lost power would. The emulated KeepKey
-// has no PIN or passphrase, so there is no session state beyond the running workflow.
-func (d *Device) dropState() {}
+// dropState forgets the session, as a device that lost power would: the PIN is asked again.
+func (d *Device) dropState() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pinCached = false
+}
 
 // next returns the next whole message from the host, applying the disconnect fault.
 func (s *session) next(ctx context.Context) (frame, error) {
@@ -498,7 +510,7 @@ func NewForTest(tb TB, opts Options) *Device {
 	tb.Helper()
 	d, err := New(opts)
 	if err != nil {
-		tb.Fatalf("keepkeyemu: %v", err)
+		tb.Fatalf("%v", err)
 	}
 	tb.Cleanup(func() { d.Close() })
 	return d

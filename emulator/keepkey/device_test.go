@@ -314,3 +314,38 @@ func TestCancelWhileScreenUp(t *testing.T) {
 		t.Fatalf("transcript %+v", tr)
 	}
 }
+
+// TestPINProtocol: pin_sm.c's answers: PinCancelled for a host Cancel and for positions
+// that are not 1-9, PinInvalid for a wrong PIN, and no second request once it is cached.
+func TestPINProtocol(t *testing.T) {
+	d := NewForTest(t, Options{PIN: "7"})
+	h := newHost(t, d)
+	get := &pb.GetAddress{AddressN: path("m/84'/0'/0'/0/0"), ScriptType: pb.InputScriptType_SPENDWITNESS.Enum()}
+	ask := func() {
+		t.Helper()
+		if r, ok := h.call(get).(*pb.PinMatrixRequest); !ok || r.GetType() != pb.PinMatrixRequestType_PinMatrixRequestType_Current {
+			t.Fatalf("no pin request: %v", r)
+		}
+	}
+	ask()
+	wantFailure(t, h.call(&pb.Cancel{}), pb.FailureType_Failure_PinCancelled, "PIN Cancelled")
+	ask()
+	wantFailure(t, h.call(&pb.PinMatrixAck{Pin: proto.String("70")}), pb.FailureType_Failure_PinCancelled, "PIN must be at least 1 digit consisting of numbers from 1 to 9")
+	ask()
+	wantFailure(t, h.call(&pb.PinMatrixAck{Pin: proto.String("8")}), pb.FailureType_Failure_PinInvalid, "Invalid PIN")
+	if f, ok := h.call(&pb.GetFeatures{}).(*pb.Features); !ok || !f.GetPinProtection() || f.GetPinCached() {
+		t.Fatalf("features of a locked device: %v", f)
+	}
+	ask()
+	if a, ok := h.call(&pb.PinMatrixAck{Pin: proto.String("7")}).(*pb.Address); !ok || a.GetAddress() != hdwalletVectors[2].address {
+		t.Fatalf("address after the pin: %v", a)
+	}
+	if _, ok := h.call(get).(*pb.Address); !ok {
+		t.Fatal("the cached pin was asked again")
+	}
+	h.call(&pb.ClearSession{})
+	ask()
+	if _, err := New(Options{PIN: "1230"}); err == nil {
+		t.Fatal("a pin with 0 was accepted")
+	}
+}

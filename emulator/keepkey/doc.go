@@ -28,11 +28,16 @@
 // message without a handler here (EIP-712 documents, Ethereum712TypesValues, other chains,
 // management) with Failure UnexpectedMessage "Unknown message".
 //
-// Deliberate limits: no PIN or passphrase (the device is unlocked, passphrase protection
-// off), no multisig (GetAddress and SignTx refuse the multisig field with SyntaxError), no
-// GetCoinTable, and EIP-1559 chain ids above 255 are refused with
-// SyntaxError (the firmware hashes one byte of the chain id: ethereum.c
-// hash_rlp_field(&chain_id, 1)). Nothing here is shared with device/keepkey.
+// Options.PIN protects the device as pin_sm.c does: PinMatrixRequest before the first use of
+// the seed in a session (the matrix is the identity, so positions are digits), PinCancelled
+// for a host Cancel or a malformed answer, PinInvalid for a wrong PIN; ClearSession and a
+// lost link forget the cached PIN.
+//
+// Deliberate limits: no passphrase (passphrase protection off), no wipe code, no multisig
+// (GetAddress and SignTx refuse the multisig field with SyntaxError), no GetCoinTable, and
+// EIP-1559 chain ids above 255 are refused with SyntaxError (the firmware hashes one byte
+// of the chain id: ethereum.c hash_rlp_field(&chain_id, 1)). Nothing here is shared with
+// device/keepkey.
 //
 // # Errors
 //

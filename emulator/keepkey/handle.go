@@ -3,6 +3,7 @@ package keepkeyemu
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"math/big"
@@ -65,6 +66,14 @@ func (d *Device) handle(ctx context.Context, s *session, f frame) (proto.Message
 		}
 		return nil, syntaxError("Could not parse protocol buffer message")
 	}
+	switch msg.(type) {
+	case *pb.GetPublicKey, *pb.GetAddress, *pb.SignMessage, *pb.SignTx, *pb.EthereumGetAddress, *pb.EthereumSignTx,
+		*pb.EthereumSignMessage, *pb.EthereumSignTypedHash:
+		// CHECK_PIN (fsm.c) comes first in these handlers.
+		if err := d.unlock(ctx, s); err != nil {
+			return nil, err
+		}
+	}
 	switch m := msg.(type) {
 	case *pb.Initialize, *pb.GetFeatures:
 		return d.features(), nil
@@ -76,6 +85,7 @@ func (d *Device) handle(ctx context.Context, s *session, f frame) (proto.Message
 		}
 		return &pb.Success{Message: proto.String(m.GetMessage())}, nil
 	case *pb.ClearSession:
+		d.dropState() // session_clear(true): the cached PIN goes too
 		return &pb.Success{Message: proto.String("Session cleared")}, nil
 	case *pb.Cancel:
 		// fsm_msgCancel outside a workflow: "Aborted".
@@ -104,6 +114,9 @@ func (d *Device) handle(ctx context.Context, s *session, f frame) (proto.Message
 // firmware hash, no language unless set, auto_lock_delay_ms only when non-zero.
 func (d *Device) features() *pb.Features {
 	rev, _ := hex.DecodeString(fwRevision)
+	d.mu.Lock()
+	cached := d.pinCached
+	d.mu.Unlock()
 	f := &pb.Features{
 		Vendor:               proto.String(vendor),
 		MajorVersion:         proto.Uint32(fwVersion[0]),
@@ -112,14 +125,14 @@ func (d *Device) features() *pb.Features {
 		DeviceId:             proto.String(d.deviceID),
 		Model:                proto.String(model),
 		FirmwareVariant:      proto.String(variant),
-		PinProtection:        proto.Bool(false),
+		PinProtection:        proto.Bool(d.opts.PIN != ""),
 		PassphraseProtection: proto.Bool(false),
 		Revision:             rev,
 		Label:                proto.String(d.opts.Label),
 		Initialized:          proto.Bool(true),
 		Imported:             proto.Bool(false),
 		NoBackup:             proto.Bool(false),
-		PinCached:            proto.Bool(false),
+		PinCached:            proto.Bool(d.opts.PIN != "" && cached),
 		PassphraseCached:     proto.Bool(false),
 		AutoLockDelayMs:      proto.Uint32(10 * 60 * 1000), // storage default
 	}
@@ -127,6 +140,37 @@ func (d *Device) features() *pb.Features {
 		f.Policies = append(f.Policies, &pb.PolicyType{PolicyName: proto.String(p.name), Enabled: proto.Bool(p.enabled)})
 	}
 	return f
+}
+
+// unlock is pin_protect_cached (lib/firmware/pin_sm.c): nothing without a PIN or with the
+// PIN cached; otherwise PinMatrixRequest (Current), then the positions are checked and
+// decoded through the matrix (the identity here) and compared.
+func (d *Device) unlock(ctx context.Context, s *session) error {
+	d.mu.Lock()
+	ok := d.opts.PIN == "" || d.pinCached
+	d.mu.Unlock()
+	if ok {
+		return nil
+	}
+	d.approver.Show(emulator.Screen{Device: "keepkey", Title: "Enter Your PIN", Lines: []string{"(matrix 1-9, identity)"}})
+	ack, err := expect[*pb.PinMatrixAck](ctx, s, &pb.PinMatrixRequest{Type: pb.PinMatrixRequestType_PinMatrixRequestType_Current.Enum()}, pb.MessageType_MessageType_PinMatrixAck)
+	if err == errCancelled {
+		return fail(pb.FailureType_Failure_PinCancelled, "PIN Cancelled")
+	}
+	if err != nil {
+		return err
+	}
+	pin := ack.GetPin()
+	if len(pin) < 1 || len(pin) > 9 || strings.Trim(pin, "123456789") != "" {
+		return fail(pb.FailureType_Failure_PinCancelled, "PIN must be at least 1 digit consisting of numbers from 1 to 9")
+	}
+	if subtle.ConstantTimeCompare([]byte(pin), []byte(d.opts.PIN)) != 1 {
+		return fail(pb.FailureType_Failure_PinInvalid, "Invalid PIN")
+	}
+	d.mu.Lock()
+	d.pinCached = true
+	d.mu.Unlock()
+	return nil
 }
 
 // coin is one entry of include/keepkey/firmware/coins.def (the Bitcoin-family fields used).
