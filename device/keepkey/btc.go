@@ -19,15 +19,32 @@ import (
 // taproot addresses of its own keys.
 var errNoTaproot = fmt.Errorf("keepkey firmware has no taproot keys or signing (7.10.0 pays to taproot addresses but cannot spend from them): %w", errors.ErrUnsupported)
 
-// capabilities are the same for every KeepKey firmware this driver speaks to (7.x): no
-// taproot, no multisig here (the firmware has p2sh multisig; the driver does not map PSBT
-// multisig onto it), EIP-1559 (7.2.1 on, chain ids up to 255), EIP-712 as hashes only
-// (EthereumSignTypedHash), addresses shown on the device.
+// Firmware landmarks: EIP-1559 in EthereumSignTx from 7.2.1 (hdwallet-keepkey's
+// ethSupportsEIP1559), EthereumSignTypedHash from 7.4.0 (its handler first appears in
+// lib/firmware/fsm_msg_ethereum.h at tag v7.4.0).
+var (
+	landmarkEIP1559   = [3]uint32{7, 2, 1}
+	landmarkTypedHash = [3]uint32{7, 4, 0}
+)
+
+func atLeast(f *keepkeypb.Features, v [3]uint32) bool {
+	have := [3]uint32{f.GetMajorVersion(), f.GetMinorVersion(), f.GetPatchVersion()}
+	for i := range have {
+		if have[i] != v[i] {
+			return have[i] > v[i]
+		}
+	}
+	return true
+}
+
+// capabilities by firmware version. No taproot and no multisig here (the firmware has p2sh
+// multisig; the driver does not map PSBT multisig onto it); EIP-712 only as hashes.
 func capabilities(f *keepkeypb.Features) device.Capabilities {
+	hash := atLeast(f, landmarkTypedHash)
 	return device.Capabilities{
-		EIP1559:        true,
-		EIP712Hash:     true,
-		EIP712:         true,
+		EIP1559:        atLeast(f, landmarkEIP1559),
+		EIP712Hash:     hash,
+		EIP712:         hash,
 		DisplayAddress: true,
 	}
 }

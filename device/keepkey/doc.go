@@ -6,7 +6,7 @@
 // device.Device.
 //
 // Specs: keepkey/device-protocol messages.proto, types.proto, messages-ethereum.proto
-// (f2c3c005ad); the flows of keepkey/keepkey-firmware 7.10.0 (3d8dec49e0):
+// (f2c3c005ad); the flows of keepkey/keepkey-firmware 7.10.0 (tag v7.10.0, d54797ee60):
 // lib/firmware/fsm_msg_common.h (Features), fsm_msg_coin.h (public keys, addresses,
 // messages), signing.c (SignTx/TxRequest), ethereum.c and fsm_msg_ethereum.h.
 //

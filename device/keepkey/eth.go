@@ -77,6 +77,9 @@ func (d *Driver) SignTypedHash(ctx context.Context, path hdpath.Path, domainSepa
 	}
 	var sig []byte
 	err := d.do(ctx, "sign typed hash", func(s *session) error {
+		if !capabilities(s.d.features).EIP712Hash {
+			return fmt.Errorf("eip-712 hashes need keepkey firmware 7.4.0: update the firmware: %w", errors.ErrUnsupported)
+		}
 		r, err := expect[*keepkeypb.EthereumTypedDataSignature](s, &keepkeypb.EthereumSignTypedHash{
 			AddressN: path, DomainSeparatorHash: domainSeparator[:], MessageHash: messageHash,
 		})
@@ -151,6 +154,9 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 	}
 	var signed *types.Transaction
 	err := d.do(ctx, "sign ethereum tx", func(s *session) error {
+		if tx.Type() == types.DynamicFeeTxType && !capabilities(s.d.features).EIP1559 {
+			return fmt.Errorf("eip-1559 transactions need keepkey firmware 7.2.1: update the firmware: %w", errors.ErrUnsupported)
+		}
 		sent := len(first)
 		var req proto.Message = msg
 		for {

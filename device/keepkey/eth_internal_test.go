@@ -41,3 +41,24 @@ func TestEthTxSignature(t *testing.T) {
 		})
 	}
 }
+
+// TestCapabilitiesByVersion: EIP-1559 from 7.2.1, EIP-712 hashes from 7.4.0.
+func TestCapabilitiesByVersion(t *testing.T) {
+	for _, tt := range []struct {
+		v             [3]uint32
+		eip1559, hash bool
+	}{
+		{[3]uint32{6, 7, 0}, false, false},
+		{[3]uint32{7, 2, 0}, false, false},
+		{[3]uint32{7, 2, 1}, true, false},
+		{[3]uint32{7, 3, 2}, true, false},
+		{[3]uint32{7, 4, 0}, true, true},
+		{[3]uint32{7, 10, 0}, true, true},
+		{[3]uint32{8, 0, 0}, true, true},
+	} {
+		c := capabilities(&keepkeypb.Features{MajorVersion: proto.Uint32(tt.v[0]), MinorVersion: proto.Uint32(tt.v[1]), PatchVersion: proto.Uint32(tt.v[2])})
+		if c.EIP1559 != tt.eip1559 || c.EIP712Hash != tt.hash || c.EIP712 != tt.hash || c.Taproot || c.Multisig {
+			t.Errorf("%v: %+v", tt.v, c)
+		}
+	}
+}

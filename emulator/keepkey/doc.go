@@ -6,7 +6,8 @@
 // for the debug link, one 64-byte packet per datagram, replies to the last sender, answers
 // PINGPING with PONGPONG), or in-process over net.Pipe (Device.Pipe) for Go tests.
 //
-// The persona is KeepKey firmware 7.10.0 (keepkey/keepkey-firmware 3d8dec49e0, 2026-03-05)
+// The persona is KeepKey firmware 7.10.0 (keepkey/keepkey-firmware tag v7.10.0, d54797ee60;
+// every file cited here is the same at master 3d8dec49e0, 2026-03-05)
 // as its emulator build reports itself: vendor "keepkey.com", model "K1-14AM", firmware
 // variant "Emulator", no bootloader or firmware hash, the four policies of
 // include/keepkey/firmware/policy.h (lib/firmware/fsm_msg_common.h fsm_msgGetFeatures).

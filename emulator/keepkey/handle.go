@@ -27,10 +27,10 @@ import (
 )
 
 // Firmware identity: keepkey-firmware 7.10.0 (CMakeLists.txt project VERSION) at commit
-// 3d8dec49e04505b99373b9c1b71c7c3c177373c5, as its emulator build reports it.
+// d54797ee604f12c82ac6e5e02490b62dc04bf2dd (tag v7.10.0), as its emulator build reports it.
 var (
 	fwVersion  = [3]uint32{7, 10, 0}
-	fwRevision = "3d8dec49e04505b99373b9c1b71c7c3c177373c5"
+	fwRevision = "d54797ee604f12c82ac6e5e02490b62dc04bf2dd"
 )
 
 const (

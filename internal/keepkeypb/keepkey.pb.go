@@ -2,7 +2,7 @@
 //
 // Written for hwbridge from keepkey/device-protocol messages.proto, types.proto and
 // messages-ethereum.proto at f2c3c005ad (2026-05-23), which KeepKey firmware 7.10.0
-// (keepkey/keepkey-firmware 3d8dec49e0) and @shapeshiftoss/hdwallet-keepkey 1.62.41 speak.
+// (keepkey/keepkey-firmware tag v7.10.0, d54797ee60) and @shapeshiftoss/hdwallet-keepkey 1.62.41 speak.
 // Only the messages hwbridge sends or serves are here, with the field numbers, wire types
 // and defaults of upstream; every field is optional so that neither side fails on a peer
 // that leaves a "required" field out. The proto package is hwbridge's own so that nothing
