@@ -97,14 +97,14 @@ type hdwalletAnswer struct {
 	Error string          `json:"error"`
 }
 
-func runHDWallet(t *testing.T, port int, calls [][]any) map[string]hdwalletAnswer {
+func runHDWallet(t *testing.T, port int, pin string, calls [][]any) map[string]hdwalletAnswer {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("testdata", "js"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	nodePath := peers.NPM(t, dir, "keepkeyemu-js", "@shapeshiftoss/hdwallet-keepkey", "--ignore-scripts")
-	plan, err := json.Marshal(map[string]any{"port": port, "calls": calls})
+	plan, err := json.Marshal(map[string]any{"port": port, "pin": pin, "calls": calls})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestHDWalletKeepKey(t *testing.T) {
 			},
 		}})
 	}
-	out := runHDWallet(t, srv.Addr().Port, calls)
+	out := runHDWallet(t, srv.Addr().Port, "", calls)
 	value := func(name string, v any) {
 		t.Helper()
 		a, ok := out[name]
@@ -367,4 +367,40 @@ func TestHDWalletKeepKey(t *testing.T) {
 			t.Errorf("screens %v", titles)
 		}
 	})
+}
+
+// TestHDWalletKeepKeyPIN: hdwallet-keepkey answers the PIN matrix (PIN_REQUEST, sendPin)
+// of a PIN-protected persona, once per session.
+func TestHDWalletKeepKeyPIN(t *testing.T) {
+	d := NewForTest(t, Options{PIN: "1379"})
+	srv := serveUDP(t, d)
+	get := map[string]any{"addressNList": addressN(t, "m/84'/0'/0'/0/0"), "coin": "Bitcoin", "scriptType": "p2wpkh"}
+	out := runHDWallet(t, srv.Addr().Port, "1379", [][]any{
+		{"before", "getFeatures", false},
+		{"address", "btcGetAddress", get},
+		{"again", "btcGetAddress", get},
+		{"after", "getFeatures", false},
+	})
+	for _, name := range []string{"address", "again"} {
+		var a string
+		if r := out[name]; !r.OK || json.Unmarshal(r.Value, &a) != nil || a != hdwalletVectors[2].address {
+			t.Fatalf("%s: %+v", name, out[name])
+		}
+	}
+	var before, after map[string]any
+	if json.Unmarshal(out["before"].Value, &before) != nil || json.Unmarshal(out["after"].Value, &after) != nil {
+		t.Fatalf("features %+v %+v", out["before"], out["after"])
+	}
+	if before["pinProtection"] != true || before["pinCached"] != false || after["pinCached"] != true {
+		t.Fatalf("pin state before %v/%v, after %v", before["pinProtection"], before["pinCached"], after["pinCached"])
+	}
+	asked := 0
+	for _, e := range d.Approver().Transcript() {
+		if e.Title == "Enter Your PIN" {
+			asked++
+		}
+	}
+	if asked != 1 {
+		t.Errorf("the PIN was asked %d times, want once", asked)
+	}
 }

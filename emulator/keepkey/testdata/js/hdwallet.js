@@ -72,6 +72,10 @@ class UdpDelegate {
     return;
   }
   wallet.transport.on(core.Events.BUTTON_REQUEST, () => {}); // the client acks by itself
+  if (plan.pin) {
+    // What a wallet UI does with its PIN matrix: the positions the user clicked.
+    wallet.transport.on(core.Events.PIN_REQUEST, () => { wallet.sendPin(plan.pin).catch(() => {}); });
+  }
   for (const [name, method, arg] of plan.calls) {
     try {
       const value = await wallet[method](arg);
