@@ -44,6 +44,7 @@ import (
 	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
 // HWI's error codes (hwilib/errors.py).
@@ -107,10 +108,11 @@ func hwiCode(err error) int {
 var hwiChains = []string{"main", "test", "testnet4", "signet", "regtest"}
 
 // HWI's fixed emulator addresses, which --emulators probes (hwilib/devices/trezor.py's
-// UdpTransport default and ledger.py's SIMULATOR_PATH).
+// UdpTransport default, ledger.py's SIMULATOR_PATH and coldcard.py's CC_SIMULATOR_SOCK).
 const (
-	hwiTrezorEmulatorPath = "udp:127.0.0.1:21324"
-	hwiLedgerEmulatorPath = "tcp:127.0.0.1:9999"
+	hwiTrezorEmulatorPath   = "udp:127.0.0.1:21324"
+	hwiLedgerEmulatorPath   = "tcp:127.0.0.1:9999"
+	hwiColdcardEmulatorPath = transport.SchemeUnix + ":" + transport.DefaultColdcardSimulator
 )
 
 // hwiCandidate is a device enumerate reports and --fingerprint searches.
@@ -235,7 +237,7 @@ func (s *hwiSigner) run(ctx context.Context, args []string, stdin io.Reader, std
 	fs.BoolVar(&stdinPass, "stdinpass", false, "accepted for HWI compatibility; unused")
 	fs.BoolVar(&debug, "debug", false, "accepted for HWI compatibility; use HWBRIDGE_DEBUG=1")
 	fs.BoolVar(&expert, "expert", false, "getxpub: also decode the key (testnet, depth, parent_fingerprint, child_num, chaincode, pubkey)")
-	fs.BoolVar(&emulators, "emulators", false, "also list the emulators at HWI's addresses ("+hwiTrezorEmulatorPath+", "+hwiLedgerEmulatorPath+") when they answer")
+	fs.BoolVar(&emulators, "emulators", false, "also list the emulators at HWI's addresses ("+hwiTrezorEmulatorPath+", "+hwiLedgerEmulatorPath+", "+hwiColdcardEmulatorPath+") when they answer")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: hwbridge hwi [--fingerprint FP] [--chain main|test|testnet4|signet|regtest] [--stdin] [--emulators] [--device PATH] COMMAND")
 		fmt.Fprintln(stderr, "commands: "+strings.Join(hwiCommands, " | "))
@@ -571,7 +573,8 @@ func (s *hwiSigner) allCandidates(ctx context.Context) []hwiCandidate {
 	}
 	out = append(out, found...)
 	if s.emulators {
-		out = append(out, hwiCandidate{path: hwiTrezorEmulatorPath, probe: true}, hwiCandidate{path: hwiLedgerEmulatorPath, probe: true})
+		out = append(out, hwiCandidate{path: hwiTrezorEmulatorPath, probe: true}, hwiCandidate{path: hwiLedgerEmulatorPath, probe: true},
+			hwiCandidate{path: hwiColdcardEmulatorPath, probe: true})
 	}
 	seen := map[string]bool{}
 	uniq := out[:0]
@@ -672,6 +675,11 @@ func hwiModel(f device.Features, c hwiCandidate) string {
 			m += "_simulator"
 		}
 		return m
+	case device.FamilyColdcard: // hwilib/devices/coldcard.py: "coldcard", "_simulator" on its socket
+		if strings.HasPrefix(c.path, transport.SchemeUnix+":") {
+			return "coldcard_simulator"
+		}
+		return "coldcard"
 	case device.FamilyLedger:
 		if strings.HasPrefix(c.path, "tcp:") {
 			return "ledger_nano_s_simulator"
