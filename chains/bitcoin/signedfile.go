@@ -53,6 +53,7 @@ func DecodeSigned(raw []byte) (*Signed, error) {
 	if len(raw) > MaxSignedFile {
 		return nil, fmt.Errorf("%w: the signed file is %d bytes, more than the %d accepted", device.ErrInvalidInput, len(raw), MaxSignedFile)
 	}
+	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark some editors write
 	if bytes.HasPrefix(raw, psbtMagic) {
 		return signedPSBT(raw, FormPSBTBinary)
 	}

@@ -159,7 +159,8 @@ func TestImportSignedForms(t *testing.T) {
 				{"finalized binary", bitcoin.FormPSBTBinary, psbtBin(t, final)},
 				{"finalized base64 wrapped", bitcoin.FormPSBTBase64, []byte(wrap(base64.StdEncoding.EncodeToString(psbtBin(t, final)), 64))},
 				{"finalized hex upper", bitcoin.FormPSBTHex, []byte(strings.ToUpper(hex.EncodeToString(psbtBin(t, final))))},
-				{"final.txn hex", bitcoin.FormTxHex, []byte(hex.EncodeToString(txBin) + "\n")},
+				{"final.txn hex", bitcoin.FormTxHex, []byte(hex.EncodeToString(txBin) + "\r\n")},
+				{"final.txn hex with a byte order mark", bitcoin.FormTxHex, []byte("\xef\xbb\xbf" + hex.EncodeToString(txBin))},
 				{"final txn binary", bitcoin.FormTxBinary, txBin},
 				{"final txn base64", bitcoin.FormTxBase64, []byte(base64.StdEncoding.EncodeToString(txBin))},
 			}
