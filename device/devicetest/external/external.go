@@ -67,7 +67,7 @@ func FromEnv(getenv func(string) string) (cfg Config, ok bool, err error) {
 		return Config{}, false, nil
 	}
 	p, err := transport.ParsePath(dev)
-	if err != nil || p.Scheme == transport.SchemeHID {
+	if err != nil || p.USB() {
 		return Config{}, true, fmt.Errorf("%w: %s=%q: use tcp:HOST:PORT (Speculos) or udp:HOST:PORT (Trezor emulator)", ErrConfig, EnvDevice, dev)
 	}
 	cfg = Config{Device: p, Approver: getenv(EnvApprover), RecordDir: getenv(EnvRecord)}
