@@ -37,7 +37,7 @@ func (e *env) driverOptions() hwdrivers.Options {
 }
 
 // kindOf says which family speaks at a path: udp: is the Trezor emulator protocol, tcp:
-// the Speculos APDU protocol (Ledger), hid: whatever enumeration found there.
+// the Speculos APDU protocol (Ledger), hid: and usb: whatever enumeration found there.
 func kindOf(ctx context.Context, p transport.Path) (string, error) {
 	switch p.Scheme {
 	case transport.SchemeUDP:
@@ -141,7 +141,7 @@ func (e *env) open(ctx context.Context) (device.Device, error) {
 	}
 	want, byFP := parseFingerprint(sel)
 	if sel != "" && !byFP {
-		return nil, usagef("--device %q: give a path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT) or a master fingerprint (8 hex digits)", sel)
+		return nil, usagef("--device %q: give a path (hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT) or a master fingerprint (8 hex digits)", sel)
 	}
 	infos, err := e.usable(ctx)
 	if err != nil {
