@@ -18,17 +18,20 @@ const (
 	SchemeUDP = "udp" // udp:HOST:PORT, a device speaking the Trezor emulator protocol
 	SchemeTCP = "tcp" // tcp:HOST:PORT, a device speaking the Speculos APDU protocol
 	// SchemeUSB (rawusb_sysfs.go): usb:BUS-PORT[.PORT…], a raw-USB wallet found by Enumerate
+
+	// SchemeUnix: unix:PATH, a Coldcard simulator's datagram socket (coldcard.go).
+	SchemeUnix = "unix"
 )
 
 // DialTimeout bounds opening a TCP link when ctx has no earlier deadline.
 const DialTimeout = 5 * time.Second
 
 // ErrInvalidPath: a device path that does not parse.
-var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, usb:BUS-PORT, udp:HOST:PORT or tcp:HOST:PORT)")
+var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT or unix:PATH)")
 
 // Path is a parsed device path.
 type Path struct {
-	Scheme string // SchemeHID, SchemeUSB, SchemeUDP or SchemeTCP
+	Scheme string // SchemeHID, SchemeUSB, SchemeUDP, SchemeTCP or SchemeUnix
 	// Addr is the OS device path for hid, the sysfs device name for usb, HOST:PORT for udp
 	// and tcp.
 	Addr string
@@ -37,10 +40,11 @@ type Path struct {
 func (p Path) String() string { return p.Scheme + ":" + p.Addr }
 
 // USB reports whether p names a device on USB (hid: or usb:) rather than an emulator or a
-// device on the network (udp:, tcp:).
+// device on a socket (udp:, tcp:, unix:).
 func (p Path) USB() bool { return p.Scheme == SchemeHID || p.Scheme == SchemeUSB }
 
-// ParsePath parses hid:PATH, usb:BUS-PORT[.PORT…], udp:HOST:PORT or tcp:HOST:PORT. Hosts
+// ParsePath parses hid:PATH, usb:BUS-PORT[.PORT…], udp:HOST:PORT, tcp:HOST:PORT or
+// unix:PATH. Hosts
 // may be names, IPv4 or bracketed IPv6 addresses; the port is required.
 func ParsePath(s string) (Path, error) {
 	scheme, rest, ok := strings.Cut(s, ":")
@@ -56,6 +60,11 @@ func ParsePath(s string) (Path, error) {
 	case SchemeUSB:
 		if !validUSBName(rest) {
 			return Path{}, fmt.Errorf("%w: %q: want usb:BUS-PORT[.PORT…], e.g. usb:1-3.2 (run hwbridge devices)", ErrInvalidPath, s)
+		}
+		return Path{Scheme: scheme, Addr: rest}, nil
+	case SchemeUnix:
+		if rest == "" {
+			return Path{}, fmt.Errorf("%w: %q has no socket path", ErrInvalidPath, s)
 		}
 		return Path{Scheme: scheme, Addr: rest}, nil
 	case SchemeUDP, SchemeTCP:
@@ -94,6 +103,8 @@ func Open(ctx context.Context, path string) (Link, error) {
 			return nil, err // not a typed nil in the interface
 		}
 		return l, nil
+	case SchemeUnix:
+		return DialColdcardSim(ctx, p.Addr)
 	default:
 		l, err := OpenHID(ctx, p.Addr)
 		if err != nil {

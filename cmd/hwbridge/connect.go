@@ -21,6 +21,9 @@ type driver func(e *env, link transport.Link, emulator bool, reopen func(context
 var drivers = map[string]driver{
 	transport.KindTrezor: openTrezor,
 	transport.KindLedger: openLedger,
+	transport.KindColdcard: func(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
+		return hwdrivers.Coldcard(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("Coldcard")}, e.driverOptions())
+	},
 }
 
 func openLedger(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device {
@@ -44,6 +47,8 @@ func kindOf(ctx context.Context, p transport.Path) (string, error) {
 		return transport.KindTrezor, nil
 	case transport.SchemeTCP:
 		return transport.KindLedger, nil
+	case transport.SchemeUnix:
+		return transport.KindColdcard, nil
 	}
 	infos, err := transport.Enumerate(ctx)
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
@@ -141,7 +146,7 @@ func (e *env) open(ctx context.Context) (device.Device, error) {
 	}
 	want, byFP := parseFingerprint(sel)
 	if sel != "" && !byFP {
-		return nil, usagef("--device %q: give a path (hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT) or a master fingerprint (8 hex digits)", sel)
+		return nil, usagef("--device %q: give a path (hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH) or a master fingerprint (8 hex digits)", sel)
 	}
 	infos, err := e.usable(ctx)
 	if err != nil {

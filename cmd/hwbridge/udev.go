@@ -25,6 +25,7 @@ var udevRules = []udevRule{
 	{"KeepKey, HID firmware", "2b24", "0001"},
 	{"KeepKey, WebUSB firmware", "2b24", "0002"},
 	{"Ledger, every model", "2c97", ""},
+	{"Coldcard", "d13e", "cc10"},
 }
 
 // DefaultUdevPath is where `hwbridge udev install` writes.

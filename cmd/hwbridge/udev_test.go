@@ -43,7 +43,9 @@ func TestUdevInstall(t *testing.T) {
 // 66a19f87e1f08bb995791c7738bcd27f9f4989ca (usb_device nodes of 534c:0001, 1209:53c0,
 // 1209:53c1; hidraw of 534c:0001 and 1209:53c1, MODE 0660, GROUP plugdev, uaccess);
 // KeepKey 51-usb-keepkey.rules at keepkey/udev-rules cc1e5c3e2c1c3dcf99b40da4b76de6c237f1a628
-// (usb_device and hidraw of 2b24:0001), and KeepKey's WebUSB product 2b24:0002 (issue 16).
+// (usb_device and hidraw of 2b24:0001), and KeepKey's WebUSB product 2b24:0002 (issue 16);
+// Coldcard 51-coinkite.rules at Coldcard/ckcc-protocol 8ffb706ad2e07e916943a9ae6780dbdb98f85a2a
+// (usb and hidraw of d13e:cc10).
 func TestUdevRulesCoverVendorRules(t *testing.T) {
 	type node struct {
 		hidraw          bool
@@ -55,6 +57,7 @@ func TestUdevRulesCoverVendorRules(t *testing.T) {
 		{false, "2b24", "0001"}, {true, "2b24", "0001"},
 		{false, "2b24", "0002"}, {true, "2b24", "0002"},
 		{false, "2c97", "0001"}, {true, "2c97", "4011"}, // Ledger: any product
+		{false, "d13e", "cc10"}, {true, "d13e", "cc10"},
 	}
 	var rules []map[string]string
 	for _, l := range strings.Split(udevRulesText(), "\n") {
