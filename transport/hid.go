@@ -84,7 +84,7 @@ func Enumerate(ctx context.Context) ([]DeviceInfo, error) {
 		return raw, fmt.Errorf("transport: usb hid is unavailable in this build (it needs cgo): %w", errors.ErrUnsupported)
 	}
 	var all []hid.DeviceInfo
-	for _, vid := range []uint16{trezorHIDVendor, trezorUSBVendor, ledgerVendor} {
+	for _, vid := range []uint16{trezorHIDVendor, trezorUSBVendor, ledgerVendor, coldcardVendor} {
 		infos, err := hid.Enumerate(vid, 0)
 		if err != nil {
 			return nil, fmt.Errorf("transport: enumerate usb hid devices: %w", err)
