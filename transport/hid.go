@@ -67,7 +67,7 @@ type DeviceInfo struct {
 	Unsupported error
 }
 
-// Enumerate lists the Trezor and Ledger wallet interfaces on USB, sorted by path: HID
+// Enumerate lists the Trezor, Ledger and Coldcard wallet interfaces on USB, sorted by path: HID
 // interfaces (hid: paths) and, where this build has raw USB (Linux), the vendor-class
 // interfaces of WebUSB Trezors (usb: paths). Without raw USB, WebUSB Trezors appear with
 // Unsupported set. Without cgo there is no HID: Enumerate then returns the raw-USB wallets
