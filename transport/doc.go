@@ -69,8 +69,9 @@
 //
 // HID writes always carry exactly one leading 0x00 report-id byte, which hidapi strips or
 // turns into the report id: HIDLink adds it where karalabe/hid does not (everywhere but
-// Windows). HID needs cgo; without it Enumerate and OpenHID fail with
-// errors.ErrUnsupported, and the udp: and tcp: links still work.
+// Windows). HID needs cgo; without it OpenHID fails with errors.ErrUnsupported, Enumerate
+// returns only the raw-USB wallets (Linux) with an error wrapping it, and the usb:, udp:,
+// tcp: and unix: links still work.
 //
 // # Errors
 //
