@@ -46,7 +46,8 @@
 //     ErrClosed, which drivers report as device.ErrDisconnected and the hub answers by
 //     reopening. It needs no cgo and no libusb, so it works in a build without cgo too. HID
 //     (Ledger, the HID Trezor One) stays on karalabe/hid. The device nodes need the udev
-//     rules (hwbridge udev install).
+//     rules (hwbridge udev install). A KeepKey with firmware 7.x (0x2B24:0x0002) has the
+//     same interface layout and is reached the same way.
 //   - macOS and Windows: HID only, through karalabe/hid. A WebUSB Trezor is listed (through
 //     its FIDO HID interface) with Unsupported set to ErrWebUSB; usb: paths fail with
 //     ErrNoRawUSB. Use Trezor Suite for it there.

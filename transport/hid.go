@@ -84,7 +84,7 @@ func Enumerate(ctx context.Context) ([]DeviceInfo, error) {
 		return raw, fmt.Errorf("transport: usb hid is unavailable in this build (it needs cgo): %w", errors.ErrUnsupported)
 	}
 	var all []hid.DeviceInfo
-	for _, vid := range []uint16{trezorHIDVendor, trezorUSBVendor, ledgerVendor, coldcardVendor} {
+	for _, vid := range []uint16{trezorHIDVendor, trezorUSBVendor, ledgerVendor, coldcardVendor, keepkeyVendor} {
 		infos, err := hid.Enumerate(vid, 0)
 		if err != nil {
 			return nil, fmt.Errorf("transport: enumerate usb hid devices: %w", err)
@@ -95,12 +95,12 @@ func Enumerate(ctx context.Context) ([]DeviceInfo, error) {
 }
 
 // mergeRaw adds the raw-USB wallets to the HID list. Where raw USB is supported, a WebUSB
-// Trezor's HID entries (its FIDO interface, the only one hidapi sees) are dropped: the
-// usb: entry is the device.
+// Trezor's or KeepKey's HID entries (its FIDO interface, the only one hidapi sees) are
+// dropped: the usb: entry is the device.
 func mergeRaw(hidInfos, raw []DeviceInfo, rawOK bool) []DeviceInfo {
 	out := make([]DeviceInfo, 0, len(hidInfos)+len(raw))
 	for _, d := range hidInfos {
-		if rawOK && errors.Is(d.Unsupported, ErrWebUSB) {
+		if rawOK && (errors.Is(d.Unsupported, ErrWebUSB) || errors.Is(d.Unsupported, ErrKeepKeyWebUSB)) {
 			continue
 		}
 		out = append(out, d)
@@ -131,6 +131,10 @@ func filterHID(infos []hid.DeviceInfo) []DeviceInfo {
 		case in.VendorID == trezorUSBVendor && (in.ProductID == trezorUSBProduct || in.ProductID == trezorUSBBootloader):
 			// hidapi sees only the FIDO interface; the wire interface is vendor class.
 			d.Kind, d.Unsupported = KindTrezor, ErrWebUSB
+		case in.VendorID == keepkeyVendor:
+			if !keepkeyInfo(in, &d) {
+				continue
+			}
 		case in.VendorID == ledgerVendor:
 			model, ok := ledgerModel(in.ProductID)
 			if !ok || in.UsagePage == usagePageFIDO || in.UsagePage != usagePageLedger && in.Interface != 0 {

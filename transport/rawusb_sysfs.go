@@ -26,10 +26,13 @@ type rawWallet struct {
 }
 
 // rawWallets: Trezor One from firmware 1.7.0, Model T, Safe 3 and 5 (0x53C1), and their
-// bootloaders (0x53C0). The Trezor One with HID firmware (0x534C:0x0001) stays on hid:.
+// bootloaders (0x53C0); KeepKey firmware 7.x (0x2B24:0x0002, keepkey-firmware
+// lib/board/usb.c: the same layout as the Trezor One's). The Trezor One with HID firmware
+// (0x534C:0x0001) and older KeepKeys (0x2B24:0x0001) stay on hid:.
 var rawWallets = []rawWallet{
 	{trezorUSBVendor, trezorUSBProduct, KindTrezor, 0},
 	{trezorUSBVendor, trezorUSBBootloader, KindTrezor, 0},
+	{keepkeyVendor, keepkeyUSBProduct, KindKeepKey, 0},
 }
 
 // usbSysfs enumerates USB devices from sysfs and opens them through usbfs device nodes.
@@ -75,7 +78,10 @@ func (d sysfsDev) info() DeviceInfo {
 	}
 	// bcdDevice: 1.xx is the Trezor One's legacy firmware (legacy/firmware/usb.c), 2.xx the
 	// core firmware of the T and the Safes (core/src/usb.py), which Features tell apart.
-	if d.prod == trezorUSBProduct && d.desc.Release>>8 == 1 {
+	switch {
+	case d.wallet.kind == KindKeepKey:
+		in.Model = "keepkey"
+	case d.prod == trezorUSBProduct && d.desc.Release>>8 == 1:
 		in.Model = "trezor1"
 	}
 	return in

@@ -57,6 +57,8 @@ func TestUSBSysfsEnumerate(t *testing.T) {
 	s.plug("1-3", 0x1209, 0x53c1, 1, 5, "1", readHexDescriptors(t, "trezor1.hex"))
 	s.plug("1-4.2", 0x1209, 0x53c1, 1, 9, "1", readHexDescriptors(t, "trezort.hex"))
 	s.plug("2-1", 0x1209, 0x53c1, 2, 3, "1", readHexDescriptors(t, "trezor1-debuglink.hex"))
+	s.plug("3-2", 0x2b24, 0x0002, 3, 4, "1", readHexDescriptors(t, "keepkey.hex"))
+	s.plug("3-3", 0x2b24, 0x0001, 3, 5, "1", readHexDescriptors(t, "keepkey.hex")) // HID KeepKey: hid: path
 	s.plug("1-5", 0x046d, 0xc31c, 1, 4, "1", readHexDescriptors(t, "trezor1.hex")) // a keyboard
 	s.plug("1-6", 0x534c, 0x0001, 1, 6, "1", readHexDescriptors(t, "trezor1.hex")) // HID Trezor One: hid: path
 	s.plug("1-7", 0x1209, 0x53c1, 1, 7, "", nil)                                   // not configured
@@ -68,14 +70,14 @@ func TestUSBSysfsEnumerate(t *testing.T) {
 		t.Fatal(err)
 	}
 	type row struct {
-		path, model string
-		pid         uint16
-		bad         bool
+		path, kind, model string
+		pid               uint16
+		bad               bool
 	}
 	var rows []row
 	for _, d := range got {
-		rows = append(rows, row{d.Path, d.Model, d.ProductID, d.Unsupported != nil})
-		if d.Kind != KindTrezor || d.Interface != 0 {
+		rows = append(rows, row{d.Path, d.Kind, d.Model, d.ProductID, d.Unsupported != nil})
+		if d.Interface != 0 {
 			t.Errorf("%s: kind %q interface %d", d.Path, d.Kind, d.Interface)
 		}
 		if d.Unsupported != nil && !errors.Is(d.Unsupported, errors.ErrUnsupported) {
@@ -86,11 +88,12 @@ func TestUSBSysfsEnumerate(t *testing.T) {
 		}
 	}
 	want := []row{
-		{"usb:1-3", "trezor1", 0x53c1, false},
-		{"usb:1-4.2", "", 0x53c1, false},
-		{"usb:1-7", "", 0x53c1, true},
-		{"usb:1-8", "", 0x53c0, true},
-		{"usb:2-1", "trezor1", 0x53c1, false},
+		{"usb:1-3", KindTrezor, "trezor1", 0x53c1, false},
+		{"usb:1-4.2", KindTrezor, "", 0x53c1, false},
+		{"usb:1-7", KindTrezor, "", 0x53c1, true},
+		{"usb:1-8", KindTrezor, "", 0x53c0, true},
+		{"usb:2-1", KindTrezor, "trezor1", 0x53c1, false},
+		{"usb:3-2", KindKeepKey, "keepkey", 0x0002, false},
 	}
 	if !slices.Equal(rows, want) {
 		t.Fatalf("enumerate:\n got %v\nwant %v", rows, want)
@@ -105,7 +108,7 @@ func TestUSBSysfsEnumerate(t *testing.T) {
 	for _, d := range got {
 		paths = append(paths, d.Path)
 	}
-	if !slices.Equal(paths, []string{"usb:1-4.2", "usb:1-7", "usb:1-8", "usb:2-1"}) {
+	if !slices.Equal(paths, []string{"usb:1-4.2", "usb:1-7", "usb:1-8", "usb:2-1", "usb:3-2"}) {
 		t.Fatalf("after unplug and replug: %v", paths)
 	}
 
@@ -177,18 +180,19 @@ func TestMergeRaw(t *testing.T) {
 	hidInfos := []DeviceInfo{
 		{Path: "hid:1-4.2:1.1", Kind: KindTrezor, Unsupported: ErrWebUSB}, // the FIDO interface of a Model T
 		{Path: "hid:2-1:1.0", Kind: KindLedger, Model: "nanox"},
+		{Path: "hid:3-2:1.1", Kind: KindKeepKey, Unsupported: ErrKeepKeyWebUSB}, // a KeepKey 7.x's U2F interface
 	}
-	raw := []DeviceInfo{{Path: "usb:1-4.2", Kind: KindTrezor}}
+	raw := []DeviceInfo{{Path: "usb:1-4.2", Kind: KindTrezor}, {Path: "usb:3-2", Kind: KindKeepKey}}
 	paths := func(ds []DeviceInfo) (out []string) {
 		for _, d := range ds {
 			out = append(out, d.Path)
 		}
 		return out
 	}
-	if got := paths(mergeRaw(hidInfos, raw, true)); !slices.Equal(got, []string{"hid:2-1:1.0", "usb:1-4.2"}) {
+	if got := paths(mergeRaw(hidInfos, raw, true)); !slices.Equal(got, []string{"hid:2-1:1.0", "usb:1-4.2", "usb:3-2"}) {
 		t.Fatalf("with raw usb: %v", got)
 	}
-	if got := paths(mergeRaw(hidInfos, nil, false)); !slices.Equal(got, []string{"hid:1-4.2:1.1", "hid:2-1:1.0"}) {
+	if got := paths(mergeRaw(hidInfos, nil, false)); !slices.Equal(got, []string{"hid:1-4.2:1.1", "hid:2-1:1.0", "hid:3-2:1.1"}) {
 		t.Fatalf("without raw usb: %v", got)
 	}
 }

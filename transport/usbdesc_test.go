@@ -32,13 +32,15 @@ func readHexDescriptors(t testing.TB, name string) []byte {
 func TestParseUSBDescriptorsRecorded(t *testing.T) {
 	tests := []struct {
 		file    string
+		product uint16
 		release uint16
 		ifaces  []uint8 // classes of interfaces 0, 1, …
 		wire    rawWire
 	}{
-		{"trezor1.hex", 0x0100, []uint8{0xFF, 0x03}, rawWire{0, 0x81, 0x01, 64}},
-		{"trezor1-debuglink.hex", 0x0100, []uint8{0xFF, 0xFF, 0x03}, rawWire{0, 0x81, 0x01, 64}},
-		{"trezort.hex", 0x0200, []uint8{0xFF, 0x03}, rawWire{0, 0x81, 0x01, 64}},
+		{"trezor1.hex", 0x53C1, 0x0100, []uint8{0xFF, 0x03}, rawWire{0, 0x81, 0x01, 64}},
+		{"trezor1-debuglink.hex", 0x53C1, 0x0100, []uint8{0xFF, 0xFF, 0x03}, rawWire{0, 0x81, 0x01, 64}},
+		{"trezort.hex", 0x53C1, 0x0200, []uint8{0xFF, 0x03}, rawWire{0, 0x81, 0x01, 64}},
+		{"keepkey.hex", 0x0002, 0x0100, []uint8{0xFF, 0x03}, rawWire{0, 0x81, 0x01, 64}},
 	}
 	for _, tt := range tests {
 		b := readHexDescriptors(t, tt.file)
@@ -50,7 +52,11 @@ func TestParseUSBDescriptorsRecorded(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.file, err)
 		}
-		if d.Vendor != 0x1209 || d.Product != 0x53C1 || d.Release != tt.release || len(d.Configs) != 1 || d.Configs[0].Value != 1 {
+		vendor := uint16(0x1209)
+		if tt.product == 0x0002 {
+			vendor = 0x2B24
+		}
+		if d.Vendor != vendor || d.Product != tt.product || d.Release != tt.release || len(d.Configs) != 1 || d.Configs[0].Value != 1 {
 			t.Fatalf("%s: %+v", tt.file, d)
 		}
 		var classes []uint8
@@ -110,7 +116,7 @@ func TestParseUSBDescriptorsErrors(t *testing.T) {
 
 // FuzzUSBDescriptors: parse, re-encode, parse again; the two parses agree.
 func FuzzUSBDescriptors(f *testing.F) {
-	for _, name := range []string{"trezor1.hex", "trezor1-debuglink.hex", "trezort.hex"} {
+	for _, name := range []string{"trezor1.hex", "trezor1-debuglink.hex", "trezort.hex", "keepkey.hex"} {
 		f.Add(readHexDescriptors(f, name))
 	}
 	f.Add([]byte{18, 1})

@@ -24,6 +24,9 @@ var drivers = map[string]driver{
 	transport.KindColdcard: func(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
 		return hwdrivers.Coldcard(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("Coldcard")}, e.driverOptions())
 	},
+	transport.KindKeepKey: func(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
+		return hwdrivers.KeepKey(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("KeepKey")}, e.driverOptions())
+	},
 }
 
 func openLedger(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device {
@@ -35,8 +38,12 @@ func openTrezor(e *env, link transport.Link, emulator bool, _ func(context.Conte
 }
 
 // driverOptions: the host side of the drivers (the terminal's PIN and passphrase entry).
+// HWBRIDGE_LEDGER_TEST_TOKEN_KEY=1 (a development switch, as hwbridged
+// --ledger-test-token-key) describes dev-chain tokens to Ledger-class emulators with
+// hwbridge's test-key descriptors.
 func (e *env) driverOptions() hwdrivers.Options {
-	return hwdrivers.Options{Logger: e.log, PIN: e.trezorPIN(), Passphrase: e.trezorPassphrase()}
+	return hwdrivers.Options{Logger: e.log, PIN: e.trezorPIN(), Passphrase: e.trezorPassphrase(),
+		LedgerTestTokenKey: e.getenv("HWBRIDGE_LEDGER_TEST_TOKEN_KEY") == "1"}
 }
 
 // kindOf says which family speaks at a path: udp: is the Trezor emulator protocol, tcp:
@@ -49,6 +56,8 @@ func kindOf(ctx context.Context, p transport.Path) (string, error) {
 		return transport.KindLedger, nil
 	case transport.SchemeUnix:
 		return transport.KindColdcard, nil
+	case transport.SchemeKeepKey:
+		return transport.KindKeepKey, nil
 	}
 	infos, err := transport.Enumerate(ctx)
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {

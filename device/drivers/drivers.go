@@ -10,8 +10,10 @@ import (
 
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/coldcard"
+	"github.com/hwbridge/hwbridge/device/keepkey"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
+	"github.com/hwbridge/hwbridge/internal/keepkeypb"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -27,6 +29,10 @@ type Options struct {
 	// Timeout and LinkTimeout override the drivers' defaults (tests); 0 keeps them
 	// (trezor/ledger DefaultTimeout and DefaultLinkTimeout).
 	Timeout, LinkTimeout time.Duration
+	// LedgerTestTokenKey lets the Ledger driver describe dev-chain tokens to a Ledger-class
+	// emulator with descriptors signed by hwbridge's emulator test key (ledger.Options
+	// TestTokenKey); it applies to emulator links only (hwemu --ledger-test-token-key).
+	LedgerTestTokenKey bool
 }
 
 func (o Options) logger() *slog.Logger {
@@ -48,6 +54,9 @@ func Hub(o Options) map[string]device.Driver {
 		transport.KindColdcard: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
 			return device.Verify(Coldcard(link, c, o)), nil
 		},
+		transport.KindKeepKey: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(KeepKey(link, c, o)), nil
+		},
 	}
 }
 
@@ -57,6 +66,26 @@ func Coldcard(link transport.Link, c device.DriverConfig, o Options) *coldcard.D
 	return coldcard.New(link, coldcard.Options{
 		Logger:      o.logger().With("device", "coldcard"),
 		OnScreen:    c.Prompt,
+		Emulator:    c.Emulator,
+		Timeout:     o.Timeout,
+		LinkTimeout: o.LinkTimeout,
+	})
+}
+
+// KeepKey drives a KeepKey on link: c.Prompt hears every ButtonRequest. PIN and
+// Passphrase are the same host prompts as a Trezor's (KeepKey shows the same scrambled
+// 3×3 matrix).
+func KeepKey(link transport.Link, c device.DriverConfig, o Options) *keepkey.Driver {
+	prompt := c.Prompt
+	return keepkey.New(link, keepkey.Options{
+		Logger: o.logger().With("device", "keepkey"),
+		OnButton: func(keepkeypb.ButtonRequestType) {
+			if prompt != nil {
+				prompt()
+			}
+		},
+		PIN:         o.PIN,
+		Passphrase:  o.Passphrase,
 		Emulator:    c.Emulator,
 		Timeout:     o.Timeout,
 		LinkTimeout: o.LinkTimeout,
@@ -93,6 +122,8 @@ func Ledger(link transport.Link, c device.DriverConfig, o Options) *ledger.Drive
 		OnScreen:    c.Prompt,
 		Timeout:     o.Timeout,
 		LinkTimeout: o.LinkTimeout,
+
+		TestTokenKey: o.LedgerTestTokenKey && c.Emulator,
 	}
 	if c.Reopen != nil {
 		reopen, em := c.Reopen, c.Emulator
