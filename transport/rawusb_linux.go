@@ -66,12 +66,12 @@ func openUsbfs(node string) (usbHandle, error) {
 	return usbfsHandle{f: f}, nil
 }
 
-func (h usbfsHandle) ioctl(req, arg uintptr) (uintptr, error) {
-	var r uintptr
-	var errno syscall.Errno
-	// The descriptor is used in the raw syscall: keep f alive (and unclosed) across it.
-	r, _, errno = syscall.Syscall(syscall.SYS_IOCTL, h.f.Fd(), req, arg)
-	runtime.KeepAlive(h.f)
+// ioctl runs one usbfs request on arg. arg stays an unsafe.Pointer until the conversion in
+// the syscall.Syscall call itself (unsafe.Pointer rule 4), so that the object it points to
+// is kept alive and a stack move cannot leave the kernel a stale address.
+func (h usbfsHandle) ioctl(req uintptr, arg unsafe.Pointer) (uintptr, error) {
+	r, _, errno := syscall.Syscall(syscall.SYS_IOCTL, h.f.Fd(), req, uintptr(arg))
+	runtime.KeepAlive(h.f) // the descriptor must stay open across the raw syscall
 	if errno != 0 {
 		return 0, errno
 	}
@@ -79,7 +79,7 @@ func (h usbfsHandle) ioctl(req, arg uintptr) (uintptr, error) {
 }
 
 func (h usbfsHandle) intIoctl(req uintptr, v uint32) error {
-	_, err := h.ioctl(req, uintptr(unsafe.Pointer(&v)))
+	_, err := h.ioctl(req, unsafe.Pointer(&v))
 	return err
 }
 
@@ -102,7 +102,7 @@ func (h usbfsHandle) transfer(ep uint8, buf []byte, timeout time.Duration) (int,
 	pin.Pin(&buf[0])
 	defer pin.Unpin()
 	req := usbdevfsBulk{ep: uint32(ep), len: uint32(len(buf)), timeout: ms, data: unsafe.Pointer(&buf[0])}
-	n, err := h.ioctl(usbdevfsBulkReq, uintptr(unsafe.Pointer(&req)))
+	n, err := h.ioctl(usbdevfsBulkReq, unsafe.Pointer(&req))
 	if err != nil {
 		return 0, err
 	}
