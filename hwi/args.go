@@ -140,4 +140,3 @@ func parsePath(p string) (hdpath.Path, error) {
 	}
 	return out, nil
 }
-

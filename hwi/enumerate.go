@@ -190,4 +190,3 @@ func (s *Signer) find(ctx context.Context) (device.Device, error) {
 	}
 	return nil, errorf(CodeDeviceConnError, "Could not find device with specified fingerprint or type (name emulators with --device or HWBRIDGE_DEVICE, or pass --emulators)")
 }
-

@@ -297,4 +297,3 @@ func (s *Signer) getDescriptors(ctx context.Context, d device.Device, account ui
 	}
 	return out, nil
 }
-

@@ -278,7 +278,6 @@ func addrTypeScript(t string) device.ScriptType {
 	return device.ScriptWPKH
 }
 
-
 // reply prints v as one line of JSON.
 func (s *Signer) reply(v any) error {
 	b, err := json.Marshal(v)

@@ -19,9 +19,9 @@ import (
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/emulator"
-	"github.com/hwbridge/hwbridge/hwi"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
+	"github.com/hwbridge/hwbridge/hwi"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -184,7 +184,6 @@ func TestHWITrezorPersonaModels(t *testing.T) {
 		})
 	}
 }
-
 
 // TestHWIEnumerateNothing: HWI answers [] when no device is reachable, --emulators or not;
 // an emulator that answers at HWI's address is listed once.

@@ -28,9 +28,9 @@ import (
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/emulator"
-	"github.com/hwbridge/hwbridge/hwi"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
+	"github.com/hwbridge/hwbridge/hwi"
 	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/transport"
@@ -227,10 +227,6 @@ func hwiRun(t *testing.T, devs map[string]device.Device, stdin string, args ...s
 	}
 	return v, err
 }
-
-
-
-
 
 func TestHWIUsageErrors(t *testing.T) {
 	tests := []struct {
@@ -726,7 +722,6 @@ func TestHWIThroughDaemon(t *testing.T) {
 	}
 	hwiSignTxScenario(t, &remoteDevice{c: c})
 }
-
 
 // addChecksum appends a descriptor's BIP-380 checksum (chains/bitcoin).
 func addChecksum(desc string) (string, error) {
