@@ -188,20 +188,20 @@ func (s *Signer) displayMultisig(ctx context.Context, d device.Device, desc stri
 	if !ok {
 		return nil, errorf(CodeBadArgument, "No path supplied matched device keys")
 	}
-	change, index, err := multisigSteps(pd)
-	if err != nil {
-		return nil, err
-	}
 	var got string
 	switch inner := device.Inner(d).(type) {
 	case PolicyDevice:
+		change, index, serr := multisigSteps(pd)
+		if serr != nil {
+			return nil, serr
+		}
 		pol, perr := multisigPolicy(pd)
 		if perr != nil {
 			return nil, perr
 		}
 		got, err = s.policyAddress(ctx, inner, pol, nil, change, index)
 	case MultisigDevice:
-		got, err = s.trezorMultisig(ctx, inner, pd, own, change, index)
+		got, err = s.trezorMultisig(ctx, inner, pd, own)
 	default:
 		return nil, errorf(CodeUnavailableAction, "this device does not show multisig addresses through hwbridge")
 	}
@@ -224,7 +224,10 @@ func multisigScript(k bitcoin.Kind) trezor.MultisigScript {
 	return trezor.MultisigWSH
 }
 
-func (s *Signer) trezorMultisig(ctx context.Context, md MultisigDevice, pd *bitcoin.Descriptor, own int, change, index uint32) (string, error) {
+// trezorMultisig is HWI's Trezor display_multisig_address: each key as its node and the
+// steps below it at position 0 (a plain key as a node with a zero chain code), sorted by
+// derived key for sortedmulti; the device's own key by its full path.
+func (s *Signer) trezorMultisig(ctx context.Context, md MultisigDevice, pd *bitcoin.Descriptor, own int) (string, error) {
 	sc, err := pd.Derive(0, 0)
 	if err != nil {
 		return "", errorf(CodeBadArgument, "%v", err)
@@ -235,7 +238,19 @@ func (s *Signer) trezorMultisig(ctx context.Context, md MultisigDevice, pd *bitc
 	}
 	var keys []entry
 	for i, k := range pd.Keys {
-		keys = append(keys, entry{sc.Keys[i].Pub.SerializeCompressed(), trezor.MultisigKey{XPub: k.XPub.String(), Steps: hdpath.Path{change, index}}})
+		pub := sc.Keys[i].Pub.SerializeCompressed()
+		e := entry{pub: pub, key: trezor.MultisigKey{Pub: pub}}
+		if k.XPub != nil {
+			steps := hdpath.Path(append([]uint32{}, k.Steps...))
+			if k.Multipath != nil {
+				steps = append(steps, k.Multipath[0])
+			}
+			if k.Wildcard {
+				steps = append(steps, 0)
+			}
+			e.key = trezor.MultisigKey{XPub: k.XPub.String(), Steps: steps}
+		}
+		keys = append(keys, e)
 	}
 	if pd.Sorted {
 		slices.SortStableFunc(keys, func(a, b entry) int { return bytes.Compare(a.pub, b.pub) })

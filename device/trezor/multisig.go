@@ -28,10 +28,12 @@ const (
 	MultisigWSH   MultisigScript = "wsh"    // p2wsh
 )
 
-// MultisigKey is one cosigner: an extended public key and the non-hardened steps below it.
+// MultisigKey is one cosigner: an extended public key and the non-hardened steps below it,
+// or a plain compressed public key (Pub; sent as HWI does, a node with a zero chain code).
 type MultisigKey struct {
 	XPub  string
 	Steps hdpath.Path
+	Pub   []byte
 }
 
 // MultisigAddressRequest asks for the address of an m-of-n multisig the device has a key in.
@@ -67,6 +69,20 @@ func (d *Driver) MultisigAddress(ctx context.Context, req MultisigAddressRequest
 	}
 	ms := &trezorpb.MultisigRedeemScriptType{M: proto.Uint32(uint32(req.Threshold))}
 	for _, k := range req.Keys {
+		if k.XPub == "" {
+			if len(k.Pub) != 33 || len(k.Steps) > 0 {
+				return "", fmt.Errorf("trezor: multisig address: %w: a plain cosigner key is 33 bytes with no steps", device.ErrInvalidInput)
+			}
+			ms.Pubkeys = append(ms.Pubkeys, &trezorpb.HDNodePathType{
+				Node: &trezorpb.HDNodeType{
+					Depth: proto.Uint32(0), Fingerprint: proto.Uint32(0), ChildNum: proto.Uint32(0),
+					ChainCode: make([]byte, 32), PublicKey: append([]byte{}, k.Pub...),
+				},
+				AddressN: []uint32{},
+			})
+			ms.Signatures = append(ms.Signatures, []byte{})
+			continue
+		}
 		x, err := hdkeychain.NewKeyFromString(k.XPub)
 		if err != nil || x.IsPrivate() {
 			return "", fmt.Errorf("trezor: multisig address: %w: cosigner key %q is not an extended public key", device.ErrInvalidInput, k.XPub)

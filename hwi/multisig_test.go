@@ -1,0 +1,228 @@
+package hwi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/txscript"
+	"github.com/tyler-smith/go-bip39"
+
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/ledger"
+	"github.com/hwbridge/hwbridge/device/trezor"
+	"github.com/hwbridge/hwbridge/emulator"
+	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
+	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
+	"github.com/hwbridge/hwbridge/internal/hdpath"
+	"github.com/hwbridge/hwbridge/transport"
+)
+
+const (
+	abandon     = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+	legalWinner = "legal winner thank year wave sausage worth useful legal winner thank yellow"
+	zoo         = "zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo wrong"
+)
+
+// emulated is one in-process emulator behind its driver (wrapped by device.Verify, as the
+// CLI opens it), at HWI's emulator address.
+type emulated struct {
+	path     string
+	dev      device.Device
+	approver *emulator.Approver
+}
+
+func newEmulated(t *testing.T, family string) emulated {
+	t.Helper()
+	approver := emulator.NewApprover(emulator.PolicyAuto)
+	switch family {
+	case "trezor":
+		tz, err := trezoremu.New(trezoremu.Options{Model: trezoremu.ModelT, Mnemonic: abandon, Approver: approver})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tz.Close() })
+		drv := device.Verify(trezor.New(tz.Pipe(), trezor.Options{Emulator: true}))
+		t.Cleanup(func() { drv.Close() })
+		return emulated{TrezorEmulatorPath, drv, approver}
+	case "ledger":
+		lg, err := ledgeremu.New(ledgeremu.Config{Mnemonic: abandon, App: ledgeremu.AppBitcoinTest, Approver: approver})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { lg.Close() })
+		drv := device.Verify(ledger.New(transport.NewSpeculosExchanger(lg.Pipe()), ledger.Options{Emulator: true}))
+		t.Cleanup(func() { drv.Close() })
+		return emulated{LedgerEmulatorPath, drv, approver}
+	}
+	t.Fatalf("family %q", family)
+	return emulated{}
+}
+
+// runHWI runs one command line against dev at path and decodes the JSON line.
+func runHWI(t *testing.T, path string, dev device.Device, args ...string) map[string]any {
+	t.Helper()
+	var out, warn bytes.Buffer
+	s := &Signer{
+		Out: &out, Warn: &warn,
+		Candidates: func(context.Context) ([]Candidate, error) { return []Candidate{{Path: path}}, nil },
+		Open: func(_ context.Context, p string) (device.Device, error) {
+			if p != path {
+				return nil, fmt.Errorf("nothing at %s: %w", p, device.ErrNoDevice)
+			}
+			return dev, nil
+		},
+	}
+	if err := s.Run(t.Context(), append([]string{"-d", path}, args...), nil); err != nil {
+		t.Fatalf("%v: %v (stderr %q)", args, err, warn.String())
+	}
+	var v map[string]any
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+		t.Fatalf("%v: stdout %q: %v", args, out.String(), err)
+	}
+	return v
+}
+
+// accountKey is a seed's extended public key at path, from the seed alone (not the device).
+func accountKey(t *testing.T, mnemonic string, path hdpath.Path, net *chaincfg.Params) (fp string, xpub *hdkeychain.ExtendedKey) {
+	t.Helper()
+	master, err := hdkeychain.NewMaster(bip39.NewSeed(mnemonic, ""), net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mpub, _ := master.ECPubKey()
+	k := master
+	for _, s := range path {
+		if k, err = k.Derive(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if xpub, err = k.Neuter(); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", btcutil.Hash160(mpub.SerializeCompressed())[:4]), xpub
+}
+
+// independentMultisigAddress builds the address with btcd's txscript alone: each key's
+// child at steps, sorted when asked, OP_m keys OP_n OP_CHECKMULTISIG, wrapped.
+func independentMultisigAddress(t *testing.T, wrap string, m int, sorted bool, keys []*hdkeychain.ExtendedKey, steps []uint32, net *chaincfg.Params) string {
+	t.Helper()
+	var pubs []*btcutil.AddressPubKey
+	for _, k := range keys {
+		c := k
+		for _, s := range steps {
+			var err error
+			if c, err = c.Derive(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pub, _ := c.ECPubKey()
+		a, err := btcutil.NewAddressPubKey(pub.SerializeCompressed(), net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs = append(pubs, a)
+	}
+	if sorted {
+		slices.SortFunc(pubs, func(a, b *btcutil.AddressPubKey) int { return bytes.Compare(a.ScriptAddress(), b.ScriptAddress()) })
+	}
+	ms, err := txscript.MultiSigScript(pubs, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a btcutil.Address
+	switch wrap {
+	case "sh":
+		a, err = btcutil.NewAddressScriptHash(ms, net)
+	case "wsh":
+		h := sha256.Sum256(ms)
+		a, err = btcutil.NewAddressWitnessScriptHash(h[:], net)
+	case "sh-wsh":
+		h := sha256.Sum256(ms)
+		var redeem []byte
+		redeem, err = txscript.NewScriptBuilder().AddOp(txscript.OP_0).AddData(h[:]).Script()
+		if err == nil {
+			a, err = btcutil.NewAddressScriptHash(redeem, net)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.EncodeAddress()
+}
+
+// TestDisplayMultisig: displayaddress --desc of sh(multi|sortedmulti), sh(wsh(…)) and
+// wsh(…) with the device's key and two cosigners shows, on both emulated families, the
+// address btcd's txscript computes from the same keys (HWI's test_display_address_multisig).
+func TestDisplayMultisig(t *testing.T) {
+	net := &chaincfg.RegressionNetParams
+	cases := []struct {
+		name, wrap, fn string
+		script         uint32 // BIP-48 script type
+		sorted         bool
+		tail           string // derivation below each xpub
+		steps          []uint32
+	}{
+		{"wsh sortedmulti", "wsh", "sortedmulti", 2, true, "/0/*", []uint32{0, 0}},
+		{"wsh multi change 5", "wsh", "multi", 2, false, "/1/5", []uint32{1, 5}},
+		{"sh-wsh sortedmulti", "sh-wsh", "sortedmulti", 1, true, "/<0;1>/*", []uint32{0, 0}},
+		{"sh multi", "sh", "multi", 0, false, "/0/*", []uint32{0, 0}},
+		{"sh sortedmulti", "sh", "sortedmulti", 0, true, "/0/3", []uint32{0, 3}},
+	}
+	for _, fam := range []string{"trezor", "ledger"} {
+		t.Run(fam, func(t *testing.T) {
+			em := newEmulated(t, fam)
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					path := hdpath.Path{48 + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, tc.script + hdpath.Hardened}
+					var exprs []string
+					var keys []*hdkeychain.ExtendedKey
+					for _, m := range []string{legalWinner, abandon, zoo} {
+						fp, x := accountKey(t, m, path, net)
+						keys = append(keys, x)
+						exprs = append(exprs, fmt.Sprintf("[%s%s]%s%s", fp, strings.TrimPrefix(path.StringH(), "m"), x, tc.tail))
+					}
+					inner := fmt.Sprintf("%s(2,%s)", tc.fn, strings.Join(exprs, ","))
+					desc := map[string]string{"sh": "sh(%s)", "wsh": "wsh(%s)", "sh-wsh": "sh(wsh(%s))"}[tc.wrap]
+					desc = fmt.Sprintf(desc, inner)
+					want := independentMultisigAddress(t, tc.wrap, 2, tc.sorted, keys, tc.steps, net)
+					got := runHWI(t, em.path, em.dev, "--chain", "regtest", "displayaddress", "--desc", desc)
+					if got["address"] != want {
+						t.Fatalf("displayaddress %s\n got %v\nwant %s", desc, got, want)
+					}
+					shown := em.approver.Transcript()
+					if last := shown[len(shown)-1]; !screenShows(last, want, net) {
+						t.Fatalf("the device's last screen %q %q does not show %s", last.Title, last.Lines, want)
+					}
+				})
+			}
+		})
+	}
+}
+
+// screenShows says whether a screen shows the address (a Ledger's test app prints regtest
+// addresses with testnet's tb prefix).
+func screenShows(sc emulator.Entry, addr string, net *chaincfg.Params) bool {
+	want, err := btcutil.DecodeAddress(addr, net)
+	if err != nil {
+		return false
+	}
+	for _, l := range sc.Lines {
+		for _, w := range strings.Fields(l) {
+			for _, n := range []*chaincfg.Params{net, &chaincfg.TestNet3Params} {
+				if a, err := btcutil.DecodeAddress(w, n); err == nil && a.IsForNet(n) && bytes.Equal(a.ScriptAddress(), want.ScriptAddress()) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
