@@ -226,3 +226,87 @@ func screenShows(sc emulator.Entry, addr string, net *chaincfg.Params) bool {
 	}
 	return false
 }
+
+// hwiTestDescriptor is test/test_device.py TestRegisterDescriptor's descriptor with the
+// abandon seed's m/48h/1h/0h/2h key.
+const hwiTestDescriptor = "wsh(sortedmulti(1,[73c5da0a/48h/1h/0h/2h]tpubDFH9dgzveyD8zTbPUFuLrGmCydNvxehyNdUXKJAQN8x4aZ4j6UZqGfnqFrD4NqyaTVGKbvEW54tsvPTK2UoSbCC1PJY8iCNiwTL3RWZEheQ/<0;1>/*,[1a0f5425/48h/1h/0h/2h]tpubDF23ETNjCC283QmYZtJp26GqHkSa6Yw6vPqp3UkMsPCvBzRC4dMQzE1U3WwKsFsx3apUkQA4JHQDSmcC3N1yhE2gF1aKJA1CiVtNyA9Rv4H/<0;1>/*))"
+
+// TestRegisterDescriptor is HWI's TestRegisterDescriptor on the Ledger emulator: the
+// registration names the policy, carries the descriptor as given and a non-empty device
+// registration; displayaddress --registration --index 7 --multipath-index 1 answers
+// {"address", "index": 7, "multipath_index": 1} with the address the descriptor gives.
+func TestRegisterDescriptor(t *testing.T) {
+	em := newEmulated(t, "ledger")
+	v := runHWI(t, em.path, em.dev, "--chain", "regtest", "registerdescriptor", "HWI_testing", hwiTestDescriptor)
+	reg, ok := v["registration"].(string)
+	if !ok || len(v) != 1 {
+		t.Fatalf("registerdescriptor: %v", v)
+	}
+	r, err := ParseRegistration(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _, _ := strings.Cut(r.Descriptor, "#")
+	if r.Name != "HWI_testing" || body != hwiTestDescriptor || r.DeviceType != "ledger" || len(r.Registration) != 32 {
+		t.Fatalf("registration %+v", r)
+	}
+	if again := (Registration{r.Name, r.Descriptor, r.DeviceType, r.Registration}).Serialize(); again != reg {
+		t.Fatalf("registration does not serialize back: %s vs %s", again, reg)
+	}
+	registers := func() int {
+		n := 0
+		for _, e := range em.approver.Transcript() {
+			if e.Title == "Register wallet" {
+				n++
+			}
+		}
+		return n
+	}
+	if registers() != 1 {
+		t.Fatalf("%d registration reviews, want 1", registers())
+	}
+	got := runHWI(t, em.path, em.dev, "--chain", "regtest", "displayaddress", "--index", "7", "--multipath-index", "1", "--registration", reg)
+	_, k0 := accountKey(t, abandon, hdpath.MustParse("m/48'/1'/0'/2'"), &chaincfg.RegressionNetParams)
+	k1, err := hdkeychain.NewKeyFromString("tpubDF23ETNjCC283QmYZtJp26GqHkSa6Yw6vPqp3UkMsPCvBzRC4dMQzE1U3WwKsFsx3apUkQA4JHQDSmcC3N1yhE2gF1aKJA1CiVtNyA9Rv4H")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := independentMultisigAddress(t, "wsh", 1, true, []*hdkeychain.ExtendedKey{k0, k1}, []uint32{1, 7}, &chaincfg.RegressionNetParams)
+	if got["address"] != want || got["index"] != float64(7) || got["multipath_index"] != float64(1) || len(got) != 3 {
+		t.Fatalf("displayaddress --registration: %v, want address %s", got, want)
+	}
+	// --change is --multipath-index 1; the registration is not reviewed again.
+	if again := runHWI(t, em.path, em.dev, "--chain", "regtest", "displayaddress", "--index", "7", "--change", "--registration", reg); again["address"] != want {
+		t.Fatalf("--change: %v", again)
+	}
+	if registers() != 1 {
+		t.Fatalf("%d registration reviews after displayaddress, want 1", registers())
+	}
+	// A registration whose HMAC is not the device's is refused by the device.
+	bad := r
+	bad.Registration = bytes.Repeat([]byte{7}, 32)
+	if v := runHWI(t, em.path, em.dev, "--chain", "regtest", "displayaddress", "--index", "0", "--registration", bad.Serialize()); v["code"] == nil {
+		t.Fatalf("forged registration: %v", v)
+	}
+}
+
+// FuzzParseRegistration: whatever parses serializes back to the same registration.
+func FuzzParseRegistration(f *testing.F) {
+	f.Add(Registration{"HWI_testing", hwiTestDescriptor, "ledger", bytes.Repeat([]byte{1}, 32)}.Serialize())
+	for _, s := range []string{"", "cmRlc2MB", "eGRlc2MB", "cmRlc2MBAAAAAA==", "cmRlc2MB/////w=="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRegistration(s)
+		if err != nil {
+			if Code(err) != CodeBadArgument {
+				t.Fatalf("%q: error %v with code %d", s, err, Code(err))
+			}
+			return
+		}
+		again, err := ParseRegistration(r.Serialize())
+		if err != nil || again.Name != r.Name || again.Descriptor != r.Descriptor || again.DeviceType != r.DeviceType || !bytes.Equal(again.Registration, r.Registration) {
+			t.Fatalf("%q: %+v round-trips to %+v (%v)", s, r, again, err)
+		}
+	})
+}
