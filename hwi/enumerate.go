@@ -91,6 +91,9 @@ func (s *Signer) describe(ctx context.Context, c Candidate) (entry deviceEntry, 
 	if err != nil {
 		return fail(err), false, err
 	}
+	if err := s.unlock(ctx, d); err != nil {
+		return fail(err), true, err
+	}
 	f, err := d.Features(ctx)
 	if err != nil {
 		return fail(err), false, err
@@ -164,6 +167,9 @@ func (s *Signer) find(ctx context.Context) (device.Device, error) {
 		if err != nil {
 			return nil, errorf(CodeDeviceConnError, "%v", err)
 		}
+		if err := s.unlock(ctx, d); err != nil {
+			return nil, err
+		}
 		if s.fingerprint != "" {
 			fp, err := d.Fingerprint(ctx)
 			if err != nil {
@@ -180,7 +186,7 @@ func (s *Signer) find(ctx context.Context) (device.Device, error) {
 	}
 	for _, c := range s.allCandidates(ctx) {
 		d, err := s.Open(ctx, c.Path)
-		if err != nil {
+		if err != nil || s.unlock(ctx, d) != nil {
 			continue
 		}
 		fp, err := d.Fingerprint(ctx)
@@ -189,4 +195,12 @@ func (s *Signer) find(ctx context.Context) (device.Device, error) {
 		}
 	}
 	return nil, errorf(CodeDeviceConnError, "Could not find device with specified fingerprint or type (name emulators with --device or HWBRIDGE_DEVICE, or pass --emulators)")
+}
+
+// unlock hands -p's passphrase to an opened device through Unlock (hwbridged's session).
+func (s *Signer) unlock(ctx context.Context, d device.Device) error {
+	if s.passphrase == nil || s.Unlock == nil {
+		return nil
+	}
+	return s.Unlock(ctx, d, *s.passphrase)
 }

@@ -125,11 +125,16 @@ type Signer struct {
 	Candidates func(ctx context.Context) ([]Candidate, error)
 	// Open opens a device path.
 	Open func(ctx context.Context, path string) (device.Device, error)
+	// Unlock, when set, gives an opened device the passphrase of -p/--password for a
+	// session that outlives this call (hwbridged keeps it). Without it the passphrase
+	// serves this call only, as with HWI.
+	Unlock func(ctx context.Context, d device.Device, passphrase string) error
 
 	net         *chaincfg.Params
 	fingerprint string // lower-case hex, or ""
 	path        string // --device-path / --device, or ""
 	emulators   bool   // --emulators: also probe HWI's fixed emulator addresses
+	passphrase  *string
 }
 
 func parseFingerprint(s string) (device.Fingerprint, bool) {

@@ -36,7 +36,7 @@ func (s *Signer) Run(ctx context.Context, args []string, stdin io.Reader) error 
 	fs.StringVar(&devPath, "device", "", "device path (hid:, udp:, tcp:)")
 	fs.StringVar(&devType, "device-type", "", "accepted for HWI compatibility; the path says the type")
 	fs.StringVar(&devType, "t", "", "short for --device-type")
-	fs.StringVar(&password, "password", "", "accepted for HWI compatibility; unused")
+	fs.StringVar(&password, "password", "", "a Trezor's BIP-39 passphrase (through hwbridged: entered once for the session)")
 	fs.StringVar(&password, "p", "", "short for --password")
 	fs.BoolVar(&stdinPass, "stdinpass", false, "accepted for HWI compatibility; unused")
 	fs.BoolVar(&debug, "debug", false, "accepted for HWI compatibility; use HWBRIDGE_DEBUG=1")
@@ -77,6 +77,14 @@ func (s *Signer) Run(ctx context.Context, args []string, stdin io.Reader) error 
 		return usage("argument --chain: invalid choice: %q (choose from %s)", chain, bitcoin.CoreChainNames)
 	}
 	s.net = net
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "password" || f.Name == "p" {
+			s.passphrase = &password
+		}
+	})
+	if s.passphrase != nil && s.Unlock == nil {
+		ctx = device.WithPassphrase(ctx, password) // for this call only, as HWI
+	}
 	s.path = devPath
 	s.emulators = emulators
 	s.Warn = stderr

@@ -89,6 +89,9 @@ func (e *env) hwiThroughDaemon(ctx context.Context, s *hwi.Signer) {
 		if err != nil {
 			return nil, err
 		}
-		return &remoteDevice{c: c, sel: path}, nil
+		return remoteFor(ctx, &remoteDevice{c: c, sel: path}), nil
+	}
+	if err == nil {
+		s.Unlock = hwiUnlock(c)
 	}
 }

@@ -348,7 +348,40 @@ func (s *session) multisigPolicy(p *psbt.Packet, i int, ms multisigInput, fp dev
 		Template: fmt.Sprintf(ms.wrap, inner),
 		Keys:     infos,
 	}
+	if w, ok := s.d.registeredLike(pol, fn == "sortedmulti"); ok {
+		pol = w.Policy // registered before (registerdescriptor, or given): no new review
+	}
 	return pol, ms.wrap == "sh(%s)", pol.check()
+}
+
+// registeredLike finds a registered wallet that describes the same multisig as pol (built
+// with @i/** placeholders): the same template once "/<0;1>/*" is written "/**", and the same
+// keys — in the same order for multi, as a set for sortedmulti. s.d.mu is held.
+func (d *Driver) registeredLike(pol WalletPolicy, sorted bool) (RegisteredWallet, bool) {
+	norm := func(t string) string { return strings.ReplaceAll(t, "/<0;1>/*", "/**") }
+	want := slices.Clone(pol.Keys)
+	if sorted {
+		slices.Sort(want)
+	}
+	var found []RegisteredWallet
+	for _, w := range d.wallets {
+		if norm(w.Policy.Template) != pol.Template || len(w.Policy.Keys) != len(want) {
+			continue
+		}
+		keys := slices.Clone(w.Policy.Keys)
+		if sorted {
+			slices.Sort(keys)
+		}
+		if slices.Equal(keys, want) {
+			found = append(found, w)
+		}
+	}
+	if len(found) == 0 {
+		return RegisteredWallet{}, false
+	}
+	// Several registrations of one wallet (other names): the same choice every time.
+	slices.SortFunc(found, func(a, b RegisteredWallet) int { return strings.Compare(a.Policy.Name, b.Policy.Name) })
+	return found[0], true
 }
 
 // globalXPub finds the PSBT_GLOBAL_XPUB whose origin is fp (as btcd stores it) and path.
