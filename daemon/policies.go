@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -436,4 +437,18 @@ func (a *API) V1Forget(ctx context.Context, auth keys.Auth, raw json.RawMessage)
 		return nil, err
 	}
 	return &res, nil
+}
+
+// ForgetPolicies drops the registrations kept in dataDir for fingerprint fp ("" for all)
+// while hwbridged is stopped (hwbridge forget --direct); it refuses while a daemon holds
+// the directory (ask it: v1Forget).
+func ForgetPolicies(dataDir, fp string) (int, error) {
+	if LockedByDaemon(dataDir) {
+		return 0, fmt.Errorf("hwbridged runs on %s: forget through it (leave out --direct): %w", dataDir, ErrInUse)
+	}
+	s, err := openPolicies(filepath.Join(dataDir, PoliciesFile))
+	if err != nil {
+		return 0, err
+	}
+	return s.forget(fp)
 }
