@@ -85,11 +85,13 @@ type Daemon struct {
 	apps    *keys.Store
 	// policies are the Ledger wallet policy registrations kept (policies.go).
 	policies *policyStore
-	verify   *keys.Verifier
-	chains   *chainClients
-	conns    conns
-	ctx      context.Context // ends at shutdown; subscriptions watch it
-	stop     context.CancelFunc
+	// pinPrompts are the PIN matrices waiting for sendpin (pin.go).
+	pinPrompts pinPrompts
+	verify     *keys.Verifier
+	chains     *chainClients
+	conns      conns
+	ctx        context.Context // ends at shutdown; subscriptions watch it
+	stop       context.CancelFunc
 
 	ethAddrMu sync.Mutex
 	ethAddrs  map[string]string // device path|index → address (for account_list)

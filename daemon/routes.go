@@ -59,6 +59,8 @@ var routes = map[string]route{
 	"v1BtcPolicyAddress":   {scopes: read, audit: true},
 	"v1BtcMultisigAddress": {scopes: read, audit: true},
 	"v1Unlock":             {scopes: sign, audit: true},
+	"v1PromptPin":          {scopes: sign, audit: true},
+	"v1SendPin":            {scopes: sign, audit: true},
 	"v1PoliciesList":       {scopes: admin},
 	"v1Forget":             {scopes: admin, audit: true},
 }

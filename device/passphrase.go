@@ -16,3 +16,17 @@ func PassphraseFrom(ctx context.Context) (string, bool) {
 	p, ok := ctx.Value(passphraseKey{}).(string)
 	return p, ok
 }
+
+type pinKey struct{}
+
+// WithPIN returns a context whose calls answer a device's PIN request with ask (hwbridged's
+// promptpin/sendpin: ask waits for the positions the person reads off the device's matrix).
+func WithPIN(ctx context.Context, ask func(ctx context.Context) (string, error)) context.Context {
+	return context.WithValue(ctx, pinKey{}, ask)
+}
+
+// PINFrom returns the PIN provider WithPIN put in ctx.
+func PINFrom(ctx context.Context) (func(ctx context.Context) (string, error), bool) {
+	f, ok := ctx.Value(pinKey{}).(func(ctx context.Context) (string, error))
+	return f, ok && f != nil
+}

@@ -210,6 +210,10 @@ func (s *Signer) keypoolEntry(ctx context.Context, d device.Device, fp device.Fi
 // pinCommand answers promptpin, sendpin and togglepassphrase as HWI's device clients do
 // for a device that needs no PIN or passphrase from the host.
 func (s *Signer) pinCommand(ctx context.Context, d device.Device, cmd, pin string) (map[string]bool, error) {
+	if pd, ok := device.Inner(d).(PINDevice); ok && cmd == "sendpin" {
+		// Features would wait behind the prompted request that holds the device.
+		return s.sendPIN(ctx, d, pd, pin)
+	}
 	f, err := d.Features(ctx)
 	if err != nil {
 		return nil, err
@@ -219,6 +223,9 @@ func (s *Signer) pinCommand(ctx context.Context, d device.Device, cmd, pin strin
 			return nil, errorf(CodeUnavailableAction, "The Ledger Nano S and X do not support toggling passphrase from the host")
 		}
 		return nil, errorf(CodeUnavailableAction, "The Ledger Nano S and X do not need a PIN sent from the host")
+	}
+	if pd, ok := device.Inner(d).(PINDevice); ok && cmd != "togglepassphrase" {
+		return s.pinThrough(ctx, pd, f, cmd, pin)
 	}
 	switch {
 	case cmd == "togglepassphrase":
@@ -231,6 +238,58 @@ func (s *Signer) pinCommand(ctx context.Context, d device.Device, cmd, pin strin
 		return nil, errorf(CodeDeviceAlreadyUnlock, "The PIN has already been sent to this device")
 	}
 	return nil, errorf(CodeUnavailableAction, "hwbridge does not take the PIN matrix from the host: enter the PIN on the device when it asks, then run the command again")
+}
+
+// PINDevice takes the PIN from the host across calls (hwbridged: promptpin leaves a request
+// waiting on the device's PIN matrix, sendpin answers it). cmd/hwbridge's daemon client
+// implements it; a driver alone cannot, as each HWI call is a new process.
+type PINDevice interface {
+	PromptPIN(ctx context.Context) (prompted bool, err error)
+	SendPIN(ctx context.Context, positions string) (unlocked bool, err error)
+}
+
+// pinThrough is promptpin as HWI's Trezor client answers it (prompt_pin):
+// {"success": true} once the device shows its PIN matrix.
+func (s *Signer) pinThrough(ctx context.Context, pd PINDevice, f device.Features, cmd, pin string) (map[string]bool, error) {
+	if cmd == "sendpin" {
+		return nil, errorf(CodeUnknownError, "sendpin without a PIN device") // pinCommand sends it
+	}
+	switch {
+	case !f.PINProtected:
+		return nil, errorf(CodeDeviceAlreadyUnlock, "This device does not need a PIN")
+	case f.Unlocked:
+		return nil, errorf(CodeDeviceAlreadyUnlock, "The PIN has already been sent to this device")
+	}
+	prompted, err := pd.PromptPIN(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !prompted {
+		return nil, errorf(CodeDeviceAlreadyUnlock, "The PIN has already been sent to this device")
+	}
+	fmt.Fprintln(s.warnOut(), "Use 'sendpin' to provide the number positions for the PIN as displayed on your device's screen")
+	return map[string]bool{"success": true}, nil
+}
+
+// sendPIN is sendpin as HWI's send_pin: {"success": true}, or false for a PIN the device
+// refused; when nothing waits for a PIN, the device's state says why (-11).
+func (s *Signer) sendPIN(ctx context.Context, d device.Device, pd PINDevice, pin string) (map[string]bool, error) {
+	if !isDigits(pin) {
+		return nil, errorf(CodeBadArgument, "Non-numeric PIN provided")
+	}
+	ok, err := pd.SendPIN(ctx, pin)
+	if err == nil {
+		return map[string]bool{"success": ok}, nil
+	}
+	if f, ferr := d.Features(ctx); ferr == nil {
+		if !f.PINProtected {
+			return nil, errorf(CodeDeviceAlreadyUnlock, "This device does not need a PIN")
+		}
+		if f.Unlocked {
+			return nil, errorf(CodeDeviceAlreadyUnlock, "The PIN has already been sent to this device")
+		}
+	}
+	return nil, err
 }
 
 func isDigits(s string) bool {

@@ -17,6 +17,7 @@ import (
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/hwi"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
 // remoteLedger is a Ledger reached through hwbridged, whose registrations it keeps.
@@ -71,17 +72,40 @@ func (r remoteTrezor) MultisigAddress(ctx context.Context, req trezor.MultisigAd
 	return res.Address, err
 }
 
-// remoteFor wraps a daemon device in what its family offers beyond device.Device.
+var _ hwi.PINDevice = remoteTrezor{}
+
+// PromptPIN makes the Trezor show its PIN matrix; hwbridged holds the request for SendPIN.
+func (r remoteTrezor) PromptPIN(ctx context.Context) (bool, error) {
+	var res daemon.PromptPINResult
+	err := r.c.Call(ctx, "v1PromptPin", daemon.DeviceParams{Device: r.sel}, &res)
+	return res.Prompted, err
+}
+
+// SendPIN answers the PIN matrix with the positions the person read off it.
+func (r remoteTrezor) SendPIN(ctx context.Context, positions string) (bool, error) {
+	var res daemon.SendPINResult
+	err := r.c.Call(ctx, "v1SendPin", daemon.SendPINParams{Device: r.sel, PIN: positions}, &res)
+	return res.Unlocked, err
+}
+
+// remoteFor wraps a daemon device in what its family offers beyond device.Device, by the
+// kind hwbridged lists it as (v1Devices answers from the hub's cache: it never waits
+// behind a request that holds the device, such as a prompted PIN matrix).
 func remoteFor(ctx context.Context, r *remoteDevice) device.Device {
-	f, err := r.Features(ctx)
-	if err != nil {
+	var infos []device.Info
+	if err := r.c.Call(ctx, "v1Devices", nil, &infos); err != nil {
 		return r // the command's own call reports the error
 	}
-	switch f.Family {
-	case device.FamilyLedger:
-		return remoteLedger{r}
-	case device.FamilyTrezor:
-		return remoteTrezor{r}
+	for _, in := range infos {
+		if in.Path != r.sel {
+			continue
+		}
+		switch in.Kind {
+		case transport.KindLedger:
+			return remoteLedger{r}
+		case transport.KindTrezor:
+			return remoteTrezor{r}
+		}
 	}
 	return r
 }

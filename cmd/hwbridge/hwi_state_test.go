@@ -317,3 +317,43 @@ func TestHWITrezorPassphraseSession(t *testing.T) {
 		t.Fatalf("after forget: %v", v)
 	}
 }
+
+// TestHWITrezorPINThroughDaemon: promptpin/sendpin with HWI's answers through hwbridged:
+// promptpin leaves the Trezor's PIN matrix up (hwbridged holds the request), sendpin
+// answers it ({"success": false} for a wrong PIN, true for the right one), and the device
+// then serves HWI's commands; a second promptpin is -11 as with HWI.
+func TestHWITrezorPINThroughDaemon(t *testing.T) {
+	tz, err := trezoremu.New(trezoremu.Options{Model: trezoremu.ModelOne, Mnemonic: testMnemonic, PIN: "1234", Approver: emulator.NewApprover(emulator.PolicyAuto)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tz.Close()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	c, _ := stateDaemon(t, dataDir, hwi.TrezorEmulatorPath, func() transport.Link { return tz.Pipe() })
+	base := []string{"--chain", "regtest", "-d", hwi.TrezorEmulatorPath}
+	if v := hwiVia(t, c, dataDir, append(base, "getmasterxpub")...); v["code"] != float64(hwi.CodeDeviceNotReady) {
+		t.Fatalf("locked: %v", v)
+	}
+	if v := hwiVia(t, c, dataDir, append(base, "sendpin", "1234")...); v["code"] == nil {
+		t.Fatalf("sendpin without promptpin: %v", v)
+	}
+	for _, step := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"promptpin"}, `{"success":true}`},
+		{[]string{"sendpin", "9999"}, `{"success":false}`},
+		{[]string{"promptpin"}, `{"success":true}`},
+		{[]string{"sendpin", "1234"}, `{"success":true}`},
+		{[]string{"promptpin"}, `{"code":-11,"error":"The PIN has already been sent to this device"}`},
+	} {
+		v := hwiVia(t, c, dataDir, append(base, step.args...)...)
+		if b, _ := json.Marshal(v); string(b) != step.want {
+			t.Fatalf("%v: %s, want %s", step.args, b, step.want)
+		}
+	}
+	_, want := seedKey(t, testMnemonic, "", hdpath.MustParse("m/84'/1'/0'"), &chaincfg.RegressionNetParams)
+	if v := hwiVia(t, c, dataDir, append(base, "getmasterxpub")...); v["xpub"] != want.String() {
+		t.Fatalf("unlocked: %v", v)
+	}
+}

@@ -365,6 +365,18 @@ func (s *session) call(m proto.Message) (proto.Message, error) {
 				d.opts.OnButton(r.GetCode())
 			}
 		case *trezorpb.PinMatrixRequest:
+			if ask, ok := device.PINFrom(s.ctx); ok {
+				// Asked for this call (hwbridged's promptpin): positions on the device's matrix.
+				pin, err := ask(s.ctx)
+				if err != nil {
+					return nil, s.refuse(fmt.Errorf("%w: the trezor asks for its pin: %w", device.ErrLocked, err))
+				}
+				if err := s.write(&trezorpb.PinMatrixAck{Pin: proto.String(pin)}); err != nil {
+					return nil, err
+				}
+				s.person = true
+				continue
+			}
 			if d.opts.PIN == nil {
 				return nil, s.refuse(fmt.Errorf("%w: the trezor asks for its pin: unlock it first (enter the pin on the device or in trezor suite) and retry", device.ErrLocked))
 			}
