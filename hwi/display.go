@@ -137,7 +137,7 @@ func multisigSteps(pd *bitcoin.Descriptor) (change, index uint32, err error) {
 	var first *[2]uint32
 	for _, k := range pd.Keys {
 		if k.XPub == nil {
-			return 0, 0, errorf(CodeBadArgument, "multisig keys must be extended keys with derivation steps /0/* or /1/*")
+			return 0, 0, errorf(CodeBadArgument, "Ledger Bitcoin app requires derivation paths ending with /0/* or /1/* for multisig")
 		}
 		var steps []uint32
 		steps = append(steps, k.Steps...)
@@ -148,11 +148,12 @@ func multisigSteps(pd *bitcoin.Descriptor) (change, index uint32, err error) {
 			steps = append(steps, 0)
 		}
 		if len(steps) != 2 || steps[0] > 1 {
-			return 0, 0, errorf(CodeBadArgument, "multisig keys must end with /0/* or /1/* (or /<0;1>/*, or /0/N, /1/N)")
+			// HWI's message; hwbridge also takes /<0;1>/* and a fixed /0/N or /1/N.
+			return 0, 0, errorf(CodeBadArgument, "Ledger Bitcoin app requires derivation paths ending with /0/* or /1/* for multisig")
 		}
 		cs := [2]uint32{steps[0], steps[1]}
 		if first != nil && *first != cs {
-			return 0, 0, errorf(CodeBadArgument, "multisig keys must all end with the same change and index steps")
+			return 0, 0, errorf(CodeBadArgument, "Ledger Bitcoin app requires all derivation paths to end with /0/*, or all with /1/* for multisig")
 		}
 		first = &cs
 	}

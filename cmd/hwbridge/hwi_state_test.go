@@ -357,3 +357,28 @@ func TestHWITrezorPINThroughDaemon(t *testing.T) {
 		t.Fatalf("unlocked: %v", v)
 	}
 }
+
+// TestHWITrezorMultisigThroughDaemon: displayaddress of a multisig descriptor reaches a
+// Trezor behind hwbridged (v1BtcMultisigAddress) and shows the address the descriptor
+// gives.
+func TestHWITrezorMultisigThroughDaemon(t *testing.T) {
+	net := &chaincfg.RegressionNetParams
+	c := startInProcessDaemon(t, emulator.PolicyAuto)
+	dataDir := filepath.Join(filepath.Dir(c.Socket), "data")
+	acct := hdpath.MustParse("m/48'/1'/0'/1'")
+	var exprs []string
+	for _, m := range []string{"zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo wrong", testMnemonic} {
+		fp, x := seedKey(t, m, "", acct, net)
+		exprs = append(exprs, fmt.Sprintf("[%s/48h/1h/0h/1h]%s/0/*", fp, x))
+	}
+	descStr := fmt.Sprintf("sh(wsh(sortedmulti(2,%s)))", strings.Join(exprs, ","))
+	desc, err := bitcoin.ParseDescriptor(descStr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := desc.Address(0, 0, net)
+	v := hwiVia(t, c, dataDir, "--chain", "regtest", "--fingerprint", "73c5da0a", "displayaddress", "--desc", descStr)
+	if v["address"] != want.EncodeAddress() {
+		t.Fatalf("multisig displayaddress through hwbridged: %v, want %s", v, want)
+	}
+}
