@@ -12,10 +12,13 @@ import (
 
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/btcutil/psbt"
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/txscript"
+	"github.com/btcsuite/btcd/wire"
 	"github.com/tyler-smith/go-bip39"
 
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
@@ -309,4 +312,89 @@ func FuzzParseRegistration(f *testing.F) {
 			t.Fatalf("%q: %+v round-trips to %+v (%v)", s, r, again, err)
 		}
 	})
+}
+
+// TestSignTxMultisig: signtx of a 2-of-3 input whose script is wsh(sortedmulti), sh(wsh(…))
+// or sh(multi) (HWI's multisig signing; the PSBT as Bitcoin Core's signer wallet gives it,
+// with the cosigners' xpubs) adds the device's signature on both emulated families; the
+// drivers run behind device.Verify, which checks it against the input's sighash.
+func TestSignTxMultisig(t *testing.T) {
+	net := &chaincfg.RegressionNetParams
+	cases := []struct {
+		wrap   string
+		script uint32
+	}{{"wsh(sortedmulti(2,%s))", 2}, {"sh(wsh(sortedmulti(2,%s)))", 1}, {"sh(multi(2,%s))", 0}}
+	for _, fam := range []string{"trezor", "ledger"} {
+		t.Run(fam, func(t *testing.T) {
+			em := newEmulated(t, fam)
+			for _, tc := range cases {
+				t.Run(strings.SplitN(tc.wrap, "(", 2)[0]+fmt.Sprint(tc.script), func(t *testing.T) {
+					path := hdpath.Path{48 + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, tc.script + hdpath.Hardened}
+					var exprs []string
+					for _, m := range []string{legalWinner, abandon, zoo} {
+						fp, x := accountKey(t, m, path, net)
+						exprs = append(exprs, fmt.Sprintf("[%s%s]%s/<0;1>/*", fp, strings.TrimPrefix(path.StringH(), "m"), x))
+					}
+					desc, err := bitcoin.ParseDescriptor(fmt.Sprintf(tc.wrap, strings.Join(exprs, ",")))
+					if err != nil {
+						t.Fatal(err)
+					}
+					b64 := multisigPSBT(t, desc, 2, net)
+					v := runHWI(t, em.path, em.dev, "--chain", "regtest", "signtx", b64)
+					if v["signed"] != true {
+						t.Fatalf("signtx: %v", v)
+					}
+					p, err := psbt.NewFromRawBytes(strings.NewReader(v["psbt"].(string)), true)
+					if err != nil {
+						t.Fatal(err)
+					}
+					sc, _ := desc.Derive(0, 2)
+					own := sc.Keys[1].Pub.SerializeCompressed() // abandon's key
+					if len(p.Inputs[0].PartialSigs) != 1 || !bytes.Equal(p.Inputs[0].PartialSigs[0].PubKey, own) {
+						t.Fatalf("partial signatures %v, want one by %x", p.Inputs[0].PartialSigs, own)
+					}
+				})
+			}
+		})
+	}
+}
+
+// multisigPSBT spends the output of desc at receive index: scripts, every key's derivation,
+// the previous transaction, and the xpubs.
+func multisigPSBT(t *testing.T, desc *bitcoin.Descriptor, index uint32, net *chaincfg.Params) string {
+	t.Helper()
+	sc, err := desc.Derive(0, index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := wire.NewMsgTx(2)
+	prev.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Index: index}, Sequence: 0xffffffff})
+	prev.AddTxOut(wire.NewTxOut(250_000, sc.PkScript))
+	tx := wire.NewMsgTx(2)
+	tx.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Hash: prev.TxHash(), Index: 0}, Sequence: 0xfffffffd})
+	to, _ := btcutil.DecodeAddress("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", net)
+	toScript, _ := txscript.PayToAddrScript(to)
+	tx.AddTxOut(wire.NewTxOut(240_000, toScript))
+	p, err := psbt.NewFromUnsignedTx(tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bip32, _ := sc.PSBTDerivations(desc.Kind)
+	in := psbt.PInput{NonWitnessUtxo: prev, RedeemScript: sc.RedeemScript, WitnessScript: sc.WitnessScript, Bip32Derivation: bip32, SighashType: txscript.SigHashAll}
+	if sc.WitnessScript != nil {
+		in.WitnessUtxo = prev.TxOut[0]
+	}
+	p.Inputs[0] = in
+	xpubs, err := desc.GlobalXPubs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range xpubs {
+		p.Unknowns = append(p.Unknowns, &psbt.Unknown{Key: x[0], Value: x[1]})
+	}
+	b64, err := p.B64Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b64
 }
