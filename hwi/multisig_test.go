@@ -381,8 +381,8 @@ func multisigPSBT(t *testing.T, desc *bitcoin.Descriptor, index uint32, net *cha
 	}
 	bip32, _ := sc.PSBTDerivations(desc.Kind)
 	in := psbt.PInput{NonWitnessUtxo: prev, RedeemScript: sc.RedeemScript, WitnessScript: sc.WitnessScript, Bip32Derivation: bip32, SighashType: txscript.SigHashAll}
-	if sc.WitnessScript != nil {
-		in.WitnessUtxo = prev.TxOut[0]
+	if desc.Kind != bitcoin.KindPKH && desc.Kind != bitcoin.KindSHMulti {
+		in.WitnessUtxo = prev.TxOut[0] // segwit
 	}
 	p.Inputs[0] = in
 	xpubs, err := desc.GlobalXPubs()
@@ -397,4 +397,39 @@ func multisigPSBT(t *testing.T, desc *bitcoin.Descriptor, index uint32, net *cha
 		t.Fatal(err)
 	}
 	return b64
+}
+
+// TestSignTxRegisteredPolicy: a Ledger signs an input of a single-key account it has no
+// default policy for (account 101) only once the wallet is registered as a BIP-388 policy
+// (registerdescriptor); signtx then uses that registration, with no second review.
+func TestSignTxRegisteredPolicy(t *testing.T) {
+	net := &chaincfg.RegressionNetParams
+	em := newEmulated(t, "ledger")
+	path := hdpath.MustParse("m/84'/1'/101'")
+	fp, x := accountKey(t, abandon, path, net)
+	descStr := fmt.Sprintf("wpkh([%s/84h/1h/101h]%s/<0;1>/*)", fp, x)
+	desc, err := bitcoin.ParseDescriptor(descStr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := multisigPSBT(t, desc, 4, net) // one key: a P2WPKH spend of the account
+	if v := runHWI(t, em.path, em.dev, "--chain", "regtest", "signtx", b64); v["code"] != float64(CodeBadArgument) {
+		t.Fatalf("signtx before registration: %v", v)
+	}
+	if v := runHWI(t, em.path, em.dev, "--chain", "regtest", "registerdescriptor", "Account 101", descStr); v["registration"] == nil {
+		t.Fatalf("registerdescriptor: %v", v)
+	}
+	v := runHWI(t, em.path, em.dev, "--chain", "regtest", "signtx", b64)
+	if v["signed"] != true {
+		t.Fatalf("signtx with the registered policy: %v", v)
+	}
+	n := 0
+	for _, e := range em.approver.Transcript() {
+		if e.Title == "Register wallet" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d registration reviews, want 1", n)
+	}
 }
