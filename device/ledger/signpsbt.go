@@ -8,7 +8,9 @@ package ledger
 // wallet policy from its derivation paths — m/44'|49'|84'|86'/coin'/account'/change/index
 // gives the default policy of that account; a multisig witness or redeem script whose keys
 // come with derivations and PSBT_GLOBAL_XPUB entries gives a sortedmulti/multi policy,
-// registered on first use. One SIGN_PSBT runs per policy (so one review on the device per
+// registered on first use unless a registered wallet describes the same multisig (same
+// template, same keys: registeredLike); a single-key input whose account has a registered
+// single-key policy is signed with it (registeredSingleKey), also outside the default paths. One SIGN_PSBT runs per policy (so one review on the device per
 // policy); an input whose keys belong to several accounts is refused.
 //
 //	yield = varint input_index ‖ u8 len ‖ pubkey_augm[len] ‖ signature
