@@ -18,6 +18,8 @@ type Family string
 const (
 	FamilyTrezor Family = "trezor"
 	FamilyLedger Family = "ledger"
+	// FamilyColdcard: Bitcoin-only; PSBTs over its USB protocol or on microSD.
+	FamilyColdcard Family = "coldcard"
 )
 
 // Chain names a blockchain a request is for.

@@ -19,6 +19,8 @@ import (
 const (
 	KindTrezor = "trezor"
 	KindLedger = "ledger"
+	// KindColdcard: a Coldcard (USB HID 0xd13e:0xcc10, or its simulator on a unix: path).
+	KindColdcard = "coldcard"
 )
 
 // USB identifiers (trezor.md §1.1, ledger.md §1.1).
@@ -29,6 +31,8 @@ const (
 	trezorUSBProduct    = 0x53C1
 	trezorUSBBootloader = 0x53C0
 	ledgerVendor        = 0x2C97
+	coldcardVendor      = 0xD13E // ckcc-protocol client.py COINKITE_VID, CKCC_PID
+	coldcardProduct     = 0xCC10
 
 	usagePageTrezorWire  = 0xFF00
 	usagePageTrezorDebug = 0xFF01
@@ -110,6 +114,9 @@ func filterHID(infos []hid.DeviceInfo) []DeviceInfo {
 				continue
 			}
 			d.Kind, d.Model = KindLedger, model
+		case in.VendorID == coldcardVendor && in.ProductID == coldcardProduct:
+			// one HID interface (the others are serial and mass storage)
+			d.Kind, d.Model = KindColdcard, "coldcard"
 		default:
 			continue
 		}

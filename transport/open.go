@@ -17,13 +17,15 @@ const (
 	SchemeHID = "hid" // hid:<os path>, a USB device found by Enumerate
 	SchemeUDP = "udp" // udp:HOST:PORT, a device speaking the Trezor emulator protocol
 	SchemeTCP = "tcp" // tcp:HOST:PORT, a device speaking the Speculos APDU protocol
+	// SchemeUnix: unix:PATH, a Coldcard simulator's datagram socket (coldcard.go).
+	SchemeUnix = "unix"
 )
 
 // DialTimeout bounds opening a TCP link when ctx has no earlier deadline.
 const DialTimeout = 5 * time.Second
 
 // ErrInvalidPath: a device path that does not parse.
-var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, udp:HOST:PORT or tcp:HOST:PORT)")
+var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, udp:HOST:PORT, tcp:HOST:PORT or unix:PATH)")
 
 // Path is a parsed device path.
 type Path struct {
@@ -45,6 +47,11 @@ func ParsePath(s string) (Path, error) {
 	case SchemeHID:
 		if rest == "" {
 			return Path{}, fmt.Errorf("%w: %q has no os device path (run hwbridge devices)", ErrInvalidPath, s)
+		}
+		return Path{Scheme: scheme, Addr: rest}, nil
+	case SchemeUnix:
+		if rest == "" {
+			return Path{}, fmt.Errorf("%w: %q has no socket path", ErrInvalidPath, s)
 		}
 		return Path{Scheme: scheme, Addr: rest}, nil
 	case SchemeUDP, SchemeTCP:
@@ -76,6 +83,8 @@ func Open(ctx context.Context, path string) (Link, error) {
 		return DialUDP(ctx, p.Addr)
 	case SchemeTCP:
 		return DialTCP(ctx, p.Addr)
+	case SchemeUnix:
+		return DialColdcardSim(ctx, p.Addr)
 	default:
 		return OpenHID(ctx, p.Addr)
 	}

@@ -3,8 +3,9 @@
 // TCP as Speculos speaks it, both from one BIP-39 mnemonic, with an approval policy and an
 // optional loopback control API (transcript, button presses, faults).
 //
-//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
+//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--coldcard SOCKET|off] [--coldcard-chain BTC|XTN|XRT] [--mnemonic WORDS] [--passphrase P] [--pin N]
 //	      [--approve auto|reject|prompt] [--control ADDR] [--ledger-app NAME] [--ledger-blind-signing]
+//	      [--ledger-test-token-key] [--ledger-verbose-eip712]
 //
 // It prints one line per device when it serves ("trezor ready on udp:127.0.0.1:21324") and
 // exits cleanly on SIGINT or SIGTERM. Exit codes: 0 ok, 1 error, 2 usage.
@@ -27,9 +28,11 @@ import (
 	"time"
 
 	"github.com/hwbridge/hwbridge/emulator"
+	coldcardemu "github.com/hwbridge/hwbridge/emulator/coldcard"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/buildinfo"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
 const (
@@ -47,12 +50,15 @@ func main() {
 
 type config struct {
 	trezor, ledger, control string
+	coldcard, coldcardChain string
 	mnemonic, passphrase    string
 	pin                     string
 	approve                 emulator.Policy
 	ledgerApp               string
 	trezorModel             trezoremu.Model
 	blindSigning            bool
+	testTokenKey            bool // trust ERC-20 descriptors signed with internal/ledgercal's test key
+	verboseEIP712           bool
 	verbose                 bool
 	version                 bool
 }
@@ -64,6 +70,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	var approve string
 	fs.StringVar(&c.trezor, "trezor", "127.0.0.1:21324", "Trezor-class device on UDP `ADDR` (HOST:PORT; DebugLink on PORT+1), or off")
 	fs.StringVar(&c.ledger, "ledger", "127.0.0.1:9999", "Ledger-class device on TCP `ADDR` (Speculos APDU framing), or off")
+	fs.StringVar(&c.coldcard, "coldcard", "off", "Coldcard-class device on the unix datagram socket `SOCKET` (the Coldcard simulator's framing; ckcc --simulator uses "+transport.DefaultColdcardSimulator+"), or off")
+	fs.StringVar(&c.coldcardChain, "coldcard-chain", "BTC", "the Coldcard's chain setting: BTC, XTN (testnet) or XRT (regtest)")
 	fs.StringVar(&c.mnemonic, "mnemonic", emulator.DefaultMnemonic, "BIP-39 `WORDS` of the seed (default: the standard test mnemonic)")
 	fs.StringVar(&c.passphrase, "passphrase", "", "BIP-39 passphrase `P`: the Ledger uses it as its seed passphrase; the Trezor turns on passphrase protection and yields P for on-device entry (the host may also type its own)")
 	fs.StringVar(&c.pin, "pin", "", "Trezor PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
@@ -73,6 +81,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&model, "trezor-model", "T", "Trezor `MODEL` to play: 1 (Trezor One, legacy 1.13.1), T (core 2.9.1), Safe3 or Safe5 (core 2.9.1)")
 	fs.StringVar(&c.ledgerApp, "ledger-app", ledgeremu.AppBitcoin, "Ledger app open at start: Bitcoin, \"Bitcoin Test\" or Ethereum")
 	fs.BoolVar(&c.blindSigning, "ledger-blind-signing", false, "turn on the Ledger Ethereum app's blind-signing setting")
+	fs.BoolVar(&c.testTokenKey, "ledger-test-token-key", false, "also trust ERC-20 token descriptors signed with hwbridge's emulator test key (dev-chain tokens; a real device trusts only Ledger's key)")
+	fs.BoolVar(&c.verboseEIP712, "ledger-verbose-eip712", false, "turn on the Ledger Ethereum app's \"Verbose EIP-712\" setting (every typed-data field shown, no blind signing needed)")
 	fs.BoolVar(&c.verbose, "v", false, "log each message exchanged (types only, never secrets) to stderr")
 	fs.BoolVar(&c.version, "version", false, "print the version (module version, commit, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
@@ -89,8 +99,16 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if c.trezorModel, err = trezoremu.ParseModel(model); err != nil {
 		return nil, errors.New("--trezor-model: " + strings.TrimPrefix(err.Error(), "trezoremu: "))
 	}
-	if c.trezor == "off" && c.ledger == "off" {
-		return nil, errors.New("both devices are off: give --trezor or --ledger an address")
+	if c.trezor == "off" && c.ledger == "off" && c.coldcard == "off" {
+		return nil, errors.New("every device is off: give --trezor, --ledger or --coldcard an address")
+	}
+	switch c.coldcardChain {
+	case "BTC", "XTN", "XRT":
+	default:
+		return nil, fmt.Errorf("--coldcard-chain %q: use BTC, XTN or XRT", c.coldcardChain)
+	}
+	if c.coldcard == "" {
+		return nil, errors.New("--coldcard: give a socket path, or off")
 	}
 	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--control", c.control}} {
 		if a.v == "off" || a.v == "" {
@@ -197,6 +215,9 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 			Approver:     t.Approver,
 			Faults:       t.Faults,
 			Logger:       log.With("device", "ledger"),
+
+			TrustTestTokenKey: c.testTokenKey,
+			VerboseEIP712:     c.verboseEIP712,
 		})
 		if err != nil {
 			return err
@@ -210,6 +231,29 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		targets["ledger"] = t
 		wg.Go(func() { failed(d.Serve(ctx, ln)) })
 		ready("ledger ready on tcp:%s", ln.Addr())
+	}
+
+	if c.coldcard != "off" {
+		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
+		d, err := coldcardemu.New(coldcardemu.Options{
+			Mnemonic:   c.mnemonic,
+			Passphrase: c.passphrase,
+			Chain:      c.coldcardChain,
+			Approver:   t.Approver,
+			Faults:     t.Faults,
+			Logger:     log.With("device", "coldcard"),
+		})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		srv, err := d.Listen(c.coldcard)
+		if err != nil {
+			return err
+		}
+		targets["coldcard"] = t
+		wg.Go(func() { failed(srv.Serve(ctx)) })
+		ready("coldcard ready on unix:%s", srv.Path())
 	}
 
 	if c.control != "" {
@@ -246,7 +290,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 
 func keys(m map[string]*emulator.ControlTarget) []string {
 	out := make([]string, 0, len(m))
-	for _, k := range []string{"trezor", "ledger"} {
+	for _, k := range []string{"trezor", "ledger", "coldcard"} {
 		if _, ok := m[k]; ok {
 			out = append(out, k)
 		}

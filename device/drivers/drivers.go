@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/coldcard"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
@@ -26,6 +27,10 @@ type Options struct {
 	// Timeout and LinkTimeout override the drivers' defaults (tests); 0 keeps them
 	// (trezor/ledger DefaultTimeout and DefaultLinkTimeout).
 	Timeout, LinkTimeout time.Duration
+	// LedgerTestTokenKey lets the Ledger driver describe dev-chain tokens to a Ledger-class
+	// emulator with descriptors signed by hwbridge's emulator test key (ledger.Options
+	// TestTokenKey); it applies to emulator links only (hwemu --ledger-test-token-key).
+	LedgerTestTokenKey bool
 }
 
 func (o Options) logger() *slog.Logger {
@@ -44,7 +49,22 @@ func Hub(o Options) map[string]device.Driver {
 		transport.KindLedger: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
 			return device.Verify(Ledger(link, c, o)), nil
 		},
+		transport.KindColdcard: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(Coldcard(link, c, o)), nil
+		},
 	}
+}
+
+// Coldcard drives a Coldcard on link (USB HID, or the simulator's unix: socket): c.Prompt
+// hears each wait for the person (a transaction or message to approve, an address shown).
+func Coldcard(link transport.Link, c device.DriverConfig, o Options) *coldcard.Driver {
+	return coldcard.New(link, coldcard.Options{
+		Logger:      o.logger().With("device", "coldcard"),
+		OnScreen:    c.Prompt,
+		Emulator:    c.Emulator,
+		Timeout:     o.Timeout,
+		LinkTimeout: o.LinkTimeout,
+	})
 }
 
 // Trezor drives a Trezor-class device on link: c.Prompt hears every ButtonRequest.
@@ -77,6 +97,8 @@ func Ledger(link transport.Link, c device.DriverConfig, o Options) *ledger.Drive
 		OnScreen:    c.Prompt,
 		Timeout:     o.Timeout,
 		LinkTimeout: o.LinkTimeout,
+
+		TestTokenKey: o.LedgerTestTokenKey && c.Emulator,
 	}
 	if c.Reopen != nil {
 		reopen, em := c.Reopen, c.Emulator
