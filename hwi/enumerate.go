@@ -100,7 +100,7 @@ func (s *Signer) describe(ctx context.Context, c Candidate) (entry deviceEntry, 
 	}
 	entry.Type = string(f.Family)
 	entry.Model = model(f, c)
-	if f.Label != "" && f.Family != device.FamilyLedger {
+	if f.Label != "" && f.Family == device.FamilyTrezor { // HWI: label None for the others
 		label := f.Label
 		entry.Label = &label
 	}
@@ -141,6 +141,12 @@ func model(f device.Features, c Candidate) string {
 			m += "_simulator"
 		}
 		return m
+	case device.FamilyColdcard:
+		// hwilib/devices/coldcard.py enumerate: "coldcard", "_simulator" for its simulator.
+		if f.Emulator {
+			return "coldcard_simulator"
+		}
+		return "coldcard"
 	case device.FamilyLedger:
 		if strings.HasPrefix(c.Path, "tcp:") {
 			return "ledger_nano_s_simulator"

@@ -103,6 +103,8 @@ func TestHWIModelNames(t *testing.T) {
 		{ledgerF, Candidate{Path: "tcp:127.0.0.1:40000"}, "ledger_nano_s_simulator"},
 		{device.Features{Family: device.FamilyTrezor, Model: "Safe 3"}, Candidate{Path: "hid:/dev/hidraw1"}, "trezor_safe 3"},
 		{device.Features{Family: device.FamilyTrezor, Model: "1"}, Candidate{Path: "udp:127.0.0.1:21324"}, "trezor_1_simulator"},
+		{device.Features{Family: device.FamilyColdcard, Model: "Mk4", Emulator: true}, Candidate{Path: "unix:/tmp/ckcc-simulator.sock"}, "coldcard_simulator"},
+		{device.Features{Family: device.FamilyColdcard, Model: "Q"}, Candidate{Path: "hid:/dev/hidraw4"}, "coldcard"},
 	}
 	for _, tc := range tests {
 		if got := model(tc.f, tc.c); got != tc.want {
