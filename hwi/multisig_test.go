@@ -433,3 +433,40 @@ func TestSignTxRegisteredPolicy(t *testing.T) {
 		t.Fatalf("%d registration reviews, want 1", n)
 	}
 }
+
+// TestLedgerAppSwitchSaid: a command that acts at the device may open the Bitcoin app of
+// its chain on a Ledger; hwbridge says so on stderr (HWI leaves the other app closed
+// without a word); a read-only command never switches.
+func TestLedgerAppSwitchSaid(t *testing.T) {
+	lg, err := ledgeremu.New(ledgeremu.Config{Mnemonic: abandon, App: ledgeremu.AppBitcoin, Approver: emulator.NewApprover(emulator.PolicyAuto)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	drv := device.Verify(ledger.New(transport.NewSpeculosExchanger(lg.Pipe()), ledger.Options{Emulator: true, OpenApp: true}))
+	defer drv.Close()
+	run := func(args ...string) (map[string]any, string) {
+		var out, warn bytes.Buffer
+		s := &Signer{Out: &out, Warn: &warn,
+			Candidates: func(context.Context) ([]Candidate, error) { return nil, nil },
+			Open:       func(context.Context, string) (device.Device, error) { return drv, nil }}
+		if err := s.Run(t.Context(), append([]string{"-d", LedgerEmulatorPath}, args...), nil); err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v, warn.String()
+	}
+	if v, _ := run("--chain", "test", "getmasterxpub"); v["code"] != float64(CodeDeviceNotReady) || lg.App() != ledgeremu.AppBitcoin {
+		t.Fatalf("read-only getmasterxpub on the mainnet app: %v, app %q", v, lg.App())
+	}
+	v, warn := run("--chain", "test", "displayaddress", "--path", "m/84h/1h/0h/0/0")
+	if v["address"] == nil || lg.App() != ledgeremu.AppBitcoinTest || !strings.Contains(warn, "now has the Bitcoin Test app open (it had Bitcoin)") {
+		t.Fatalf("displayaddress on another chain: %v, app %q, stderr %q", v, lg.App(), warn)
+	}
+	if _, warn := run("--chain", "test", "displayaddress", "--path", "m/84h/1h/0h/0/1"); warn != "" {
+		t.Fatalf("no switch, yet stderr %q", warn)
+	}
+}

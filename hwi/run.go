@@ -197,6 +197,10 @@ func (s *Signer) Run(ctx context.Context, args []string, stdin io.Reader) error 
 	default:
 		var d device.Device
 		d, err = s.find(ctx)
+		var appBefore string
+		if err == nil && switchingCommands[cmd] {
+			appBefore = s.openApp(ctx, d)
+		}
 		if err == nil {
 			switch cmd {
 			case "getmasterxpub":
@@ -241,6 +245,12 @@ func (s *Signer) Run(ctx context.Context, args []string, stdin io.Reader) error 
 				result, err = s.pinCommand(ctx, d, cmd, pin)
 			}
 			err = s.ledgerRefusal(ctx, d, err)
+			if appBefore != "" {
+				if now := s.openApp(ctx, d); now != "" && now != appBefore {
+					// HWI leaves the device in the app it opened without a word.
+					fmt.Fprintf(s.warnOut(), "hwbridge hwi: the Ledger now has the %s app open (it had %s): open %s again for what used it\n", now, appBefore, appBefore)
+				}
+			}
 		}
 	}
 	if err != nil {
@@ -298,4 +308,17 @@ func (s *Signer) reply(v any) error {
 
 func (s *Signer) replyError(err error) error {
 	return s.reply(map[string]any{"error": err.Error(), "code": Code(err)})
+}
+
+// switchingCommands are the commands that act at the device, so a Ledger may open the app
+// they need (device.WithAppSwitch); the others never change the open app.
+var switchingCommands = map[string]bool{"signmessage": true, "displayaddress": true, "signtx": true, "registerdescriptor": true}
+
+// openApp names the app a Ledger has open ("" for other devices, or when unknown).
+func (s *Signer) openApp(ctx context.Context, d device.Device) string {
+	f, err := d.Features(ctx)
+	if err != nil || f.Family != device.FamilyLedger {
+		return ""
+	}
+	return f.App
 }
