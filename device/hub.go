@@ -159,6 +159,9 @@ func NewHub(cfg HubConfig) *Hub {
 		if strings.HasPrefix(e, transport.SchemeUnix+":") {
 			kind = transport.KindColdcard
 		}
+		if strings.HasPrefix(e, transport.SchemeKeepKey+":") {
+			kind = transport.KindKeepKey
+		}
 		h.slots[e] = &slot{path: e, kind: kind, emulator: true}
 	}
 	return h

@@ -1,9 +1,11 @@
 // Command hwemu runs hwbridge's emulated hardware wallets (design.md "hwemu"): a
 // Trezor-class device on UDP as the Trezor emulator speaks it, and a Ledger-class device on
-// TCP as Speculos speaks it, both from one BIP-39 mnemonic, with an approval policy and an
-// optional loopback control API (transcript, button presses, faults).
+// TCP as Speculos speaks it, and with --qr DIR a QR-code signer (emulator/qrsigner) whose
+// camera and screen are a folder, all from one BIP-39 mnemonic, with an approval policy and
+// an optional loopback control API (transcript, button presses, faults).
 //
-//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--coldcard SOCKET|off] [--coldcard-chain BTC|XTN|XRT] [--mnemonic WORDS] [--passphrase P] [--pin N]
+//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--coldcard SOCKET|off] [--coldcard-chain BTC|XTN|XRT]
+//	      [--qr DIR|off] [--qr-network NET] [--keepkey ADDR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
 //	      [--approve auto|reject|prompt] [--control ADDR] [--ledger-app NAME] [--ledger-blind-signing]
 //	      [--ledger-test-token-key] [--ledger-verbose-eip712]
 //
@@ -27,9 +29,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg"
+
 	"github.com/hwbridge/hwbridge/emulator"
 	coldcardemu "github.com/hwbridge/hwbridge/emulator/coldcard"
+	keepkeyemu "github.com/hwbridge/hwbridge/emulator/keepkey"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
+	"github.com/hwbridge/hwbridge/emulator/qrsigner"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/buildinfo"
 	"github.com/hwbridge/hwbridge/transport"
@@ -51,6 +57,9 @@ func main() {
 type config struct {
 	trezor, ledger, control string
 	coldcard, coldcardChain string
+	keepkey                 string
+	qr                      string           // the QR signer's shared folder, or off
+	qrNet                   *chaincfg.Params // the network of its account export
 	mnemonic, passphrase    string
 	pin                     string
 	approve                 emulator.Policy
@@ -72,9 +81,12 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.ledger, "ledger", "127.0.0.1:9999", "Ledger-class device on TCP `ADDR` (Speculos APDU framing), or off")
 	fs.StringVar(&c.coldcard, "coldcard", "off", "Coldcard-class device on the unix datagram socket `SOCKET` (the Coldcard simulator's framing; ckcc --simulator uses "+transport.DefaultColdcardSimulator+"), or off")
 	fs.StringVar(&c.coldcardChain, "coldcard-chain", "BTC", "the Coldcard's chain setting: BTC, XTN (testnet) or XRT (regtest)")
+	fs.StringVar(&c.qr, "qr", "off", "QR-code signer (SafePal/Keystone-like) whose camera and screen are folder `DIR`: account export in DIR/account.txt and .png, requests (UR parts as text, or PNG frames) into DIR/in/, signed answers from DIR/out/; or off")
+	qrNet := fs.String("qr-network", "testnet", "the QR signer's network: mainnet, or testnet (also regtest and signet: same keys)")
+	fs.StringVar(&c.keepkey, "keepkey", "off", "KeepKey device on UDP `ADDR` as the KeepKey emulator speaks it (HOST:PORT, its default 127.0.0.1:11044; debug link on PORT+1; hwbridge names it keepkey:ADDR), or off")
 	fs.StringVar(&c.mnemonic, "mnemonic", emulator.DefaultMnemonic, "BIP-39 `WORDS` of the seed (default: the standard test mnemonic)")
 	fs.StringVar(&c.passphrase, "passphrase", "", "BIP-39 passphrase `P`: the Ledger uses it as its seed passphrase; the Trezor turns on passphrase protection and yields P for on-device entry (the host may also type its own)")
-	fs.StringVar(&c.pin, "pin", "", "Trezor PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
+	fs.StringVar(&c.pin, "pin", "", "Trezor and KeepKey PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
 	fs.StringVar(&approve, "approve", "auto", "approval policy: auto, reject or prompt (prompt waits for POST /press or a DebugLink decision)")
 	fs.StringVar(&c.control, "control", "", "serve the control API on loopback `ADDR` (HOST:PORT)")
 	var model string
@@ -99,8 +111,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if c.trezorModel, err = trezoremu.ParseModel(model); err != nil {
 		return nil, errors.New("--trezor-model: " + strings.TrimPrefix(err.Error(), "trezoremu: "))
 	}
-	if c.trezor == "off" && c.ledger == "off" && c.coldcard == "off" {
-		return nil, errors.New("every device is off: give --trezor, --ledger or --coldcard an address")
+	if c.trezor == "off" && c.ledger == "off" && c.coldcard == "off" && c.qr == "off" && c.keepkey == "off" {
+		return nil, errors.New("every device is off: give --trezor, --ledger, --coldcard or --keepkey an address, or --qr a folder")
 	}
 	switch c.coldcardChain {
 	case "BTC", "XTN", "XRT":
@@ -110,7 +122,15 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if c.coldcard == "" {
 		return nil, errors.New("--coldcard: give a socket path, or off")
 	}
-	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--control", c.control}} {
+	switch *qrNet {
+	case "mainnet":
+		c.qrNet = &chaincfg.MainNetParams
+	case "testnet", "regtest", "signet":
+		c.qrNet = &chaincfg.TestNet3Params
+	default:
+		return nil, fmt.Errorf("--qr-network %q: use mainnet or testnet", *qrNet)
+	}
+	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--keepkey", c.keepkey}, {"--control", c.control}} {
 		if a.v == "off" || a.v == "" {
 			continue
 		}
@@ -256,6 +276,44 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		ready("coldcard ready on unix:%s", srv.Path())
 	}
 
+	if c.qr != "off" {
+		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
+		w, err := emulator.NewWallet(c.mnemonic, c.passphrase)
+		if err != nil {
+			return err
+		}
+		s := qrsigner.New(w, t.Approver, c.qrNet)
+		if err := s.WriteAccount(c.qr, 0); err != nil {
+			return fmt.Errorf("qr signer: %w", err)
+		}
+		targets["qr"] = t
+		wg.Go(func() { failed(s.Serve(ctx, c.qr, 0, 200*time.Millisecond)) })
+		ready("qr signer ready in %s", c.qr)
+	}
+
+	if c.keepkey != "off" {
+		// The KeepKey persona takes the PIN but has no passphrase (emulator/keepkey).
+		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
+		d, err := keepkeyemu.New(keepkeyemu.Options{
+			Mnemonic: c.mnemonic,
+			PIN:      c.pin,
+			Approver: t.Approver,
+			Faults:   t.Faults,
+			Logger:   log.With("device", "keepkey"),
+		})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		srv, err := d.ListenUDP(c.keepkey)
+		if err != nil {
+			return err
+		}
+		targets["keepkey"] = t
+		wg.Go(func() { failed(srv.Serve(ctx)) })
+		ready("keepkey ready on keepkey:%s", srv.Addr())
+	}
+
 	if c.control != "" {
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, "tcp", c.control)
@@ -290,7 +348,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 
 func keys(m map[string]*emulator.ControlTarget) []string {
 	out := make([]string, 0, len(m))
-	for _, k := range []string{"trezor", "ledger", "coldcard"} {
+	for _, k := range []string{"trezor", "ledger", "coldcard", "qr", "keepkey"} {
 		if _, ok := m[k]; ok {
 			out = append(out, k)
 		}
