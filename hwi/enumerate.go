@@ -100,13 +100,17 @@ func (s *Signer) describe(ctx context.Context, c Candidate) (entry deviceEntry, 
 	}
 	entry.Type = string(f.Family)
 	entry.Model = model(f, c)
-	if f.Label != "" && f.Family == device.FamilyTrezor { // HWI: label None for the others
+	if f.Label != "" && (f.Family == device.FamilyTrezor || f.Family == device.FamilyKeepKey) { // HWI: None for the others
 		label := f.Label
 		entry.Label = &label
 	}
-	if f.Family == device.FamilyTrezor && f.PINProtected && !f.Unlocked {
+	if (f.Family == device.FamilyTrezor || f.Family == device.FamilyKeepKey) && f.PINProtected && !f.Unlocked {
 		entry.NeedsPinSent = true
-		entry.Error = "Could not open client or get fingerprint information: Trezor is locked. Unlock by using 'promptpin' and then 'sendpin'."
+		name := "Trezor"
+		if f.Family == device.FamilyKeepKey {
+			name = "Keepkey" // hwilib/devices/keepkey.py
+		}
+		entry.Error = "Could not open client or get fingerprint information: " + name + " is locked. Unlock by using 'promptpin' and then 'sendpin'."
 		entry.Code = CodeDeviceNotReady
 		return entry, true, device.ErrLocked
 	}
@@ -141,6 +145,12 @@ func model(f device.Features, c Candidate) string {
 			m += "_simulator"
 		}
 		return m
+	case device.FamilyKeepKey:
+		// hwilib/devices/keepkey.py enumerate: "keepkey", "_simulator" on a udp: path.
+		if strings.HasPrefix(c.Path, "udp:") {
+			return "keepkey_simulator"
+		}
+		return "keepkey"
 	case device.FamilyColdcard:
 		// hwilib/devices/coldcard.py enumerate: "coldcard", "_simulator" for its simulator.
 		if f.Emulator {

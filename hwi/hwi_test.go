@@ -105,6 +105,8 @@ func TestHWIModelNames(t *testing.T) {
 		{device.Features{Family: device.FamilyTrezor, Model: "1"}, Candidate{Path: "udp:127.0.0.1:21324"}, "trezor_1_simulator"},
 		{device.Features{Family: device.FamilyColdcard, Model: "Mk4", Emulator: true}, Candidate{Path: "unix:/tmp/ckcc-simulator.sock"}, "coldcard_simulator"},
 		{device.Features{Family: device.FamilyColdcard, Model: "Q"}, Candidate{Path: "hid:/dev/hidraw4"}, "coldcard"},
+		{device.Features{Family: device.FamilyKeepKey, Model: "K1-14AM"}, Candidate{Path: "udp:127.0.0.1:11044"}, "keepkey_simulator"},
+		{device.Features{Family: device.FamilyKeepKey, Model: "K1-14AM"}, Candidate{Path: "hid:/dev/hidraw5"}, "keepkey"},
 	}
 	for _, tc := range tests {
 		if got := model(tc.f, tc.c); got != tc.want {
