@@ -129,6 +129,13 @@ func (d *Daemon) runPINPrompt(c *call, path string, pp *pinPrompt) {
 	}
 	err := d.cfg.Hub.Do(ctx, path, c.label(), func(ctx context.Context, dev device.Device) error {
 		_, err := dev.XPub(device.WithPIN(ctx, ask), device.XPubRequest{Path: hdpath.Path{44 + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened}, Network: &chaincfg.TestNet3Params})
+		if errors.Is(err, device.ErrLocked) {
+			// The PIN may have been right and the device then asked for a passphrase
+			// (v1Unlock gives it): what sendpin answers is whether the PIN unlocked it.
+			if f, ferr := dev.Features(ctx); ferr == nil && f.Unlocked {
+				return nil
+			}
+		}
 		return err
 	})
 	d.forgetKeys(path) // Features.unlocked changed
