@@ -267,7 +267,7 @@ var hwiCommands = []string{
 	"signmessage MESSAGE PATH",
 	"getkeypool [--keypool|--nokeypool] [--internal] [--addr-type T|--all] [--account N] [--path P] START END",
 	"getdescriptors [--account N]",
-	"displayaddress --desc DESC | --path P [--addr-type T] | --registration R --index N [--multipath-index N|--change]",
+	"displayaddress (--desc DESC | --path P [--addr-type T] | --registration R --index N [--multipath-index N|--change])",
 	"registerdescriptor NAME DESCRIPTOR",
 	"signtx PSBT",
 	"promptpin", "sendpin PIN", "togglepassphrase", "installudevrules",
