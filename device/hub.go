@@ -532,6 +532,18 @@ func (h *Hub) lost(s *slot, err error) {
 	}
 }
 
+// ForgetKeys drops what the hub cached of the keys of the device at path (features,
+// fingerprint, xpubs): they changed, as when a passphrase session begins or ends.
+func (h *Hub) ForgetKeys(path string) {
+	s, err := h.slot(path)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.features, s.fp, s.xpubs = nil, nil, nil
+	s.mu.Unlock()
+}
+
 // Features returns the cached features of the device at path, reading them once.
 func (h *Hub) Features(ctx context.Context, path string) (Features, error) {
 	s, err := h.slot(path)
