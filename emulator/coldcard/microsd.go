@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/btcsuite/btcd/btcutil/psbt"
 
@@ -93,4 +94,48 @@ func (d *Device) SignFile(ctx context.Context, path string) ([]string, error) {
 		return nil, err
 	}
 	return names, os.WriteFile(names[1], []byte(hex.EncodeToString(txBuf.Bytes())+"\r\n"), 0o600)
+}
+
+// ServeCard treats dir as the microSD card until ctx ends: every PSBT file put there
+// (NAME.psbt; not the NAME-signed.psbt or NAME-part.psbt the device writes) is signed once,
+// as SignFile does, looking for new ones every poll. A file refused on the screen or not a
+// PSBT the device can sign is logged and left alone, as the firmware leaves it on the card.
+func (d *Device) ServeCard(ctx context.Context, dir string, poll time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	done := map[string]time.Time{} // file → modification time when handled
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if e.IsDir() || !strings.HasSuffix(name, ".psbt") || strings.HasSuffix(name, "-signed.psbt") || strings.HasSuffix(name, "-part.psbt") {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil || done[name].Equal(info.ModTime()) {
+				continue
+			}
+			done[name] = info.ModTime()
+			files, err := d.SignFile(ctx, filepath.Join(dir, name))
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				d.log.Info("microSD: not signed", "file", name, "err", err)
+				continue
+			}
+			d.log.Info("microSD: signed", "file", name, "wrote", strings.Join(files, " "))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -2,6 +2,7 @@ package coldcard
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/btcutil/psbt"
@@ -133,5 +135,46 @@ func TestSignFile(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, n)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%s written: %v", n, err)
 		}
+	}
+}
+
+// TestServeCard: a PSBT dropped on the card folder is signed once; what the device wrote and
+// files it cannot sign are left alone; the loop ends with its context.
+func TestServeCard(t *testing.T) {
+	d, err := New(Options{Chain: "XRT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.ServeCard(ctx, dir, 5*time.Millisecond) }()
+	if err := os.WriteFile(filepath.Join(dir, "junk.psbt"), []byte("not a psbt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pay.psbt"), spendPSBT(t, d.w, false), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	final := filepath.Join(dir, "pay-final.txn")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(final); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the card's PSBT was not signed")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	names := []string{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "junk.psbt pay-final.txn pay-signed.psbt pay.psbt" {
+		t.Fatalf("the card holds %v", names)
 	}
 }
