@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -28,6 +29,19 @@ type canonParser struct {
 // canonMember is one object member: its decoded name names[n0:n1] and its canonical value
 // out[v0:v1].
 type canonMember struct{ n0, n1, v0, v1 int }
+
+// canonParsers keeps parsers for their scratch buffers.
+var canonParsers = sync.Pool{New: func() any { return new(canonParser) }}
+
+// release returns p to canonParsers, keeping scratch of a bounded size only.
+func (p *canonParser) release() {
+	p.in, p.out = nil, nil
+	if cap(p.names) > 64<<10 || cap(p.tmp) > 64<<10 || cap(p.ms) > 1024 {
+		return
+	}
+	p.names, p.ms, p.tmp = p.names[:0], p.ms[:0], p.tmp[:0]
+	canonParsers.Put(p)
+}
 
 var errCanonEOF = errors.New("unexpected end of JSON input")
 
@@ -179,11 +193,20 @@ func (p *canonParser) array(depth int) error {
 func (p *canonParser) object(depth int) error {
 	p.pos++ // {
 	start, base, n0 := len(p.out), len(p.ms), len(p.names)
-	defer func() { p.ms, p.names = p.ms[:base], p.names[:n0] }()
+	err := p.members(depth)
+	if err == nil {
+		err = p.sortMembers(start, base)
+	}
+	p.ms, p.names = p.ms[:base], p.names[:n0]
+	return err
+}
+
+// members parses an object's members after its '{' up to and including its '}', noting
+// each in p.ms with its value in p.out.
+func (p *canonParser) members(depth int) error {
 	p.space()
 	if p.pos < len(p.in) && p.in[p.pos] == '}' {
 		p.pos++
-		p.out = append(p.out, "{}"...)
 		return nil
 	}
 	for {
@@ -227,8 +250,13 @@ func (p *canonParser) object(depth int) error {
 		default:
 			return p.syntax("after object key:value pair")
 		}
-		break
+		return nil
 	}
+}
+
+// sortMembers replaces the object's members, written from out[start:], with its canonical
+// form: members sorted by name, names unique.
+func (p *canonParser) sortMembers(start, base int) error {
 	ms := p.ms[base:]
 	name := func(m canonMember) []byte { return p.names[m.n0:m.n1] }
 	slices.SortFunc(ms, func(a, b canonMember) int { return bytes.Compare(name(a), name(b)) })

@@ -120,7 +120,9 @@ func Canonical(raw []byte) ([]byte, error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("params are not valid UTF-8")
 	}
-	p := canonParser{in: raw, out: make([]byte, 0, len(raw))}
+	p := canonParsers.Get().(*canonParser)
+	defer p.release()
+	p.in, p.pos, p.out = raw, 0, make([]byte, 0, len(raw))
 	p.space()
 	if err := p.value(0); err != nil {
 		return nil, fmt.Errorf("params: %w", err)
