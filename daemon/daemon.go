@@ -83,12 +83,16 @@ type Daemon struct {
 	audit   *audit.Log
 	journal *journal.Journal
 	apps    *keys.Store
-	verify  *keys.Verifier
-	chains  *chainClients
-	conns   conns
-	workers *workers        // runs the device-call handlers (workers.go)
-	ctx     context.Context // ends at shutdown; subscriptions watch it
-	stop    context.CancelFunc
+	// policies are the Ledger wallet policy registrations kept (policies.go).
+	policies *policyStore
+	// pinPrompts are the PIN matrices waiting for sendpin (pin.go).
+	pinPrompts pinPrompts
+	verify     *keys.Verifier
+	chains     *chainClients
+	conns      conns
+	workers    *workers // runs the device-call handlers (workers.go)
+	ctx        context.Context // ends at shutdown; subscriptions watch it
+	stop       context.CancelFunc
 
 	ethAddrMu sync.Mutex
 	ethAddrs  map[string]string // device path|index → address (for account_list)
@@ -148,6 +152,9 @@ func Open(cfg Config) (*Daemon, error) {
 		d.log.Error("sends are refused", "err", err)
 	}
 	if d.apps, err = keys.Open(filepath.Join(cfg.DataDir, AppsFile), keys.Options{PairTimeout: cfg.PairTimeout}); err != nil {
+		return fail(err)
+	}
+	if d.policies, err = openPolicies(filepath.Join(cfg.DataDir, PoliciesFile)); err != nil {
 		return fail(err)
 	}
 	d.verify = keys.NewVerifier(d.apps, cfg.Window, nil)

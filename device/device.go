@@ -20,6 +20,8 @@ const (
 	FamilyLedger Family = "ledger"
 	// FamilyColdcard: Bitcoin-only; PSBTs over its USB protocol or on microSD.
 	FamilyColdcard Family = "coldcard"
+	// FamilyKeepKey is ShapeShift's KeepKey (a fork of Trezor's legacy firmware and protocol).
+	FamilyKeepKey Family = "keepkey"
 )
 
 // Chain names a blockchain a request is for.

@@ -159,6 +159,9 @@ func NewHub(cfg HubConfig) *Hub {
 		if strings.HasPrefix(e, transport.SchemeUnix+":") {
 			kind = transport.KindColdcard
 		}
+		if strings.HasPrefix(e, transport.SchemeKeepKey+":") {
+			kind = transport.KindKeepKey
+		}
 		h.slots[e] = &slot{path: e, kind: kind, emulator: true}
 	}
 	return h
@@ -524,6 +527,18 @@ func (h *Hub) lost(s *slot, err error) {
 		h.log.Info("device lost", "path", s.path, "err", err)
 		h.emit(Event{Type: EventDetached, Path: s.path})
 	}
+}
+
+// ForgetKeys drops what the hub cached of the keys of the device at path (features,
+// fingerprint, xpubs): they changed, as when a passphrase session begins or ends.
+func (h *Hub) ForgetKeys(path string) {
+	s, err := h.slot(path)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.features, s.fp, s.xpubs = nil, nil, nil
+	s.mu.Unlock()
 }
 
 // Features returns the cached features of the device at path, reading them once.

@@ -27,9 +27,9 @@
 //
 // NewControlHandler serves a small JSON API for tests and people driving hwemu by hand
 // (hwemu --control 127.0.0.1:PORT). It answers loopback Host names only and refuses any
-// request with an Origin or Referer header. "device" names a device ("trezor", "ledger", "coldcard");
-// it may be left out when only one device is served (for /press and /fault also when only
-// one device has a screen waiting).
+// request with an Origin or Referer header. "device" names a device ("trezor", "ledger",
+// "coldcard", "keepkey"); it may be left out when only one device is served (for /press and
+// /fault also when only one device has a screen waiting).
 //
 //	GET  /health                       {"ok":true,"devices":["ledger","trezor"]}
 //	GET  /transcript[?device=trezor]   [{"device":"trezor","title":"Confirm output",

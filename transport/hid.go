@@ -108,6 +108,10 @@ func filterHID(infos []hid.DeviceInfo) []DeviceInfo {
 		case in.VendorID == trezorUSBVendor && (in.ProductID == trezorUSBProduct || in.ProductID == trezorUSBBootloader):
 			// hidapi sees only the FIDO interface; the wire interface is vendor class.
 			d.Kind, d.Unsupported = KindTrezor, ErrWebUSB
+		case in.VendorID == keepkeyVendor:
+			if !keepkeyInfo(in, &d) {
+				continue
+			}
 		case in.VendorID == ledgerVendor:
 			model, ok := ledgerModel(in.ProductID)
 			if !ok || in.UsagePage == usagePageFIDO || in.UsagePage != usagePageLedger && in.Interface != 0 {

@@ -54,7 +54,7 @@ func ParsePath(s string) (Path, error) {
 			return Path{}, fmt.Errorf("%w: %q has no socket path", ErrInvalidPath, s)
 		}
 		return Path{Scheme: scheme, Addr: rest}, nil
-	case SchemeUDP, SchemeTCP:
+	case SchemeUDP, SchemeTCP, SchemeKeepKey:
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
 			return Path{}, fmt.Errorf("%w: %q: want %s:HOST:PORT: %w", ErrInvalidPath, s, scheme, err)
@@ -79,7 +79,7 @@ func Open(ctx context.Context, path string) (Link, error) {
 		return nil, err
 	}
 	switch p.Scheme {
-	case SchemeUDP:
+	case SchemeUDP, SchemeKeepKey:
 		return DialUDP(ctx, p.Addr)
 	case SchemeTCP:
 		return DialTCP(ctx, p.Addr)

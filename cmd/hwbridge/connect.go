@@ -24,6 +24,9 @@ var drivers = map[string]driver{
 	transport.KindColdcard: func(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
 		return hwdrivers.Coldcard(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("Coldcard")}, e.driverOptions())
 	},
+	transport.KindKeepKey: func(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
+		return hwdrivers.KeepKey(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("KeepKey")}, e.driverOptions())
+	},
 }
 
 func openLedger(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device {
@@ -53,6 +56,8 @@ func kindOf(ctx context.Context, p transport.Path) (string, error) {
 		return transport.KindLedger, nil
 	case transport.SchemeUnix:
 		return transport.KindColdcard, nil
+	case transport.SchemeKeepKey:
+		return transport.KindKeepKey, nil
 	}
 	infos, err := transport.Enumerate(ctx)
 	if err != nil {

@@ -75,6 +75,7 @@ func commandTable() []command {
 		{"audit verify", "[--data-dir DIR]", "check hwbridged's hash-chained audit log", runAuditVerify},
 		{"journal check", "[--data-dir DIR]", "check the request journal (what makes a request id pay at most once) against its head", runJournalCheck},
 		{"journal accept-loss", "--reason TEXT [--data-dir DIR]", "start the request journal again after a loss you checked on the chain (recorded in the audit log)", runJournalAcceptLoss},
+		{"forget", "[--fingerprint FP] [--data-dir DIR]", "make hwbridged forget the Ledger wallet policies it registered and the Trezor passphrase sessions it holds open", runForget},
 		{"udev install", "[--print] [--path FILE] [--no-reload]", "install the udev rules that give your user access to USB wallets (Linux), and reload udev", runUdevInstall},
 		{"completion", "bash|zsh|fish", "print a shell completion script (eval \"$(hwbridge completion bash)\" in ~/.bashrc)", runCompletion},
 		{"config show", "[--profile P] [--config FILE]", "print the effective settings (config file, profile, environment) and where each comes from", runConfigShow},

@@ -19,7 +19,6 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 
 	"github.com/hwbridge/hwbridge/daemon"
-	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/emulator"
 	"github.com/hwbridge/hwbridge/emulator/qrsigner"
 	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
@@ -298,7 +297,7 @@ func TestSendThroughQR(t *testing.T) {
 		var exp qrExport
 		json.Unmarshal([]byte(r.stdout), &exp)
 		no := qrsigner.New(w, emulator.NewApprover(emulator.PolicyReject), net)
-		if _, err := no.Scan(ctx, exp.QRParts); !errors.Is(err, device.ErrUserRejected) {
+		if _, err := no.Scan(ctx, exp.QRParts); !errors.Is(err, qrsigner.ErrRejected) {
 			t.Fatalf("reject: %v", err)
 		}
 		mempool(0)

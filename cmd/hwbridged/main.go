@@ -58,7 +58,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.socket, "socket", daemon.DefaultSocket(getenv), "the API socket")
 	fs.StringVar(&c.dataDir, "data-dir", daemon.DefaultDataDir(getenv), "app keys, request journal and audit log")
-	fs.Func("emulator", "serve an emulator endpoint (udp:HOST:PORT Trezor-class, tcp:HOST:PORT Ledger-class, unix:PATH Coldcard-class); comma-separated or repeated", func(s string) error {
+	fs.Func("emulator", "serve an emulator endpoint (udp:HOST:PORT Trezor-class, tcp:HOST:PORT Ledger-class, unix:PATH Coldcard-class, keepkey:HOST:PORT KeepKey); comma-separated or repeated", func(s string) error {
 		for p := range strings.SplitSeq(s, ",") {
 			p = strings.TrimSpace(p)
 			if p == "" {

@@ -5,7 +5,7 @@
 // an optional loopback control API (transcript, button presses, faults).
 //
 //	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--coldcard SOCKET|off] [--coldcard-chain BTC|XTN|XRT]
-//	      [--qr DIR|off] [--qr-network NET] [--mnemonic WORDS] [--passphrase P] [--pin N]
+//	      [--qr DIR|off] [--qr-network NET] [--keepkey ADDR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
 //	      [--approve auto|reject|prompt] [--control ADDR] [--ledger-app NAME] [--ledger-blind-signing]
 //	      [--ledger-test-token-key] [--ledger-verbose-eip712]
 //
@@ -33,6 +33,7 @@ import (
 
 	"github.com/hwbridge/hwbridge/emulator"
 	coldcardemu "github.com/hwbridge/hwbridge/emulator/coldcard"
+	keepkeyemu "github.com/hwbridge/hwbridge/emulator/keepkey"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	"github.com/hwbridge/hwbridge/emulator/qrsigner"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
@@ -56,6 +57,7 @@ func main() {
 type config struct {
 	trezor, ledger, control string
 	coldcard, coldcardChain string
+	keepkey                 string
 	qr                      string           // the QR signer's shared folder, or off
 	qrNet                   *chaincfg.Params // the network of its account export
 	mnemonic, passphrase    string
@@ -81,9 +83,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.coldcardChain, "coldcard-chain", "BTC", "the Coldcard's chain setting: BTC, XTN (testnet) or XRT (regtest)")
 	fs.StringVar(&c.qr, "qr", "off", "QR-code signer (SafePal/Keystone-like) whose camera and screen are folder `DIR`: account export in DIR/account.txt and .png, requests (UR parts as text, or PNG frames) into DIR/in/, signed answers from DIR/out/; or off")
 	qrNet := fs.String("qr-network", "testnet", "the QR signer's network: mainnet, or testnet (also regtest and signet: same keys)")
+	fs.StringVar(&c.keepkey, "keepkey", "off", "KeepKey device on UDP `ADDR` as the KeepKey emulator speaks it (HOST:PORT, its default 127.0.0.1:11044; debug link on PORT+1; hwbridge names it keepkey:ADDR), or off")
 	fs.StringVar(&c.mnemonic, "mnemonic", emulator.DefaultMnemonic, "BIP-39 `WORDS` of the seed (default: the standard test mnemonic)")
 	fs.StringVar(&c.passphrase, "passphrase", "", "BIP-39 passphrase `P`: the Ledger uses it as its seed passphrase; the Trezor turns on passphrase protection and yields P for on-device entry (the host may also type its own)")
-	fs.StringVar(&c.pin, "pin", "", "Trezor PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
+	fs.StringVar(&c.pin, "pin", "", "Trezor and KeepKey PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
 	fs.StringVar(&approve, "approve", "auto", "approval policy: auto, reject or prompt (prompt waits for POST /press or a DebugLink decision)")
 	fs.StringVar(&c.control, "control", "", "serve the control API on loopback `ADDR` (HOST:PORT)")
 	var model string
@@ -108,8 +111,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if c.trezorModel, err = trezoremu.ParseModel(model); err != nil {
 		return nil, errors.New("--trezor-model: " + strings.TrimPrefix(err.Error(), "trezoremu: "))
 	}
-	if c.trezor == "off" && c.ledger == "off" && c.coldcard == "off" && c.qr == "off" {
-		return nil, errors.New("every device is off: give --trezor, --ledger or --coldcard an address, or --qr a folder")
+	if c.trezor == "off" && c.ledger == "off" && c.coldcard == "off" && c.qr == "off" && c.keepkey == "off" {
+		return nil, errors.New("every device is off: give --trezor, --ledger, --coldcard or --keepkey an address, or --qr a folder")
 	}
 	switch c.coldcardChain {
 	case "BTC", "XTN", "XRT":
@@ -127,7 +130,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	default:
 		return nil, fmt.Errorf("--qr-network %q: use mainnet or testnet", *qrNet)
 	}
-	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--control", c.control}} {
+	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--keepkey", c.keepkey}, {"--control", c.control}} {
 		if a.v == "off" || a.v == "" {
 			continue
 		}
@@ -288,6 +291,29 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		ready("qr signer ready in %s", c.qr)
 	}
 
+	if c.keepkey != "off" {
+		// The KeepKey persona takes the PIN but has no passphrase (emulator/keepkey).
+		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
+		d, err := keepkeyemu.New(keepkeyemu.Options{
+			Mnemonic: c.mnemonic,
+			PIN:      c.pin,
+			Approver: t.Approver,
+			Faults:   t.Faults,
+			Logger:   log.With("device", "keepkey"),
+		})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		srv, err := d.ListenUDP(c.keepkey)
+		if err != nil {
+			return err
+		}
+		targets["keepkey"] = t
+		wg.Go(func() { failed(srv.Serve(ctx)) })
+		ready("keepkey ready on keepkey:%s", srv.Addr())
+	}
+
 	if c.control != "" {
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, "tcp", c.control)
@@ -322,7 +348,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 
 func keys(m map[string]*emulator.ControlTarget) []string {
 	out := make([]string, 0, len(m))
-	for _, k := range []string{"trezor", "ledger", "coldcard", "qr"} {
+	for _, k := range []string{"trezor", "ledger", "coldcard", "qr", "keepkey"} {
 		if _, ok := m[k]; ok {
 			out = append(out, k)
 		}

@@ -60,6 +60,10 @@ type Capabilities struct {
 	// transfer selector but is not a valid transfer (device.ErrInvalidInput), as the Ledger
 	// Ethereum app does even with blind signing on; otherwise it signs such data as any.
 	RefusesMalformedERC20 bool
+	// NoAccessList: the device signs EIP-1559 transactions only with an empty access list
+	// (KeepKey); the eip1559 case runs without one, and one with an access list must be
+	// refused with errors.ErrUnsupported.
+	NoAccessList bool
 	// NeedsNonWitnessUTXO: the device refuses segwit v0 inputs without the full previous
 	// transaction (device.ErrInvalidInput), as current Trezor firmware does.
 	NeedsNonWitnessUTXO bool
@@ -456,6 +460,14 @@ func testSignEthTx(t *testing.T, d device.Device, caps Capabilities) {
 		{"eip1559", 1, types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), Nonce: 3, GasTipCap: big.NewInt(1_500_000_000), GasFeeCap: big.NewInt(30_000_000_000), Gas: 60000, To: &to, Value: big.NewInt(12345), Data: data,
 			AccessList: types.AccessList{{Address: to, StorageKeys: []common.Hash{common.HexToHash("0x01"), common.HexToHash("0x02")}}}}), caps.EIP1559},
 		{"eip1559-create", 5, types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(5), Nonce: 0, GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2), Gas: 500000, Value: big.NewInt(0), Data: data[:40]}), caps.EIP1559},
+	}
+	if caps.NoAccessList && caps.EIP1559 {
+		t.Run("eip1559-access-list-refused", func(t *testing.T) {
+			if _, err := d.SignEthTx(ctxFor(t), path, cases[3].tx, big.NewInt(1)); !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("eip-1559 with an access list on a device without them: err %v, want errors.ErrUnsupported", err)
+			}
+		})
+		cases[3].tx = types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), Nonce: 3, GasTipCap: big.NewInt(1_500_000_000), GasFeeCap: big.NewInt(30_000_000_000), Gas: 60000, To: &to, Value: big.NewInt(12345), Data: data})
 	}
 	for _, tc := range cases {
 		if !tc.need {

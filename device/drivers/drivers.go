@@ -10,8 +10,10 @@ import (
 
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/coldcard"
+	"github.com/hwbridge/hwbridge/device/keepkey"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
+	"github.com/hwbridge/hwbridge/internal/keepkeypb"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -52,6 +54,9 @@ func Hub(o Options) map[string]device.Driver {
 		transport.KindColdcard: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
 			return device.Verify(Coldcard(link, c, o)), nil
 		},
+		transport.KindKeepKey: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(KeepKey(link, c, o)), nil
+		},
 	}
 }
 
@@ -61,6 +66,26 @@ func Coldcard(link transport.Link, c device.DriverConfig, o Options) *coldcard.D
 	return coldcard.New(link, coldcard.Options{
 		Logger:      o.logger().With("device", "coldcard"),
 		OnScreen:    c.Prompt,
+		Emulator:    c.Emulator,
+		Timeout:     o.Timeout,
+		LinkTimeout: o.LinkTimeout,
+	})
+}
+
+// KeepKey drives a KeepKey on link: c.Prompt hears every ButtonRequest. PIN and
+// Passphrase are the same host prompts as a Trezor's (KeepKey shows the same scrambled
+// 3×3 matrix).
+func KeepKey(link transport.Link, c device.DriverConfig, o Options) *keepkey.Driver {
+	prompt := c.Prompt
+	return keepkey.New(link, keepkey.Options{
+		Logger: o.logger().With("device", "keepkey"),
+		OnButton: func(keepkeypb.ButtonRequestType) {
+			if prompt != nil {
+				prompt()
+			}
+		},
+		PIN:         o.PIN,
+		Passphrase:  o.Passphrase,
 		Emulator:    c.Emulator,
 		Timeout:     o.Timeout,
 		LinkTimeout: o.LinkTimeout,

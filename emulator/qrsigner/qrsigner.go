@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -27,7 +28,6 @@ import (
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
 
-	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/emulator"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	hwpsbt "github.com/hwbridge/hwbridge/psbt"
@@ -39,6 +39,14 @@ const Name = "QR signer"
 
 // ErrNothingToSign: no input of the PSBT belongs to this device's seed.
 var ErrNothingToSign = errors.New("qrsigner: no input of this PSBT belongs to this wallet")
+
+// ErrRejected is returned when the person declines the transaction on the signer's screen;
+// ErrMissingAmount when an input's amount is missing, so the fee cannot be shown. They are
+// the emulator's own (internal/deptest keeps emulators apart from the drivers' errors).
+var (
+	ErrRejected      = errors.New("qrsigner: rejected on the device")
+	ErrMissingAmount = errors.New("qrsigner: an input's amount is missing: the fee cannot be shown")
+)
 
 // Signer is one emulated QR device.
 type Signer struct {
@@ -148,7 +156,7 @@ func (s *Signer) Sign(ctx context.Context, bin []byte) ([]byte, error) {
 		return nil, fmt.Errorf("qrsigner: %w", err)
 	}
 	if sum.Fee == nil {
-		return nil, fmt.Errorf("qrsigner: %w: an input's amount is missing: the fee cannot be shown", device.ErrInvalidInput)
+		return nil, ErrMissingAmount
 	}
 	lines := []string{}
 	for _, o := range sum.Outputs {
@@ -160,7 +168,7 @@ func (s *Signer) Sign(ctx context.Context, bin []byte) ([]byte, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("qrsigner: %w", device.ErrUserRejected)
+		return nil, ErrRejected
 	}
 	fetcher := txscript.NewMultiPrevOutFetcher(nil)
 	for i, in := range p.UnsignedTx.TxIn {
@@ -191,13 +199,13 @@ func (s *Signer) signInput(p *psbt.Packet, i int, hashes *txscript.TxSigHashes) 
 	in := &p.Inputs[i]
 	tx := p.UnsignedTx
 	out := hwpsbt.SpentOutput(p, i)
-	mine := device.Fingerprint(s.w.Fingerprint())
+	mine := s.w.Fingerprint()
 	if in.NonWitnessUtxo != nil && in.NonWitnessUtxo.TxHash() != tx.TxIn[i].PreviousOutPoint.Hash {
 		return 0, errors.New("its previous transaction is not the one it spends")
 	}
 	n := 0
 	for _, d := range in.TaprootBip32Derivation {
-		if device.FingerprintFromPSBT(d.MasterKeyFingerprint) != mine || len(d.LeafHashes) != 0 {
+		if bits.ReverseBytes32(d.MasterKeyFingerprint) != mine || len(d.LeafHashes) != 0 {
 			continue
 		}
 		priv, err := s.w.PrivKey(hdpath.Path(d.Bip32Path))
@@ -228,7 +236,7 @@ func (s *Signer) signInput(p *psbt.Packet, i int, hashes *txscript.TxSigHashes) 
 		n++
 	}
 	for _, d := range in.Bip32Derivation {
-		if device.FingerprintFromPSBT(d.MasterKeyFingerprint) != mine {
+		if bits.ReverseBytes32(d.MasterKeyFingerprint) != mine {
 			continue
 		}
 		priv, err := s.w.PrivKey(hdpath.Path(d.Bip32Path))

@@ -132,7 +132,7 @@ func TestSignAllTypes(t *testing.T) {
 		t.Fatalf("screens: %+v", tr)
 	}
 	// rejected on the device
-	if _, err := New(w, emulator.NewApprover(emulator.PolicyReject), net).Sign(context.Background(), bin); !errors.Is(err, device.ErrUserRejected) {
+	if _, err := New(w, emulator.NewApprover(emulator.PolicyReject), net).Sign(context.Background(), bin); !errors.Is(err, ErrRejected) {
 		t.Fatalf("rejected: %v", err)
 	}
 	// another wallet owns nothing here
