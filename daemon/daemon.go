@@ -90,7 +90,7 @@ type Daemon struct {
 	verify     *keys.Verifier
 	chains     *chainClients
 	conns      conns
-	workers    *workers // runs the device-call handlers (workers.go)
+	workers    *workers        // runs the device-call handlers (workers.go)
 	ctx        context.Context // ends at shutdown; subscriptions watch it
 	stop       context.CancelFunc
 
