@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ethereum/go-ethereum/rpc"
@@ -175,8 +174,11 @@ func lockDataDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data directory lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockNB(f); err != nil {
 		f.Close()
+		if errors.Is(err, errors.ErrUnsupported) {
+			return nil, fmt.Errorf("data directory lock: %w", err)
+		}
 		return nil, fmt.Errorf("another hwbridged uses the data directory %s: stop it, or pass another --data-dir: %w", dir, ErrInUse)
 	}
 	return f, nil

@@ -236,12 +236,15 @@ func (h *Hub) scanUSB(ctx context.Context) {
 		switch {
 		case errors.Is(err, errors.ErrUnsupported):
 			if !h.noUSB.Swap(true) {
-				h.log.Warn("this build cannot reach USB wallets (built without cgo): only --emulator endpoints are served; reinstall with CGO_ENABLED=1 and a C compiler", "err", err)
+				h.log.Warn("this build cannot reach USB HID wallets (built without cgo): only --emulator endpoints and raw-USB Trezors (Linux) are served; reinstall with CGO_ENABLED=1 and a C compiler", "err", err)
 			}
+			// Without HID, enumeration still lists what raw USB found (transport.Enumerate).
 		case ctx.Err() == nil:
 			h.log.Warn("usb enumeration failed", "err", err)
+			return
+		default:
+			return
 		}
-		return
 	}
 	seen := map[string]bool{}
 	var added []*slot

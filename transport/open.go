@@ -17,6 +17,8 @@ const (
 	SchemeHID = "hid" // hid:<os path>, a USB device found by Enumerate
 	SchemeUDP = "udp" // udp:HOST:PORT, a device speaking the Trezor emulator protocol
 	SchemeTCP = "tcp" // tcp:HOST:PORT, a device speaking the Speculos APDU protocol
+	// SchemeUSB (rawusb_sysfs.go): usb:BUS-PORT[.PORT…], a raw-USB wallet found by Enumerate
+
 	// SchemeUnix: unix:PATH, a Coldcard simulator's datagram socket (coldcard.go).
 	SchemeUnix = "unix"
 )
@@ -25,19 +27,25 @@ const (
 const DialTimeout = 5 * time.Second
 
 // ErrInvalidPath: a device path that does not parse.
-var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, udp:HOST:PORT, tcp:HOST:PORT or unix:PATH)")
+var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT or unix:PATH)")
 
 // Path is a parsed device path.
 type Path struct {
-	Scheme string // SchemeHID, SchemeUDP or SchemeTCP
-	// Addr is the OS device path for hid, HOST:PORT for udp and tcp.
+	Scheme string // SchemeHID, SchemeUSB, SchemeUDP, SchemeTCP or SchemeUnix
+	// Addr is the OS device path for hid, the sysfs device name for usb, HOST:PORT for udp
+	// and tcp.
 	Addr string
 }
 
 func (p Path) String() string { return p.Scheme + ":" + p.Addr }
 
-// ParsePath parses hid:PATH, udp:HOST:PORT or tcp:HOST:PORT. Hosts may be names, IPv4 or
-// bracketed IPv6 addresses; the port is required.
+// USB reports whether p names a device on USB (hid: or usb:) rather than an emulator or a
+// device on a socket (udp:, tcp:, unix:).
+func (p Path) USB() bool { return p.Scheme == SchemeHID || p.Scheme == SchemeUSB }
+
+// ParsePath parses hid:PATH, usb:BUS-PORT[.PORT…], udp:HOST:PORT, tcp:HOST:PORT or
+// unix:PATH. Hosts
+// may be names, IPv4 or bracketed IPv6 addresses; the port is required.
 func ParsePath(s string) (Path, error) {
 	scheme, rest, ok := strings.Cut(s, ":")
 	if !ok {
@@ -47,6 +55,11 @@ func ParsePath(s string) (Path, error) {
 	case SchemeHID:
 		if rest == "" {
 			return Path{}, fmt.Errorf("%w: %q has no os device path (run hwbridge devices)", ErrInvalidPath, s)
+		}
+		return Path{Scheme: scheme, Addr: rest}, nil
+	case SchemeUSB:
+		if !validUSBName(rest) {
+			return Path{}, fmt.Errorf("%w: %q: want usb:BUS-PORT[.PORT…], e.g. usb:1-3.2 (run hwbridge devices)", ErrInvalidPath, s)
 		}
 		return Path{Scheme: scheme, Addr: rest}, nil
 	case SchemeUnix:
@@ -71,8 +84,9 @@ func ParsePath(s string) (Path, error) {
 }
 
 // Open opens the device at path (see ParsePath). A udp path is pinged first, so that an
-// emulator that is not running gives ErrNoDevice at once; a tcp path is dialled; a hid
-// path is looked up among the supported wallet interfaces and opened.
+// emulator that is not running gives ErrNoDevice at once; a tcp path is dialled; a hid or
+// usb path is looked up among the supported wallet interfaces and opened (usb: claims the
+// interface, and fails with ErrClaimed while another program holds it).
 func Open(ctx context.Context, path string) (Link, error) {
 	p, err := ParsePath(path)
 	if err != nil {
@@ -83,10 +97,20 @@ func Open(ctx context.Context, path string) (Link, error) {
 		return DialUDP(ctx, p.Addr)
 	case SchemeTCP:
 		return DialTCP(ctx, p.Addr)
+	case SchemeUSB:
+		l, err := OpenRaw(ctx, p.Addr)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return l, nil
 	case SchemeUnix:
 		return DialColdcardSim(ctx, p.Addr)
 	default:
-		return OpenHID(ctx, p.Addr)
+		l, err := OpenHID(ctx, p.Addr)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
 	}
 }
 

@@ -163,7 +163,7 @@ func (e *env) usage(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
 	fmt.Fprintln(w, "\nglobal flags (before or after the command):")
-	fmt.Fprintln(w, "  --device D     a device path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH) or master fingerprint (8 hex digits); default $HWBRIDGE_DEVICE")
+	fmt.Fprintln(w, "  --device D     a device path (hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH) or master fingerprint (8 hex digits); default $HWBRIDGE_DEVICE")
 	fmt.Fprintln(w, "  --socket PATH  the hwbridged socket")
 	fmt.Fprintln(w, "  --direct       talk to the device directly, not through hwbridged")
 	fmt.Fprintln(w, "  --json         print results (and errors) as JSON")
