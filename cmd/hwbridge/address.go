@@ -13,13 +13,14 @@ import (
 // m/purpose'/coin'/account'/change/index for Bitcoin (BIP-44/49/84/86) and
 // m/44'/60'/account'/0/index for Ethereum.
 type addressCmd struct {
-	chain   string
-	script  string
-	network string
-	account uint
-	index   uint
-	change  bool
-	display bool
+	chain     string
+	script    string
+	network   string
+	account   uint
+	index     uint
+	change    bool
+	display   bool
+	switchApp bool
 }
 
 func runAddress(ctx context.Context, e *env, args []string) error {
@@ -32,6 +33,7 @@ func runAddress(ctx context.Context, e *env, args []string) error {
 	fs.UintVar(&c.index, "index", 0, "address index")
 	fs.BoolVar(&c.change, "change", false, "a change (internal) address")
 	fs.BoolVar(&c.display, "display", false, "show the address on the device and wait for the user to confirm it")
+	fs.BoolVar(&c.switchApp, "switch-app", false, "let a Ledger open the app this needs (closing the one that is open); --display allows it too")
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func runAddress(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, shown := device.WithShown(switchIf(ctx, c.display))
+	ctx, shown := device.WithShown(switchIf(ctx, c.display || c.switchApp))
 	addr, err := d.Address(ctx, req)
 	if err != nil {
 		return err

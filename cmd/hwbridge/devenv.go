@@ -595,7 +595,11 @@ func (d *devEnv) cli(ctx context.Context, args ...string) (string, error) {
 		for i, a := range args {
 			shown[i] = redactURL(a)
 		}
-		return out.String(), fmt.Errorf("hwbridge %s: exit %d: %s", strings.Join(shown, " "), code, strings.TrimSpace(errOut.String()))
+		why := strings.TrimSpace(errOut.String())
+		if why == "" { // --json: the error is the JSON object on stdout
+			why = strings.Join(strings.Fields(out.String()), " ")
+		}
+		return out.String(), fmt.Errorf("hwbridge %s: exit %d: %s", strings.Join(shown, " "), code, why)
 	}
 	return out.String(), nil
 }

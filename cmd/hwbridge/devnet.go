@@ -171,22 +171,26 @@ func (n *devnet) startWallets(ctx context.Context, o devEmulators, coldcard, mne
 func (n *devnet) addresses(ctx context.Context) error {
 	for i, w := range n.wallets {
 		var a struct{ Address string }
-		if err := n.cliJSON(ctx, &a, "--device", w.path, "address", "--chain", "btc", "--network", "regtest", "--type", "wpkh"); err != nil {
+		// The first wallet also gives the Ethereum address (every wallet holds the same
+		// seed). --switch-app: a Ledger-class wallet first opens its Ethereum app, then
+		// goes back to its Bitcoin Test app, where devnet's commands expect it.
+		if i == 0 && !w.btcOnly {
+			if err := n.cliJSON(ctx, &a, "--device", w.path, "address", "--chain", "eth", "--switch-app"); err != nil {
+				return err
+			}
+			if !common.IsHexAddress(a.Address) {
+				return fmt.Errorf("%s gave %q, not an Ethereum address", w.name, a.Address)
+			}
+			w.eth = a.Address
+		}
+		if err := n.cliJSON(ctx, &a, "--device", w.path, "address", "--chain", "btc", "--network", "regtest", "--type", "wpkh", "--switch-app"); err != nil {
 			return err
 		}
 		w.btc = a.Address
 		n.say("%s: %s (m/84'/1'/0'/0/0)", w.name, w.btc)
-		if i > 0 {
-			continue // both wallets hold the same seed: the same Ethereum address
+		if w.eth != "" {
+			n.say("%s: %s (m/44'/60'/0'/0/0)", w.name, w.eth)
 		}
-		if err := n.cliJSON(ctx, &a, "--device", w.path, "address", "--chain", "eth"); err != nil {
-			return err
-		}
-		if !common.IsHexAddress(a.Address) {
-			return fmt.Errorf("%s gave %q, not an Ethereum address", w.name, a.Address)
-		}
-		w.eth = a.Address
-		n.say("%s: %s (m/44'/60'/0'/0/0)", w.name, w.eth)
 	}
 	return nil
 }

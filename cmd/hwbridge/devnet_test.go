@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/ethereum/go-ethereum/common"
 )
 
 func TestDevnetUsage(t *testing.T) {
@@ -121,5 +122,45 @@ func TestDevnetInProcess(t *testing.T) {
 		if !strings.Contains(p, want) {
 			t.Errorf("devnet progress lacks %q:\n%s", want, p)
 		}
+	}
+}
+
+// TestDevnetLedgerOnly: with the Trezor-class wallet off, the Ledger-class wallet gives both
+// addresses (its Ethereum app opened for the ETH address, then its Bitcoin Test app again),
+// both are funded, and a read-only Bitcoin call works afterwards without an app switch.
+func TestDevnetLedgerOnly(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	outR, outW := io.Pipe()
+	var progress syncBuffer
+	e := newEnv(strings.NewReader(""), outW, &progress, func(string) string { return "" })
+	done := make(chan int, 1)
+	go func() {
+		done <- e.main(ctx, []string{"--json", "devnet", "--trezor", "off", "--ledger", "127.0.0.1:0",
+			"--btc-rpc-addr", "127.0.0.1:0", "--eth-rpc-addr", "127.0.0.1:0"})
+		outW.Close()
+	}()
+	var info devnetInfo
+	if err := json.NewDecoder(outR).Decode(&info); err != nil {
+		cancel()
+		t.Fatalf("no JSON object from devnet: %v (exit %d)\n%s", err, <-done, progress.String())
+	}
+	go io.Copy(io.Discard, outR)
+	if len(info.Wallets) != 1 || !common.IsHexAddress(info.Wallets[0].ETH) || info.Wallets[0].BTC == "" {
+		t.Fatalf("devnet info %+v\n%s", info, progress.String())
+	}
+	w := info.Wallets[0]
+	bal := cli(t, "", nil, "--json", "--device", w.Path, "btc", "balance", "--rpc", info.BTCRPC, "--network", "regtest")
+	var b btcBalanceResult
+	if bal.code != exitOK || json.Unmarshal([]byte(bal.stdout), &b) != nil || b.Confirmed != int64(devnetFundBTC) {
+		t.Fatalf("balance after devnet (the Bitcoin Test app should be open again): exit %d, %s %s", bal.code, bal.stdout, bal.stderr)
+	}
+	eth := cli(t, "", nil, "--json", "--device", w.Path, "address", "--chain", "eth")
+	if eth.code != exitNoDevice || !strings.Contains(eth.stdout, "wrong_app") {
+		t.Errorf("eth address without --switch-app on the Bitcoin Test app: exit %d, %s", eth.code, eth.stdout)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("devnet exit %d\n%s", code, progress.String())
 	}
 }

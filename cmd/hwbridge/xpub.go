@@ -8,8 +8,9 @@ import (
 
 // xpubCmd prints the extended public key at a path.
 type xpubCmd struct {
-	network string
-	display bool
+	network   string
+	display   bool
+	switchApp bool
 }
 
 func runXPub(ctx context.Context, e *env, args []string) error {
@@ -17,6 +18,7 @@ func runXPub(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("xpub")
 	e.networkFlag(fs, &c.network, "network of the key (xpub or tpub)")
 	fs.BoolVar(&c.display, "display", false, "show the key on the device as well")
+	fs.BoolVar(&c.switchApp, "switch-app", false, "let a Ledger open the app this needs (closing the one that is open); --display allows it too")
 	pos, err := e.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -33,7 +35,7 @@ func runXPub(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	xpub, err := d.XPub(switchIf(ctx, c.display), device.XPubRequest{Path: path, Network: net, Display: c.display})
+	xpub, err := d.XPub(switchIf(ctx, c.display || c.switchApp), device.XPubRequest{Path: path, Network: net, Display: c.display})
 	if err != nil {
 		return err
 	}
