@@ -59,9 +59,9 @@ var policies = []struct {
 func (d *Device) handle(ctx context.Context, s *session, f frame) (proto.Message, error) {
 	// lib/board/messages.c: a message without a handler is "Unknown message".
 	unknown := fail(pb.FailureType_Failure_UnexpectedMessage, "Unknown message")
-	msg, err := pb.Unmarshal(pb.MessageType(f.typ), f.body)
+	msg, err := pb.Unmarshal(pb.MessageType(f.Typ), f.Body)
 	if err != nil {
-		if _, known := pb.New(pb.MessageType(f.typ)); !known {
+		if _, known := pb.New(pb.MessageType(f.Typ)); !known {
 			return nil, unknown
 		}
 		return nil, syntaxError("Could not parse protocol buffer message")

@@ -18,14 +18,14 @@ const maxPassphrase = 50
 // handle answers one top-level message. It returns the reply, or a *failure, or an error
 // that ends the flow without an answer.
 func (d *Device) handle(ctx context.Context, s *session, f frame) (proto.Message, error) {
-	id := pb.MessageType(f.typ)
+	id := pb.MessageType(f.Typ)
 	// Both firmwares answer a message they have no handler for with UnexpectedMessage:
 	// core "Unexpected message", legacy "Unknown message" (legacy/firmware/messages.c).
 	unexpected := fail(pb.FailureType_Failure_UnexpectedMessage, "Unexpected message")
 	if d.persona.legacy {
 		unexpected = fail(pb.FailureType_Failure_UnexpectedMessage, "Unknown message")
 	}
-	msg, err := pb.Unmarshal(id, f.body)
+	msg, err := pb.Unmarshal(id, f.Body)
 	if err != nil {
 		if _, known := pb.New(id); !known {
 			return nil, unexpected

@@ -1,4 +1,4 @@
-package keepkeyemu
+package v1emu
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"net"
 	"sync"
 
-	"github.com/hwbridge/hwbridge/internal/keepkeypb"
 	"github.com/hwbridge/hwbridge/transport"
 )
 
@@ -21,13 +20,14 @@ var (
 // send ahead of the replies it waits for).
 const udpQueue = 64
 
-// UDPServer serves a Device the way the KeepKey emulator does (lib/emulator/udp.c): the wire port takes one
-// 64-byte v1 packet per datagram and replies to the last sender; PINGPING is answered with
-// PONGPONG at any time; a datagram from a new sender address drops a half-received
-// message. The DebugLink port (wire port + 1) answers PINGPING, reads DebugLinkDecision
-// (id 100) as a button press when the policy is prompt, and drains everything else.
+// UDPServer serves a device the way the Trezor emulator (and KeepKey's lib/emulator/udp.c)
+// does: the wire port takes one 64-byte v1 packet per datagram and replies to the last
+// sender; PINGPING is answered with PONGPONG at any time; a datagram from a new sender
+// address drops a half-received message. The debug port (wire port + 1) answers PINGPING,
+// reads a debug decision (Protocol.DebugPress) as a button press when the policy is
+// prompt, and drains everything else.
 type UDPServer struct {
-	d     *Device
+	c     *Core
 	wire  *net.UDPConn
 	debug *net.UDPConn
 
@@ -36,28 +36,29 @@ type UDPServer struct {
 	resync bool // set by an injected disconnect: drop the half-received message
 }
 
-// ListenUDP binds addr (HOST:PORT) and the DebugLink port PORT+1. Port 0 picks a free pair.
-func (d *Device) ListenUDP(addr string) (*UDPServer, error) {
+// ListenUDP binds addr (HOST:PORT) and the debug port PORT+1. Port 0 picks a free pair.
+func (c *Core) ListenUDP(addr string) (*UDPServer, error) {
+	pre := c.p.Prefix
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("keepkeyemu: udp address %q: %w", addr, err)
+		return nil, fmt.Errorf("%s: udp address %q: %w", pre, addr, err)
 	}
 	for range 50 {
 		w, err := net.ListenUDP("udp", ua)
 		if err != nil {
-			return nil, fmt.Errorf("keepkeyemu: listen udp:%s (is another emulator running?): %w", addr, err)
+			return nil, fmt.Errorf("%s: listen udp:%s (is another emulator running?): %w", pre, addr, err)
 		}
 		wa := w.LocalAddr().(*net.UDPAddr)
 		dbg, err := net.ListenUDP("udp", &net.UDPAddr{IP: wa.IP, Port: wa.Port + 1, Zone: wa.Zone})
 		if err == nil {
-			return &UDPServer{d: d, wire: w, debug: dbg}, nil
+			return &UDPServer{c: c, wire: w, debug: dbg}, nil
 		}
 		w.Close()
 		if ua.Port != 0 {
-			return nil, fmt.Errorf("keepkeyemu: listen on the debuglink port udp:%s:%d (is another emulator running?): %w", wa.IP, wa.Port+1, err)
+			return nil, fmt.Errorf("%s: listen on the debuglink port udp:%s:%d (is another emulator running?): %w", pre, wa.IP, wa.Port+1, err)
 		}
 	}
-	return nil, fmt.Errorf("keepkeyemu: no free udp port pair on %s", ua.IP)
+	return nil, fmt.Errorf("%s: no free udp port pair on %s", pre, ua.IP)
 }
 
 // Addr is the wire port's address.
@@ -73,12 +74,12 @@ func (u *UDPServer) Close() error {
 func (u *UDPServer) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(u.d.ctx, cancel)
+	stop := context.AfterFunc(u.c.ctx, cancel)
 	defer stop()
 	context.AfterFunc(ctx, func() { u.Close() })
 
-	s := u.d.newSession("udp", u)
-	s.in = make(chan frame, udpQueue)
+	s := u.c.newSession("udp", u)
+	s.in = make(chan Frame, udpQueue)
 	var wg sync.WaitGroup
 	wg.Go(func() { u.serveDebug() })
 	wg.Go(func() {
@@ -97,7 +98,8 @@ func (u *UDPServer) Serve(ctx context.Context) error {
 	return err
 }
 
-func (u *UDPServer) readLoop(ctx context.Context, s *session) error {
+func (u *UDPServer) readLoop(ctx context.Context, s *Session) error {
+	pre := u.c.p.Prefix
 	var rd transport.V1Reader
 	buf := make([]byte, 2048)
 	for {
@@ -106,7 +108,7 @@ func (u *UDPServer) readLoop(ctx context.Context, s *session) error {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("keepkeyemu: udp read: %w", err)
+			return fmt.Errorf("%s: udp read: %w", pre, err)
 		}
 		pkt := buf[:n]
 		if bytes.Equal(pkt, udpPing) {
@@ -122,7 +124,7 @@ func (u *UDPServer) readLoop(ctx context.Context, s *session) error {
 		u.mu.Unlock()
 		done, err := rd.Add(pkt)
 		if err != nil {
-			u.d.log.Debug("keepkeyemu: dropped datagram", "from", from.String(), "err", err)
+			u.c.cfg.Log.Debug(pre+": dropped datagram", "from", from.String(), "err", err)
 			continue
 		}
 		if !done {
@@ -130,9 +132,9 @@ func (u *UDPServer) readLoop(ctx context.Context, s *session) error {
 		}
 		typ, body := rd.Message()
 		select {
-		case s.in <- frame{typ, body}:
+		case s.in <- Frame{typ, body}:
 		default:
-			u.d.log.Debug("keepkeyemu: message queue full, dropped", "type", typ)
+			u.c.cfg.Log.Debug(pre+": message queue full, dropped", "type", typ)
 		}
 	}
 }
@@ -178,18 +180,10 @@ func (u *UDPServer) serveDebug() {
 		if err != nil || !done {
 			continue
 		}
-		typ, body := rd.Message()
-		if keepkeypb.MessageType(typ) != keepkeypb.MessageType_MessageType_DebugLinkDecision {
-			continue
-		}
-		m, err := keepkeypb.Unmarshal(keepkeypb.MessageType(typ), body)
-		if err != nil {
-			continue
-		}
-		if dec := m.(*keepkeypb.DebugLinkDecision); dec.YesNo != nil {
+		if yes, press := u.c.p.DebugPress(rd.Message()); press {
 			// Only meaningful under the prompt policy; otherwise the screen was decided
 			// already and Press refuses.
-			_ = u.d.approver.Press(dec.GetYesNo())
+			_ = u.c.cfg.Approver.Press(yes)
 		}
 	}
 }
