@@ -70,7 +70,7 @@ func (s *session) streamTypedData(path hdpath.Path, td *apitypes.TypedData) ([]b
 	}
 	domain := apitypes.TypedDataMessage(td.Domain.Map())
 	for range maxTypedRequests {
-		reply, err := s.call(req)
+		reply, err := s.Call(req)
 		if err != nil {
 			return nil, err
 		}
@@ -78,13 +78,13 @@ func (s *session) streamTypedData(path hdpath.Path, td *apitypes.TypedData) ([]b
 		case *trezorpb.EthereumTypedDataStructRequest:
 			members, err := structMembers(td, r.GetName())
 			if err != nil {
-				return nil, s.refuse(err) // Cancel, so the device leaves the flow
+				return nil, s.Refuse(err) // Cancel, so the device leaves the flow
 			}
 			req = &trezorpb.EthereumTypedDataStructAck{Members: members}
 		case *trezorpb.EthereumTypedDataValueRequest:
 			v, err := typedValue(td, domain, r.GetMemberPath())
 			if err != nil {
-				return nil, s.refuse(err)
+				return nil, s.Refuse(err)
 			}
 			req = &trezorpb.EthereumTypedDataValueAck{Value: v}
 		case *trezorpb.EthereumTypedDataSignature:
