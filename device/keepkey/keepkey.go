@@ -105,14 +105,8 @@ func (d *Driver) Close() error { return d.link.Close() }
 
 // protocol is the KeepKey message set for the shared v1 session.
 var protocol = &wirev1.Protocol{
-	Name: "keepkey",
-	Marshal: func(m proto.Message) (uint16, []byte, error) {
-		id, body, err := keepkeypb.Marshal(m)
-		return uint16(id), body, err
-	},
-	Unmarshal: func(id uint16, body []byte) (proto.Message, error) {
-		return keepkeypb.Unmarshal(keepkeypb.MessageType(id), body)
-	},
+	Name:          "keepkey",
+	Codec:         keepkeypb.Codec(),
 	Failure:       uint16(keepkeypb.MessageType_MessageType_Failure),
 	Features:      uint16(keepkeypb.MessageType_MessageType_Features),
 	ButtonRequest: uint16(keepkeypb.MessageType_MessageType_ButtonRequest),

@@ -115,14 +115,8 @@ func (d *Driver) Close() error { return d.link.Close() }
 
 // protocol is the Trezor message set for the shared v1 session.
 var protocol = &wirev1.Protocol{
-	Name: "trezor",
-	Marshal: func(m proto.Message) (uint16, []byte, error) {
-		id, body, err := trezorpb.Marshal(m)
-		return uint16(id), body, err
-	},
-	Unmarshal: func(id uint16, body []byte) (proto.Message, error) {
-		return trezorpb.Unmarshal(trezorpb.MessageType(id), body)
-	},
+	Name:          "trezor",
+	Codec:         trezorpb.Codec(),
 	Failure:       uint16(trezorpb.MessageType_MessageType_Failure),
 	Features:      uint16(trezorpb.MessageType_MessageType_Features),
 	ButtonRequest: uint16(trezorpb.MessageType_MessageType_ButtonRequest),

@@ -146,14 +146,8 @@ var protocol = &v1emu.Protocol{
 	Cancel:     uint16(keepkeypb.MessageType_MessageType_Cancel),
 	Initialize: uint16(keepkeypb.MessageType_MessageType_Initialize),
 	ButtonAck:  uint16(keepkeypb.MessageType_MessageType_ButtonAck),
-	Marshal: func(m proto.Message) (uint16, []byte, error) {
-		id, body, err := keepkeypb.Marshal(m)
-		return uint16(id), body, err
-	},
-	Unmarshal: func(id uint16, body []byte) (proto.Message, error) {
-		return keepkeypb.Unmarshal(keepkeypb.MessageType(id), body)
-	},
-	TypeName: func(id uint16) string { return keepkeypb.MessageType(id).String() },
+	Codec:      keepkeypb.Codec(),
+	TypeName:   func(id uint16) string { return keepkeypb.MessageType(id).String() },
 	Failure: func(code int32, msg string) proto.Message {
 		return &keepkeypb.Failure{Code: keepkeypb.FailureType(code).Enum(), Message: proto.String(msg)}
 	},

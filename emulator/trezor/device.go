@@ -285,14 +285,8 @@ var protocol = &v1emu.Protocol{
 	Cancel:     uint16(trezorpb.MessageType_MessageType_Cancel),
 	Initialize: uint16(trezorpb.MessageType_MessageType_Initialize),
 	ButtonAck:  uint16(trezorpb.MessageType_MessageType_ButtonAck),
-	Marshal: func(m proto.Message) (uint16, []byte, error) {
-		id, body, err := trezorpb.Marshal(m)
-		return uint16(id), body, err
-	},
-	Unmarshal: func(id uint16, body []byte) (proto.Message, error) {
-		return trezorpb.Unmarshal(trezorpb.MessageType(id), body)
-	},
-	TypeName: func(id uint16) string { return trezorpb.MessageType(id).String() },
+	Codec:      trezorpb.Codec(),
+	TypeName:   func(id uint16) string { return trezorpb.MessageType(id).String() },
 	Failure: func(code int32, msg string) proto.Message {
 		return &trezorpb.Failure{Code: trezorpb.FailureType(code).Enum(), Message: proto.String(msg)}
 	},

@@ -1,11 +1,9 @@
 package keepkeypb
 
 import (
-	"fmt"
-	"sync"
-
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/hwbridge/hwbridge/internal/pbwire"
 )
 
 // MaxMessageSize caps a body this package decodes. KeepKey firmware's largest buffer is
@@ -53,60 +51,25 @@ var messages = map[MessageType]func() proto.Message{
 	MessageType_MessageType_EthereumTypedDataSignature: func() proto.Message { return new(EthereumTypedDataSignature) },
 }
 
-// ids is the reverse of messages, keyed by the message's full protobuf name. It is built on
-// first use: descriptors exist only after the generated file's init has run.
-var ids = sync.OnceValue(func() map[protoreflect.FullName]MessageType {
-	m := make(map[protoreflect.FullName]MessageType, len(messages))
-	for id, mk := range messages {
-		m[mk().ProtoReflect().Descriptor().FullName()] = id
-	}
-	return m
-})
+// registry encodes and decodes the messages above by wire id.
+var registry = pbwire.NewRegistry("keepkeypb", messages, MaxMessageSize)
+
+// Codec is the message set as a wire codec (ids as uint16), for the v1 sessions of the
+// drivers and emulators.
+func Codec() *pbwire.Registry[MessageType] { return registry }
 
 // New returns an empty message for a wire id, or false if hwbridge does not know the id.
-func New(id MessageType) (proto.Message, bool) {
-	mk, ok := messages[id]
-	if !ok {
-		return nil, false
-	}
-	return mk(), true
-}
+func New(id MessageType) (proto.Message, bool) { return registry.New(id) }
 
 // TypeOf returns the wire id of m.
-func TypeOf(m proto.Message) (MessageType, error) {
-	id, ok := ids()[m.ProtoReflect().Descriptor().FullName()]
-	if !ok {
-		return 0, fmt.Errorf("keepkeypb: %s has no wire id", m.ProtoReflect().Descriptor().FullName())
-	}
-	return id, nil
-}
+func TypeOf(m proto.Message) (MessageType, error) { return registry.TypeOf(m) }
 
 // Marshal encodes m for the wire and returns its id. Fields are written in field-number
 // order, as nanopb in the firmware and google-protobuf in hdwallet do.
-func Marshal(m proto.Message) (MessageType, []byte, error) {
-	id, err := TypeOf(m)
-	if err != nil {
-		return 0, nil, err
-	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		return 0, nil, fmt.Errorf("keepkeypb: encode %s: %w", m.ProtoReflect().Descriptor().Name(), err)
-	}
-	return id, b, nil
-}
+func Marshal(m proto.Message) (MessageType, []byte, error) { return registry.Marshal(m) }
 
 // Unmarshal decodes a body with a known id. Unknown fields are skipped, as the firmware's
 // nanopb decoder does; a body over MaxMessageSize is refused.
 func Unmarshal(id MessageType, body []byte) (proto.Message, error) {
-	m, ok := New(id)
-	if !ok {
-		return nil, fmt.Errorf("keepkeypb: unknown message type %d", id)
-	}
-	if len(body) > MaxMessageSize {
-		return nil, fmt.Errorf("keepkeypb: %s of %d bytes (max %d)", m.ProtoReflect().Descriptor().Name(), len(body), MaxMessageSize)
-	}
-	if err := proto.Unmarshal(body, m); err != nil {
-		return nil, fmt.Errorf("keepkeypb: decode %s: %w", m.ProtoReflect().Descriptor().Name(), err)
-	}
-	return m, nil
+	return registry.Unmarshal(id, body)
 }

@@ -37,13 +37,19 @@ const (
 	cancelTimeout = time.Second
 )
 
+// Codec encodes and decodes the family's messages by wire id (internal/trezorpb.Codec,
+// internal/keepkeypb.Codec).
+type Codec interface {
+	MarshalWire(m proto.Message) (id uint16, body []byte, err error)
+	UnmarshalWire(id uint16, body []byte) (proto.Message, error)
+}
+
 // Protocol is one family's message set, as the session needs it.
 type Protocol struct {
 	// Name starts every error and log line ("trezor").
 	Name string
-	// Marshal and Unmarshal encode and decode a message of the family's set by id.
-	Marshal   func(m proto.Message) (id uint16, body []byte, err error)
-	Unmarshal func(id uint16, body []byte) (proto.Message, error)
+	// Codec encodes and decodes the family's messages.
+	Codec Codec
 	// Message ids the session branches on.
 	Failure, Features, ButtonRequest uint16
 	// Cancel and ButtonAck build those (empty) messages.
@@ -192,7 +198,7 @@ func (c *Conn) cancelAndDrain() {
 	if err := c.link.SetDeadline(time.Now().Add(cancelTimeout)); err != nil {
 		return
 	}
-	id, body, err := c.p.Marshal(c.p.Cancel())
+	id, body, err := c.p.Codec.MarshalWire(c.p.Cancel())
 	if err != nil {
 		return
 	}
@@ -269,7 +275,7 @@ func (c *Conn) initialize() (proto.Message, error) {
 			c.cfg.Log.Debug(c.p.Name+": dropped stale message while re-syncing", "type", typ)
 			continue
 		}
-		return c.p.Unmarshal(typ, body)
+		return c.p.Codec.UnmarshalWire(typ, body)
 	}
 }
 
@@ -298,7 +304,7 @@ func (c *Conn) drain(ctx context.Context) {
 }
 
 func (c *Conn) write(m proto.Message) error {
-	id, body, err := c.p.Marshal(m)
+	id, body, err := c.p.Codec.MarshalWire(m)
 	if err != nil {
 		return err
 	}
@@ -318,7 +324,7 @@ func (s *Session) Call(m proto.Message) (proto.Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		reply, err := c.p.Unmarshal(typ, body)
+		reply, err := c.p.Codec.UnmarshalWire(typ, body)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", device.ErrProtocol, err)
 		}

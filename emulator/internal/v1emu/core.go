@@ -32,6 +32,13 @@ const (
 	FailureActionCancelled   int32 = 4
 )
 
+// Codec encodes and decodes the family's messages by wire id (internal/trezorpb.Codec,
+// internal/keepkeypb.Codec).
+type Codec interface {
+	MarshalWire(m proto.Message) (id uint16, body []byte, err error)
+	UnmarshalWire(id uint16, body []byte) (proto.Message, error)
+}
+
 // Protocol is what one firmware family puts in: its message ids and how its messages are
 // built and read.
 type Protocol struct {
@@ -41,10 +48,8 @@ type Protocol struct {
 	Device string
 	// Message ids the session itself branches on.
 	Cancel, Initialize, ButtonAck uint16
-	// Marshal encodes a message of the family's set.
-	Marshal func(m proto.Message) (id uint16, body []byte, err error)
-	// Unmarshal decodes a message of the family's set.
-	Unmarshal func(id uint16, body []byte) (proto.Message, error)
+	// Codec encodes and decodes the family's messages.
+	Codec Codec
 	// TypeName names a message id for debug logs.
 	TypeName func(id uint16) string
 	// Failure builds the family's Failure message.
@@ -347,7 +352,7 @@ func (s *Session) next(ctx context.Context) (Frame, error) {
 
 // Reply sends one message, after the injected delay, packet by packet through the faults.
 func (s *Session) Reply(ctx context.Context, m proto.Message) error {
-	id, body, err := s.c.p.Marshal(m)
+	id, body, err := s.c.p.Codec.MarshalWire(m)
 	if err != nil {
 		return err
 	}
@@ -414,7 +419,7 @@ func Expect[T proto.Message](ctx context.Context, s *Session, m proto.Message, w
 	if f.Typ != want {
 		return zero, Fail(FailureUnexpectedMessage, "Unexpected message")
 	}
-	msg, err := s.c.p.Unmarshal(want, f.Body)
+	msg, err := s.c.p.Codec.UnmarshalWire(want, f.Body)
 	if err != nil {
 		return zero, s.c.p.BadMessage
 	}
