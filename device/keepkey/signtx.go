@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/internal/btcwire"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/internal/keepkeypb"
 )
@@ -55,7 +56,7 @@ func (d *Driver) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg.Par
 	if p == nil || p.UnsignedTx == nil {
 		return fmt.Errorf("keepkey: sign psbt: %w: empty psbt", device.ErrInvalidInput)
 	}
-	net = netOrMain(net)
+	net = btcwire.NetOrMain(net)
 	coin, err := coinName(net)
 	if err != nil {
 		return fmt.Errorf("keepkey: sign psbt: %w", err)
@@ -138,7 +139,7 @@ func (plan *signPlan) answer(r *keepkeypb.TxRequest) (*keepkeypb.TransactionType
 	det := r.GetDetails()
 	idx := int(det.GetRequestIndex())
 	if h := det.GetTxHash(); len(h) > 0 {
-		prev, err := plan.prevTx(h)
+		prev, err := btcwire.PrevTx(plan.prev, h)
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +158,7 @@ func (plan *signPlan) answer(r *keepkeypb.TxRequest) (*keepkeypb.TransactionType
 			}
 			in := prev.TxIn[idx]
 			return &keepkeypb.TransactionType{Inputs: []*keepkeypb.TxInputType{{
-				PrevHash:  displayHash(in.PreviousOutPoint.Hash),
+				PrevHash:  btcwire.DisplayHash(in.PreviousOutPoint.Hash),
 				PrevIndex: proto.Uint32(in.PreviousOutPoint.Index),
 				ScriptSig: bytes.Clone(in.SignatureScript),
 				Sequence:  proto.Uint32(in.Sequence),
@@ -195,30 +196,6 @@ func (plan *signPlan) answer(r *keepkeypb.TxRequest) (*keepkeypb.TransactionType
 	return nil, fmt.Errorf("%w: request type %v (bitcoin transactions carry no extra data)", device.ErrProtocol, r.GetRequestType())
 }
 
-func (plan *signPlan) prevTx(display []byte) (*wire.MsgTx, error) {
-	if len(display) != chainhash.HashSize {
-		return nil, fmt.Errorf("%w: tx hash of %d bytes", device.ErrProtocol, len(display))
-	}
-	var h chainhash.Hash
-	for i := range h {
-		h[i] = display[len(display)-1-i]
-	}
-	prev, ok := plan.prev[h]
-	if !ok {
-		return nil, fmt.Errorf("%w: device asked for previous tx %s, which the psbt does not carry", device.ErrProtocol, h)
-	}
-	return prev, nil
-}
-
-// displayHash returns the txid bytes in display (RPC) order, as prev_hash wants them.
-func displayHash(h chainhash.Hash) []byte {
-	b := make([]byte, chainhash.HashSize)
-	for i := range h {
-		b[i] = h[len(h)-1-i]
-	}
-	return b
-}
-
 // planPSBT checks p and maps it onto TxInputType/TxOutputType.
 func planPSBT(p *psbt.Packet, net *chaincfg.Params, coin string, fp device.Fingerprint) (*signPlan, error) {
 	tx := p.UnsignedTx
@@ -254,36 +231,13 @@ func planPSBT(p *psbt.Packet, net *chaincfg.Params, coin string, fp device.Finge
 	return plan, nil
 }
 
-// utxo returns the output input i spends, checking non_witness_utxo against the outpoint.
-func utxo(p *psbt.Packet, i int) (*wire.TxOut, error) {
-	op := p.UnsignedTx.TxIn[i].PreviousOutPoint
-	pin := &p.Inputs[i]
-	if nw := pin.NonWitnessUtxo; nw != nil {
-		if nw.TxHash() != op.Hash {
-			return nil, fmt.Errorf("%w: non_witness_utxo is transaction %s, but the input spends %s", device.ErrInvalidInput, nw.TxHash(), op.Hash)
-		}
-		if int(op.Index) >= len(nw.TxOut) {
-			return nil, fmt.Errorf("%w: non_witness_utxo has no output %d", device.ErrInvalidInput, op.Index)
-		}
-		out := nw.TxOut[op.Index]
-		if w := pin.WitnessUtxo; w != nil && (w.Value != out.Value || !bytes.Equal(w.PkScript, out.PkScript)) {
-			return nil, fmt.Errorf("%w: witness_utxo and non_witness_utxo disagree", device.ErrInvalidInput)
-		}
-		return out, nil
-	}
-	if pin.WitnessUtxo != nil {
-		return pin.WitnessUtxo, nil
-	}
-	return nil, fmt.Errorf("%w: no witness_utxo or non_witness_utxo: the amount and script being spent are unknown (bitcoin core: utxoupdatepsbt)", device.ErrInvalidInput)
-}
-
 func planInput(p *psbt.Packet, i int, net *chaincfg.Params, fp device.Fingerprint) (signInput, error) {
 	pin := &p.Inputs[i]
 	txin := p.UnsignedTx.TxIn[i]
 	if len(pin.FinalScriptSig) > 0 || len(pin.FinalScriptWitness) > 0 || len(pin.PartialSigs) > 0 {
 		return signInput{}, fmt.Errorf("%w: already signed or finalized; keepkey signs only transactions whose inputs are all its own and unsigned", device.ErrInvalidInput)
 	}
-	out, err := utxo(p, i)
+	out, err := btcwire.UTXO(p, i)
 	if err != nil {
 		return signInput{}, err
 	}
@@ -294,7 +248,7 @@ func planInput(p *psbt.Packet, i int, net *chaincfg.Params, fp device.Fingerprin
 		return signInput{}, fmt.Errorf("sighash type 0x%02x (keepkey signs with SIGHASH_ALL): %w", uint32(pin.SighashType), errors.ErrUnsupported)
 	}
 	ti := &keepkeypb.TxInputType{
-		PrevHash:  displayHash(txin.PreviousOutPoint.Hash),
+		PrevHash:  btcwire.DisplayHash(txin.PreviousOutPoint.Hash),
 		PrevIndex: proto.Uint32(txin.PreviousOutPoint.Index),
 		Sequence:  proto.Uint32(txin.Sequence),
 		Amount:    proto.Uint64(uint64(out.Value)),
@@ -325,7 +279,7 @@ func planInput(p *psbt.Packet, i int, net *chaincfg.Params, fp device.Fingerprin
 		return signInput{}, fmt.Errorf("spending a %s output: %w", cls, errors.ErrUnsupported)
 	}
 	for _, der := range pin.Bip32Derivation {
-		if device.FingerprintFromPSBT(der.MasterKeyFingerprint) != fp || !ownsSingleKey(script, der.PubKey) {
+		if device.FingerprintFromPSBT(der.MasterKeyFingerprint) != fp || !btcwire.OwnsSingleKey(script, der.PubKey) {
 			continue
 		}
 		path := hdpath.Path(der.Bip32Path)
@@ -336,18 +290,6 @@ func planInput(p *psbt.Packet, i int, net *chaincfg.Params, fp device.Fingerprin
 		return signInput{tx: ti, pub: der.PubKey}, nil
 	}
 	return signInput{}, fmt.Errorf("%w: no bip32 derivation with fingerprint %s for the key it spends: keepkey signs only transactions whose inputs are all its own", device.ErrInvalidInput, fp)
-}
-
-// ownsSingleKey reports whether pub is the key a single-key script pays to.
-func ownsSingleKey(script, pub []byte) bool {
-	h := btcutil.Hash160(pub)
-	switch txscript.GetScriptClass(script) {
-	case txscript.WitnessV0PubKeyHashTy:
-		return bytes.Equal(script[2:], h)
-	case txscript.PubKeyHashTy:
-		return bytes.Equal(script[3:23], h)
-	}
-	return false
 }
 
 // checkCoinType catches a PSBT for another network: BIP-44-style paths carry the coin type
@@ -415,7 +357,7 @@ func changeOutput(pkScript []byte, po *psbt.POutput, fp device.Fingerprint) *kee
 		script, wrapped = po.RedeemScript, true
 	}
 	for _, der := range po.Bip32Derivation {
-		if device.FingerprintFromPSBT(der.MasterKeyFingerprint) != fp || !ownsSingleKey(script, der.PubKey) {
+		if device.FingerprintFromPSBT(der.MasterKeyFingerprint) != fp || !btcwire.OwnsSingleKey(script, der.PubKey) {
 			continue
 		}
 		var st keepkeypb.OutputScriptType

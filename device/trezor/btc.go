@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/btcsuite/btcd/chaincfg"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/internal/btcwire"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
 )
@@ -155,13 +155,6 @@ func coinName(net *chaincfg.Params) (string, error) {
 	return "", fmt.Errorf("trezor: network %q: %w (use mainnet, testnet, signet or regtest)", net.Name, errors.ErrUnsupported)
 }
 
-func netOrMain(net *chaincfg.Params) *chaincfg.Params {
-	if net == nil {
-		return &chaincfg.MainNetParams
-	}
-	return net
-}
-
 // inputScriptType maps a single-key script type to the firmware's InputScriptType.
 func inputScriptType(st device.ScriptType) (trezorpb.InputScriptType, error) {
 	switch st {
@@ -196,30 +189,9 @@ func (d *Driver) XPub(ctx context.Context, req device.XPubRequest) (string, erro
 			return err
 		}
 		xpub = pk.GetXpub()
-		return checkXPub(xpub, pk.GetNode(), netOrMain(req.Network), len(req.Path))
+		return btcwire.CheckXPub(xpub, pk.GetNode().GetPublicKey(), btcwire.NetOrMain(req.Network), len(req.Path))
 	})
 	return xpub, err
-}
-
-// checkXPub makes sure the xpub string parses, is for net, and agrees with the node.
-func checkXPub(xpub string, node *trezorpb.HDNodeType, net *chaincfg.Params, depth int) error {
-	k, err := hdkeychain.NewKeyFromString(xpub)
-	if err != nil {
-		return fmt.Errorf("%w: device returned an xpub that does not parse: %w", device.ErrProtocol, err)
-	}
-	if !k.IsForNet(net) {
-		return fmt.Errorf("%w: device returned an xpub for another network", device.ErrProtocol)
-	}
-	if k.IsPrivate() || int(k.Depth()) != depth%256 {
-		return fmt.Errorf("%w: device returned an xpub at depth %d for a path of depth %d", device.ErrProtocol, k.Depth(), depth)
-	}
-	if node != nil && len(node.GetPublicKey()) > 0 {
-		pub, err := k.ECPubKey()
-		if err != nil || string(pub.SerializeCompressed()) != string(node.GetPublicKey()) {
-			return fmt.Errorf("%w: the xpub and the node the device returned disagree", device.ErrProtocol)
-		}
-	}
-	return nil
 }
 
 // Address returns a Bitcoin or Ethereum address, shown on the device if req.Display.

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/internal/btcwire"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
 	hwpsbt "github.com/hwbridge/hwbridge/psbt"
@@ -66,7 +67,7 @@ func (d *Driver) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg.Par
 	if p == nil || p.UnsignedTx == nil {
 		return fmt.Errorf("trezor: sign psbt: %w: empty psbt", device.ErrInvalidInput)
 	}
-	net = netOrMain(net)
+	net = btcwire.NetOrMain(net)
 	coin, err := coinName(net)
 	if err != nil {
 		return fmt.Errorf("trezor: sign psbt: %w", err)
@@ -167,7 +168,7 @@ func (plan *signPlan) answer(r *trezorpb.TxRequest) (*trezorpb.TransactionType, 
 	det := r.GetDetails()
 	idx := int(det.GetRequestIndex())
 	if h := det.GetTxHash(); len(h) > 0 {
-		prev, err := plan.prevTx(h)
+		prev, err := btcwire.PrevTx(plan.prev, h)
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +187,7 @@ func (plan *signPlan) answer(r *trezorpb.TxRequest) (*trezorpb.TransactionType, 
 			}
 			in := prev.TxIn[idx]
 			return &trezorpb.TransactionType{Inputs: []*trezorpb.TxInputType{{
-				PrevHash:  displayHash(in.PreviousOutPoint.Hash),
+				PrevHash:  btcwire.DisplayHash(in.PreviousOutPoint.Hash),
 				PrevIndex: proto.Uint32(in.PreviousOutPoint.Index),
 				ScriptSig: append([]byte{}, in.SignatureScript...),
 				Sequence:  proto.Uint32(in.Sequence),
@@ -237,30 +238,6 @@ func extraData(det *trezorpb.TxRequestDetailsType) (*trezorpb.TransactionType, e
 	return &trezorpb.TransactionType{ExtraData: []byte{}}, nil
 }
 
-func (plan *signPlan) prevTx(display []byte) (*wire.MsgTx, error) {
-	if len(display) != chainhash.HashSize {
-		return nil, fmt.Errorf("%w: tx hash of %d bytes", device.ErrProtocol, len(display))
-	}
-	var h chainhash.Hash
-	for i := range h {
-		h[i] = display[len(display)-1-i]
-	}
-	prev, ok := plan.prev[h]
-	if !ok {
-		return nil, fmt.Errorf("%w: device asked for previous tx %s, which the psbt does not carry", device.ErrProtocol, h)
-	}
-	return prev, nil
-}
-
-// displayHash returns the txid bytes in display (RPC) order, as prev_hash wants them.
-func displayHash(h chainhash.Hash) []byte {
-	b := make([]byte, chainhash.HashSize)
-	for i := range h {
-		b[i] = h[len(h)-1-i]
-	}
-	return b
-}
-
 // planPSBT checks p and maps it onto TxInputType/TxOutputType (trezor.md §6.2).
 func planPSBT(p *psbt.Packet, net *chaincfg.Params, coin string, fp device.Fingerprint, caps device.Capabilities) (*signPlan, error) {
 	tx := p.UnsignedTx
@@ -303,41 +280,18 @@ func planPSBT(p *psbt.Packet, net *chaincfg.Params, coin string, fp device.Finge
 	return plan, nil
 }
 
-// utxo returns the output input i spends, checking non_witness_utxo against the outpoint.
-func utxo(p *psbt.Packet, i int) (*wire.TxOut, error) {
-	op := p.UnsignedTx.TxIn[i].PreviousOutPoint
-	pin := &p.Inputs[i]
-	if nw := pin.NonWitnessUtxo; nw != nil {
-		if nw.TxHash() != op.Hash {
-			return nil, fmt.Errorf("%w: non_witness_utxo is transaction %s, but the input spends %s", device.ErrInvalidInput, nw.TxHash(), op.Hash)
-		}
-		if int(op.Index) >= len(nw.TxOut) {
-			return nil, fmt.Errorf("%w: non_witness_utxo has no output %d", device.ErrInvalidInput, op.Index)
-		}
-		out := nw.TxOut[op.Index]
-		if w := pin.WitnessUtxo; w != nil && (w.Value != out.Value || !bytes.Equal(w.PkScript, out.PkScript)) {
-			return nil, fmt.Errorf("%w: witness_utxo and non_witness_utxo disagree", device.ErrInvalidInput)
-		}
-		return out, nil
-	}
-	if pin.WitnessUtxo != nil {
-		return pin.WitnessUtxo, nil
-	}
-	return nil, fmt.Errorf("%w: no witness_utxo or non_witness_utxo: the amount and script being spent are unknown (bitcoin core: utxoupdatepsbt)", device.ErrInvalidInput)
-}
-
 func planInput(p *psbt.Packet, i int, net *chaincfg.Params, fp device.Fingerprint, caps device.Capabilities, xpubs []globalXPub) (signInput, error) {
 	pin := &p.Inputs[i]
 	txin := p.UnsignedTx.TxIn[i]
 	if len(pin.FinalScriptSig) > 0 || len(pin.FinalScriptWitness) > 0 {
 		return signInput{}, fmt.Errorf("%w: already finalized; trezor signs only transactions whose inputs are all its own and unsigned", device.ErrInvalidInput)
 	}
-	out, err := utxo(p, i)
+	out, err := btcwire.UTXO(p, i)
 	if err != nil {
 		return signInput{}, err
 	}
 	ti := &trezorpb.TxInputType{
-		PrevHash:  displayHash(txin.PreviousOutPoint.Hash),
+		PrevHash:  btcwire.DisplayHash(txin.PreviousOutPoint.Hash),
 		PrevIndex: proto.Uint32(txin.PreviousOutPoint.Index),
 		Sequence:  proto.Uint32(txin.Sequence),
 		Amount:    proto.Uint64(uint64(out.Value)),
@@ -429,7 +383,7 @@ func planInput(p *psbt.Packet, i int, net *chaincfg.Params, fp device.Fingerprin
 			continue
 		}
 		k := ownKey{pub: der.PubKey, path: hdpath.Path(der.Bip32Path)}
-		if multisigScript == nil && !ownsSingleKey(script, k.pub) ||
+		if multisigScript == nil && !btcwire.OwnsSingleKey(script, k.pub) ||
 			multisigScript != nil && !scriptHasKey(multisigScript, k.pub) {
 			continue
 		}
@@ -445,18 +399,6 @@ func planInput(p *psbt.Packet, i int, net *chaincfg.Params, fp device.Fingerprin
 		}
 	}
 	return si, checkCoinType(si.fill.path, net)
-}
-
-// ownsSingleKey reports whether pub is the key a single-key script pays to.
-func ownsSingleKey(script, pub []byte) bool {
-	h := btcutil.Hash160(pub)
-	switch txscript.GetScriptClass(script) {
-	case txscript.WitnessV0PubKeyHashTy:
-		return bytes.Equal(script[2:], h)
-	case txscript.PubKeyHashTy:
-		return bytes.Equal(script[3:23], h)
-	}
-	return false
 }
 
 // scriptHasKey reports whether a multisig script pushes pub.
@@ -705,12 +647,12 @@ func changeOutput(pkScript []byte, po *psbt.POutput, fp device.Fingerprint, xpub
 	}
 	switch txscript.GetScriptClass(script) {
 	case txscript.PubKeyHashTy:
-		if wrapped || !ownsSingleKey(script, ours.PubKey) {
+		if wrapped || !btcwire.OwnsSingleKey(script, ours.PubKey) {
 			return nil
 		}
 		return &trezorpb.TxOutputType{AddressN: ours.Bip32Path, ScriptType: trezorpb.OutputScriptType_PAYTOADDRESS.Enum()}
 	case txscript.WitnessV0PubKeyHashTy:
-		if !ownsSingleKey(script, ours.PubKey) {
+		if !btcwire.OwnsSingleKey(script, ours.PubKey) {
 			return nil
 		}
 		st := trezorpb.OutputScriptType_PAYTOWITNESS
