@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/internal/ethwire"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
 )
@@ -186,34 +187,20 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 		if tx.Type() == types.DynamicFeeTxType && !s.caps().EIP1559 {
 			return fmt.Errorf("eip-1559 transactions need firmware 2.4.2 (model T) or 1.10.4 (model one): %w", errors.ErrUnsupported)
 		}
-		sent := len(first)
-		var req proto.Message = msg
-		for {
-			r, err := expect[*trezorpb.EthereumTxRequest](s, req)
-			if err != nil {
-				return err
-			}
-			if r.DataLength == nil {
-				sig, err := ethTxSignature(r, tx.Type(), chainID)
-				if err != nil {
-					return err
-				}
-				if sent != len(data) {
-					return fmt.Errorf("%w: device signed after %d of %d calldata bytes", device.ErrProtocol, sent, len(data))
-				}
-				signed, err = tx.WithSignature(signer, sig)
-				if err != nil {
-					return fmt.Errorf("%w: %w", device.ErrProtocol, err)
-				}
-				return nil
-			}
-			n := int(r.GetDataLength())
-			if n == 0 || n > ethChunk || n > len(data)-sent {
-				return fmt.Errorf("%w: device asked for %d calldata bytes with %d left", device.ErrProtocol, n, len(data)-sent)
-			}
-			req = &trezorpb.EthereumTxAck{DataChunk: data[sent : sent+n]}
-			sent += n
+		sig, err := ethwire.StreamTx(msg, data, len(first), ethChunk,
+			func(req proto.Message) (*trezorpb.EthereumTxRequest, error) {
+				return expect[*trezorpb.EthereumTxRequest](s, req)
+			},
+			func(chunk []byte) proto.Message { return &trezorpb.EthereumTxAck{DataChunk: chunk} },
+			func(r *trezorpb.EthereumTxRequest) ([]byte, error) { return ethTxSignature(r, tx.Type(), chainID) })
+		if err != nil {
+			return err
 		}
+		signed, err = tx.WithSignature(signer, sig)
+		if err != nil {
+			return fmt.Errorf("%w: %w", device.ErrProtocol, err)
+		}
+		return nil
 	})
 	return signed, err
 }
