@@ -135,3 +135,18 @@ func TestWalletErrors(t *testing.T) {
 		t.Fatal("cache changed a derived key")
 	}
 }
+
+func TestFormatCoins(t *testing.T) {
+	for sat, want := range map[uint64]string{
+		0:           "0 BTC",
+		1:           "0.00000001 BTC",
+		10000:       "0.0001 BTC",
+		150000000:   "1.5 BTC",
+		2100000000:  "21 BTC",
+		12345678901: "123.45678901 BTC",
+	} {
+		if got := FormatCoins(sat, "BTC"); got != want {
+			t.Errorf("FormatCoins(%d) = %q, want %q", sat, got, want)
+		}
+	}
+}

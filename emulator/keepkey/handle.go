@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/hex"
-	"fmt"
 	"math/big"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -217,14 +215,6 @@ func scriptKind(t pb.InputScriptType) (emulator.ScriptKind, error) {
 		return emulator.P2WPKH, nil
 	}
 	return 0, syntaxError("Invalid script type")
-}
-
-func fmtAmount(sat uint64, unit string) string {
-	s := strconv.FormatUint(sat/1e8, 10)
-	if frac := sat % 1e8; frac != 0 {
-		s += "." + strings.TrimRight(fmt.Sprintf("%08d", frac), "0")
-	}
-	return s + " " + unit
 }
 
 func (d *Device) getPublicKey(ctx context.Context, s *session, m *pb.GetPublicKey) (*pb.PublicKey, error) {

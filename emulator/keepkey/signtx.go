@@ -207,12 +207,12 @@ func (t *signer) run(ctx context.Context) (*pb.TxRequest, error) {
 	fee := toSpend - spending
 	if fee > t.weight()*t.coin.maxFeeKB/4000 {
 		if err := t.s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_FeeOverThreshold, emulator.Screen{Title: "Confirm Fee",
-			Lines: []string{fmt.Sprintf("Really spend %s on fees?", fmtAmount(fee, t.coin.shortcut))}}); err != nil {
+			Lines: []string{fmt.Sprintf("Really spend %s on fees?", emulator.FormatCoins(fee, t.coin.shortcut))}}); err != nil {
 			return nil, cancelled(err, "Fee over threshold. Signing cancelled.")
 		}
 	}
 	if err := t.s.confirm(ctx, pb.ButtonRequestType_ButtonRequest_SignTx, emulator.Screen{Title: "Transaction",
-		Lines: []string{"Send " + fmtAmount(toSpend-change, t.coin.shortcut), "Fee: " + fmtAmount(fee, t.coin.shortcut)}}); err != nil {
+		Lines: []string{"Send " + emulator.FormatCoins(toSpend-change, t.coin.shortcut), "Fee: " + emulator.FormatCoins(fee, t.coin.shortcut)}}); err != nil {
 		return nil, cancelled(err, "Signing cancelled by user.")
 	}
 	return t.phase2(ctx)
@@ -386,7 +386,7 @@ func (t *signer) compileOutput(o *pb.TxOutputType) (script []byte, change bool, 
 			return nil, false, sc, err
 		}
 		change = o.GetAddressType() != pb.OutputAddressType_TRANSFER
-		sc = emulator.Screen{Title: "Transfer", Lines: []string{"Transfer " + fmtAmount(o.GetAmount(), t.coin.shortcut) + " to " + p.String(), addr}}
+		sc = emulator.Screen{Title: "Transfer", Lines: []string{"Transfer " + emulator.FormatCoins(o.GetAmount(), t.coin.shortcut) + " to " + p.String(), addr}}
 		return script, change, sc, nil
 	case o.Address != nil:
 		if o.GetScriptType() != pb.OutputScriptType_PAYTOADDRESS && o.GetScriptType() != pb.OutputScriptType_PAYTOSCRIPTHASH {
@@ -400,7 +400,7 @@ func (t *signer) compileOutput(o *pb.TxOutputType) (script []byte, change bool, 
 		if err != nil {
 			return nil, false, sc, syntaxError("Invalid output address")
 		}
-		sc = emulator.Screen{Title: "Send", Lines: []string{"Send " + fmtAmount(o.GetAmount(), t.coin.shortcut) + " to", o.GetAddress()}}
+		sc = emulator.Screen{Title: "Send", Lines: []string{"Send " + emulator.FormatCoins(o.GetAmount(), t.coin.shortcut) + " to", o.GetAddress()}}
 		return script, false, sc, nil
 	}
 	return nil, false, sc, syntaxError("Missing to address")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -70,14 +69,6 @@ func checkPath(p []uint32) (hdpath.Path, error) {
 		return nil, dataError("Forbidden key path")
 	}
 	return hdpath.Path(p), nil
-}
-
-func fmtAmount(sat uint64, unit string) string {
-	s := strconv.FormatUint(sat/1e8, 10)
-	if frac := sat % 1e8; frac != 0 {
-		s += "." + strings.TrimRight(fmt.Sprintf("%08d", frac), "0")
-	}
-	return s + " " + unit
 }
 
 func (d *Device) getPublicKey(ctx context.Context, s *session, m *pb.GetPublicKey) (*pb.PublicKey, error) {

@@ -136,8 +136,8 @@ func (t *signer) run(ctx context.Context) (*pb.TxRequest, error) {
 	}
 	fee := totalIn - totalOut
 	lines := []string{
-		"Total amount: " + fmtAmount(totalIn-changeOut, t.c.shortcut),
-		"Including fee: " + fmtAmount(fee, t.c.shortcut),
+		"Total amount: " + emulator.FormatCoins(totalIn-changeOut, t.c.shortcut),
+		"Including fee: " + emulator.FormatCoins(fee, t.c.shortcut),
 		"Coin: " + t.c.name,
 	}
 	if t.lockTime != 0 {
@@ -606,7 +606,7 @@ func (t *signer) outputScreen(j int) emulator.Screen {
 			addr = addrs[0].EncodeAddress()
 		}
 	}
-	return emulator.Screen{Title: "Confirm output", Lines: []string{addr, fmtAmount(o.GetAmount(), t.c.shortcut)}}
+	return emulator.Screen{Title: "Confirm output", Lines: []string{addr, emulator.FormatCoins(o.GetAmount(), t.c.shortcut)}}
 }
 
 // verifyPrevTx streams the previous transaction of input i and checks its txid, the
