@@ -156,6 +156,9 @@ func NewHub(cfg HubConfig) *Hub {
 		if strings.HasPrefix(e, transport.SchemeTCP+":") {
 			kind = transport.KindLedger
 		}
+		if strings.HasPrefix(e, transport.SchemeBitBox02+":") {
+			kind = transport.KindBitBox02
+		}
 		h.slots[e] = &slot{path: e, kind: kind, emulator: true}
 	}
 	return h

@@ -17,13 +17,16 @@ const (
 	SchemeHID = "hid" // hid:<os path>, a USB device found by Enumerate
 	SchemeUDP = "udp" // udp:HOST:PORT, a device speaking the Trezor emulator protocol
 	SchemeTCP = "tcp" // tcp:HOST:PORT, a device speaking the Speculos APDU protocol
+	// SchemeBitBox02 is bitbox02:HOST:PORT, a BitBox02 simulator: 64-byte U2F HID packets
+	// on a TCP stream (its default port is 15423).
+	SchemeBitBox02 = "bitbox02"
 )
 
 // DialTimeout bounds opening a TCP link when ctx has no earlier deadline.
 const DialTimeout = 5 * time.Second
 
 // ErrInvalidPath: a device path that does not parse.
-var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, udp:HOST:PORT or tcp:HOST:PORT)")
+var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, udp:HOST:PORT, tcp:HOST:PORT or bitbox02:HOST:PORT)")
 
 // Path is a parsed device path.
 type Path struct {
@@ -47,7 +50,7 @@ func ParsePath(s string) (Path, error) {
 			return Path{}, fmt.Errorf("%w: %q has no os device path (run hwbridge devices)", ErrInvalidPath, s)
 		}
 		return Path{Scheme: scheme, Addr: rest}, nil
-	case SchemeUDP, SchemeTCP:
+	case SchemeUDP, SchemeTCP, SchemeBitBox02:
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
 			return Path{}, fmt.Errorf("%w: %q: want %s:HOST:PORT: %w", ErrInvalidPath, s, scheme, err)
@@ -74,7 +77,7 @@ func Open(ctx context.Context, path string) (Link, error) {
 	switch p.Scheme {
 	case SchemeUDP:
 		return DialUDP(ctx, p.Addr)
-	case SchemeTCP:
+	case SchemeTCP, SchemeBitBox02:
 		return DialTCP(ctx, p.Addr)
 	default:
 		return OpenHID(ctx, p.Addr)

@@ -44,6 +44,8 @@ func kindOf(ctx context.Context, p transport.Path) (string, error) {
 		return transport.KindTrezor, nil
 	case transport.SchemeTCP:
 		return transport.KindLedger, nil
+	case transport.SchemeBitBox02:
+		return transport.KindBitBox02, nil
 	}
 	infos, err := transport.Enumerate(ctx)
 	if err != nil {
