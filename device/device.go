@@ -18,6 +18,8 @@ type Family string
 const (
 	FamilyTrezor Family = "trezor"
 	FamilyLedger Family = "ledger"
+	// FamilyBitBox02 is a BitBox02 (device/bitbox02).
+	FamilyBitBox02 Family = "bitbox02"
 )
 
 // Chain names a blockchain a request is for.
