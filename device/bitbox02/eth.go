@@ -2,6 +2,7 @@ package bitbox02
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 
@@ -99,7 +100,7 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 		return nil, fmt.Errorf("bitbox02: sign eth tx: %w: transaction and a chain id (1..2^64-1) are required", device.ErrInvalidInput)
 	}
 	if tx.To() == nil {
-		return nil, fmt.Errorf("bitbox02: sign eth tx: contract creation is not supported by the device: %w", device.ErrInvalidInput)
+		return nil, fmt.Errorf("bitbox02: sign eth tx: contract creation is not supported by the device: %w", errors.ErrUnsupported)
 	}
 	if len(tx.Data()) > maxInlineData {
 		return nil, fmt.Errorf("bitbox02: sign eth tx: %w: %d bytes of call data (this driver sends at most %d)", device.ErrInvalidInput, len(tx.Data()), maxInlineData)
@@ -125,10 +126,10 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 			Data: tx.Data(), HostNonceCommitment: &pb.AntiKleptoHostNonceCommitment{Commitment: com},
 		}}}
 		if len(tx.AccessList()) > 0 {
-			return nil, fmt.Errorf("bitbox02: sign eth tx: access lists are not supported by the device: %w", device.ErrInvalidInput)
+			return nil, fmt.Errorf("bitbox02: sign eth tx: access lists are not supported by the device: %w", errors.ErrUnsupported)
 		}
 	default:
-		return nil, fmt.Errorf("bitbox02: sign eth tx: transaction type %d is not supported by the device: %w", tx.Type(), device.ErrInvalidInput)
+		return nil, fmt.Errorf("bitbox02: sign eth tx: transaction type %d is not supported by the device: %w", tx.Type(), errors.ErrUnsupported)
 	}
 	var signed *types.Transaction
 	err = d.do(ctx, "sign eth tx", func(c *channel) error {

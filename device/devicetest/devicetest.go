@@ -63,6 +63,14 @@ type Capabilities struct {
 	// NeedsNonWitnessUTXO: the device refuses segwit v0 inputs without the full previous
 	// transaction (device.ErrInvalidInput), as current Trezor firmware does.
 	NeedsNonWitnessUTXO bool
+	// NoPKH: the device has no p2pkh (legacy) accounts (BitBox02): p2pkh addresses,
+	// messages and inputs fail with errors.ErrUnsupported, and the PSBT scenarios leave
+	// p2pkh out.
+	NoPKH bool
+	// NoAccessListOrCreate: the device signs no EIP-2930 access lists and no contract
+	// creations (BitBox02): those cases expect errors.ErrUnsupported, and a plain EIP-1559
+	// transfer with call data runs instead.
+	NoAccessListOrCreate bool
 	// OpenRejecting opens the same device set to decline every confirmation; nil leaves out
 	// the rejection scenarios.
 	OpenRejecting func(t *testing.T) device.Device
@@ -229,6 +237,12 @@ func testAddress(t *testing.T, d device.Device, caps Capabilities) {
 		if !tt.need || !caps.has(GroupBitcoin) {
 			continue
 		}
+		if tt.st == device.ScriptPKH && caps.NoPKH {
+			if _, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Script: tt.st}); !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("p2pkh address on a device without p2pkh: err %v, want errors.ErrUnsupported", err)
+			}
+			continue
+		}
 		got, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Script: tt.st, Display: tt.display})
 		if err != nil {
 			t.Errorf("address %s %s: %v", tt.st, tt.path, err)
@@ -281,6 +295,9 @@ func testAddress(t *testing.T, d device.Device, caps Capabilities) {
 
 func testSignPSBT(t *testing.T, d device.Device, caps Capabilities) {
 	single := []device.ScriptType{device.ScriptPKH, device.ScriptSHWPKH, device.ScriptWPKH}
+	if caps.NoPKH {
+		single = single[1:]
+	}
 	if caps.Taproot {
 		single = append(single, device.ScriptTR)
 	}
@@ -400,6 +417,12 @@ func testSignMessage(t *testing.T, d device.Device, caps Capabilities) {
 		if tt.net == nil && !caps.has(GroupBitcoin) || tt.net != nil && !caps.has(GroupBitcoinTest) {
 			continue
 		}
+		if tt.st == device.ScriptPKH && caps.NoPKH {
+			if _, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Message: msg, Script: tt.st}); !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("p2pkh message on a device without p2pkh: err %v, want errors.ErrUnsupported", err)
+			}
+			continue
+		}
 		sig, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Message: msg, Script: tt.st, Network: tt.net})
 		if err != nil {
 			t.Errorf("btc %s: %v", tt.st, err)
@@ -456,6 +479,16 @@ func testSignEthTx(t *testing.T, d device.Device, caps Capabilities) {
 		{"eip1559", 1, types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), Nonce: 3, GasTipCap: big.NewInt(1_500_000_000), GasFeeCap: big.NewInt(30_000_000_000), Gas: 60000, To: &to, Value: big.NewInt(12345), Data: data,
 			AccessList: types.AccessList{{Address: to, StorageKeys: []common.Hash{common.HexToHash("0x01"), common.HexToHash("0x02")}}}}), caps.EIP1559},
 		{"eip1559-create", 5, types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(5), Nonce: 0, GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2), Gas: 500000, Value: big.NewInt(0), Data: data[:40]}), caps.EIP1559},
+	}
+	if caps.NoAccessListOrCreate && caps.EIP1559 {
+		for _, tc := range cases[3:] {
+			t.Run(tc.name+"-refused", func(t *testing.T) {
+				if _, err := d.SignEthTx(ctxFor(t), path, tc.tx, big.NewInt(tc.chainID)); !errors.Is(err, errors.ErrUnsupported) {
+					t.Errorf("err %v, want errors.ErrUnsupported", err)
+				}
+			})
+		}
+		cases = append(cases[:3], txCase{"eip1559-no-access-list", 1, types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), Nonce: 3, GasTipCap: big.NewInt(1_500_000_000), GasFeeCap: big.NewInt(30_000_000_000), Gas: 60000, To: &to, Value: big.NewInt(12345), Data: data}), true})
 	}
 	for _, tc := range cases {
 		if !tc.need {

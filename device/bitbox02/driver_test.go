@@ -1,0 +1,131 @@
+package bitbox02_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/bitbox02"
+	"github.com/hwbridge/hwbridge/device/devicetest"
+	"github.com/hwbridge/hwbridge/emulator"
+	bb02emu "github.com/hwbridge/hwbridge/emulator/bitbox02"
+	"github.com/hwbridge/hwbridge/internal/hdpath"
+	"github.com/hwbridge/hwbridge/transport"
+)
+
+func caps() devicetest.Capabilities {
+	return devicetest.Capabilities{Taproot: true, EIP1559: true, NeedsNonWitnessUTXO: true, NoPKH: true, NoAccessListOrCreate: true}
+}
+
+// openPipe drives an emulator over an in-process link, pairing through store.
+func openPipe(t *testing.T, emu *bb02emu.Device, store bitbox02.Store, show func(string)) *bitbox02.Driver {
+	t.Helper()
+	d := bitbox02.New(emu.Pipe(), bitbox02.Options{Emulator: true, Pairing: bitbox02.Pairing{Store: store, ShowCode: show}})
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestConformancePipe(t *testing.T) {
+	emu := bb02emu.NewForTest(t, bb02emu.Config{})
+	store := &bitbox02.MemStore{}
+	c := caps()
+	c.OpenRejecting = func(t *testing.T) device.Device {
+		appr := emulator.NewApprover(emulator.PolicyAuto)
+		rej := bb02emu.NewForTest(t, bb02emu.Config{Approver: appr})
+		d := openPipe(t, rej, &bitbox02.MemStore{}, nil)
+		if _, err := d.Fingerprint(t.Context()); err != nil { // pairs while approving
+			t.Fatal(err)
+		}
+		if err := appr.SetPolicy(emulator.PolicyReject); err != nil {
+			t.Fatal(err)
+		}
+		return device.Verify(d)
+	}
+	devicetest.Run(t, func(t *testing.T) device.Device { return device.Verify(openPipe(t, emu, store, nil)) }, c)
+}
+
+// TestConformanceTCP runs the suite over the simulator's framing: 64-byte packets on TCP.
+func TestConformanceTCP(t *testing.T) {
+	emu := bb02emu.NewForTest(t, bb02emu.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go emu.Serve(t.Context(), ln)
+	store := &bitbox02.FileStore{Path: filepath.Join(t.TempDir(), "noise.json")}
+	devicetest.Run(t, func(t *testing.T) device.Device {
+		link, err := transport.Open(t.Context(), transport.SchemeBitBox02+":"+ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := bitbox02.New(link, bitbox02.Options{Emulator: true, Pairing: bitbox02.Pairing{Store: store}})
+		t.Cleanup(func() { d.Close() })
+		return device.Verify(d)
+	}, devicetest.Capabilities{Taproot: true, EIP1559: true, NeedsNonWitnessUTXO: true, NoPKH: true, NoAccessListOrCreate: true, Groups: []devicetest.Group{devicetest.GroupBitcoinTest}})
+}
+
+// Pairing happens once per host: the first connection shows the code on both sides, the
+// next one (same store, device remembers the host) shows nothing.
+func TestPairingOnce(t *testing.T) {
+	emu := bb02emu.NewForTest(t, bb02emu.Config{})
+	store := &bitbox02.FileStore{Path: filepath.Join(t.TempDir(), "noise.json")}
+	var codes []string
+	show := func(c string) { codes = append(codes, c) }
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := openPipe(t, emu, store, show).Fingerprint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(codes) != 1 {
+		t.Fatalf("first connection showed %d pairing codes", len(codes))
+	}
+	var screen string
+	for _, e := range emu.Approver().Transcript() {
+		if e.Title == "Pairing code" {
+			screen = strings.Join(e.Lines, "\n")
+		}
+	}
+	if screen != codes[0] {
+		t.Fatalf("device showed %q, host showed %q", screen, codes[0])
+	}
+	if _, err := openPipe(t, emu, store, show).Fingerprint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(codes) != 1 {
+		t.Fatalf("second connection paired again: %q", codes)
+	}
+	// A new host (empty store) pairs again; a rejected code fails with ErrUserRejected.
+	if err := emu.Approver().SetPolicy(emulator.PolicyReject); err != nil {
+		t.Fatal(err)
+	}
+	_, err := openPipe(t, emu, &bitbox02.MemStore{}, show).Fingerprint(ctx)
+	if !errors.Is(err, device.ErrUserRejected) {
+		t.Fatalf("rejected pairing: %v", err)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	emu := bb02emu.NewForTest(t, bb02emu.Config{})
+	d := openPipe(t, emu, &bitbox02.MemStore{}, nil)
+	ctx := t.Context()
+	if _, err := d.SignTypedHash(ctx, hdpath.MustParse("m/44'/60'/0'/0/0"), [32]byte{}, nil); !errors.Is(err, bitbox02.ErrTypedHash) || !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("typed hash: %v", err)
+	}
+	if _, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/44'/0'/0'/0/0"), Script: device.ScriptPKH}); !errors.Is(err, bitbox02.ErrNoPKH) {
+		t.Errorf("pkh: %v", err)
+	}
+	if _, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/86'/0'/0'/0/0"), Script: device.ScriptTR, Message: []byte("x")}); !errors.Is(err, bitbox02.ErrTaprootMessage) {
+		t.Errorf("taproot message: %v", err)
+	}
+	// A keypath the firmware refuses comes back as the device's invalid-input error.
+	_, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/7/0"), Script: device.ScriptWPKH})
+	var de *device.Error
+	if !errors.As(err, &de) || de.Code != 101 || !errors.Is(err, device.ErrInvalidInput) {
+		t.Errorf("bad keypath: %v", err)
+	}
+}
