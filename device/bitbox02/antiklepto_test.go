@@ -18,7 +18,7 @@ func unhex(t *testing.T, s string) []byte {
 }
 
 // Vectors from bitbox-api-rs src/antiklepto.rs tests (91321e3), recorded there from runs of
-// the protocol with a BitBox02; see testdata/README.md.
+// the protocol with a BitBox02 (BitBoxSwiss/bitbox-api-rs, commit 91321e3, npm 0.13.0).
 func TestAntiKleptoVectors(t *testing.T) {
 	if got := taggedHash("test tag", []byte("test message")); hex.EncodeToString(got[:]) != "025ee06f5a2db377bd9d7040bae8f6e0ab49784f9c68a1380fba5465d8a99928" {
 		t.Fatalf("tagged hash %x", got)

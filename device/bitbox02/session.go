@@ -48,6 +48,12 @@ const (
 // noiseSuite is Noise_XX_25519_ChaChaPoly_SHA256, as both sides name it.
 var noiseSuite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashSHA256)
 
+// noisePrologue: both sides pass the protocol name as the Noise prologue as well
+// (bitbox02-firmware bitbox-noise noise_xx.rs and bitbox-api-rs lib.rs call
+// noise_protocol's HandshakeState::new with b"Noise_XX_25519_ChaChaPoly_SHA256" as the
+// prologue argument), so it is mixed into the handshake hash and the pairing code.
+var noisePrologue = []byte("Noise_XX_25519_ChaChaPoly_SHA256")
+
 // Timing of the HWW polling loop. bitbox-api polls NOT_READY every 200 ms and retries BUSY
 // after 1 s; a shorter poll costs a packet per tick while a screen is up.
 const (
@@ -240,7 +246,7 @@ func (c *channel) handshake(ctx context.Context, p Pairing) error {
 		return fmt.Errorf("pairing store: %w", err)
 	}
 	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite: noiseSuite, Random: rand.Reader, Pattern: noise.HandshakeXX,
+		CipherSuite: noiseSuite, Random: rand.Reader, Pattern: noise.HandshakeXX, Prologue: noisePrologue,
 		Initiator: true, StaticKeypair: host,
 	})
 	if err != nil {

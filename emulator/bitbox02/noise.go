@@ -26,6 +26,12 @@ const (
 
 var noiseSuite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashSHA256)
 
+// noisePrologue: both sides pass the protocol name as the Noise prologue as well
+// (bitbox02-firmware bitbox-noise noise_xx.rs and bitbox-api-rs lib.rs call
+// noise_protocol's HandshakeState::new with b"Noise_XX_25519_ChaChaPoly_SHA256" as the
+// prologue argument), so it is mixed into the handshake hash and the pairing code.
+var noisePrologue = []byte("Noise_XX_25519_ChaChaPoly_SHA256")
+
 // noiseState is the device side of the Noise XX channel (responder), as
 // bitbox_noise::State: nothing → handshaking → done; the channel carries API requests only
 // once the pairing is verified (the host key was confirmed before, or now with 'v').
@@ -68,7 +74,7 @@ func (cn *conn) process(j *job, req []byte) []byte {
 		}
 		n.reset()
 		hs, err := noise.NewHandshakeState(noise.Config{
-			CipherSuite: noiseSuite, Random: rand.Reader, Pattern: noise.HandshakeXX,
+			CipherSuite: noiseSuite, Random: rand.Reader, Pattern: noise.HandshakeXX, Prologue: noisePrologue,
 			Initiator: false, StaticKeypair: cn.d.static,
 		})
 		if err != nil {
