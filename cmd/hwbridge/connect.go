@@ -19,8 +19,17 @@ type driver func(e *env, link transport.Link, emulator bool, reopen func(context
 
 // drivers maps a transport kind to its driver, wired as in hwbridged (device/drivers).
 var drivers = map[string]driver{
-	transport.KindTrezor: openTrezor,
-	transport.KindLedger: openLedger,
+	transport.KindTrezor:   openTrezor,
+	transport.KindLedger:   openLedger,
+	transport.KindBitBox02: openBitBox02,
+}
+
+// openBitBox02 prints the pairing code of a first connection for the person to compare
+// with the device's screen.
+func openBitBox02(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
+	return hwdrivers.BitBox02(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("BitBox02"), PairingCode: func(code string) {
+		fmt.Fprintf(e.stderr, "hwbridge: pairing with this BitBox02: check that it shows\n\n%s\n\nand confirm it there (once per computer)\n", code)
+	}}, e.driverOptions())
 }
 
 func openLedger(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device {

@@ -3,8 +3,13 @@
 // TCP as Speculos speaks it, both from one BIP-39 mnemonic, with an approval policy and an
 // optional loopback control API (transcript, button presses, faults).
 //
-//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
-//	      [--approve auto|reject|prompt] [--control ADDR] [--ledger-app NAME] [--ledger-blind-signing]
+//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--bitbox02 ADDR|off] [--mnemonic WORDS]
+//	      [--passphrase P] [--pin N] [--approve auto|reject|prompt] [--control ADDR]
+//	      [--ledger-app NAME] [--ledger-blind-signing]
+//
+// --bitbox02 (off by default) serves a BitBox02 on TCP as the BitBox02 simulator does
+// (64-byte U2F HID packets on the stream; the simulator's port is 15423); drive it with
+// bitbox02:HOST:PORT paths. Its pairing-code screen is decided by --approve like any other.
 //
 // It prints one line per device when it serves ("trezor ready on udp:127.0.0.1:21324") and
 // exits cleanly on SIGINT or SIGTERM. Exit codes: 0 ok, 1 error, 2 usage.
@@ -27,6 +32,7 @@ import (
 	"time"
 
 	"github.com/hwbridge/hwbridge/emulator"
+	bitbox02emu "github.com/hwbridge/hwbridge/emulator/bitbox02"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/buildinfo"
@@ -47,6 +53,7 @@ func main() {
 
 type config struct {
 	trezor, ledger, control string
+	bitbox02                string
 	mnemonic, passphrase    string
 	pin                     string
 	approve                 emulator.Policy
@@ -64,6 +71,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	var approve string
 	fs.StringVar(&c.trezor, "trezor", "127.0.0.1:21324", "Trezor-class device on UDP `ADDR` (HOST:PORT; DebugLink on PORT+1), or off")
 	fs.StringVar(&c.ledger, "ledger", "127.0.0.1:9999", "Ledger-class device on TCP `ADDR` (Speculos APDU framing), or off")
+	fs.StringVar(&c.bitbox02, "bitbox02", "off", "BitBox02 on TCP `ADDR` (HOST:PORT; the simulator's framing, its port is 15423), or off")
 	fs.StringVar(&c.mnemonic, "mnemonic", emulator.DefaultMnemonic, "BIP-39 `WORDS` of the seed (default: the standard test mnemonic)")
 	fs.StringVar(&c.passphrase, "passphrase", "", "BIP-39 passphrase `P`: the Ledger uses it as its seed passphrase; the Trezor turns on passphrase protection and yields P for on-device entry (the host may also type its own)")
 	fs.StringVar(&c.pin, "pin", "", "Trezor PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
@@ -89,10 +97,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if c.trezorModel, err = trezoremu.ParseModel(model); err != nil {
 		return nil, errors.New("--trezor-model: " + strings.TrimPrefix(err.Error(), "trezoremu: "))
 	}
-	if c.trezor == "off" && c.ledger == "off" {
-		return nil, errors.New("both devices are off: give --trezor or --ledger an address")
+	if c.trezor == "off" && c.ledger == "off" && c.bitbox02 == "off" {
+		return nil, errors.New("every device is off: give --trezor, --ledger or --bitbox02 an address")
 	}
-	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--control", c.control}} {
+	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--bitbox02", c.bitbox02}, {"--control", c.control}} {
 		if a.v == "off" || a.v == "" {
 			continue
 		}
@@ -212,6 +220,28 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		ready("ledger ready on tcp:%s", ln.Addr())
 	}
 
+	if c.bitbox02 != "off" {
+		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve)}
+		d, err := bitbox02emu.New(bitbox02emu.Config{
+			Mnemonic:   c.mnemonic,
+			Passphrase: c.passphrase,
+			Approver:   t.Approver,
+			Logger:     log.With("device", "bitbox02"),
+		})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", c.bitbox02)
+		if err != nil {
+			return fmt.Errorf("listen on tcp:%s (is the bitbox02 simulator or another hwemu running?): %w", c.bitbox02, err)
+		}
+		targets["bitbox02"] = t
+		wg.Go(func() { failed(d.Serve(ctx, ln)) })
+		ready("bitbox02 ready on bitbox02:%s", ln.Addr())
+	}
+
 	if c.control != "" {
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, "tcp", c.control)
@@ -246,7 +276,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 
 func keys(m map[string]*emulator.ControlTarget) []string {
 	out := make([]string, 0, len(m))
-	for _, k := range []string{"trezor", "ledger"} {
+	for _, k := range []string{"trezor", "ledger", "bitbox02"} {
 		if _, ok := m[k]; ok {
 			out = append(out, k)
 		}

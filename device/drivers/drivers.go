@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/bitbox02"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
@@ -26,6 +27,9 @@ type Options struct {
 	// Timeout and LinkTimeout override the drivers' defaults (tests); 0 keeps them
 	// (trezor/ledger DefaultTimeout and DefaultLinkTimeout).
 	Timeout, LinkTimeout time.Duration
+	// BitBox02Store keeps the BitBox02 pairings (the host's Noise key and the devices'
+	// keys); nil means a bitbox02.FileStore at bitbox02.DefaultStorePath.
+	BitBox02Store bitbox02.Store
 }
 
 func (o Options) logger() *slog.Logger {
@@ -44,7 +48,31 @@ func Hub(o Options) map[string]device.Driver {
 		transport.KindLedger: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
 			return device.Verify(Ledger(link, c, o)), nil
 		},
+		transport.KindBitBox02: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(BitBox02(link, c, o)), nil
+		},
 	}
+}
+
+// BitBox02 drives a BitBox02 on link (U2F HID packets: a USB report pipe or the
+// simulator's TCP stream): c.Prompt hears every screen that waits for the person,
+// c.PairingCode the pairing code of a first connection.
+func BitBox02(link transport.Link, c device.DriverConfig, o Options) *bitbox02.Driver {
+	store := o.BitBox02Store
+	if store == nil {
+		path, err := bitbox02.DefaultStorePath()
+		if err != nil {
+			path = "bitbox02-noise.json" // no config dir: the working directory
+		}
+		store = &bitbox02.FileStore{Path: path}
+	}
+	return bitbox02.New(link, bitbox02.Options{
+		Logger:   o.logger().With("device", "bitbox02"),
+		Pairing:  bitbox02.Pairing{Store: store, ShowCode: c.PairingCode},
+		OnScreen: c.Prompt,
+		Timeout:  o.Timeout,
+		Emulator: c.Emulator,
+	})
 }
 
 // Trezor drives a Trezor-class device on link: c.Prompt hears every ButtonRequest.

@@ -6,4 +6,4 @@
 // and BitBox's own client (bitbox-api) can tell which one is wrong.
 package bitbox02pb
 
-//go:generate protoc --go_out=. --go_opt=paths=source_relative messages.proto
+//go:generate protoc --go_out=. --go_opt=paths=source_relative bitbox02.proto

@@ -13,7 +13,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: messages.proto
+// source: bitbox02.proto
 
 package bitbox02pb
 
@@ -71,11 +71,11 @@ func (x BTCCoin) String() string {
 }
 
 func (BTCCoin) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[0].Descriptor()
+	return file_bitbox02_proto_enumTypes[0].Descriptor()
 }
 
 func (BTCCoin) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[0]
+	return &file_bitbox02_proto_enumTypes[0]
 }
 
 func (x BTCCoin) Number() protoreflect.EnumNumber {
@@ -84,7 +84,7 @@ func (x BTCCoin) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BTCCoin.Descriptor instead.
 func (BTCCoin) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{0}
 }
 
 type BTCOutputType int32
@@ -132,11 +132,11 @@ func (x BTCOutputType) String() string {
 }
 
 func (BTCOutputType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[1].Descriptor()
+	return file_bitbox02_proto_enumTypes[1].Descriptor()
 }
 
 func (BTCOutputType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[1]
+	return &file_bitbox02_proto_enumTypes[1]
 }
 
 func (x BTCOutputType) Number() protoreflect.EnumNumber {
@@ -145,7 +145,7 @@ func (x BTCOutputType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BTCOutputType.Descriptor instead.
 func (BTCOutputType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{1}
+	return file_bitbox02_proto_rawDescGZIP(), []int{1}
 }
 
 type ETHCoin int32
@@ -181,11 +181,11 @@ func (x ETHCoin) String() string {
 }
 
 func (ETHCoin) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[2].Descriptor()
+	return file_bitbox02_proto_enumTypes[2].Descriptor()
 }
 
 func (ETHCoin) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[2]
+	return &file_bitbox02_proto_enumTypes[2]
 }
 
 func (x ETHCoin) Number() protoreflect.EnumNumber {
@@ -194,7 +194,7 @@ func (x ETHCoin) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ETHCoin.Descriptor instead.
 func (ETHCoin) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{2}
+	return file_bitbox02_proto_rawDescGZIP(), []int{2}
 }
 
 type ETHAddressCase int32
@@ -230,11 +230,11 @@ func (x ETHAddressCase) String() string {
 }
 
 func (ETHAddressCase) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[3].Descriptor()
+	return file_bitbox02_proto_enumTypes[3].Descriptor()
 }
 
 func (ETHAddressCase) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[3]
+	return &file_bitbox02_proto_enumTypes[3]
 }
 
 func (x ETHAddressCase) Number() protoreflect.EnumNumber {
@@ -243,7 +243,7 @@ func (x ETHAddressCase) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ETHAddressCase.Descriptor instead.
 func (ETHAddressCase) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{3}
+	return file_bitbox02_proto_rawDescGZIP(), []int{3}
 }
 
 type BTCScriptConfig_SimpleType int32
@@ -279,11 +279,11 @@ func (x BTCScriptConfig_SimpleType) String() string {
 }
 
 func (BTCScriptConfig_SimpleType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[4].Descriptor()
+	return file_bitbox02_proto_enumTypes[4].Descriptor()
 }
 
 func (BTCScriptConfig_SimpleType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[4]
+	return &file_bitbox02_proto_enumTypes[4]
 }
 
 func (x BTCScriptConfig_SimpleType) Number() protoreflect.EnumNumber {
@@ -292,7 +292,7 @@ func (x BTCScriptConfig_SimpleType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BTCScriptConfig_SimpleType.Descriptor instead.
 func (BTCScriptConfig_SimpleType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{13, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{13, 0}
 }
 
 type BTCScriptConfig_Multisig_ScriptType int32
@@ -325,11 +325,11 @@ func (x BTCScriptConfig_Multisig_ScriptType) String() string {
 }
 
 func (BTCScriptConfig_Multisig_ScriptType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[5].Descriptor()
+	return file_bitbox02_proto_enumTypes[5].Descriptor()
 }
 
 func (BTCScriptConfig_Multisig_ScriptType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[5]
+	return &file_bitbox02_proto_enumTypes[5]
 }
 
 func (x BTCScriptConfig_Multisig_ScriptType) Number() protoreflect.EnumNumber {
@@ -338,7 +338,7 @@ func (x BTCScriptConfig_Multisig_ScriptType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BTCScriptConfig_Multisig_ScriptType.Descriptor instead.
 func (BTCScriptConfig_Multisig_ScriptType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{13, 0, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{13, 0, 0}
 }
 
 type BTCPubRequest_XPubType int32
@@ -395,11 +395,11 @@ func (x BTCPubRequest_XPubType) String() string {
 }
 
 func (BTCPubRequest_XPubType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[6].Descriptor()
+	return file_bitbox02_proto_enumTypes[6].Descriptor()
 }
 
 func (BTCPubRequest_XPubType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[6]
+	return &file_bitbox02_proto_enumTypes[6]
 }
 
 func (x BTCPubRequest_XPubType) Number() protoreflect.EnumNumber {
@@ -408,7 +408,7 @@ func (x BTCPubRequest_XPubType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BTCPubRequest_XPubType.Descriptor instead.
 func (BTCPubRequest_XPubType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{14, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{14, 0}
 }
 
 type BTCSignInitRequest_FormatUnit int32
@@ -441,11 +441,11 @@ func (x BTCSignInitRequest_FormatUnit) String() string {
 }
 
 func (BTCSignInitRequest_FormatUnit) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[7].Descriptor()
+	return file_bitbox02_proto_enumTypes[7].Descriptor()
 }
 
 func (BTCSignInitRequest_FormatUnit) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[7]
+	return &file_bitbox02_proto_enumTypes[7]
 }
 
 func (x BTCSignInitRequest_FormatUnit) Number() protoreflect.EnumNumber {
@@ -454,7 +454,7 @@ func (x BTCSignInitRequest_FormatUnit) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BTCSignInitRequest_FormatUnit.Descriptor instead.
 func (BTCSignInitRequest_FormatUnit) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{16, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{16, 0}
 }
 
 type BTCSignNextResponse_Type int32
@@ -505,11 +505,11 @@ func (x BTCSignNextResponse_Type) String() string {
 }
 
 func (BTCSignNextResponse_Type) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[8].Descriptor()
+	return file_bitbox02_proto_enumTypes[8].Descriptor()
 }
 
 func (BTCSignNextResponse_Type) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[8]
+	return &file_bitbox02_proto_enumTypes[8]
 }
 
 func (x BTCSignNextResponse_Type) Number() protoreflect.EnumNumber {
@@ -518,7 +518,7 @@ func (x BTCSignNextResponse_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BTCSignNextResponse_Type.Descriptor instead.
 func (BTCSignNextResponse_Type) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{17, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{17, 0}
 }
 
 type ETHPubRequest_OutputType int32
@@ -551,11 +551,11 @@ func (x ETHPubRequest_OutputType) String() string {
 }
 
 func (ETHPubRequest_OutputType) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_proto_enumTypes[9].Descriptor()
+	return file_bitbox02_proto_enumTypes[9].Descriptor()
 }
 
 func (ETHPubRequest_OutputType) Type() protoreflect.EnumType {
-	return &file_messages_proto_enumTypes[9]
+	return &file_bitbox02_proto_enumTypes[9]
 }
 
 func (x ETHPubRequest_OutputType) Number() protoreflect.EnumNumber {
@@ -564,7 +564,7 @@ func (x ETHPubRequest_OutputType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ETHPubRequest_OutputType.Descriptor instead.
 func (ETHPubRequest_OutputType) EnumDescriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{27, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{27, 0}
 }
 
 type Error struct {
@@ -577,7 +577,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_messages_proto_msgTypes[0]
+	mi := &file_bitbox02_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +589,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[0]
+	mi := &file_bitbox02_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +602,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Error) GetCode() int32 {
@@ -627,7 +627,7 @@ type Success struct {
 
 func (x *Success) Reset() {
 	*x = Success{}
-	mi := &file_messages_proto_msgTypes[1]
+	mi := &file_bitbox02_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +639,7 @@ func (x *Success) String() string {
 func (*Success) ProtoMessage() {}
 
 func (x *Success) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[1]
+	mi := &file_bitbox02_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +652,7 @@ func (x *Success) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Success.ProtoReflect.Descriptor instead.
 func (*Success) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{1}
+	return file_bitbox02_proto_rawDescGZIP(), []int{1}
 }
 
 type Request struct {
@@ -674,7 +674,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_messages_proto_msgTypes[2]
+	mi := &file_bitbox02_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +686,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[2]
+	mi := &file_bitbox02_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +699,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{2}
+	return file_bitbox02_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Request) GetRequest() isRequest_Request {
@@ -852,7 +852,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_messages_proto_msgTypes[3]
+	mi := &file_bitbox02_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +864,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[3]
+	mi := &file_bitbox02_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +877,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{3}
+	return file_bitbox02_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Response) GetResponse() isResponse_Response {
@@ -1019,7 +1019,7 @@ type DeviceInfoRequest struct {
 
 func (x *DeviceInfoRequest) Reset() {
 	*x = DeviceInfoRequest{}
-	mi := &file_messages_proto_msgTypes[4]
+	mi := &file_bitbox02_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1031,7 @@ func (x *DeviceInfoRequest) String() string {
 func (*DeviceInfoRequest) ProtoMessage() {}
 
 func (x *DeviceInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[4]
+	mi := &file_bitbox02_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1044,7 @@ func (x *DeviceInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfoRequest.ProtoReflect.Descriptor instead.
 func (*DeviceInfoRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{4}
+	return file_bitbox02_proto_rawDescGZIP(), []int{4}
 }
 
 type DeviceInfoResponse struct {
@@ -1062,7 +1062,7 @@ type DeviceInfoResponse struct {
 
 func (x *DeviceInfoResponse) Reset() {
 	*x = DeviceInfoResponse{}
-	mi := &file_messages_proto_msgTypes[5]
+	mi := &file_bitbox02_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1074,7 @@ func (x *DeviceInfoResponse) String() string {
 func (*DeviceInfoResponse) ProtoMessage() {}
 
 func (x *DeviceInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[5]
+	mi := &file_bitbox02_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1087,7 @@ func (x *DeviceInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfoResponse.ProtoReflect.Descriptor instead.
 func (*DeviceInfoResponse) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{5}
+	return file_bitbox02_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeviceInfoResponse) GetName() string {
@@ -1148,7 +1148,7 @@ type PubResponse struct {
 
 func (x *PubResponse) Reset() {
 	*x = PubResponse{}
-	mi := &file_messages_proto_msgTypes[6]
+	mi := &file_bitbox02_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1160,7 @@ func (x *PubResponse) String() string {
 func (*PubResponse) ProtoMessage() {}
 
 func (x *PubResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[6]
+	mi := &file_bitbox02_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1173,7 @@ func (x *PubResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PubResponse.ProtoReflect.Descriptor instead.
 func (*PubResponse) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{6}
+	return file_bitbox02_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PubResponse) GetPub() string {
@@ -1191,7 +1191,7 @@ type RootFingerprintRequest struct {
 
 func (x *RootFingerprintRequest) Reset() {
 	*x = RootFingerprintRequest{}
-	mi := &file_messages_proto_msgTypes[7]
+	mi := &file_bitbox02_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1203,7 @@ func (x *RootFingerprintRequest) String() string {
 func (*RootFingerprintRequest) ProtoMessage() {}
 
 func (x *RootFingerprintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[7]
+	mi := &file_bitbox02_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1216,7 @@ func (x *RootFingerprintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RootFingerprintRequest.ProtoReflect.Descriptor instead.
 func (*RootFingerprintRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{7}
+	return file_bitbox02_proto_rawDescGZIP(), []int{7}
 }
 
 type RootFingerprintResponse struct {
@@ -1228,7 +1228,7 @@ type RootFingerprintResponse struct {
 
 func (x *RootFingerprintResponse) Reset() {
 	*x = RootFingerprintResponse{}
-	mi := &file_messages_proto_msgTypes[8]
+	mi := &file_bitbox02_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1240,7 @@ func (x *RootFingerprintResponse) String() string {
 func (*RootFingerprintResponse) ProtoMessage() {}
 
 func (x *RootFingerprintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[8]
+	mi := &file_bitbox02_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1253,7 @@ func (x *RootFingerprintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RootFingerprintResponse.ProtoReflect.Descriptor instead.
 func (*RootFingerprintResponse) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{8}
+	return file_bitbox02_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RootFingerprintResponse) GetFingerprint() []byte {
@@ -1276,7 +1276,7 @@ type XPub struct {
 
 func (x *XPub) Reset() {
 	*x = XPub{}
-	mi := &file_messages_proto_msgTypes[9]
+	mi := &file_bitbox02_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1288,7 @@ func (x *XPub) String() string {
 func (*XPub) ProtoMessage() {}
 
 func (x *XPub) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[9]
+	mi := &file_bitbox02_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1301,7 @@ func (x *XPub) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use XPub.ProtoReflect.Descriptor instead.
 func (*XPub) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{9}
+	return file_bitbox02_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *XPub) GetDepth() []byte {
@@ -1348,7 +1348,7 @@ type AntiKleptoHostNonceCommitment struct {
 
 func (x *AntiKleptoHostNonceCommitment) Reset() {
 	*x = AntiKleptoHostNonceCommitment{}
-	mi := &file_messages_proto_msgTypes[10]
+	mi := &file_bitbox02_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1360,7 @@ func (x *AntiKleptoHostNonceCommitment) String() string {
 func (*AntiKleptoHostNonceCommitment) ProtoMessage() {}
 
 func (x *AntiKleptoHostNonceCommitment) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[10]
+	mi := &file_bitbox02_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1373,7 @@ func (x *AntiKleptoHostNonceCommitment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AntiKleptoHostNonceCommitment.ProtoReflect.Descriptor instead.
 func (*AntiKleptoHostNonceCommitment) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{10}
+	return file_bitbox02_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AntiKleptoHostNonceCommitment) GetCommitment() []byte {
@@ -1392,7 +1392,7 @@ type AntiKleptoSignerCommitment struct {
 
 func (x *AntiKleptoSignerCommitment) Reset() {
 	*x = AntiKleptoSignerCommitment{}
-	mi := &file_messages_proto_msgTypes[11]
+	mi := &file_bitbox02_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1404,7 @@ func (x *AntiKleptoSignerCommitment) String() string {
 func (*AntiKleptoSignerCommitment) ProtoMessage() {}
 
 func (x *AntiKleptoSignerCommitment) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[11]
+	mi := &file_bitbox02_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1417,7 @@ func (x *AntiKleptoSignerCommitment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AntiKleptoSignerCommitment.ProtoReflect.Descriptor instead.
 func (*AntiKleptoSignerCommitment) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{11}
+	return file_bitbox02_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AntiKleptoSignerCommitment) GetCommitment() []byte {
@@ -1436,7 +1436,7 @@ type AntiKleptoSignatureRequest struct {
 
 func (x *AntiKleptoSignatureRequest) Reset() {
 	*x = AntiKleptoSignatureRequest{}
-	mi := &file_messages_proto_msgTypes[12]
+	mi := &file_bitbox02_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1448,7 @@ func (x *AntiKleptoSignatureRequest) String() string {
 func (*AntiKleptoSignatureRequest) ProtoMessage() {}
 
 func (x *AntiKleptoSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[12]
+	mi := &file_bitbox02_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1461,7 @@ func (x *AntiKleptoSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AntiKleptoSignatureRequest.ProtoReflect.Descriptor instead.
 func (*AntiKleptoSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{12}
+	return file_bitbox02_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AntiKleptoSignatureRequest) GetHostNonce() []byte {
@@ -1484,7 +1484,7 @@ type BTCScriptConfig struct {
 
 func (x *BTCScriptConfig) Reset() {
 	*x = BTCScriptConfig{}
-	mi := &file_messages_proto_msgTypes[13]
+	mi := &file_bitbox02_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1496,7 @@ func (x *BTCScriptConfig) String() string {
 func (*BTCScriptConfig) ProtoMessage() {}
 
 func (x *BTCScriptConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[13]
+	mi := &file_bitbox02_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1509,7 @@ func (x *BTCScriptConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCScriptConfig.ProtoReflect.Descriptor instead.
 func (*BTCScriptConfig) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{13}
+	return file_bitbox02_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BTCScriptConfig) GetConfig() isBTCScriptConfig_Config {
@@ -1569,7 +1569,7 @@ type BTCPubRequest struct {
 
 func (x *BTCPubRequest) Reset() {
 	*x = BTCPubRequest{}
-	mi := &file_messages_proto_msgTypes[14]
+	mi := &file_bitbox02_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1581,7 @@ func (x *BTCPubRequest) String() string {
 func (*BTCPubRequest) ProtoMessage() {}
 
 func (x *BTCPubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[14]
+	mi := &file_bitbox02_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1594,7 @@ func (x *BTCPubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCPubRequest.ProtoReflect.Descriptor instead.
 func (*BTCPubRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{14}
+	return file_bitbox02_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BTCPubRequest) GetCoin() BTCCoin {
@@ -1669,7 +1669,7 @@ type BTCScriptConfigWithKeypath struct {
 
 func (x *BTCScriptConfigWithKeypath) Reset() {
 	*x = BTCScriptConfigWithKeypath{}
-	mi := &file_messages_proto_msgTypes[15]
+	mi := &file_bitbox02_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1681,7 @@ func (x *BTCScriptConfigWithKeypath) String() string {
 func (*BTCScriptConfigWithKeypath) ProtoMessage() {}
 
 func (x *BTCScriptConfigWithKeypath) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[15]
+	mi := &file_bitbox02_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1694,7 @@ func (x *BTCScriptConfigWithKeypath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCScriptConfigWithKeypath.ProtoReflect.Descriptor instead.
 func (*BTCScriptConfigWithKeypath) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{15}
+	return file_bitbox02_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BTCScriptConfigWithKeypath) GetScriptConfig() *BTCScriptConfig {
@@ -1728,7 +1728,7 @@ type BTCSignInitRequest struct {
 
 func (x *BTCSignInitRequest) Reset() {
 	*x = BTCSignInitRequest{}
-	mi := &file_messages_proto_msgTypes[16]
+	mi := &file_bitbox02_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1740,7 @@ func (x *BTCSignInitRequest) String() string {
 func (*BTCSignInitRequest) ProtoMessage() {}
 
 func (x *BTCSignInitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[16]
+	mi := &file_bitbox02_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1753,7 @@ func (x *BTCSignInitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCSignInitRequest.ProtoReflect.Descriptor instead.
 func (*BTCSignInitRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{16}
+	return file_bitbox02_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BTCSignInitRequest) GetCoin() BTCCoin {
@@ -1833,7 +1833,7 @@ type BTCSignNextResponse struct {
 
 func (x *BTCSignNextResponse) Reset() {
 	*x = BTCSignNextResponse{}
-	mi := &file_messages_proto_msgTypes[17]
+	mi := &file_bitbox02_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +1845,7 @@ func (x *BTCSignNextResponse) String() string {
 func (*BTCSignNextResponse) ProtoMessage() {}
 
 func (x *BTCSignNextResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[17]
+	mi := &file_bitbox02_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +1858,7 @@ func (x *BTCSignNextResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCSignNextResponse.ProtoReflect.Descriptor instead.
 func (*BTCSignNextResponse) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{17}
+	return file_bitbox02_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BTCSignNextResponse) GetType() BTCSignNextResponse_Type {
@@ -1918,7 +1918,7 @@ type BTCSignInputRequest struct {
 
 func (x *BTCSignInputRequest) Reset() {
 	*x = BTCSignInputRequest{}
-	mi := &file_messages_proto_msgTypes[18]
+	mi := &file_bitbox02_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +1930,7 @@ func (x *BTCSignInputRequest) String() string {
 func (*BTCSignInputRequest) ProtoMessage() {}
 
 func (x *BTCSignInputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[18]
+	mi := &file_bitbox02_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +1943,7 @@ func (x *BTCSignInputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCSignInputRequest.ProtoReflect.Descriptor instead.
 func (*BTCSignInputRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{18}
+	return file_bitbox02_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BTCSignInputRequest) GetPrevOutHash() []byte {
@@ -2009,7 +2009,7 @@ type BTCSignOutputRequest struct {
 
 func (x *BTCSignOutputRequest) Reset() {
 	*x = BTCSignOutputRequest{}
-	mi := &file_messages_proto_msgTypes[19]
+	mi := &file_bitbox02_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2021,7 @@ func (x *BTCSignOutputRequest) String() string {
 func (*BTCSignOutputRequest) ProtoMessage() {}
 
 func (x *BTCSignOutputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[19]
+	mi := &file_bitbox02_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2034,7 @@ func (x *BTCSignOutputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCSignOutputRequest.ProtoReflect.Descriptor instead.
 func (*BTCSignOutputRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{19}
+	return file_bitbox02_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BTCSignOutputRequest) GetOurs() bool {
@@ -2091,7 +2091,7 @@ type BTCPrevTxInitRequest struct {
 
 func (x *BTCPrevTxInitRequest) Reset() {
 	*x = BTCPrevTxInitRequest{}
-	mi := &file_messages_proto_msgTypes[20]
+	mi := &file_bitbox02_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2103,7 @@ func (x *BTCPrevTxInitRequest) String() string {
 func (*BTCPrevTxInitRequest) ProtoMessage() {}
 
 func (x *BTCPrevTxInitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[20]
+	mi := &file_bitbox02_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2116,7 @@ func (x *BTCPrevTxInitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCPrevTxInitRequest.ProtoReflect.Descriptor instead.
 func (*BTCPrevTxInitRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{20}
+	return file_bitbox02_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BTCPrevTxInitRequest) GetVersion() uint32 {
@@ -2159,7 +2159,7 @@ type BTCPrevTxInputRequest struct {
 
 func (x *BTCPrevTxInputRequest) Reset() {
 	*x = BTCPrevTxInputRequest{}
-	mi := &file_messages_proto_msgTypes[21]
+	mi := &file_bitbox02_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2171,7 @@ func (x *BTCPrevTxInputRequest) String() string {
 func (*BTCPrevTxInputRequest) ProtoMessage() {}
 
 func (x *BTCPrevTxInputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[21]
+	mi := &file_bitbox02_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2184,7 @@ func (x *BTCPrevTxInputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCPrevTxInputRequest.ProtoReflect.Descriptor instead.
 func (*BTCPrevTxInputRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{21}
+	return file_bitbox02_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BTCPrevTxInputRequest) GetPrevOutHash() []byte {
@@ -2225,7 +2225,7 @@ type BTCPrevTxOutputRequest struct {
 
 func (x *BTCPrevTxOutputRequest) Reset() {
 	*x = BTCPrevTxOutputRequest{}
-	mi := &file_messages_proto_msgTypes[22]
+	mi := &file_bitbox02_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2237,7 @@ func (x *BTCPrevTxOutputRequest) String() string {
 func (*BTCPrevTxOutputRequest) ProtoMessage() {}
 
 func (x *BTCPrevTxOutputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[22]
+	mi := &file_bitbox02_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2250,7 @@ func (x *BTCPrevTxOutputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCPrevTxOutputRequest.ProtoReflect.Descriptor instead.
 func (*BTCPrevTxOutputRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{22}
+	return file_bitbox02_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BTCPrevTxOutputRequest) GetValue() uint64 {
@@ -2279,7 +2279,7 @@ type BTCSignMessageRequest struct {
 
 func (x *BTCSignMessageRequest) Reset() {
 	*x = BTCSignMessageRequest{}
-	mi := &file_messages_proto_msgTypes[23]
+	mi := &file_bitbox02_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2291,7 @@ func (x *BTCSignMessageRequest) String() string {
 func (*BTCSignMessageRequest) ProtoMessage() {}
 
 func (x *BTCSignMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[23]
+	mi := &file_bitbox02_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2304,7 @@ func (x *BTCSignMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCSignMessageRequest.ProtoReflect.Descriptor instead.
 func (*BTCSignMessageRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{23}
+	return file_bitbox02_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BTCSignMessageRequest) GetCoin() BTCCoin {
@@ -2344,7 +2344,7 @@ type BTCSignMessageResponse struct {
 
 func (x *BTCSignMessageResponse) Reset() {
 	*x = BTCSignMessageResponse{}
-	mi := &file_messages_proto_msgTypes[24]
+	mi := &file_bitbox02_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2356,7 @@ func (x *BTCSignMessageResponse) String() string {
 func (*BTCSignMessageResponse) ProtoMessage() {}
 
 func (x *BTCSignMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[24]
+	mi := &file_bitbox02_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2369,7 @@ func (x *BTCSignMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCSignMessageResponse.ProtoReflect.Descriptor instead.
 func (*BTCSignMessageResponse) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{24}
+	return file_bitbox02_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *BTCSignMessageResponse) GetSignature() []byte {
@@ -2395,7 +2395,7 @@ type BTCRequest struct {
 
 func (x *BTCRequest) Reset() {
 	*x = BTCRequest{}
-	mi := &file_messages_proto_msgTypes[25]
+	mi := &file_bitbox02_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2407,7 +2407,7 @@ func (x *BTCRequest) String() string {
 func (*BTCRequest) ProtoMessage() {}
 
 func (x *BTCRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[25]
+	mi := &file_bitbox02_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2420,7 +2420,7 @@ func (x *BTCRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCRequest.ProtoReflect.Descriptor instead.
 func (*BTCRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{25}
+	return file_bitbox02_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BTCRequest) GetRequest() isBTCRequest_Request {
@@ -2524,7 +2524,7 @@ type BTCResponse struct {
 
 func (x *BTCResponse) Reset() {
 	*x = BTCResponse{}
-	mi := &file_messages_proto_msgTypes[26]
+	mi := &file_bitbox02_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2536,7 @@ func (x *BTCResponse) String() string {
 func (*BTCResponse) ProtoMessage() {}
 
 func (x *BTCResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[26]
+	mi := &file_bitbox02_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2549,7 @@ func (x *BTCResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCResponse.ProtoReflect.Descriptor instead.
 func (*BTCResponse) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{26}
+	return file_bitbox02_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BTCResponse) GetResponse() isBTCResponse_Response {
@@ -2637,7 +2637,7 @@ type ETHPubRequest struct {
 
 func (x *ETHPubRequest) Reset() {
 	*x = ETHPubRequest{}
-	mi := &file_messages_proto_msgTypes[27]
+	mi := &file_bitbox02_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2649,7 +2649,7 @@ func (x *ETHPubRequest) String() string {
 func (*ETHPubRequest) ProtoMessage() {}
 
 func (x *ETHPubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[27]
+	mi := &file_bitbox02_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2662,7 +2662,7 @@ func (x *ETHPubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHPubRequest.ProtoReflect.Descriptor instead.
 func (*ETHPubRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{27}
+	return file_bitbox02_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ETHPubRequest) GetKeypath() []uint32 {
@@ -2727,7 +2727,7 @@ type ETHSignRequest struct {
 
 func (x *ETHSignRequest) Reset() {
 	*x = ETHSignRequest{}
-	mi := &file_messages_proto_msgTypes[28]
+	mi := &file_bitbox02_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2739,7 +2739,7 @@ func (x *ETHSignRequest) String() string {
 func (*ETHSignRequest) ProtoMessage() {}
 
 func (x *ETHSignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[28]
+	mi := &file_bitbox02_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2752,7 +2752,7 @@ func (x *ETHSignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignRequest.ProtoReflect.Descriptor instead.
 func (*ETHSignRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{28}
+	return file_bitbox02_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ETHSignRequest) GetCoin() ETHCoin {
@@ -2859,7 +2859,7 @@ type ETHSignEIP1559Request struct {
 
 func (x *ETHSignEIP1559Request) Reset() {
 	*x = ETHSignEIP1559Request{}
-	mi := &file_messages_proto_msgTypes[29]
+	mi := &file_bitbox02_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +2871,7 @@ func (x *ETHSignEIP1559Request) String() string {
 func (*ETHSignEIP1559Request) ProtoMessage() {}
 
 func (x *ETHSignEIP1559Request) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[29]
+	mi := &file_bitbox02_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +2884,7 @@ func (x *ETHSignEIP1559Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignEIP1559Request.ProtoReflect.Descriptor instead.
 func (*ETHSignEIP1559Request) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{29}
+	return file_bitbox02_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ETHSignEIP1559Request) GetChainId() uint64 {
@@ -2981,7 +2981,7 @@ type ETHSignDataRequestChunkResponse struct {
 
 func (x *ETHSignDataRequestChunkResponse) Reset() {
 	*x = ETHSignDataRequestChunkResponse{}
-	mi := &file_messages_proto_msgTypes[30]
+	mi := &file_bitbox02_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2993,7 +2993,7 @@ func (x *ETHSignDataRequestChunkResponse) String() string {
 func (*ETHSignDataRequestChunkResponse) ProtoMessage() {}
 
 func (x *ETHSignDataRequestChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[30]
+	mi := &file_bitbox02_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3006,7 +3006,7 @@ func (x *ETHSignDataRequestChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignDataRequestChunkResponse.ProtoReflect.Descriptor instead.
 func (*ETHSignDataRequestChunkResponse) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{30}
+	return file_bitbox02_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ETHSignDataRequestChunkResponse) GetOffset() uint32 {
@@ -3032,7 +3032,7 @@ type ETHSignDataResponseChunkRequest struct {
 
 func (x *ETHSignDataResponseChunkRequest) Reset() {
 	*x = ETHSignDataResponseChunkRequest{}
-	mi := &file_messages_proto_msgTypes[31]
+	mi := &file_bitbox02_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3044,7 @@ func (x *ETHSignDataResponseChunkRequest) String() string {
 func (*ETHSignDataResponseChunkRequest) ProtoMessage() {}
 
 func (x *ETHSignDataResponseChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[31]
+	mi := &file_bitbox02_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3057,7 @@ func (x *ETHSignDataResponseChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignDataResponseChunkRequest.ProtoReflect.Descriptor instead.
 func (*ETHSignDataResponseChunkRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{31}
+	return file_bitbox02_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ETHSignDataResponseChunkRequest) GetChunk() []byte {
@@ -3080,7 +3080,7 @@ type ETHSignMessageRequest struct {
 
 func (x *ETHSignMessageRequest) Reset() {
 	*x = ETHSignMessageRequest{}
-	mi := &file_messages_proto_msgTypes[32]
+	mi := &file_bitbox02_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3092,7 +3092,7 @@ func (x *ETHSignMessageRequest) String() string {
 func (*ETHSignMessageRequest) ProtoMessage() {}
 
 func (x *ETHSignMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[32]
+	mi := &file_bitbox02_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3105,7 +3105,7 @@ func (x *ETHSignMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignMessageRequest.ProtoReflect.Descriptor instead.
 func (*ETHSignMessageRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{32}
+	return file_bitbox02_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ETHSignMessageRequest) GetCoin() ETHCoin {
@@ -3152,7 +3152,7 @@ type ETHSignResponse struct {
 
 func (x *ETHSignResponse) Reset() {
 	*x = ETHSignResponse{}
-	mi := &file_messages_proto_msgTypes[33]
+	mi := &file_bitbox02_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3164,7 +3164,7 @@ func (x *ETHSignResponse) String() string {
 func (*ETHSignResponse) ProtoMessage() {}
 
 func (x *ETHSignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[33]
+	mi := &file_bitbox02_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3177,7 +3177,7 @@ func (x *ETHSignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignResponse.ProtoReflect.Descriptor instead.
 func (*ETHSignResponse) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{33}
+	return file_bitbox02_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ETHSignResponse) GetSignature() []byte {
@@ -3204,7 +3204,7 @@ type ETHRequest struct {
 
 func (x *ETHRequest) Reset() {
 	*x = ETHRequest{}
-	mi := &file_messages_proto_msgTypes[34]
+	mi := &file_bitbox02_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3216,7 +3216,7 @@ func (x *ETHRequest) String() string {
 func (*ETHRequest) ProtoMessage() {}
 
 func (x *ETHRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[34]
+	mi := &file_bitbox02_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3229,7 +3229,7 @@ func (x *ETHRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHRequest.ProtoReflect.Descriptor instead.
 func (*ETHRequest) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{34}
+	return file_bitbox02_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ETHRequest) GetRequest() isETHRequest_Request {
@@ -3348,7 +3348,7 @@ type ETHResponse struct {
 
 func (x *ETHResponse) Reset() {
 	*x = ETHResponse{}
-	mi := &file_messages_proto_msgTypes[35]
+	mi := &file_bitbox02_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3360,7 +3360,7 @@ func (x *ETHResponse) String() string {
 func (*ETHResponse) ProtoMessage() {}
 
 func (x *ETHResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[35]
+	mi := &file_bitbox02_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3373,7 +3373,7 @@ func (x *ETHResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHResponse.ProtoReflect.Descriptor instead.
 func (*ETHResponse) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{35}
+	return file_bitbox02_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ETHResponse) GetResponse() isETHResponse_Response {
@@ -3459,7 +3459,7 @@ type BTCScriptConfig_Multisig struct {
 
 func (x *BTCScriptConfig_Multisig) Reset() {
 	*x = BTCScriptConfig_Multisig{}
-	mi := &file_messages_proto_msgTypes[36]
+	mi := &file_bitbox02_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3471,7 +3471,7 @@ func (x *BTCScriptConfig_Multisig) String() string {
 func (*BTCScriptConfig_Multisig) ProtoMessage() {}
 
 func (x *BTCScriptConfig_Multisig) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_proto_msgTypes[36]
+	mi := &file_bitbox02_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3484,7 +3484,7 @@ func (x *BTCScriptConfig_Multisig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCScriptConfig_Multisig.ProtoReflect.Descriptor instead.
 func (*BTCScriptConfig_Multisig) Descriptor() ([]byte, []int) {
-	return file_messages_proto_rawDescGZIP(), []int{13, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{13, 0}
 }
 
 func (x *BTCScriptConfig_Multisig) GetThreshold() uint32 {
@@ -3515,11 +3515,11 @@ func (x *BTCScriptConfig_Multisig) GetScriptType() BTCScriptConfig_Multisig_Scri
 	return BTCScriptConfig_Multisig_P2WSH
 }
 
-var File_messages_proto protoreflect.FileDescriptor
+var File_bitbox02_proto protoreflect.FileDescriptor
 
-const file_messages_proto_rawDesc = "" +
+const file_bitbox02_proto_rawDesc = "" +
 	"\n" +
-	"\x0emessages.proto\x12\x11hwbridge.bitbox02\"5\n" +
+	"\x0ebitbox02.proto\x12\x11hwbridge.bitbox02\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\t\n" +
@@ -3812,20 +3812,20 @@ const file_messages_proto_rawDesc = "" +
 	"\x16ETH_ADDRESS_CASE_LOWER\x10\x02B2Z0github.com/hwbridge/hwbridge/internal/bitbox02pbb\x06proto3"
 
 var (
-	file_messages_proto_rawDescOnce sync.Once
-	file_messages_proto_rawDescData []byte
+	file_bitbox02_proto_rawDescOnce sync.Once
+	file_bitbox02_proto_rawDescData []byte
 )
 
-func file_messages_proto_rawDescGZIP() []byte {
-	file_messages_proto_rawDescOnce.Do(func() {
-		file_messages_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_messages_proto_rawDesc), len(file_messages_proto_rawDesc)))
+func file_bitbox02_proto_rawDescGZIP() []byte {
+	file_bitbox02_proto_rawDescOnce.Do(func() {
+		file_bitbox02_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_bitbox02_proto_rawDesc), len(file_bitbox02_proto_rawDesc)))
 	})
-	return file_messages_proto_rawDescData
+	return file_bitbox02_proto_rawDescData
 }
 
-var file_messages_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
-var file_messages_proto_goTypes = []any{
+var file_bitbox02_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_bitbox02_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_bitbox02_proto_goTypes = []any{
 	(BTCCoin)(0),                             // 0: hwbridge.bitbox02.BTCCoin
 	(BTCOutputType)(0),                       // 1: hwbridge.bitbox02.BTCOutputType
 	(ETHCoin)(0),                             // 2: hwbridge.bitbox02.ETHCoin
@@ -3874,7 +3874,7 @@ var file_messages_proto_goTypes = []any{
 	(*ETHResponse)(nil),                      // 45: hwbridge.bitbox02.ETHResponse
 	(*BTCScriptConfig_Multisig)(nil),         // 46: hwbridge.bitbox02.BTCScriptConfig.Multisig
 }
-var file_messages_proto_depIdxs = []int32{
+var file_bitbox02_proto_depIdxs = []int32{
 	14, // 0: hwbridge.bitbox02.Request.device_info:type_name -> hwbridge.bitbox02.DeviceInfoRequest
 	24, // 1: hwbridge.bitbox02.Request.btc_pub:type_name -> hwbridge.bitbox02.BTCPubRequest
 	26, // 2: hwbridge.bitbox02.Request.btc_sign_init:type_name -> hwbridge.bitbox02.BTCSignInitRequest
@@ -3945,12 +3945,12 @@ var file_messages_proto_depIdxs = []int32{
 	0,  // [0:63] is the sub-list for field type_name
 }
 
-func init() { file_messages_proto_init() }
-func file_messages_proto_init() {
-	if File_messages_proto != nil {
+func init() { file_bitbox02_proto_init() }
+func file_bitbox02_proto_init() {
+	if File_bitbox02_proto != nil {
 		return
 	}
-	file_messages_proto_msgTypes[2].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[2].OneofWrappers = []any{
 		(*Request_DeviceInfo)(nil),
 		(*Request_BtcPub)(nil),
 		(*Request_BtcSignInit)(nil),
@@ -3960,7 +3960,7 @@ func file_messages_proto_init() {
 		(*Request_Fingerprint)(nil),
 		(*Request_Btc)(nil),
 	}
-	file_messages_proto_msgTypes[3].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[3].OneofWrappers = []any{
 		(*Response_Success)(nil),
 		(*Response_Error)(nil),
 		(*Response_DeviceInfo)(nil),
@@ -3970,28 +3970,28 @@ func file_messages_proto_init() {
 		(*Response_Fingerprint)(nil),
 		(*Response_Btc)(nil),
 	}
-	file_messages_proto_msgTypes[13].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[13].OneofWrappers = []any{
 		(*BTCScriptConfig_SimpleType_)(nil),
 		(*BTCScriptConfig_Multisig_)(nil),
 	}
-	file_messages_proto_msgTypes[14].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[14].OneofWrappers = []any{
 		(*BTCPubRequest_XpubType)(nil),
 		(*BTCPubRequest_ScriptConfig)(nil),
 	}
-	file_messages_proto_msgTypes[25].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[25].OneofWrappers = []any{
 		(*BTCRequest_PrevtxInit)(nil),
 		(*BTCRequest_PrevtxInput)(nil),
 		(*BTCRequest_PrevtxOutput)(nil),
 		(*BTCRequest_SignMessage)(nil),
 		(*BTCRequest_AntikleptoSignature)(nil),
 	}
-	file_messages_proto_msgTypes[26].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[26].OneofWrappers = []any{
 		(*BTCResponse_Success)(nil),
 		(*BTCResponse_SignNext)(nil),
 		(*BTCResponse_SignMessage)(nil),
 		(*BTCResponse_AntikleptoSignerCommitment)(nil),
 	}
-	file_messages_proto_msgTypes[34].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[34].OneofWrappers = []any{
 		(*ETHRequest_Pub)(nil),
 		(*ETHRequest_Sign)(nil),
 		(*ETHRequest_SignMsg)(nil),
@@ -3999,7 +3999,7 @@ func file_messages_proto_init() {
 		(*ETHRequest_SignEip1559)(nil),
 		(*ETHRequest_DataResponseChunk)(nil),
 	}
-	file_messages_proto_msgTypes[35].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[35].OneofWrappers = []any{
 		(*ETHResponse_Pub)(nil),
 		(*ETHResponse_Sign)(nil),
 		(*ETHResponse_AntikleptoSignerCommitment)(nil),
@@ -4009,18 +4009,18 @@ func file_messages_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_proto_rawDesc), len(file_messages_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bitbox02_proto_rawDesc), len(file_bitbox02_proto_rawDesc)),
 			NumEnums:      10,
 			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_messages_proto_goTypes,
-		DependencyIndexes: file_messages_proto_depIdxs,
-		EnumInfos:         file_messages_proto_enumTypes,
-		MessageInfos:      file_messages_proto_msgTypes,
+		GoTypes:           file_bitbox02_proto_goTypes,
+		DependencyIndexes: file_bitbox02_proto_depIdxs,
+		EnumInfos:         file_bitbox02_proto_enumTypes,
+		MessageInfos:      file_bitbox02_proto_msgTypes,
 	}.Build()
-	File_messages_proto = out.File
-	file_messages_proto_goTypes = nil
-	file_messages_proto_depIdxs = nil
+	File_bitbox02_proto = out.File
+	file_bitbox02_proto_goTypes = nil
+	file_bitbox02_proto_depIdxs = nil
 }
