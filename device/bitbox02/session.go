@@ -349,6 +349,11 @@ func decodeResponse(cs *noise.CipherState, ct []byte) (*pb.Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: noise decrypt: %w", device.ErrProtocol, err)
 	}
+	return parseResponse(plain)
+}
+
+// parseResponse decodes a decrypted API response (FuzzParseResponse).
+func parseResponse(plain []byte) (*pb.Response, error) {
 	resp := new(pb.Response)
 	if err := proto.Unmarshal(plain, resp); err != nil {
 		return nil, fmt.Errorf("%w: response: %w", device.ErrProtocol, err)
