@@ -57,6 +57,8 @@ func (w *apiWorker) eth(r *pb.ETHRequest) (*pb.Response, error) {
 			[][]byte{s.GetNonce(), s.GetMaxPriorityFeePerGas(), s.GetMaxFeePerGas(), s.GetGasLimit()}, s.GetValue(), s.GetHostNonceCommitment())
 	case *pb.ETHRequest_SignMsg:
 		return w.ethSignMessage(q.SignMsg)
+	case *pb.ETHRequest_SignTypedMsg:
+		return w.ethSignTypedMessage(q.SignTypedMsg)
 	}
 	return nil, errInvalidInput
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/hwbridge/hwbridge/emulator"
 	"github.com/hwbridge/hwbridge/internal/peers"
@@ -146,6 +147,7 @@ func TestBitBoxAPI(t *testing.T) {
 		{"name": "ethLegacy", "op": "ethSign", "chainId": 1, "keypath": kpETH, "nonce": "07", "gasPrice": "04a817c800", "gasLimit": "5208", "recipient": to, "value": "2386f26fc10000", "data": ""},
 		{"name": "eth1559", "op": "ethSign1559", "chainId": 11155111, "keypath": kpETH, "nonce": "03", "maxPriorityFeePerGas": "59682f00", "maxFeePerGas": "06fc23ac00", "gasLimit": "ea60", "recipient": to, "value": "3039", "data": "deadbeef"},
 		{"name": "ethMessage", "op": "ethSignMessage", "chainId": 1, "keypath": kpETH, "message": "hello ethereum"},
+		{"name": "typed", "op": "ethSignTypedMessage", "chainId": 1, "keypath": kpETH, "json": typedJSON},
 	}})
 
 	var code string
@@ -221,6 +223,10 @@ func TestBitBoxAPI(t *testing.T) {
 	} else {
 		t.Errorf("eth message signature %s", out["ethMessage"])
 	}
+
+	var typed jsEthSig
+	out.into(t, "typed", &typed)
+	checkTyped(t, typed)
 
 	// The screens a person would have seen: the recipient of the PSBT and the ETH sends.
 	var titles []string
@@ -299,4 +305,54 @@ func checkBTCMessage(t *testing.T, d *Device, msg, sig65 string) {
 		t.Errorf("message signed by %x, want %x", pub.SerializeCompressed(), want.SerializeCompressed())
 	}
 
+}
+
+// typedJSON is an eth_signTypedData_v4 document with every kind of member the device asks
+// for: nested structs, a dynamic array of structs, dynamic and fixed arrays of atoms,
+// negative ints, bytesN, dynamic bytes, bools, strings and addresses.
+const typedJSON = `{
+  "types": {
+    "EIP712Domain": [
+      {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+      {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+    ],
+    "Person": [{"name": "name", "type": "string"}, {"name": "wallets", "type": "address[]"}],
+    "Mail": [
+      {"name": "from", "type": "Person"}, {"name": "to", "type": "Person[]"},
+      {"name": "contents", "type": "string"}, {"name": "attachment", "type": "bytes"},
+      {"name": "urgent", "type": "bool"}, {"name": "delta", "type": "int16"},
+      {"name": "scores", "type": "uint8[3]"}, {"name": "tag", "type": "bytes4"}
+    ]
+  },
+  "primaryType": "Mail",
+  "domain": {"name": "Ether Mail", "version": "1", "chainId": 1, "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
+  "message": {
+    "from": {"name": "Cow", "wallets": ["0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826", "0xDeaDbeefdEAdbeefdEadbEEFdeadbeEFdEaDbeeF"]},
+    "to": [{"name": "Bob", "wallets": ["0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"]}, {"name": "Daisy", "wallets": []}],
+    "contents": "Hello, Bob!", "attachment": "0x0102030405", "urgent": true, "delta": "-300",
+    "scores": ["1", "2", "255"], "tag": "0xabcdef01"
+  }
+}`
+
+// checkTyped recovers the EIP-712 signature over go-ethereum's digest of typedJSON.
+func checkTyped(t *testing.T, s jsEthSig) {
+	t.Helper()
+	var td apitypes.TypedData
+	if err := json.Unmarshal([]byte(typedJSON), &td); err != nil {
+		t.Fatal(err)
+	}
+	digest, _, err := apitypes.TypedDataAndHash(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := unhexJS(t, s.R+s.S+s.V)
+	if len(sig) != 65 {
+		t.Errorf("typed data signature %+v", s)
+		return
+	}
+	sig[64] -= 27
+	pub, err := crypto.SigToPub(digest, sig)
+	if err != nil || crypto.PubkeyToAddress(*pub).Hex() != vecETHAddr {
+		t.Errorf("typed data signature does not recover %s over go-ethereum's digest (%v)", vecETHAddr, err)
+	}
 }

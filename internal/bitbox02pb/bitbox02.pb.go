@@ -567,6 +567,122 @@ func (ETHPubRequest_OutputType) EnumDescriptor() ([]byte, []int) {
 	return file_bitbox02_proto_rawDescGZIP(), []int{27, 0}
 }
 
+type ETHSignTypedMessageRequest_DataType int32
+
+const (
+	ETHSignTypedMessageRequest_UNKNOWN ETHSignTypedMessageRequest_DataType = 0
+	ETHSignTypedMessageRequest_BYTES   ETHSignTypedMessageRequest_DataType = 1
+	ETHSignTypedMessageRequest_UINT    ETHSignTypedMessageRequest_DataType = 2
+	ETHSignTypedMessageRequest_INT     ETHSignTypedMessageRequest_DataType = 3
+	ETHSignTypedMessageRequest_BOOL    ETHSignTypedMessageRequest_DataType = 4
+	ETHSignTypedMessageRequest_ADDRESS ETHSignTypedMessageRequest_DataType = 5
+	ETHSignTypedMessageRequest_STRING  ETHSignTypedMessageRequest_DataType = 6
+	ETHSignTypedMessageRequest_ARRAY   ETHSignTypedMessageRequest_DataType = 7
+	ETHSignTypedMessageRequest_STRUCT  ETHSignTypedMessageRequest_DataType = 8
+)
+
+// Enum value maps for ETHSignTypedMessageRequest_DataType.
+var (
+	ETHSignTypedMessageRequest_DataType_name = map[int32]string{
+		0: "UNKNOWN",
+		1: "BYTES",
+		2: "UINT",
+		3: "INT",
+		4: "BOOL",
+		5: "ADDRESS",
+		6: "STRING",
+		7: "ARRAY",
+		8: "STRUCT",
+	}
+	ETHSignTypedMessageRequest_DataType_value = map[string]int32{
+		"UNKNOWN": 0,
+		"BYTES":   1,
+		"UINT":    2,
+		"INT":     3,
+		"BOOL":    4,
+		"ADDRESS": 5,
+		"STRING":  6,
+		"ARRAY":   7,
+		"STRUCT":  8,
+	}
+)
+
+func (x ETHSignTypedMessageRequest_DataType) Enum() *ETHSignTypedMessageRequest_DataType {
+	p := new(ETHSignTypedMessageRequest_DataType)
+	*p = x
+	return p
+}
+
+func (x ETHSignTypedMessageRequest_DataType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ETHSignTypedMessageRequest_DataType) Descriptor() protoreflect.EnumDescriptor {
+	return file_bitbox02_proto_enumTypes[10].Descriptor()
+}
+
+func (ETHSignTypedMessageRequest_DataType) Type() protoreflect.EnumType {
+	return &file_bitbox02_proto_enumTypes[10]
+}
+
+func (x ETHSignTypedMessageRequest_DataType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ETHSignTypedMessageRequest_DataType.Descriptor instead.
+func (ETHSignTypedMessageRequest_DataType) EnumDescriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{34, 0}
+}
+
+type ETHTypedMessageValueResponse_RootObject int32
+
+const (
+	ETHTypedMessageValueResponse_UNKNOWN ETHTypedMessageValueResponse_RootObject = 0
+	ETHTypedMessageValueResponse_DOMAIN  ETHTypedMessageValueResponse_RootObject = 1
+	ETHTypedMessageValueResponse_MESSAGE ETHTypedMessageValueResponse_RootObject = 2
+)
+
+// Enum value maps for ETHTypedMessageValueResponse_RootObject.
+var (
+	ETHTypedMessageValueResponse_RootObject_name = map[int32]string{
+		0: "UNKNOWN",
+		1: "DOMAIN",
+		2: "MESSAGE",
+	}
+	ETHTypedMessageValueResponse_RootObject_value = map[string]int32{
+		"UNKNOWN": 0,
+		"DOMAIN":  1,
+		"MESSAGE": 2,
+	}
+)
+
+func (x ETHTypedMessageValueResponse_RootObject) Enum() *ETHTypedMessageValueResponse_RootObject {
+	p := new(ETHTypedMessageValueResponse_RootObject)
+	*p = x
+	return p
+}
+
+func (x ETHTypedMessageValueResponse_RootObject) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ETHTypedMessageValueResponse_RootObject) Descriptor() protoreflect.EnumDescriptor {
+	return file_bitbox02_proto_enumTypes[11].Descriptor()
+}
+
+func (ETHTypedMessageValueResponse_RootObject) Type() protoreflect.EnumType {
+	return &file_bitbox02_proto_enumTypes[11]
+}
+
+func (x ETHTypedMessageValueResponse_RootObject) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ETHTypedMessageValueResponse_RootObject.Descriptor instead.
+func (ETHTypedMessageValueResponse_RootObject) EnumDescriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{35, 0}
+}
+
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
@@ -3187,6 +3303,186 @@ func (x *ETHSignResponse) GetSignature() []byte {
 	return nil
 }
 
+type ETHSignTypedMessageRequest struct {
+	state               protoimpl.MessageState                   `protogen:"open.v1"`
+	ChainId             uint64                                   `protobuf:"varint,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Keypath             []uint32                                 `protobuf:"varint,2,rep,packed,name=keypath,proto3" json:"keypath,omitempty"`
+	Types               []*ETHSignTypedMessageRequest_StructType `protobuf:"bytes,3,rep,name=types,proto3" json:"types,omitempty"`
+	PrimaryType         string                                   `protobuf:"bytes,4,opt,name=primary_type,json=primaryType,proto3" json:"primary_type,omitempty"`
+	HostNonceCommitment *AntiKleptoHostNonceCommitment           `protobuf:"bytes,5,opt,name=host_nonce_commitment,json=hostNonceCommitment,proto3" json:"host_nonce_commitment,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ETHSignTypedMessageRequest) Reset() {
+	*x = ETHSignTypedMessageRequest{}
+	mi := &file_bitbox02_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ETHSignTypedMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ETHSignTypedMessageRequest) ProtoMessage() {}
+
+func (x *ETHSignTypedMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ETHSignTypedMessageRequest.ProtoReflect.Descriptor instead.
+func (*ETHSignTypedMessageRequest) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ETHSignTypedMessageRequest) GetChainId() uint64 {
+	if x != nil {
+		return x.ChainId
+	}
+	return 0
+}
+
+func (x *ETHSignTypedMessageRequest) GetKeypath() []uint32 {
+	if x != nil {
+		return x.Keypath
+	}
+	return nil
+}
+
+func (x *ETHSignTypedMessageRequest) GetTypes() []*ETHSignTypedMessageRequest_StructType {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+func (x *ETHSignTypedMessageRequest) GetPrimaryType() string {
+	if x != nil {
+		return x.PrimaryType
+	}
+	return ""
+}
+
+func (x *ETHSignTypedMessageRequest) GetHostNonceCommitment() *AntiKleptoHostNonceCommitment {
+	if x != nil {
+		return x.HostNonceCommitment
+	}
+	return nil
+}
+
+type ETHTypedMessageValueResponse struct {
+	state         protoimpl.MessageState                  `protogen:"open.v1"`
+	RootObject    ETHTypedMessageValueResponse_RootObject `protobuf:"varint,1,opt,name=root_object,json=rootObject,proto3,enum=hwbridge.bitbox02.ETHTypedMessageValueResponse_RootObject" json:"root_object,omitempty"`
+	Path          []uint32                                `protobuf:"varint,2,rep,packed,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ETHTypedMessageValueResponse) Reset() {
+	*x = ETHTypedMessageValueResponse{}
+	mi := &file_bitbox02_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ETHTypedMessageValueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ETHTypedMessageValueResponse) ProtoMessage() {}
+
+func (x *ETHTypedMessageValueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ETHTypedMessageValueResponse.ProtoReflect.Descriptor instead.
+func (*ETHTypedMessageValueResponse) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ETHTypedMessageValueResponse) GetRootObject() ETHTypedMessageValueResponse_RootObject {
+	if x != nil {
+		return x.RootObject
+	}
+	return ETHTypedMessageValueResponse_UNKNOWN
+}
+
+func (x *ETHTypedMessageValueResponse) GetPath() []uint32 {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+type ETHTypedMessageValueRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         []byte                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	DataLength    uint32                 `protobuf:"varint,2,opt,name=data_length,json=dataLength,proto3" json:"data_length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ETHTypedMessageValueRequest) Reset() {
+	*x = ETHTypedMessageValueRequest{}
+	mi := &file_bitbox02_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ETHTypedMessageValueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ETHTypedMessageValueRequest) ProtoMessage() {}
+
+func (x *ETHTypedMessageValueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ETHTypedMessageValueRequest.ProtoReflect.Descriptor instead.
+func (*ETHTypedMessageValueRequest) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ETHTypedMessageValueRequest) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *ETHTypedMessageValueRequest) GetDataLength() uint32 {
+	if x != nil {
+		return x.DataLength
+	}
+	return 0
+}
+
 type ETHRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Request:
@@ -3195,6 +3491,8 @@ type ETHRequest struct {
 	//	*ETHRequest_Sign
 	//	*ETHRequest_SignMsg
 	//	*ETHRequest_AntikleptoSignature
+	//	*ETHRequest_SignTypedMsg
+	//	*ETHRequest_TypedMsgValue
 	//	*ETHRequest_SignEip1559
 	//	*ETHRequest_DataResponseChunk
 	Request       isETHRequest_Request `protobuf_oneof:"request"`
@@ -3204,7 +3502,7 @@ type ETHRequest struct {
 
 func (x *ETHRequest) Reset() {
 	*x = ETHRequest{}
-	mi := &file_bitbox02_proto_msgTypes[34]
+	mi := &file_bitbox02_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3216,7 +3514,7 @@ func (x *ETHRequest) String() string {
 func (*ETHRequest) ProtoMessage() {}
 
 func (x *ETHRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[34]
+	mi := &file_bitbox02_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3229,7 +3527,7 @@ func (x *ETHRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHRequest.ProtoReflect.Descriptor instead.
 func (*ETHRequest) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{34}
+	return file_bitbox02_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ETHRequest) GetRequest() isETHRequest_Request {
@@ -3275,6 +3573,24 @@ func (x *ETHRequest) GetAntikleptoSignature() *AntiKleptoSignatureRequest {
 	return nil
 }
 
+func (x *ETHRequest) GetSignTypedMsg() *ETHSignTypedMessageRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ETHRequest_SignTypedMsg); ok {
+			return x.SignTypedMsg
+		}
+	}
+	return nil
+}
+
+func (x *ETHRequest) GetTypedMsgValue() *ETHTypedMessageValueRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ETHRequest_TypedMsgValue); ok {
+			return x.TypedMsgValue
+		}
+	}
+	return nil
+}
+
 func (x *ETHRequest) GetSignEip1559() *ETHSignEIP1559Request {
 	if x != nil {
 		if x, ok := x.Request.(*ETHRequest_SignEip1559); ok {
@@ -3313,6 +3629,14 @@ type ETHRequest_AntikleptoSignature struct {
 	AntikleptoSignature *AntiKleptoSignatureRequest `protobuf:"bytes,4,opt,name=antiklepto_signature,json=antikleptoSignature,proto3,oneof"`
 }
 
+type ETHRequest_SignTypedMsg struct {
+	SignTypedMsg *ETHSignTypedMessageRequest `protobuf:"bytes,5,opt,name=sign_typed_msg,json=signTypedMsg,proto3,oneof"`
+}
+
+type ETHRequest_TypedMsgValue struct {
+	TypedMsgValue *ETHTypedMessageValueRequest `protobuf:"bytes,6,opt,name=typed_msg_value,json=typedMsgValue,proto3,oneof"`
+}
+
 type ETHRequest_SignEip1559 struct {
 	SignEip1559 *ETHSignEIP1559Request `protobuf:"bytes,7,opt,name=sign_eip1559,json=signEip1559,proto3,oneof"`
 }
@@ -3329,6 +3653,10 @@ func (*ETHRequest_SignMsg) isETHRequest_Request() {}
 
 func (*ETHRequest_AntikleptoSignature) isETHRequest_Request() {}
 
+func (*ETHRequest_SignTypedMsg) isETHRequest_Request() {}
+
+func (*ETHRequest_TypedMsgValue) isETHRequest_Request() {}
+
 func (*ETHRequest_SignEip1559) isETHRequest_Request() {}
 
 func (*ETHRequest_DataResponseChunk) isETHRequest_Request() {}
@@ -3340,6 +3668,7 @@ type ETHResponse struct {
 	//	*ETHResponse_Pub
 	//	*ETHResponse_Sign
 	//	*ETHResponse_AntikleptoSignerCommitment
+	//	*ETHResponse_TypedMsgValue
 	//	*ETHResponse_DataRequestChunk
 	Response      isETHResponse_Response `protobuf_oneof:"response"`
 	unknownFields protoimpl.UnknownFields
@@ -3348,7 +3677,7 @@ type ETHResponse struct {
 
 func (x *ETHResponse) Reset() {
 	*x = ETHResponse{}
-	mi := &file_bitbox02_proto_msgTypes[35]
+	mi := &file_bitbox02_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3360,7 +3689,7 @@ func (x *ETHResponse) String() string {
 func (*ETHResponse) ProtoMessage() {}
 
 func (x *ETHResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[35]
+	mi := &file_bitbox02_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3373,7 +3702,7 @@ func (x *ETHResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHResponse.ProtoReflect.Descriptor instead.
 func (*ETHResponse) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{35}
+	return file_bitbox02_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ETHResponse) GetResponse() isETHResponse_Response {
@@ -3410,6 +3739,15 @@ func (x *ETHResponse) GetAntikleptoSignerCommitment() *AntiKleptoSignerCommitmen
 	return nil
 }
 
+func (x *ETHResponse) GetTypedMsgValue() *ETHTypedMessageValueResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ETHResponse_TypedMsgValue); ok {
+			return x.TypedMsgValue
+		}
+	}
+	return nil
+}
+
 func (x *ETHResponse) GetDataRequestChunk() *ETHSignDataRequestChunkResponse {
 	if x != nil {
 		if x, ok := x.Response.(*ETHResponse_DataRequestChunk); ok {
@@ -3435,6 +3773,10 @@ type ETHResponse_AntikleptoSignerCommitment struct {
 	AntikleptoSignerCommitment *AntiKleptoSignerCommitment `protobuf:"bytes,3,opt,name=antiklepto_signer_commitment,json=antikleptoSignerCommitment,proto3,oneof"`
 }
 
+type ETHResponse_TypedMsgValue struct {
+	TypedMsgValue *ETHTypedMessageValueResponse `protobuf:"bytes,4,opt,name=typed_msg_value,json=typedMsgValue,proto3,oneof"`
+}
+
 type ETHResponse_DataRequestChunk struct {
 	DataRequestChunk *ETHSignDataRequestChunkResponse `protobuf:"bytes,5,opt,name=data_request_chunk,json=dataRequestChunk,proto3,oneof"`
 }
@@ -3444,6 +3786,8 @@ func (*ETHResponse_Pub) isETHResponse_Response() {}
 func (*ETHResponse_Sign) isETHResponse_Response() {}
 
 func (*ETHResponse_AntikleptoSignerCommitment) isETHResponse_Response() {}
+
+func (*ETHResponse_TypedMsgValue) isETHResponse_Response() {}
 
 func (*ETHResponse_DataRequestChunk) isETHResponse_Response() {}
 
@@ -3459,7 +3803,7 @@ type BTCScriptConfig_Multisig struct {
 
 func (x *BTCScriptConfig_Multisig) Reset() {
 	*x = BTCScriptConfig_Multisig{}
-	mi := &file_bitbox02_proto_msgTypes[36]
+	mi := &file_bitbox02_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3471,7 +3815,7 @@ func (x *BTCScriptConfig_Multisig) String() string {
 func (*BTCScriptConfig_Multisig) ProtoMessage() {}
 
 func (x *BTCScriptConfig_Multisig) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[36]
+	mi := &file_bitbox02_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3513,6 +3857,178 @@ func (x *BTCScriptConfig_Multisig) GetScriptType() BTCScriptConfig_Multisig_Scri
 		return x.ScriptType
 	}
 	return BTCScriptConfig_Multisig_P2WSH
+}
+
+type ETHSignTypedMessageRequest_MemberType struct {
+	state         protoimpl.MessageState                 `protogen:"open.v1"`
+	Type          ETHSignTypedMessageRequest_DataType    `protobuf:"varint,1,opt,name=type,proto3,enum=hwbridge.bitbox02.ETHSignTypedMessageRequest_DataType" json:"type,omitempty"`
+	Size          uint32                                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"` // bytes for (u)int and bytesN, elements for fixed arrays, 0 if dynamic
+	StructName    string                                 `protobuf:"bytes,3,opt,name=struct_name,json=structName,proto3" json:"struct_name,omitempty"`
+	ArrayType     *ETHSignTypedMessageRequest_MemberType `protobuf:"bytes,4,opt,name=array_type,json=arrayType,proto3" json:"array_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ETHSignTypedMessageRequest_MemberType) Reset() {
+	*x = ETHSignTypedMessageRequest_MemberType{}
+	mi := &file_bitbox02_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ETHSignTypedMessageRequest_MemberType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ETHSignTypedMessageRequest_MemberType) ProtoMessage() {}
+
+func (x *ETHSignTypedMessageRequest_MemberType) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ETHSignTypedMessageRequest_MemberType.ProtoReflect.Descriptor instead.
+func (*ETHSignTypedMessageRequest_MemberType) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{34, 0}
+}
+
+func (x *ETHSignTypedMessageRequest_MemberType) GetType() ETHSignTypedMessageRequest_DataType {
+	if x != nil {
+		return x.Type
+	}
+	return ETHSignTypedMessageRequest_UNKNOWN
+}
+
+func (x *ETHSignTypedMessageRequest_MemberType) GetSize() uint32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ETHSignTypedMessageRequest_MemberType) GetStructName() string {
+	if x != nil {
+		return x.StructName
+	}
+	return ""
+}
+
+func (x *ETHSignTypedMessageRequest_MemberType) GetArrayType() *ETHSignTypedMessageRequest_MemberType {
+	if x != nil {
+		return x.ArrayType
+	}
+	return nil
+}
+
+type ETHSignTypedMessageRequest_Member struct {
+	state         protoimpl.MessageState                 `protogen:"open.v1"`
+	Name          string                                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type          *ETHSignTypedMessageRequest_MemberType `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ETHSignTypedMessageRequest_Member) Reset() {
+	*x = ETHSignTypedMessageRequest_Member{}
+	mi := &file_bitbox02_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ETHSignTypedMessageRequest_Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ETHSignTypedMessageRequest_Member) ProtoMessage() {}
+
+func (x *ETHSignTypedMessageRequest_Member) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ETHSignTypedMessageRequest_Member.ProtoReflect.Descriptor instead.
+func (*ETHSignTypedMessageRequest_Member) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{34, 1}
+}
+
+func (x *ETHSignTypedMessageRequest_Member) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ETHSignTypedMessageRequest_Member) GetType() *ETHSignTypedMessageRequest_MemberType {
+	if x != nil {
+		return x.Type
+	}
+	return nil
+}
+
+type ETHSignTypedMessageRequest_StructType struct {
+	state         protoimpl.MessageState               `protogen:"open.v1"`
+	Name          string                               `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Members       []*ETHSignTypedMessageRequest_Member `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ETHSignTypedMessageRequest_StructType) Reset() {
+	*x = ETHSignTypedMessageRequest_StructType{}
+	mi := &file_bitbox02_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ETHSignTypedMessageRequest_StructType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ETHSignTypedMessageRequest_StructType) ProtoMessage() {}
+
+func (x *ETHSignTypedMessageRequest_StructType) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ETHSignTypedMessageRequest_StructType.ProtoReflect.Descriptor instead.
+func (*ETHSignTypedMessageRequest_StructType) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{34, 2}
+}
+
+func (x *ETHSignTypedMessageRequest_StructType) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ETHSignTypedMessageRequest_StructType) GetMembers() []*ETHSignTypedMessageRequest_Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
 }
 
 var File_bitbox02_proto protoreflect.FileDescriptor
@@ -3768,20 +4284,70 @@ const file_bitbox02_proto_rawDesc = "" +
 	"\x15host_nonce_commitment\x18\x04 \x01(\v20.hwbridge.bitbox02.AntiKleptoHostNonceCommitmentR\x13hostNonceCommitment\x12\x19\n" +
 	"\bchain_id\x18\x05 \x01(\x04R\achainId\"/\n" +
 	"\x0fETHSignResponse\x12\x1c\n" +
-	"\tsignature\x18\x01 \x01(\fR\tsignature\"\xe6\x03\n" +
+	"\tsignature\x18\x01 \x01(\fR\tsignature\"\xe2\x06\n" +
+	"\x1aETHSignTypedMessageRequest\x12\x19\n" +
+	"\bchain_id\x18\x01 \x01(\x04R\achainId\x12\x18\n" +
+	"\akeypath\x18\x02 \x03(\rR\akeypath\x12N\n" +
+	"\x05types\x18\x03 \x03(\v28.hwbridge.bitbox02.ETHSignTypedMessageRequest.StructTypeR\x05types\x12!\n" +
+	"\fprimary_type\x18\x04 \x01(\tR\vprimaryType\x12d\n" +
+	"\x15host_nonce_commitment\x18\x05 \x01(\v20.hwbridge.bitbox02.AntiKleptoHostNonceCommitmentR\x13hostNonceCommitment\x1a\xe6\x01\n" +
+	"\n" +
+	"MemberType\x12J\n" +
+	"\x04type\x18\x01 \x01(\x0e26.hwbridge.bitbox02.ETHSignTypedMessageRequest.DataTypeR\x04type\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\rR\x04size\x12\x1f\n" +
+	"\vstruct_name\x18\x03 \x01(\tR\n" +
+	"structName\x12W\n" +
+	"\n" +
+	"array_type\x18\x04 \x01(\v28.hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberTypeR\tarrayType\x1aj\n" +
+	"\x06Member\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12L\n" +
+	"\x04type\x18\x02 \x01(\v28.hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberTypeR\x04type\x1ap\n" +
+	"\n" +
+	"StructType\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12N\n" +
+	"\amembers\x18\x02 \x03(\v24.hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberR\amembers\"o\n" +
+	"\bDataType\x12\v\n" +
+	"\aUNKNOWN\x10\x00\x12\t\n" +
+	"\x05BYTES\x10\x01\x12\b\n" +
+	"\x04UINT\x10\x02\x12\a\n" +
+	"\x03INT\x10\x03\x12\b\n" +
+	"\x04BOOL\x10\x04\x12\v\n" +
+	"\aADDRESS\x10\x05\x12\n" +
+	"\n" +
+	"\x06STRING\x10\x06\x12\t\n" +
+	"\x05ARRAY\x10\a\x12\n" +
+	"\n" +
+	"\x06STRUCT\x10\b\"\xc3\x01\n" +
+	"\x1cETHTypedMessageValueResponse\x12[\n" +
+	"\vroot_object\x18\x01 \x01(\x0e2:.hwbridge.bitbox02.ETHTypedMessageValueResponse.RootObjectR\n" +
+	"rootObject\x12\x12\n" +
+	"\x04path\x18\x02 \x03(\rR\x04path\"2\n" +
+	"\n" +
+	"RootObject\x12\v\n" +
+	"\aUNKNOWN\x10\x00\x12\n" +
+	"\n" +
+	"\x06DOMAIN\x10\x01\x12\v\n" +
+	"\aMESSAGE\x10\x02\"T\n" +
+	"\x1bETHTypedMessageValueRequest\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\fR\x05value\x12\x1f\n" +
+	"\vdata_length\x18\x02 \x01(\rR\n" +
+	"dataLength\"\x97\x05\n" +
 	"\n" +
 	"ETHRequest\x124\n" +
 	"\x03pub\x18\x01 \x01(\v2 .hwbridge.bitbox02.ETHPubRequestH\x00R\x03pub\x127\n" +
 	"\x04sign\x18\x02 \x01(\v2!.hwbridge.bitbox02.ETHSignRequestH\x00R\x04sign\x12E\n" +
 	"\bsign_msg\x18\x03 \x01(\v2(.hwbridge.bitbox02.ETHSignMessageRequestH\x00R\asignMsg\x12b\n" +
-	"\x14antiklepto_signature\x18\x04 \x01(\v2-.hwbridge.bitbox02.AntiKleptoSignatureRequestH\x00R\x13antikleptoSignature\x12M\n" +
+	"\x14antiklepto_signature\x18\x04 \x01(\v2-.hwbridge.bitbox02.AntiKleptoSignatureRequestH\x00R\x13antikleptoSignature\x12U\n" +
+	"\x0esign_typed_msg\x18\x05 \x01(\v2-.hwbridge.bitbox02.ETHSignTypedMessageRequestH\x00R\fsignTypedMsg\x12X\n" +
+	"\x0ftyped_msg_value\x18\x06 \x01(\v2..hwbridge.bitbox02.ETHTypedMessageValueRequestH\x00R\rtypedMsgValue\x12M\n" +
 	"\fsign_eip1559\x18\a \x01(\v2(.hwbridge.bitbox02.ETHSignEIP1559RequestH\x00R\vsignEip1559\x12d\n" +
 	"\x13data_response_chunk\x18\b \x01(\v22.hwbridge.bitbox02.ETHSignDataResponseChunkRequestH\x00R\x11dataResponseChunkB\t\n" +
-	"\arequest\"\xde\x02\n" +
+	"\arequest\"\xb9\x03\n" +
 	"\vETHResponse\x122\n" +
 	"\x03pub\x18\x01 \x01(\v2\x1e.hwbridge.bitbox02.PubResponseH\x00R\x03pub\x128\n" +
 	"\x04sign\x18\x02 \x01(\v2\".hwbridge.bitbox02.ETHSignResponseH\x00R\x04sign\x12q\n" +
-	"\x1cantiklepto_signer_commitment\x18\x03 \x01(\v2-.hwbridge.bitbox02.AntiKleptoSignerCommitmentH\x00R\x1aantikleptoSignerCommitment\x12b\n" +
+	"\x1cantiklepto_signer_commitment\x18\x03 \x01(\v2-.hwbridge.bitbox02.AntiKleptoSignerCommitmentH\x00R\x1aantikleptoSignerCommitment\x12Y\n" +
+	"\x0ftyped_msg_value\x18\x04 \x01(\v2/.hwbridge.bitbox02.ETHTypedMessageValueResponseH\x00R\rtypedMsgValue\x12b\n" +
 	"\x12data_request_chunk\x18\x05 \x01(\v22.hwbridge.bitbox02.ETHSignDataRequestChunkResponseH\x00R\x10dataRequestChunkB\n" +
 	"\n" +
 	"\bresponse*9\n" +
@@ -3823,126 +4389,144 @@ func file_bitbox02_proto_rawDescGZIP() []byte {
 	return file_bitbox02_proto_rawDescData
 }
 
-var file_bitbox02_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_bitbox02_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_bitbox02_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_bitbox02_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_bitbox02_proto_goTypes = []any{
-	(BTCCoin)(0),                             // 0: hwbridge.bitbox02.BTCCoin
-	(BTCOutputType)(0),                       // 1: hwbridge.bitbox02.BTCOutputType
-	(ETHCoin)(0),                             // 2: hwbridge.bitbox02.ETHCoin
-	(ETHAddressCase)(0),                      // 3: hwbridge.bitbox02.ETHAddressCase
-	(BTCScriptConfig_SimpleType)(0),          // 4: hwbridge.bitbox02.BTCScriptConfig.SimpleType
-	(BTCScriptConfig_Multisig_ScriptType)(0), // 5: hwbridge.bitbox02.BTCScriptConfig.Multisig.ScriptType
-	(BTCPubRequest_XPubType)(0),              // 6: hwbridge.bitbox02.BTCPubRequest.XPubType
-	(BTCSignInitRequest_FormatUnit)(0),       // 7: hwbridge.bitbox02.BTCSignInitRequest.FormatUnit
-	(BTCSignNextResponse_Type)(0),            // 8: hwbridge.bitbox02.BTCSignNextResponse.Type
-	(ETHPubRequest_OutputType)(0),            // 9: hwbridge.bitbox02.ETHPubRequest.OutputType
-	(*Error)(nil),                            // 10: hwbridge.bitbox02.Error
-	(*Success)(nil),                          // 11: hwbridge.bitbox02.Success
-	(*Request)(nil),                          // 12: hwbridge.bitbox02.Request
-	(*Response)(nil),                         // 13: hwbridge.bitbox02.Response
-	(*DeviceInfoRequest)(nil),                // 14: hwbridge.bitbox02.DeviceInfoRequest
-	(*DeviceInfoResponse)(nil),               // 15: hwbridge.bitbox02.DeviceInfoResponse
-	(*PubResponse)(nil),                      // 16: hwbridge.bitbox02.PubResponse
-	(*RootFingerprintRequest)(nil),           // 17: hwbridge.bitbox02.RootFingerprintRequest
-	(*RootFingerprintResponse)(nil),          // 18: hwbridge.bitbox02.RootFingerprintResponse
-	(*XPub)(nil),                             // 19: hwbridge.bitbox02.XPub
-	(*AntiKleptoHostNonceCommitment)(nil),    // 20: hwbridge.bitbox02.AntiKleptoHostNonceCommitment
-	(*AntiKleptoSignerCommitment)(nil),       // 21: hwbridge.bitbox02.AntiKleptoSignerCommitment
-	(*AntiKleptoSignatureRequest)(nil),       // 22: hwbridge.bitbox02.AntiKleptoSignatureRequest
-	(*BTCScriptConfig)(nil),                  // 23: hwbridge.bitbox02.BTCScriptConfig
-	(*BTCPubRequest)(nil),                    // 24: hwbridge.bitbox02.BTCPubRequest
-	(*BTCScriptConfigWithKeypath)(nil),       // 25: hwbridge.bitbox02.BTCScriptConfigWithKeypath
-	(*BTCSignInitRequest)(nil),               // 26: hwbridge.bitbox02.BTCSignInitRequest
-	(*BTCSignNextResponse)(nil),              // 27: hwbridge.bitbox02.BTCSignNextResponse
-	(*BTCSignInputRequest)(nil),              // 28: hwbridge.bitbox02.BTCSignInputRequest
-	(*BTCSignOutputRequest)(nil),             // 29: hwbridge.bitbox02.BTCSignOutputRequest
-	(*BTCPrevTxInitRequest)(nil),             // 30: hwbridge.bitbox02.BTCPrevTxInitRequest
-	(*BTCPrevTxInputRequest)(nil),            // 31: hwbridge.bitbox02.BTCPrevTxInputRequest
-	(*BTCPrevTxOutputRequest)(nil),           // 32: hwbridge.bitbox02.BTCPrevTxOutputRequest
-	(*BTCSignMessageRequest)(nil),            // 33: hwbridge.bitbox02.BTCSignMessageRequest
-	(*BTCSignMessageResponse)(nil),           // 34: hwbridge.bitbox02.BTCSignMessageResponse
-	(*BTCRequest)(nil),                       // 35: hwbridge.bitbox02.BTCRequest
-	(*BTCResponse)(nil),                      // 36: hwbridge.bitbox02.BTCResponse
-	(*ETHPubRequest)(nil),                    // 37: hwbridge.bitbox02.ETHPubRequest
-	(*ETHSignRequest)(nil),                   // 38: hwbridge.bitbox02.ETHSignRequest
-	(*ETHSignEIP1559Request)(nil),            // 39: hwbridge.bitbox02.ETHSignEIP1559Request
-	(*ETHSignDataRequestChunkResponse)(nil),  // 40: hwbridge.bitbox02.ETHSignDataRequestChunkResponse
-	(*ETHSignDataResponseChunkRequest)(nil),  // 41: hwbridge.bitbox02.ETHSignDataResponseChunkRequest
-	(*ETHSignMessageRequest)(nil),            // 42: hwbridge.bitbox02.ETHSignMessageRequest
-	(*ETHSignResponse)(nil),                  // 43: hwbridge.bitbox02.ETHSignResponse
-	(*ETHRequest)(nil),                       // 44: hwbridge.bitbox02.ETHRequest
-	(*ETHResponse)(nil),                      // 45: hwbridge.bitbox02.ETHResponse
-	(*BTCScriptConfig_Multisig)(nil),         // 46: hwbridge.bitbox02.BTCScriptConfig.Multisig
+	(BTCCoin)(0),                                  // 0: hwbridge.bitbox02.BTCCoin
+	(BTCOutputType)(0),                            // 1: hwbridge.bitbox02.BTCOutputType
+	(ETHCoin)(0),                                  // 2: hwbridge.bitbox02.ETHCoin
+	(ETHAddressCase)(0),                           // 3: hwbridge.bitbox02.ETHAddressCase
+	(BTCScriptConfig_SimpleType)(0),               // 4: hwbridge.bitbox02.BTCScriptConfig.SimpleType
+	(BTCScriptConfig_Multisig_ScriptType)(0),      // 5: hwbridge.bitbox02.BTCScriptConfig.Multisig.ScriptType
+	(BTCPubRequest_XPubType)(0),                   // 6: hwbridge.bitbox02.BTCPubRequest.XPubType
+	(BTCSignInitRequest_FormatUnit)(0),            // 7: hwbridge.bitbox02.BTCSignInitRequest.FormatUnit
+	(BTCSignNextResponse_Type)(0),                 // 8: hwbridge.bitbox02.BTCSignNextResponse.Type
+	(ETHPubRequest_OutputType)(0),                 // 9: hwbridge.bitbox02.ETHPubRequest.OutputType
+	(ETHSignTypedMessageRequest_DataType)(0),      // 10: hwbridge.bitbox02.ETHSignTypedMessageRequest.DataType
+	(ETHTypedMessageValueResponse_RootObject)(0),  // 11: hwbridge.bitbox02.ETHTypedMessageValueResponse.RootObject
+	(*Error)(nil),                                 // 12: hwbridge.bitbox02.Error
+	(*Success)(nil),                               // 13: hwbridge.bitbox02.Success
+	(*Request)(nil),                               // 14: hwbridge.bitbox02.Request
+	(*Response)(nil),                              // 15: hwbridge.bitbox02.Response
+	(*DeviceInfoRequest)(nil),                     // 16: hwbridge.bitbox02.DeviceInfoRequest
+	(*DeviceInfoResponse)(nil),                    // 17: hwbridge.bitbox02.DeviceInfoResponse
+	(*PubResponse)(nil),                           // 18: hwbridge.bitbox02.PubResponse
+	(*RootFingerprintRequest)(nil),                // 19: hwbridge.bitbox02.RootFingerprintRequest
+	(*RootFingerprintResponse)(nil),               // 20: hwbridge.bitbox02.RootFingerprintResponse
+	(*XPub)(nil),                                  // 21: hwbridge.bitbox02.XPub
+	(*AntiKleptoHostNonceCommitment)(nil),         // 22: hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	(*AntiKleptoSignerCommitment)(nil),            // 23: hwbridge.bitbox02.AntiKleptoSignerCommitment
+	(*AntiKleptoSignatureRequest)(nil),            // 24: hwbridge.bitbox02.AntiKleptoSignatureRequest
+	(*BTCScriptConfig)(nil),                       // 25: hwbridge.bitbox02.BTCScriptConfig
+	(*BTCPubRequest)(nil),                         // 26: hwbridge.bitbox02.BTCPubRequest
+	(*BTCScriptConfigWithKeypath)(nil),            // 27: hwbridge.bitbox02.BTCScriptConfigWithKeypath
+	(*BTCSignInitRequest)(nil),                    // 28: hwbridge.bitbox02.BTCSignInitRequest
+	(*BTCSignNextResponse)(nil),                   // 29: hwbridge.bitbox02.BTCSignNextResponse
+	(*BTCSignInputRequest)(nil),                   // 30: hwbridge.bitbox02.BTCSignInputRequest
+	(*BTCSignOutputRequest)(nil),                  // 31: hwbridge.bitbox02.BTCSignOutputRequest
+	(*BTCPrevTxInitRequest)(nil),                  // 32: hwbridge.bitbox02.BTCPrevTxInitRequest
+	(*BTCPrevTxInputRequest)(nil),                 // 33: hwbridge.bitbox02.BTCPrevTxInputRequest
+	(*BTCPrevTxOutputRequest)(nil),                // 34: hwbridge.bitbox02.BTCPrevTxOutputRequest
+	(*BTCSignMessageRequest)(nil),                 // 35: hwbridge.bitbox02.BTCSignMessageRequest
+	(*BTCSignMessageResponse)(nil),                // 36: hwbridge.bitbox02.BTCSignMessageResponse
+	(*BTCRequest)(nil),                            // 37: hwbridge.bitbox02.BTCRequest
+	(*BTCResponse)(nil),                           // 38: hwbridge.bitbox02.BTCResponse
+	(*ETHPubRequest)(nil),                         // 39: hwbridge.bitbox02.ETHPubRequest
+	(*ETHSignRequest)(nil),                        // 40: hwbridge.bitbox02.ETHSignRequest
+	(*ETHSignEIP1559Request)(nil),                 // 41: hwbridge.bitbox02.ETHSignEIP1559Request
+	(*ETHSignDataRequestChunkResponse)(nil),       // 42: hwbridge.bitbox02.ETHSignDataRequestChunkResponse
+	(*ETHSignDataResponseChunkRequest)(nil),       // 43: hwbridge.bitbox02.ETHSignDataResponseChunkRequest
+	(*ETHSignMessageRequest)(nil),                 // 44: hwbridge.bitbox02.ETHSignMessageRequest
+	(*ETHSignResponse)(nil),                       // 45: hwbridge.bitbox02.ETHSignResponse
+	(*ETHSignTypedMessageRequest)(nil),            // 46: hwbridge.bitbox02.ETHSignTypedMessageRequest
+	(*ETHTypedMessageValueResponse)(nil),          // 47: hwbridge.bitbox02.ETHTypedMessageValueResponse
+	(*ETHTypedMessageValueRequest)(nil),           // 48: hwbridge.bitbox02.ETHTypedMessageValueRequest
+	(*ETHRequest)(nil),                            // 49: hwbridge.bitbox02.ETHRequest
+	(*ETHResponse)(nil),                           // 50: hwbridge.bitbox02.ETHResponse
+	(*BTCScriptConfig_Multisig)(nil),              // 51: hwbridge.bitbox02.BTCScriptConfig.Multisig
+	(*ETHSignTypedMessageRequest_MemberType)(nil), // 52: hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType
+	(*ETHSignTypedMessageRequest_Member)(nil),     // 53: hwbridge.bitbox02.ETHSignTypedMessageRequest.Member
+	(*ETHSignTypedMessageRequest_StructType)(nil), // 54: hwbridge.bitbox02.ETHSignTypedMessageRequest.StructType
 }
 var file_bitbox02_proto_depIdxs = []int32{
-	14, // 0: hwbridge.bitbox02.Request.device_info:type_name -> hwbridge.bitbox02.DeviceInfoRequest
-	24, // 1: hwbridge.bitbox02.Request.btc_pub:type_name -> hwbridge.bitbox02.BTCPubRequest
-	26, // 2: hwbridge.bitbox02.Request.btc_sign_init:type_name -> hwbridge.bitbox02.BTCSignInitRequest
-	28, // 3: hwbridge.bitbox02.Request.btc_sign_input:type_name -> hwbridge.bitbox02.BTCSignInputRequest
-	29, // 4: hwbridge.bitbox02.Request.btc_sign_output:type_name -> hwbridge.bitbox02.BTCSignOutputRequest
-	44, // 5: hwbridge.bitbox02.Request.eth:type_name -> hwbridge.bitbox02.ETHRequest
-	17, // 6: hwbridge.bitbox02.Request.fingerprint:type_name -> hwbridge.bitbox02.RootFingerprintRequest
-	35, // 7: hwbridge.bitbox02.Request.btc:type_name -> hwbridge.bitbox02.BTCRequest
-	11, // 8: hwbridge.bitbox02.Response.success:type_name -> hwbridge.bitbox02.Success
-	10, // 9: hwbridge.bitbox02.Response.error:type_name -> hwbridge.bitbox02.Error
-	15, // 10: hwbridge.bitbox02.Response.device_info:type_name -> hwbridge.bitbox02.DeviceInfoResponse
-	16, // 11: hwbridge.bitbox02.Response.pub:type_name -> hwbridge.bitbox02.PubResponse
-	27, // 12: hwbridge.bitbox02.Response.btc_sign_next:type_name -> hwbridge.bitbox02.BTCSignNextResponse
-	45, // 13: hwbridge.bitbox02.Response.eth:type_name -> hwbridge.bitbox02.ETHResponse
-	18, // 14: hwbridge.bitbox02.Response.fingerprint:type_name -> hwbridge.bitbox02.RootFingerprintResponse
-	36, // 15: hwbridge.bitbox02.Response.btc:type_name -> hwbridge.bitbox02.BTCResponse
+	16, // 0: hwbridge.bitbox02.Request.device_info:type_name -> hwbridge.bitbox02.DeviceInfoRequest
+	26, // 1: hwbridge.bitbox02.Request.btc_pub:type_name -> hwbridge.bitbox02.BTCPubRequest
+	28, // 2: hwbridge.bitbox02.Request.btc_sign_init:type_name -> hwbridge.bitbox02.BTCSignInitRequest
+	30, // 3: hwbridge.bitbox02.Request.btc_sign_input:type_name -> hwbridge.bitbox02.BTCSignInputRequest
+	31, // 4: hwbridge.bitbox02.Request.btc_sign_output:type_name -> hwbridge.bitbox02.BTCSignOutputRequest
+	49, // 5: hwbridge.bitbox02.Request.eth:type_name -> hwbridge.bitbox02.ETHRequest
+	19, // 6: hwbridge.bitbox02.Request.fingerprint:type_name -> hwbridge.bitbox02.RootFingerprintRequest
+	37, // 7: hwbridge.bitbox02.Request.btc:type_name -> hwbridge.bitbox02.BTCRequest
+	13, // 8: hwbridge.bitbox02.Response.success:type_name -> hwbridge.bitbox02.Success
+	12, // 9: hwbridge.bitbox02.Response.error:type_name -> hwbridge.bitbox02.Error
+	17, // 10: hwbridge.bitbox02.Response.device_info:type_name -> hwbridge.bitbox02.DeviceInfoResponse
+	18, // 11: hwbridge.bitbox02.Response.pub:type_name -> hwbridge.bitbox02.PubResponse
+	29, // 12: hwbridge.bitbox02.Response.btc_sign_next:type_name -> hwbridge.bitbox02.BTCSignNextResponse
+	50, // 13: hwbridge.bitbox02.Response.eth:type_name -> hwbridge.bitbox02.ETHResponse
+	20, // 14: hwbridge.bitbox02.Response.fingerprint:type_name -> hwbridge.bitbox02.RootFingerprintResponse
+	38, // 15: hwbridge.bitbox02.Response.btc:type_name -> hwbridge.bitbox02.BTCResponse
 	4,  // 16: hwbridge.bitbox02.BTCScriptConfig.simple_type:type_name -> hwbridge.bitbox02.BTCScriptConfig.SimpleType
-	46, // 17: hwbridge.bitbox02.BTCScriptConfig.multisig:type_name -> hwbridge.bitbox02.BTCScriptConfig.Multisig
+	51, // 17: hwbridge.bitbox02.BTCScriptConfig.multisig:type_name -> hwbridge.bitbox02.BTCScriptConfig.Multisig
 	0,  // 18: hwbridge.bitbox02.BTCPubRequest.coin:type_name -> hwbridge.bitbox02.BTCCoin
 	6,  // 19: hwbridge.bitbox02.BTCPubRequest.xpub_type:type_name -> hwbridge.bitbox02.BTCPubRequest.XPubType
-	23, // 20: hwbridge.bitbox02.BTCPubRequest.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfig
-	23, // 21: hwbridge.bitbox02.BTCScriptConfigWithKeypath.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfig
+	25, // 20: hwbridge.bitbox02.BTCPubRequest.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfig
+	25, // 21: hwbridge.bitbox02.BTCScriptConfigWithKeypath.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfig
 	0,  // 22: hwbridge.bitbox02.BTCSignInitRequest.coin:type_name -> hwbridge.bitbox02.BTCCoin
-	25, // 23: hwbridge.bitbox02.BTCSignInitRequest.script_configs:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
+	27, // 23: hwbridge.bitbox02.BTCSignInitRequest.script_configs:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
 	7,  // 24: hwbridge.bitbox02.BTCSignInitRequest.format_unit:type_name -> hwbridge.bitbox02.BTCSignInitRequest.FormatUnit
-	25, // 25: hwbridge.bitbox02.BTCSignInitRequest.output_script_configs:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
+	27, // 25: hwbridge.bitbox02.BTCSignInitRequest.output_script_configs:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
 	8,  // 26: hwbridge.bitbox02.BTCSignNextResponse.type:type_name -> hwbridge.bitbox02.BTCSignNextResponse.Type
-	21, // 27: hwbridge.bitbox02.BTCSignNextResponse.anti_klepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
-	20, // 28: hwbridge.bitbox02.BTCSignInputRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	23, // 27: hwbridge.bitbox02.BTCSignNextResponse.anti_klepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
+	22, // 28: hwbridge.bitbox02.BTCSignInputRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
 	1,  // 29: hwbridge.bitbox02.BTCSignOutputRequest.type:type_name -> hwbridge.bitbox02.BTCOutputType
 	0,  // 30: hwbridge.bitbox02.BTCSignMessageRequest.coin:type_name -> hwbridge.bitbox02.BTCCoin
-	25, // 31: hwbridge.bitbox02.BTCSignMessageRequest.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
-	20, // 32: hwbridge.bitbox02.BTCSignMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
-	30, // 33: hwbridge.bitbox02.BTCRequest.prevtx_init:type_name -> hwbridge.bitbox02.BTCPrevTxInitRequest
-	31, // 34: hwbridge.bitbox02.BTCRequest.prevtx_input:type_name -> hwbridge.bitbox02.BTCPrevTxInputRequest
-	32, // 35: hwbridge.bitbox02.BTCRequest.prevtx_output:type_name -> hwbridge.bitbox02.BTCPrevTxOutputRequest
-	33, // 36: hwbridge.bitbox02.BTCRequest.sign_message:type_name -> hwbridge.bitbox02.BTCSignMessageRequest
-	22, // 37: hwbridge.bitbox02.BTCRequest.antiklepto_signature:type_name -> hwbridge.bitbox02.AntiKleptoSignatureRequest
-	11, // 38: hwbridge.bitbox02.BTCResponse.success:type_name -> hwbridge.bitbox02.Success
-	27, // 39: hwbridge.bitbox02.BTCResponse.sign_next:type_name -> hwbridge.bitbox02.BTCSignNextResponse
-	34, // 40: hwbridge.bitbox02.BTCResponse.sign_message:type_name -> hwbridge.bitbox02.BTCSignMessageResponse
-	21, // 41: hwbridge.bitbox02.BTCResponse.antiklepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
+	27, // 31: hwbridge.bitbox02.BTCSignMessageRequest.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
+	22, // 32: hwbridge.bitbox02.BTCSignMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	32, // 33: hwbridge.bitbox02.BTCRequest.prevtx_init:type_name -> hwbridge.bitbox02.BTCPrevTxInitRequest
+	33, // 34: hwbridge.bitbox02.BTCRequest.prevtx_input:type_name -> hwbridge.bitbox02.BTCPrevTxInputRequest
+	34, // 35: hwbridge.bitbox02.BTCRequest.prevtx_output:type_name -> hwbridge.bitbox02.BTCPrevTxOutputRequest
+	35, // 36: hwbridge.bitbox02.BTCRequest.sign_message:type_name -> hwbridge.bitbox02.BTCSignMessageRequest
+	24, // 37: hwbridge.bitbox02.BTCRequest.antiklepto_signature:type_name -> hwbridge.bitbox02.AntiKleptoSignatureRequest
+	13, // 38: hwbridge.bitbox02.BTCResponse.success:type_name -> hwbridge.bitbox02.Success
+	29, // 39: hwbridge.bitbox02.BTCResponse.sign_next:type_name -> hwbridge.bitbox02.BTCSignNextResponse
+	36, // 40: hwbridge.bitbox02.BTCResponse.sign_message:type_name -> hwbridge.bitbox02.BTCSignMessageResponse
+	23, // 41: hwbridge.bitbox02.BTCResponse.antiklepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
 	2,  // 42: hwbridge.bitbox02.ETHPubRequest.coin:type_name -> hwbridge.bitbox02.ETHCoin
 	9,  // 43: hwbridge.bitbox02.ETHPubRequest.output_type:type_name -> hwbridge.bitbox02.ETHPubRequest.OutputType
 	2,  // 44: hwbridge.bitbox02.ETHSignRequest.coin:type_name -> hwbridge.bitbox02.ETHCoin
-	20, // 45: hwbridge.bitbox02.ETHSignRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	22, // 45: hwbridge.bitbox02.ETHSignRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
 	3,  // 46: hwbridge.bitbox02.ETHSignRequest.address_case:type_name -> hwbridge.bitbox02.ETHAddressCase
-	20, // 47: hwbridge.bitbox02.ETHSignEIP1559Request.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	22, // 47: hwbridge.bitbox02.ETHSignEIP1559Request.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
 	3,  // 48: hwbridge.bitbox02.ETHSignEIP1559Request.address_case:type_name -> hwbridge.bitbox02.ETHAddressCase
 	2,  // 49: hwbridge.bitbox02.ETHSignMessageRequest.coin:type_name -> hwbridge.bitbox02.ETHCoin
-	20, // 50: hwbridge.bitbox02.ETHSignMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
-	37, // 51: hwbridge.bitbox02.ETHRequest.pub:type_name -> hwbridge.bitbox02.ETHPubRequest
-	38, // 52: hwbridge.bitbox02.ETHRequest.sign:type_name -> hwbridge.bitbox02.ETHSignRequest
-	42, // 53: hwbridge.bitbox02.ETHRequest.sign_msg:type_name -> hwbridge.bitbox02.ETHSignMessageRequest
-	22, // 54: hwbridge.bitbox02.ETHRequest.antiklepto_signature:type_name -> hwbridge.bitbox02.AntiKleptoSignatureRequest
-	39, // 55: hwbridge.bitbox02.ETHRequest.sign_eip1559:type_name -> hwbridge.bitbox02.ETHSignEIP1559Request
-	41, // 56: hwbridge.bitbox02.ETHRequest.data_response_chunk:type_name -> hwbridge.bitbox02.ETHSignDataResponseChunkRequest
-	16, // 57: hwbridge.bitbox02.ETHResponse.pub:type_name -> hwbridge.bitbox02.PubResponse
-	43, // 58: hwbridge.bitbox02.ETHResponse.sign:type_name -> hwbridge.bitbox02.ETHSignResponse
-	21, // 59: hwbridge.bitbox02.ETHResponse.antiklepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
-	40, // 60: hwbridge.bitbox02.ETHResponse.data_request_chunk:type_name -> hwbridge.bitbox02.ETHSignDataRequestChunkResponse
-	19, // 61: hwbridge.bitbox02.BTCScriptConfig.Multisig.xpubs:type_name -> hwbridge.bitbox02.XPub
-	5,  // 62: hwbridge.bitbox02.BTCScriptConfig.Multisig.script_type:type_name -> hwbridge.bitbox02.BTCScriptConfig.Multisig.ScriptType
-	63, // [63:63] is the sub-list for method output_type
-	63, // [63:63] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	22, // 50: hwbridge.bitbox02.ETHSignMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	54, // 51: hwbridge.bitbox02.ETHSignTypedMessageRequest.types:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.StructType
+	22, // 52: hwbridge.bitbox02.ETHSignTypedMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	11, // 53: hwbridge.bitbox02.ETHTypedMessageValueResponse.root_object:type_name -> hwbridge.bitbox02.ETHTypedMessageValueResponse.RootObject
+	39, // 54: hwbridge.bitbox02.ETHRequest.pub:type_name -> hwbridge.bitbox02.ETHPubRequest
+	40, // 55: hwbridge.bitbox02.ETHRequest.sign:type_name -> hwbridge.bitbox02.ETHSignRequest
+	44, // 56: hwbridge.bitbox02.ETHRequest.sign_msg:type_name -> hwbridge.bitbox02.ETHSignMessageRequest
+	24, // 57: hwbridge.bitbox02.ETHRequest.antiklepto_signature:type_name -> hwbridge.bitbox02.AntiKleptoSignatureRequest
+	46, // 58: hwbridge.bitbox02.ETHRequest.sign_typed_msg:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest
+	48, // 59: hwbridge.bitbox02.ETHRequest.typed_msg_value:type_name -> hwbridge.bitbox02.ETHTypedMessageValueRequest
+	41, // 60: hwbridge.bitbox02.ETHRequest.sign_eip1559:type_name -> hwbridge.bitbox02.ETHSignEIP1559Request
+	43, // 61: hwbridge.bitbox02.ETHRequest.data_response_chunk:type_name -> hwbridge.bitbox02.ETHSignDataResponseChunkRequest
+	18, // 62: hwbridge.bitbox02.ETHResponse.pub:type_name -> hwbridge.bitbox02.PubResponse
+	45, // 63: hwbridge.bitbox02.ETHResponse.sign:type_name -> hwbridge.bitbox02.ETHSignResponse
+	23, // 64: hwbridge.bitbox02.ETHResponse.antiklepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
+	47, // 65: hwbridge.bitbox02.ETHResponse.typed_msg_value:type_name -> hwbridge.bitbox02.ETHTypedMessageValueResponse
+	42, // 66: hwbridge.bitbox02.ETHResponse.data_request_chunk:type_name -> hwbridge.bitbox02.ETHSignDataRequestChunkResponse
+	21, // 67: hwbridge.bitbox02.BTCScriptConfig.Multisig.xpubs:type_name -> hwbridge.bitbox02.XPub
+	5,  // 68: hwbridge.bitbox02.BTCScriptConfig.Multisig.script_type:type_name -> hwbridge.bitbox02.BTCScriptConfig.Multisig.ScriptType
+	10, // 69: hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType.type:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.DataType
+	52, // 70: hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType.array_type:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType
+	52, // 71: hwbridge.bitbox02.ETHSignTypedMessageRequest.Member.type:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType
+	53, // 72: hwbridge.bitbox02.ETHSignTypedMessageRequest.StructType.members:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.Member
+	73, // [73:73] is the sub-list for method output_type
+	73, // [73:73] is the sub-list for method input_type
+	73, // [73:73] is the sub-list for extension type_name
+	73, // [73:73] is the sub-list for extension extendee
+	0,  // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_bitbox02_proto_init() }
@@ -3991,18 +4575,21 @@ func file_bitbox02_proto_init() {
 		(*BTCResponse_SignMessage)(nil),
 		(*BTCResponse_AntikleptoSignerCommitment)(nil),
 	}
-	file_bitbox02_proto_msgTypes[34].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[37].OneofWrappers = []any{
 		(*ETHRequest_Pub)(nil),
 		(*ETHRequest_Sign)(nil),
 		(*ETHRequest_SignMsg)(nil),
 		(*ETHRequest_AntikleptoSignature)(nil),
+		(*ETHRequest_SignTypedMsg)(nil),
+		(*ETHRequest_TypedMsgValue)(nil),
 		(*ETHRequest_SignEip1559)(nil),
 		(*ETHRequest_DataResponseChunk)(nil),
 	}
-	file_bitbox02_proto_msgTypes[35].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[38].OneofWrappers = []any{
 		(*ETHResponse_Pub)(nil),
 		(*ETHResponse_Sign)(nil),
 		(*ETHResponse_AntikleptoSignerCommitment)(nil),
+		(*ETHResponse_TypedMsgValue)(nil),
 		(*ETHResponse_DataRequestChunk)(nil),
 	}
 	type x struct{}
@@ -4010,8 +4597,8 @@ func file_bitbox02_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bitbox02_proto_rawDesc), len(file_bitbox02_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   37,
+			NumEnums:      12,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

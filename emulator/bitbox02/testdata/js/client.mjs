@@ -139,6 +139,12 @@ for (const op of req.ops) {
         return { r: hex(s.r), s: hex(s.s), v: hex(s.v) };
       });
       break;
+    case 'ethSignTypedMessage':
+      await step(op.name, async () => {
+        const s = await paired.ethSignTypedMessage(BigInt(op.chainId), op.keypath, JSON.parse(op.json));
+        return { r: hex(s.r), s: hex(s.s), v: hex(s.v) };
+      });
+      break;
     default:
       throw new Error(`unknown op ${op.op}`);
   }
