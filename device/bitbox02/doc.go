@@ -33,7 +33,8 @@
 // Ethereum) runs anti-klepto: the host commits to a random nonce, the device commits to its
 // nonce, and the host checks that the signature's R is the device's commitment tweaked by
 // the host nonce (ErrBadSignature otherwise). Taproot inputs are BIP-340 signatures without
-// anti-klepto (the firmware refuses it for Schnorr).
+// anti-klepto (the firmware refuses it for Schnorr). EIP-712 goes to the device whole
+// (device.TypedDataSigner): it asks for every value by path and hashes the document itself.
 //
 // # Errors
 //

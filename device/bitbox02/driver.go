@@ -157,7 +157,7 @@ func (d *Driver) Features(ctx context.Context) (device.Features, error) {
 			Initialized: di.GetInitialized(), PINProtected: true,
 			Passphrase: di.GetMnemonicPassphraseEnabled(), Unlocked: true, Emulator: d.opts.Emulator,
 			Capabilities: device.Capabilities{
-				Taproot: true, EIP1559: d.info.Edition == 0, DisplayAddress: true,
+				Taproot: true, EIP1559: d.info.Edition == 0, EIP712: d.info.Edition == 0, DisplayAddress: true,
 			},
 		}
 		return nil

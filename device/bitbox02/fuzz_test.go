@@ -8,6 +8,7 @@ import (
 	"github.com/flynn/noise"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hwbridge/hwbridge/device/devicetest"
 	pb "github.com/hwbridge/hwbridge/internal/bitbox02pb"
 )
 
@@ -129,6 +130,33 @@ func FuzzNoiseResponse(f *testing.F) {
 		want, werr := parseResponse(b)
 		if (err == nil) != (werr == nil) || err == nil && !proto.Equal(r, want) {
 			t.Fatalf("decrypted %v (%v), plain %v (%v)", r, err, want, werr)
+		}
+	})
+}
+
+// FuzzTypedValue answers arbitrary value requests (root and path from the device) against
+// the conformance suite's EIP-712 document: a path that leads nowhere is an error, never a
+// panic, and every value found fits the framing.
+func FuzzTypedValue(f *testing.F) {
+	td, err := devicetest.ParseTypedData()
+	if err != nil {
+		f.Fatal(err)
+	}
+	structs := map[string]bool{}
+	for n := range td.Data.Types {
+		structs[n] = true
+	}
+	f.Add(int32(1), []byte{2})
+	f.Add(int32(2), []byte{1, 0, 1, 0})
+	f.Add(int32(2), []byte{0, 1, 1})
+	f.Fuzz(func(t *testing.T, root int32, raw []byte) {
+		path := make([]uint32, 0, len(raw))
+		for _, b := range raw {
+			path = append(path, uint32(b))
+		}
+		v, err := typedValue(td, structs, pb.ETHTypedMessageValueResponse_RootObject(root), path)
+		if err == nil && len(v) > 1<<16 {
+			t.Fatalf("value of %d bytes", len(v))
 		}
 	})
 }

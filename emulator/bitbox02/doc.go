@@ -12,13 +12,14 @@
 // xpubs and single-sig addresses (p2wpkh, p2wpkh-p2sh, p2tr) with keypath checks as the
 // firmware's, transaction signing in the firmware's steps (previous transactions checked,
 // recipients and total confirmed, anti-klepto on segwit v0 inputs, BIP-340 on taproot),
-// BTC messages, Ethereum addresses, legacy and EIP-1559 transactions and messages. Screens
+// BTC messages, Ethereum addresses, legacy and EIP-1559 transactions, messages and EIP-712
+// typed data (values asked by path, hashed on the device: eip712.go). Screens
 // go to the emulator.Approver (transcript, policy); a rejected screen is the firmware's
 // error 104.
 //
 // Not emulated (answered with the firmware's invalid-input error 101): multisig and policy
-// script configs and their registration, Litecoin, SLIP-132 xpub versions, EIP-712, Ethereum
-// data streaming (data_length), tokens, Cardano, backups and device management, attestation
+// script configs and their registration, Litecoin, SLIP-132 xpub versions, Ethereum data
+// streaming (data_length) and typed data without anti-klepto (9.26), tokens, Cardano, backups and device management, attestation
 // (status 1, as a device without a certificate).
 //
 // # Errors
