@@ -65,6 +65,8 @@ type Driver struct {
 
 	mu   sync.Mutex // held for a whole operation; guards the fields below
 	ch   *channel   // nil until the Noise channel is up, and after it broke
+	// dirty: an exchange broke half-way; the device may still hold its request.
+	dirty bool
 	info info
 	fp   *device.Fingerprint
 }
@@ -105,6 +107,15 @@ func (d *Driver) do(ctx context.Context, op string, fn func(c *channel) error) e
 	}
 	if d.ch == nil {
 		c := &channel{link: d.link, onScreen: d.opts.OnScreen}
+		if d.dirty {
+			// An earlier request was abandoned (cancelled while a screen was up, or the link
+			// broke): the firmware keeps it, and answers BUSY to anything new, until a RETRY
+			// collects its result.
+			if err := c.drain(ctx); err != nil {
+				return fmt.Errorf("bitbox02: %s: %w", op, err)
+			}
+			d.dirty = false
+		}
 		in, err := c.info(ctx)
 		if err != nil {
 			return fmt.Errorf("bitbox02: %s: %w", op, err)
@@ -124,7 +135,7 @@ func (d *Driver) do(ctx context.Context, op string, fn func(c *channel) error) e
 	}
 	var de *device.Error
 	if !errors.As(err, &de) && !errors.Is(err, device.ErrInvalidInput) && !errors.Is(err, errors.ErrUnsupported) {
-		d.ch = nil // the link or the Noise nonces may be out of step
+		d.ch, d.dirty = nil, true // the link or the Noise nonces may be out of step
 	}
 	if ce := ctx.Err(); ce != nil && !errors.Is(err, ce) {
 		err = fmt.Errorf("%w: %w", ce, err)

@@ -129,3 +129,63 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("bad keypath: %v", err)
 	}
 }
+
+// A call given up while the device shows a screen returns the context's error; the
+// request stays on the device (ErrBusy, saying to answer it there) until the person does,
+// and then the next call works on a new session.
+func TestCancelDuringScreen(t *testing.T) {
+	appr := emulator.NewApprover(emulator.PolicyAuto)
+	emu := bb02emu.NewForTest(t, bb02emu.Config{Approver: appr})
+	d := openPipe(t, emu, &bitbox02.MemStore{}, nil)
+	if _, err := d.Fingerprint(t.Context()); err != nil { // pairs
+		t.Fatal(err)
+	}
+	if err := appr.SetPolicy(emulator.PolicyPrompt); err != nil {
+		t.Fatal(err)
+	}
+	req := device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse("m/84'/0'/0'/0/0"), Script: device.ScriptWPKH, Display: true}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := d.Address(ctx, req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("given up: %v", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel2()
+	if _, err := d.Fingerprint(ctx2); !errors.Is(err, device.ErrBusy) {
+		t.Fatalf("while the screen is still up: %v, want device.ErrBusy", err)
+	}
+	if err := appr.Press(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := appr.SetPolicy(emulator.PolicyAuto); err != nil {
+		t.Fatal(err)
+	}
+	// The press reaches the device's task a moment later, as on a real device: until then
+	// it still answers NOT_READY, and the driver ErrBusy.
+	fp, err := d.Fingerprint(ctx2)
+	for errors.Is(err, device.ErrBusy) && ctx2.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+		fp, err = d.Fingerprint(ctx2)
+	}
+	if err != nil || fp != devicetest.VectorFingerprint {
+		t.Fatalf("after the screen was answered: %s, %v", fp, err)
+	}
+}
+
+// A device that goes away is device.ErrDisconnected.
+func TestDisconnected(t *testing.T) {
+	emu, err := bb02emu.New(bb02emu.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := openPipe(t, emu, &bitbox02.MemStore{}, nil)
+	if _, err := d.Fingerprint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	emu.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := d.Features(ctx); !errors.Is(err, device.ErrDisconnected) {
+		t.Fatalf("after the device went away: %v, want device.ErrDisconnected", err)
+	}
+}

@@ -198,6 +198,19 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// drain collects the result of a request an earlier session abandoned: RETRY answers ACK
+// with it (dropped), NACK when there is none, NOT_READY while its screen is still up.
+func (c *channel) drain(ctx context.Context) error {
+	r, err := c.raw(ctx, []byte{hwwReqRetry})
+	if err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	if len(r) > 0 && r[0] == hwwRspNotReady {
+		return fmt.Errorf("%w: an interrupted request still shows a screen on the BitBox02: confirm or reject it there, then retry", device.ErrBusy)
+	}
+	return nil
+}
+
 // op runs an OP code whose reply is a single status byte plus data.
 func (c *channel) op(ctx context.Context, code byte, data []byte) ([]byte, error) {
 	r, err := c.hww(ctx, append([]byte{code}, data...))

@@ -287,6 +287,19 @@ func (cn *conn) hww(msg []byte) []byte {
 		if cn.job == nil {
 			return []byte{hwwRspNack}
 		}
+		// The firmware answers RETRY with the result once its task is done, and NOT_READY
+		// while it runs; the emulator waits for the result, which saves the host's polls.
+		// A NOT_READY comes back only while a screen waits in prompt mode, so that a host
+		// that gave up can tell the request still stands.
+		if _, ok := cn.d.approver.Pending(); ok {
+			select {
+			case r := <-cn.job.done:
+				cn.job = nil
+				return append([]byte{hwwRspAck}, r...)
+			default:
+				return []byte{hwwRspNotReady}
+			}
+		}
 		return cn.await(cn.job, false)
 	case hwwReqCancel:
 		return []byte{hwwRspNack} // the firmware cancels nothing either

@@ -170,7 +170,12 @@ func TestHWWFraming(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	if r := h.raw([]byte{hwwReqRetry}); !bytes.Equal(r, []byte{hwwRspAck, opStatusFailure}) {
+	r = h.raw([]byte{hwwReqRetry})
+	for bytes.Equal(r, []byte{hwwRspNotReady}) { // polled until the press
+		time.Sleep(time.Millisecond)
+		r = h.raw([]byte{hwwReqRetry})
+	}
+	if !bytes.Equal(r, []byte{hwwRspAck, opStatusFailure}) {
 		t.Fatalf("rejected pairing: %x", r)
 	}
 	if r := h.hww([]byte{opNoise, 0}); !bytes.Equal(r, []byte{opStatusFailure}) {
