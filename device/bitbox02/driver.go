@@ -63,12 +63,12 @@ type Driver struct {
 	opts Options
 	log  *slog.Logger
 
-	mu   sync.Mutex // held for a whole operation; guards the fields below
-	ch   *channel   // nil until the Noise channel is up, and after it broke
+	mu sync.Mutex // held for a whole operation; guards the fields below
+	ch *channel   // nil until the Noise channel is up, and after it broke
 	// dirty: an exchange broke half-way; the device may still hold its request.
 	dirty bool
-	info info
-	fp   *device.Fingerprint
+	info  info
+	fp    *device.Fingerprint
 }
 
 var (
