@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/bitbox02"
 	hwdrivers "github.com/hwbridge/hwbridge/device/drivers"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -26,10 +28,15 @@ var drivers = map[string]driver{
 
 // openBitBox02 prints the pairing code of a first connection for the person to compare
 // with the device's screen.
+// The pairing keys live beside the config file ($XDG_CONFIG_HOME/hwbridge/).
 func openBitBox02(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
+	o := e.driverOptions()
+	if cfg, _ := e.configPath(""); cfg != "" {
+		o.BitBox02Store = &bitbox02.FileStore{Path: filepath.Join(filepath.Dir(cfg), "bitbox02-noise.json")}
+	}
 	return hwdrivers.BitBox02(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("BitBox02"), PairingCode: func(code string) {
 		fmt.Fprintf(e.stderr, "hwbridge: pairing with this BitBox02: check that it shows\n\n%s\n\nand confirm it there (once per computer)\n", code)
-	}}, e.driverOptions())
+	}}, o)
 }
 
 func openLedger(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device {
