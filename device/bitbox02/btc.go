@@ -12,6 +12,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hwbridge/hwbridge/device"
 	pb "github.com/hwbridge/hwbridge/internal/bitbox02pb"
@@ -118,12 +119,16 @@ type plan struct {
 type scriptConfigs []*pb.BTCScriptConfigWithKeypath
 
 func (s *scriptConfigs) index(st pb.BTCScriptConfig_SimpleType, account []uint32) uint32 {
+	return s.indexOf(&pb.BTCScriptConfigWithKeypath{ScriptConfig: simpleConfig(st), Keypath: slices.Clone(account)})
+}
+
+func (s *scriptConfigs) indexOf(cfg *pb.BTCScriptConfigWithKeypath) uint32 {
 	for i, c := range *s {
-		if c.GetScriptConfig().GetSimpleType() == st && slices.Equal(c.Keypath, account) {
+		if proto.Equal(c, cfg) {
 			return uint32(i)
 		}
 	}
-	*s = append(*s, &pb.BTCScriptConfigWithKeypath{ScriptConfig: simpleConfig(st), Keypath: slices.Clone(account)})
+	*s = append(*s, cfg)
 	return uint32(len(*s) - 1)
 }
 
@@ -195,6 +200,7 @@ func newPlan(p *psbt.Packet, net *chaincfg.Params, fp device.Fingerprint) (*plan
 	}
 	var cfgs scriptConfigs
 	pl := &plan{}
+	xpubs := globalXPubs(p)
 	allTaproot := true
 	for i, in := range p.Inputs {
 		var spent *wire.TxOut
@@ -212,6 +218,20 @@ func newPlan(p *psbt.Packet, net *chaincfg.Params, fp device.Fingerprint) (*plan
 		}
 		st, path, pub, ok := ourKey(fp, spent.PkScript, in.RedeemScript, in.Bip32Derivation, in.TaprootBip32Derivation)
 		if !ok {
+			if cfg, path, pub, ok := ourMultisig(fp, spent.PkScript, in.RedeemScript, in.WitnessScript, in.Bip32Derivation, xpubs, net); ok {
+				if sh := in.SighashType; sh != 0 && sh != txscript.SigHashAll {
+					return nil, fmt.Errorf("input %d: %w (sighash 0x%02x)", i, ErrSighash, uint32(sh))
+				}
+				allTaproot = false
+				pl.inputs = append(pl.inputs, signInput{
+					req: &pb.BTCSignInputRequest{
+						PrevOutHash: op.Hash[:], PrevOutIndex: op.Index, PrevOutValue: uint64(spent.Value),
+						Sequence: tx.TxIn[i].Sequence, Keypath: path, ScriptConfigIndex: cfgs.indexOf(cfg),
+					},
+					prevTx: in.NonWitnessUtxo, pubKey: pub,
+				})
+				continue
+			}
 			if txscript.IsPayToPubKeyHash(spent.PkScript) {
 				return nil, fmt.Errorf("input %d: %w", i, ErrNoPKH)
 			}
@@ -251,6 +271,11 @@ func newPlan(p *psbt.Packet, net *chaincfg.Params, fp device.Fingerprint) (*plan
 		if txo.Value < 0 {
 			return nil, fmt.Errorf("output %d: %w: negative amount", i, device.ErrInvalidInput)
 		}
+		if cfg, path, _, ok := ourMultisig(fp, txo.PkScript, out.RedeemScript, out.WitnessScript, out.Bip32Derivation, xpubs, net); ok &&
+			slices.ContainsFunc(cfgs, func(c *pb.BTCScriptConfigWithKeypath) bool { return proto.Equal(c, cfg) }) {
+			pl.outputs = append(pl.outputs, &pb.BTCSignOutputRequest{Ours: true, Value: uint64(txo.Value), Keypath: path, ScriptConfigIndex: cfgs.indexOf(cfg)})
+			continue
+		}
 		if st, path, _, ok := ourKey(fp, txo.PkScript, out.RedeemScript, out.Bip32Derivation, out.TaprootBip32Derivation); ok {
 			if account, err := accountOf(path); err == nil {
 				pl.outputs = append(pl.outputs, &pb.BTCSignOutputRequest{
@@ -287,6 +312,9 @@ func (d *Driver) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg.Par
 		}
 		pl, err := newPlan(p, net, fp)
 		if err != nil {
+			return err
+		}
+		if err := d.registerMultisig(ctx, c, pl); err != nil {
 			return err
 		}
 		sigs, err := runSign(ctx, c, pl)

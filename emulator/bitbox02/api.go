@@ -149,8 +149,13 @@ func (w *apiWorker) dispatch(raw []byte) (*pb.Response, error) {
 	case *pb.Request_BtcSignInit:
 		return w.signTx(r.BtcSignInit)
 	case *pb.Request_Btc:
-		if sm := r.Btc.GetSignMessage(); sm != nil {
-			return w.btcSignMessage(sm)
+		switch q := r.Btc.Request.(type) {
+		case *pb.BTCRequest_SignMessage:
+			return w.btcSignMessage(q.SignMessage)
+		case *pb.BTCRequest_IsScriptConfigRegistered:
+			return w.isRegistered(q.IsScriptConfigRegistered)
+		case *pb.BTCRequest_RegisterScriptConfig:
+			return w.register(q.RegisterScriptConfig)
 		}
 		return nil, errInvalidInput // prevtx and anti-klepto requests come only inside a flow
 	case *pb.Request_Eth:

@@ -55,8 +55,9 @@ type Device struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	paired [][]byte // host static keys whose pairing code the person confirmed
+	mu         sync.Mutex
+	paired     [][]byte          // host static keys whose pairing code the person confirmed
+	registered map[string]string // multisig accounts: registration key → name
 }
 
 // New builds a device from cfg.

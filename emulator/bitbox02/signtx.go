@@ -85,8 +85,69 @@ func (s *signer) nestedStep(next *pb.BTCSignNextResponse) (*pb.BTCRequest, error
 type pass1Input struct {
 	req      *pb.BTCSignInputRequest
 	pkScript []byte
-	redeem   []byte // p2sh-p2wpkh
+	redeem   []byte // the script code source: p2sh-p2wpkh's redeem script, a multisig's witness script
 	kind     emulator.ScriptKind
+	ms       bool
+}
+
+// txConfig is one script config of a transaction: single-sig or a registered multisig.
+type txConfig struct {
+	account []uint32
+	kind    emulator.ScriptKind
+	purpose uint32
+	coin    uint32
+	ms      *msConfig
+}
+
+func (w *apiWorker) txConfig(c *pb.BTCScriptConfigWithKeypath, coin pb.BTCCoin, net *chaincfg.Params, coinType uint32) (txConfig, error) {
+	switch sc := c.GetScriptConfig().GetConfig().(type) {
+	case *pb.BTCScriptConfig_SimpleType_:
+		purpose, kind, err := purposeOf(sc.SimpleType)
+		if err != nil {
+			return txConfig{}, err
+		}
+		if len(c.GetKeypath()) != 3 || !validAccount(c.GetKeypath(), purpose, coinType) {
+			return txConfig{}, errInvalidInput
+		}
+		return txConfig{account: c.GetKeypath(), kind: kind, purpose: purpose, coin: coinType}, nil
+	case *pb.BTCScriptConfig_Multisig_:
+		ms, err := w.cn.d.multisigConfig(sc.Multisig, c.GetKeypath(), net, coinType)
+		if err != nil {
+			return txConfig{}, err
+		}
+		name, ok := w.cn.d.registeredName(ms.regKey(coin))
+		if !ok {
+			return txConfig{}, errInvalidInput // the account must be registered first
+		}
+		if err := w.ask("Spend from", strconv.Itoa(int(ms.threshold))+"-of-"+strconv.Itoa(len(ms.xpubs)), name); err != nil {
+			return txConfig{}, err
+		}
+		return txConfig{account: c.GetKeypath(), ms: ms}, nil
+	}
+	return txConfig{}, errInvalidInput
+}
+
+// scripts returns the output script at keypath kp and the script code source for BIP-143
+// (nil: the output script itself).
+func (c txConfig) scripts(d *Device, kp []uint32) (pkScript, code []byte, err error) {
+	if c.ms != nil {
+		return c.ms.scripts(kp)
+	}
+	if !validAddressPath(kp, c.purpose, c.coin) || !slices.Equal(kp[:3], c.account) {
+		return nil, nil, errInvalidInput
+	}
+	pub, err := d.wallet.PubKey(hdpath.Path(kp))
+	if err != nil {
+		return nil, nil, errGeneric
+	}
+	pk, err := emulator.PkScript(pub, c.kind)
+	if err != nil {
+		return nil, nil, errGeneric
+	}
+	if c.kind == emulator.P2SHP2WPKH {
+		return pk, emulator.P2SHRedeemScript(pub), nil
+	}
+	return pk, nil, nil
 }
 
 func (w *apiWorker) signTx(init *pb.BTCSignInitRequest) (*pb.Response, error) {
@@ -100,30 +161,18 @@ func (w *apiWorker) signTx(init *pb.BTCSignInitRequest) (*pb.Response, error) {
 		init.GetContainsSilentPaymentOutputs() || len(init.GetOutputScriptConfigs()) > 0 {
 		return nil, errInvalidInput
 	}
-	type config struct {
-		account []uint32
-		kind    emulator.ScriptKind
-		purpose uint32
-	}
-	var cfgs []config
+	var cfgs []txConfig
 	for _, c := range init.GetScriptConfigs() {
-		st, ok := c.GetScriptConfig().GetConfig().(*pb.BTCScriptConfig_SimpleType_)
-		if !ok {
-			return nil, errInvalidInput
-		}
-		purpose, kind, err := purposeOf(st.SimpleType)
+		tc, err := w.txConfig(c, init.GetCoin(), net, coinType)
 		if err != nil {
 			return nil, err
 		}
-		if len(c.GetKeypath()) != 3 || !validAccount(c.GetKeypath(), purpose, coinType) {
-			return nil, errInvalidInput
-		}
-		cfgs = append(cfgs, config{account: c.GetKeypath(), kind: kind, purpose: purpose})
+		cfgs = append(cfgs, tc)
 	}
 	if len(cfgs) == 0 {
 		return nil, errInvalidInput
 	}
-	taprootOnly := !slices.ContainsFunc(cfgs, func(c config) bool { return c.kind != emulator.P2TR })
+	taprootOnly := !slices.ContainsFunc(cfgs, func(c txConfig) bool { return c.ms != nil || c.kind != emulator.P2TR })
 	d := w.cn.d
 	s := &signer{w: w}
 	next := &pb.BTCSignNextResponse{}
@@ -131,17 +180,12 @@ func (w *apiWorker) signTx(init *pb.BTCSignInitRequest) (*pb.Response, error) {
 	var inSum uint64
 	locktimeApplies := false
 
-	check := func(in *pb.BTCSignInputRequest) (config, error) {
+	check := func(in *pb.BTCSignInputRequest) (txConfig, error) {
 		i := int(in.GetScriptConfigIndex())
 		if i >= len(cfgs) || len(in.GetPrevOutHash()) != 32 || in.GetSequence() < 0xfffffffd {
-			return config{}, errInvalidInput
+			return txConfig{}, errInvalidInput
 		}
-		c := cfgs[i]
-		kp := in.GetKeypath()
-		if !validAddressPath(kp, c.purpose, coinType) || !slices.Equal(kp[:3], c.account) {
-			return config{}, errInvalidInput
-		}
-		return c, nil
+		return cfgs[i], nil
 	}
 
 	for i := range ins {
@@ -157,17 +201,9 @@ func (w *apiWorker) signTx(init *pb.BTCSignInitRequest) (*pb.Response, error) {
 		if in.GetHostNonceCommitment() != nil {
 			return nil, errInvalidInput // only in pass 2
 		}
-		pub, err := d.wallet.PubKey(hdpath.Path(in.GetKeypath()))
+		pk, redeem, err := c.scripts(d, in.GetKeypath())
 		if err != nil {
-			return nil, errGeneric
-		}
-		pk, err := emulator.PkScript(pub, c.kind)
-		if err != nil {
-			return nil, errGeneric
-		}
-		var redeem []byte
-		if c.kind == emulator.P2SHP2WPKH {
-			redeem = emulator.P2SHRedeemScript(pub)
+			return nil, err
 		}
 		if inSum+in.GetPrevOutValue() < inSum {
 			return nil, errInvalidInput
@@ -176,7 +212,7 @@ func (w *apiWorker) signTx(init *pb.BTCSignInitRequest) (*pb.Response, error) {
 		if in.GetSequence() < 0xffffffff {
 			locktimeApplies = true
 		}
-		ins[i] = pass1Input{req: in, pkScript: pk, redeem: redeem, kind: c.kind}
+		ins[i] = pass1Input{req: in, pkScript: pk, redeem: redeem, kind: c.kind, ms: c.ms != nil}
 		if !taprootOnly {
 			if err := s.prevTx(next, uint32(i), in); err != nil {
 				return nil, err
@@ -211,15 +247,11 @@ func (w *apiWorker) signTx(init *pb.BTCSignInitRequest) (*pb.Response, error) {
 		var pk []byte
 		if out.GetOurs() {
 			ci := int(out.GetScriptConfigIndex())
-			if ci >= len(cfgs) || !validAddressPath(out.GetKeypath(), cfgs[ci].purpose, coinType) || !slices.Equal(out.GetKeypath()[:3], cfgs[ci].account) {
+			if ci >= len(cfgs) {
 				return nil, errInvalidInput
 			}
-			pub, err := d.wallet.PubKey(hdpath.Path(out.GetKeypath()))
-			if err != nil {
-				return nil, errGeneric
-			}
-			if pk, err = emulator.PkScript(pub, cfgs[ci].kind); err != nil {
-				return nil, errGeneric
+			if pk, _, err = cfgs[ci].scripts(d, out.GetKeypath()); err != nil {
+				return nil, err
 			}
 		} else {
 			addr, script, err := outputScript(out.GetType(), out.GetPayload(), net)
@@ -274,7 +306,7 @@ func (w *apiWorker) signTx(init *pb.BTCSignInitRequest) (*pb.Response, error) {
 			return nil, errGeneric
 		}
 		next.HasSignature = true
-		if ins[i].kind == emulator.P2TR {
+		if !ins[i].ms && ins[i].kind == emulator.P2TR {
 			if in.GetHostNonceCommitment() != nil {
 				return nil, errInvalidInput // anti-klepto is not supported for Schnorr
 			}

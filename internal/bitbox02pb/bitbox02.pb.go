@@ -521,6 +521,52 @@ func (BTCSignNextResponse_Type) EnumDescriptor() ([]byte, []int) {
 	return file_bitbox02_proto_rawDescGZIP(), []int{17, 0}
 }
 
+type BTCRegisterScriptConfigRequest_XPubType int32
+
+const (
+	BTCRegisterScriptConfigRequest_AUTO_ELECTRUM  BTCRegisterScriptConfigRequest_XPubType = 0
+	BTCRegisterScriptConfigRequest_AUTO_XPUB_TPUB BTCRegisterScriptConfigRequest_XPubType = 1
+)
+
+// Enum value maps for BTCRegisterScriptConfigRequest_XPubType.
+var (
+	BTCRegisterScriptConfigRequest_XPubType_name = map[int32]string{
+		0: "AUTO_ELECTRUM",
+		1: "AUTO_XPUB_TPUB",
+	}
+	BTCRegisterScriptConfigRequest_XPubType_value = map[string]int32{
+		"AUTO_ELECTRUM":  0,
+		"AUTO_XPUB_TPUB": 1,
+	}
+)
+
+func (x BTCRegisterScriptConfigRequest_XPubType) Enum() *BTCRegisterScriptConfigRequest_XPubType {
+	p := new(BTCRegisterScriptConfigRequest_XPubType)
+	*p = x
+	return p
+}
+
+func (x BTCRegisterScriptConfigRequest_XPubType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BTCRegisterScriptConfigRequest_XPubType) Descriptor() protoreflect.EnumDescriptor {
+	return file_bitbox02_proto_enumTypes[9].Descriptor()
+}
+
+func (BTCRegisterScriptConfigRequest_XPubType) Type() protoreflect.EnumType {
+	return &file_bitbox02_proto_enumTypes[9]
+}
+
+func (x BTCRegisterScriptConfigRequest_XPubType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BTCRegisterScriptConfigRequest_XPubType.Descriptor instead.
+func (BTCRegisterScriptConfigRequest_XPubType) EnumDescriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{29, 0}
+}
+
 type ETHPubRequest_OutputType int32
 
 const (
@@ -551,11 +597,11 @@ func (x ETHPubRequest_OutputType) String() string {
 }
 
 func (ETHPubRequest_OutputType) Descriptor() protoreflect.EnumDescriptor {
-	return file_bitbox02_proto_enumTypes[9].Descriptor()
+	return file_bitbox02_proto_enumTypes[10].Descriptor()
 }
 
 func (ETHPubRequest_OutputType) Type() protoreflect.EnumType {
-	return &file_bitbox02_proto_enumTypes[9]
+	return &file_bitbox02_proto_enumTypes[10]
 }
 
 func (x ETHPubRequest_OutputType) Number() protoreflect.EnumNumber {
@@ -564,7 +610,7 @@ func (x ETHPubRequest_OutputType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ETHPubRequest_OutputType.Descriptor instead.
 func (ETHPubRequest_OutputType) EnumDescriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{27, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{32, 0}
 }
 
 type ETHSignTypedMessageRequest_DataType int32
@@ -618,11 +664,11 @@ func (x ETHSignTypedMessageRequest_DataType) String() string {
 }
 
 func (ETHSignTypedMessageRequest_DataType) Descriptor() protoreflect.EnumDescriptor {
-	return file_bitbox02_proto_enumTypes[10].Descriptor()
+	return file_bitbox02_proto_enumTypes[11].Descriptor()
 }
 
 func (ETHSignTypedMessageRequest_DataType) Type() protoreflect.EnumType {
-	return &file_bitbox02_proto_enumTypes[10]
+	return &file_bitbox02_proto_enumTypes[11]
 }
 
 func (x ETHSignTypedMessageRequest_DataType) Number() protoreflect.EnumNumber {
@@ -631,7 +677,7 @@ func (x ETHSignTypedMessageRequest_DataType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ETHSignTypedMessageRequest_DataType.Descriptor instead.
 func (ETHSignTypedMessageRequest_DataType) EnumDescriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{34, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{39, 0}
 }
 
 type ETHTypedMessageValueResponse_RootObject int32
@@ -667,11 +713,11 @@ func (x ETHTypedMessageValueResponse_RootObject) String() string {
 }
 
 func (ETHTypedMessageValueResponse_RootObject) Descriptor() protoreflect.EnumDescriptor {
-	return file_bitbox02_proto_enumTypes[11].Descriptor()
+	return file_bitbox02_proto_enumTypes[12].Descriptor()
 }
 
 func (ETHTypedMessageValueResponse_RootObject) Type() protoreflect.EnumType {
-	return &file_bitbox02_proto_enumTypes[11]
+	return &file_bitbox02_proto_enumTypes[12]
 }
 
 func (x ETHTypedMessageValueResponse_RootObject) Number() protoreflect.EnumNumber {
@@ -680,7 +726,7 @@ func (x ETHTypedMessageValueResponse_RootObject) Number() protoreflect.EnumNumbe
 
 // Deprecated: Use ETHTypedMessageValueResponse_RootObject.Descriptor instead.
 func (ETHTypedMessageValueResponse_RootObject) EnumDescriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{35, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{40, 0}
 }
 
 type Error struct {
@@ -2495,10 +2541,256 @@ func (x *BTCSignMessageResponse) GetSignature() []byte {
 	return nil
 }
 
+type BTCScriptConfigRegistration struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Coin          BTCCoin                `protobuf:"varint,1,opt,name=coin,proto3,enum=hwbridge.bitbox02.BTCCoin" json:"coin,omitempty"`
+	ScriptConfig  *BTCScriptConfig       `protobuf:"bytes,2,opt,name=script_config,json=scriptConfig,proto3" json:"script_config,omitempty"`
+	Keypath       []uint32               `protobuf:"varint,3,rep,packed,name=keypath,proto3" json:"keypath,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BTCScriptConfigRegistration) Reset() {
+	*x = BTCScriptConfigRegistration{}
+	mi := &file_bitbox02_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BTCScriptConfigRegistration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BTCScriptConfigRegistration) ProtoMessage() {}
+
+func (x *BTCScriptConfigRegistration) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BTCScriptConfigRegistration.ProtoReflect.Descriptor instead.
+func (*BTCScriptConfigRegistration) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *BTCScriptConfigRegistration) GetCoin() BTCCoin {
+	if x != nil {
+		return x.Coin
+	}
+	return BTCCoin_BTC
+}
+
+func (x *BTCScriptConfigRegistration) GetScriptConfig() *BTCScriptConfig {
+	if x != nil {
+		return x.ScriptConfig
+	}
+	return nil
+}
+
+func (x *BTCScriptConfigRegistration) GetKeypath() []uint32 {
+	if x != nil {
+		return x.Keypath
+	}
+	return nil
+}
+
+type BTCSuccess struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BTCSuccess) Reset() {
+	*x = BTCSuccess{}
+	mi := &file_bitbox02_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BTCSuccess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BTCSuccess) ProtoMessage() {}
+
+func (x *BTCSuccess) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BTCSuccess.ProtoReflect.Descriptor instead.
+func (*BTCSuccess) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{26}
+}
+
+type BTCIsScriptConfigRegisteredRequest struct {
+	state         protoimpl.MessageState       `protogen:"open.v1"`
+	Registration  *BTCScriptConfigRegistration `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BTCIsScriptConfigRegisteredRequest) Reset() {
+	*x = BTCIsScriptConfigRegisteredRequest{}
+	mi := &file_bitbox02_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BTCIsScriptConfigRegisteredRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BTCIsScriptConfigRegisteredRequest) ProtoMessage() {}
+
+func (x *BTCIsScriptConfigRegisteredRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BTCIsScriptConfigRegisteredRequest.ProtoReflect.Descriptor instead.
+func (*BTCIsScriptConfigRegisteredRequest) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *BTCIsScriptConfigRegisteredRequest) GetRegistration() *BTCScriptConfigRegistration {
+	if x != nil {
+		return x.Registration
+	}
+	return nil
+}
+
+type BTCIsScriptConfigRegisteredResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IsRegistered  bool                   `protobuf:"varint,1,opt,name=is_registered,json=isRegistered,proto3" json:"is_registered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BTCIsScriptConfigRegisteredResponse) Reset() {
+	*x = BTCIsScriptConfigRegisteredResponse{}
+	mi := &file_bitbox02_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BTCIsScriptConfigRegisteredResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BTCIsScriptConfigRegisteredResponse) ProtoMessage() {}
+
+func (x *BTCIsScriptConfigRegisteredResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BTCIsScriptConfigRegisteredResponse.ProtoReflect.Descriptor instead.
+func (*BTCIsScriptConfigRegisteredResponse) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *BTCIsScriptConfigRegisteredResponse) GetIsRegistered() bool {
+	if x != nil {
+		return x.IsRegistered
+	}
+	return false
+}
+
+type BTCRegisterScriptConfigRequest struct {
+	state         protoimpl.MessageState                  `protogen:"open.v1"`
+	Registration  *BTCScriptConfigRegistration            `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
+	Name          string                                  `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	XpubType      BTCRegisterScriptConfigRequest_XPubType `protobuf:"varint,3,opt,name=xpub_type,json=xpubType,proto3,enum=hwbridge.bitbox02.BTCRegisterScriptConfigRequest_XPubType" json:"xpub_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BTCRegisterScriptConfigRequest) Reset() {
+	*x = BTCRegisterScriptConfigRequest{}
+	mi := &file_bitbox02_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BTCRegisterScriptConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BTCRegisterScriptConfigRequest) ProtoMessage() {}
+
+func (x *BTCRegisterScriptConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bitbox02_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BTCRegisterScriptConfigRequest.ProtoReflect.Descriptor instead.
+func (*BTCRegisterScriptConfigRequest) Descriptor() ([]byte, []int) {
+	return file_bitbox02_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *BTCRegisterScriptConfigRequest) GetRegistration() *BTCScriptConfigRegistration {
+	if x != nil {
+		return x.Registration
+	}
+	return nil
+}
+
+func (x *BTCRegisterScriptConfigRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BTCRegisterScriptConfigRequest) GetXpubType() BTCRegisterScriptConfigRequest_XPubType {
+	if x != nil {
+		return x.XpubType
+	}
+	return BTCRegisterScriptConfigRequest_AUTO_ELECTRUM
+}
+
 type BTCRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Request:
 	//
+	//	*BTCRequest_IsScriptConfigRegistered
+	//	*BTCRequest_RegisterScriptConfig
 	//	*BTCRequest_PrevtxInit
 	//	*BTCRequest_PrevtxInput
 	//	*BTCRequest_PrevtxOutput
@@ -2511,7 +2803,7 @@ type BTCRequest struct {
 
 func (x *BTCRequest) Reset() {
 	*x = BTCRequest{}
-	mi := &file_bitbox02_proto_msgTypes[25]
+	mi := &file_bitbox02_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2523,7 +2815,7 @@ func (x *BTCRequest) String() string {
 func (*BTCRequest) ProtoMessage() {}
 
 func (x *BTCRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[25]
+	mi := &file_bitbox02_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2536,12 +2828,30 @@ func (x *BTCRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCRequest.ProtoReflect.Descriptor instead.
 func (*BTCRequest) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{25}
+	return file_bitbox02_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *BTCRequest) GetRequest() isBTCRequest_Request {
 	if x != nil {
 		return x.Request
+	}
+	return nil
+}
+
+func (x *BTCRequest) GetIsScriptConfigRegistered() *BTCIsScriptConfigRegisteredRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BTCRequest_IsScriptConfigRegistered); ok {
+			return x.IsScriptConfigRegistered
+		}
+	}
+	return nil
+}
+
+func (x *BTCRequest) GetRegisterScriptConfig() *BTCRegisterScriptConfigRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BTCRequest_RegisterScriptConfig); ok {
+			return x.RegisterScriptConfig
+		}
 	}
 	return nil
 }
@@ -2595,6 +2905,14 @@ type isBTCRequest_Request interface {
 	isBTCRequest_Request()
 }
 
+type BTCRequest_IsScriptConfigRegistered struct {
+	IsScriptConfigRegistered *BTCIsScriptConfigRegisteredRequest `protobuf:"bytes,1,opt,name=is_script_config_registered,json=isScriptConfigRegistered,proto3,oneof"`
+}
+
+type BTCRequest_RegisterScriptConfig struct {
+	RegisterScriptConfig *BTCRegisterScriptConfigRequest `protobuf:"bytes,2,opt,name=register_script_config,json=registerScriptConfig,proto3,oneof"`
+}
+
 type BTCRequest_PrevtxInit struct {
 	PrevtxInit *BTCPrevTxInitRequest `protobuf:"bytes,3,opt,name=prevtx_init,json=prevtxInit,proto3,oneof"`
 }
@@ -2615,6 +2933,10 @@ type BTCRequest_AntikleptoSignature struct {
 	AntikleptoSignature *AntiKleptoSignatureRequest `protobuf:"bytes,7,opt,name=antiklepto_signature,json=antikleptoSignature,proto3,oneof"`
 }
 
+func (*BTCRequest_IsScriptConfigRegistered) isBTCRequest_Request() {}
+
+func (*BTCRequest_RegisterScriptConfig) isBTCRequest_Request() {}
+
 func (*BTCRequest_PrevtxInit) isBTCRequest_Request() {}
 
 func (*BTCRequest_PrevtxInput) isBTCRequest_Request() {}
@@ -2630,6 +2952,7 @@ type BTCResponse struct {
 	// Types that are valid to be assigned to Response:
 	//
 	//	*BTCResponse_Success
+	//	*BTCResponse_IsScriptConfigRegistered
 	//	*BTCResponse_SignNext
 	//	*BTCResponse_SignMessage
 	//	*BTCResponse_AntikleptoSignerCommitment
@@ -2640,7 +2963,7 @@ type BTCResponse struct {
 
 func (x *BTCResponse) Reset() {
 	*x = BTCResponse{}
-	mi := &file_bitbox02_proto_msgTypes[26]
+	mi := &file_bitbox02_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2652,7 +2975,7 @@ func (x *BTCResponse) String() string {
 func (*BTCResponse) ProtoMessage() {}
 
 func (x *BTCResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[26]
+	mi := &file_bitbox02_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2665,7 +2988,7 @@ func (x *BTCResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BTCResponse.ProtoReflect.Descriptor instead.
 func (*BTCResponse) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{26}
+	return file_bitbox02_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *BTCResponse) GetResponse() isBTCResponse_Response {
@@ -2675,10 +2998,19 @@ func (x *BTCResponse) GetResponse() isBTCResponse_Response {
 	return nil
 }
 
-func (x *BTCResponse) GetSuccess() *Success {
+func (x *BTCResponse) GetSuccess() *BTCSuccess {
 	if x != nil {
 		if x, ok := x.Response.(*BTCResponse_Success); ok {
 			return x.Success
+		}
+	}
+	return nil
+}
+
+func (x *BTCResponse) GetIsScriptConfigRegistered() *BTCIsScriptConfigRegisteredResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BTCResponse_IsScriptConfigRegistered); ok {
+			return x.IsScriptConfigRegistered
 		}
 	}
 	return nil
@@ -2716,7 +3048,11 @@ type isBTCResponse_Response interface {
 }
 
 type BTCResponse_Success struct {
-	Success *Success `protobuf:"bytes,1,opt,name=success,proto3,oneof"`
+	Success *BTCSuccess `protobuf:"bytes,1,opt,name=success,proto3,oneof"`
+}
+
+type BTCResponse_IsScriptConfigRegistered struct {
+	IsScriptConfigRegistered *BTCIsScriptConfigRegisteredResponse `protobuf:"bytes,2,opt,name=is_script_config_registered,json=isScriptConfigRegistered,proto3,oneof"`
 }
 
 type BTCResponse_SignNext struct {
@@ -2732,6 +3068,8 @@ type BTCResponse_AntikleptoSignerCommitment struct {
 }
 
 func (*BTCResponse_Success) isBTCResponse_Response() {}
+
+func (*BTCResponse_IsScriptConfigRegistered) isBTCResponse_Response() {}
 
 func (*BTCResponse_SignNext) isBTCResponse_Response() {}
 
@@ -2753,7 +3091,7 @@ type ETHPubRequest struct {
 
 func (x *ETHPubRequest) Reset() {
 	*x = ETHPubRequest{}
-	mi := &file_bitbox02_proto_msgTypes[27]
+	mi := &file_bitbox02_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2765,7 +3103,7 @@ func (x *ETHPubRequest) String() string {
 func (*ETHPubRequest) ProtoMessage() {}
 
 func (x *ETHPubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[27]
+	mi := &file_bitbox02_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2778,7 +3116,7 @@ func (x *ETHPubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHPubRequest.ProtoReflect.Descriptor instead.
 func (*ETHPubRequest) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{27}
+	return file_bitbox02_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ETHPubRequest) GetKeypath() []uint32 {
@@ -2843,7 +3181,7 @@ type ETHSignRequest struct {
 
 func (x *ETHSignRequest) Reset() {
 	*x = ETHSignRequest{}
-	mi := &file_bitbox02_proto_msgTypes[28]
+	mi := &file_bitbox02_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +3193,7 @@ func (x *ETHSignRequest) String() string {
 func (*ETHSignRequest) ProtoMessage() {}
 
 func (x *ETHSignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[28]
+	mi := &file_bitbox02_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +3206,7 @@ func (x *ETHSignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignRequest.ProtoReflect.Descriptor instead.
 func (*ETHSignRequest) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{28}
+	return file_bitbox02_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ETHSignRequest) GetCoin() ETHCoin {
@@ -2975,7 +3313,7 @@ type ETHSignEIP1559Request struct {
 
 func (x *ETHSignEIP1559Request) Reset() {
 	*x = ETHSignEIP1559Request{}
-	mi := &file_bitbox02_proto_msgTypes[29]
+	mi := &file_bitbox02_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3325,7 @@ func (x *ETHSignEIP1559Request) String() string {
 func (*ETHSignEIP1559Request) ProtoMessage() {}
 
 func (x *ETHSignEIP1559Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[29]
+	mi := &file_bitbox02_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3338,7 @@ func (x *ETHSignEIP1559Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignEIP1559Request.ProtoReflect.Descriptor instead.
 func (*ETHSignEIP1559Request) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{29}
+	return file_bitbox02_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ETHSignEIP1559Request) GetChainId() uint64 {
@@ -3097,7 +3435,7 @@ type ETHSignDataRequestChunkResponse struct {
 
 func (x *ETHSignDataRequestChunkResponse) Reset() {
 	*x = ETHSignDataRequestChunkResponse{}
-	mi := &file_bitbox02_proto_msgTypes[30]
+	mi := &file_bitbox02_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3109,7 +3447,7 @@ func (x *ETHSignDataRequestChunkResponse) String() string {
 func (*ETHSignDataRequestChunkResponse) ProtoMessage() {}
 
 func (x *ETHSignDataRequestChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[30]
+	mi := &file_bitbox02_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3122,7 +3460,7 @@ func (x *ETHSignDataRequestChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignDataRequestChunkResponse.ProtoReflect.Descriptor instead.
 func (*ETHSignDataRequestChunkResponse) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{30}
+	return file_bitbox02_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ETHSignDataRequestChunkResponse) GetOffset() uint32 {
@@ -3148,7 +3486,7 @@ type ETHSignDataResponseChunkRequest struct {
 
 func (x *ETHSignDataResponseChunkRequest) Reset() {
 	*x = ETHSignDataResponseChunkRequest{}
-	mi := &file_bitbox02_proto_msgTypes[31]
+	mi := &file_bitbox02_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3160,7 +3498,7 @@ func (x *ETHSignDataResponseChunkRequest) String() string {
 func (*ETHSignDataResponseChunkRequest) ProtoMessage() {}
 
 func (x *ETHSignDataResponseChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[31]
+	mi := &file_bitbox02_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3173,7 +3511,7 @@ func (x *ETHSignDataResponseChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignDataResponseChunkRequest.ProtoReflect.Descriptor instead.
 func (*ETHSignDataResponseChunkRequest) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{31}
+	return file_bitbox02_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ETHSignDataResponseChunkRequest) GetChunk() []byte {
@@ -3196,7 +3534,7 @@ type ETHSignMessageRequest struct {
 
 func (x *ETHSignMessageRequest) Reset() {
 	*x = ETHSignMessageRequest{}
-	mi := &file_bitbox02_proto_msgTypes[32]
+	mi := &file_bitbox02_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3546,7 @@ func (x *ETHSignMessageRequest) String() string {
 func (*ETHSignMessageRequest) ProtoMessage() {}
 
 func (x *ETHSignMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[32]
+	mi := &file_bitbox02_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3559,7 @@ func (x *ETHSignMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignMessageRequest.ProtoReflect.Descriptor instead.
 func (*ETHSignMessageRequest) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{32}
+	return file_bitbox02_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ETHSignMessageRequest) GetCoin() ETHCoin {
@@ -3268,7 +3606,7 @@ type ETHSignResponse struct {
 
 func (x *ETHSignResponse) Reset() {
 	*x = ETHSignResponse{}
-	mi := &file_bitbox02_proto_msgTypes[33]
+	mi := &file_bitbox02_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3280,7 +3618,7 @@ func (x *ETHSignResponse) String() string {
 func (*ETHSignResponse) ProtoMessage() {}
 
 func (x *ETHSignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[33]
+	mi := &file_bitbox02_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3293,7 +3631,7 @@ func (x *ETHSignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignResponse.ProtoReflect.Descriptor instead.
 func (*ETHSignResponse) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{33}
+	return file_bitbox02_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ETHSignResponse) GetSignature() []byte {
@@ -3316,7 +3654,7 @@ type ETHSignTypedMessageRequest struct {
 
 func (x *ETHSignTypedMessageRequest) Reset() {
 	*x = ETHSignTypedMessageRequest{}
-	mi := &file_bitbox02_proto_msgTypes[34]
+	mi := &file_bitbox02_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3328,7 +3666,7 @@ func (x *ETHSignTypedMessageRequest) String() string {
 func (*ETHSignTypedMessageRequest) ProtoMessage() {}
 
 func (x *ETHSignTypedMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[34]
+	mi := &file_bitbox02_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3341,7 +3679,7 @@ func (x *ETHSignTypedMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHSignTypedMessageRequest.ProtoReflect.Descriptor instead.
 func (*ETHSignTypedMessageRequest) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{34}
+	return file_bitbox02_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ETHSignTypedMessageRequest) GetChainId() uint64 {
@@ -3389,7 +3727,7 @@ type ETHTypedMessageValueResponse struct {
 
 func (x *ETHTypedMessageValueResponse) Reset() {
 	*x = ETHTypedMessageValueResponse{}
-	mi := &file_bitbox02_proto_msgTypes[35]
+	mi := &file_bitbox02_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3739,7 @@ func (x *ETHTypedMessageValueResponse) String() string {
 func (*ETHTypedMessageValueResponse) ProtoMessage() {}
 
 func (x *ETHTypedMessageValueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[35]
+	mi := &file_bitbox02_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3752,7 @@ func (x *ETHTypedMessageValueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHTypedMessageValueResponse.ProtoReflect.Descriptor instead.
 func (*ETHTypedMessageValueResponse) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{35}
+	return file_bitbox02_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ETHTypedMessageValueResponse) GetRootObject() ETHTypedMessageValueResponse_RootObject {
@@ -3441,7 +3779,7 @@ type ETHTypedMessageValueRequest struct {
 
 func (x *ETHTypedMessageValueRequest) Reset() {
 	*x = ETHTypedMessageValueRequest{}
-	mi := &file_bitbox02_proto_msgTypes[36]
+	mi := &file_bitbox02_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3453,7 +3791,7 @@ func (x *ETHTypedMessageValueRequest) String() string {
 func (*ETHTypedMessageValueRequest) ProtoMessage() {}
 
 func (x *ETHTypedMessageValueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[36]
+	mi := &file_bitbox02_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3466,7 +3804,7 @@ func (x *ETHTypedMessageValueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHTypedMessageValueRequest.ProtoReflect.Descriptor instead.
 func (*ETHTypedMessageValueRequest) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{36}
+	return file_bitbox02_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ETHTypedMessageValueRequest) GetValue() []byte {
@@ -3502,7 +3840,7 @@ type ETHRequest struct {
 
 func (x *ETHRequest) Reset() {
 	*x = ETHRequest{}
-	mi := &file_bitbox02_proto_msgTypes[37]
+	mi := &file_bitbox02_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3514,7 +3852,7 @@ func (x *ETHRequest) String() string {
 func (*ETHRequest) ProtoMessage() {}
 
 func (x *ETHRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[37]
+	mi := &file_bitbox02_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3527,7 +3865,7 @@ func (x *ETHRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHRequest.ProtoReflect.Descriptor instead.
 func (*ETHRequest) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{37}
+	return file_bitbox02_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ETHRequest) GetRequest() isETHRequest_Request {
@@ -3677,7 +4015,7 @@ type ETHResponse struct {
 
 func (x *ETHResponse) Reset() {
 	*x = ETHResponse{}
-	mi := &file_bitbox02_proto_msgTypes[38]
+	mi := &file_bitbox02_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3689,7 +4027,7 @@ func (x *ETHResponse) String() string {
 func (*ETHResponse) ProtoMessage() {}
 
 func (x *ETHResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[38]
+	mi := &file_bitbox02_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3702,7 +4040,7 @@ func (x *ETHResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ETHResponse.ProtoReflect.Descriptor instead.
 func (*ETHResponse) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{38}
+	return file_bitbox02_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ETHResponse) GetResponse() isETHResponse_Response {
@@ -3803,7 +4141,7 @@ type BTCScriptConfig_Multisig struct {
 
 func (x *BTCScriptConfig_Multisig) Reset() {
 	*x = BTCScriptConfig_Multisig{}
-	mi := &file_bitbox02_proto_msgTypes[39]
+	mi := &file_bitbox02_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3815,7 +4153,7 @@ func (x *BTCScriptConfig_Multisig) String() string {
 func (*BTCScriptConfig_Multisig) ProtoMessage() {}
 
 func (x *BTCScriptConfig_Multisig) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[39]
+	mi := &file_bitbox02_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3871,7 +4209,7 @@ type ETHSignTypedMessageRequest_MemberType struct {
 
 func (x *ETHSignTypedMessageRequest_MemberType) Reset() {
 	*x = ETHSignTypedMessageRequest_MemberType{}
-	mi := &file_bitbox02_proto_msgTypes[40]
+	mi := &file_bitbox02_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3883,7 +4221,7 @@ func (x *ETHSignTypedMessageRequest_MemberType) String() string {
 func (*ETHSignTypedMessageRequest_MemberType) ProtoMessage() {}
 
 func (x *ETHSignTypedMessageRequest_MemberType) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[40]
+	mi := &file_bitbox02_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3896,7 +4234,7 @@ func (x *ETHSignTypedMessageRequest_MemberType) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use ETHSignTypedMessageRequest_MemberType.ProtoReflect.Descriptor instead.
 func (*ETHSignTypedMessageRequest_MemberType) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{34, 0}
+	return file_bitbox02_proto_rawDescGZIP(), []int{39, 0}
 }
 
 func (x *ETHSignTypedMessageRequest_MemberType) GetType() ETHSignTypedMessageRequest_DataType {
@@ -3937,7 +4275,7 @@ type ETHSignTypedMessageRequest_Member struct {
 
 func (x *ETHSignTypedMessageRequest_Member) Reset() {
 	*x = ETHSignTypedMessageRequest_Member{}
-	mi := &file_bitbox02_proto_msgTypes[41]
+	mi := &file_bitbox02_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3949,7 +4287,7 @@ func (x *ETHSignTypedMessageRequest_Member) String() string {
 func (*ETHSignTypedMessageRequest_Member) ProtoMessage() {}
 
 func (x *ETHSignTypedMessageRequest_Member) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[41]
+	mi := &file_bitbox02_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3962,7 +4300,7 @@ func (x *ETHSignTypedMessageRequest_Member) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use ETHSignTypedMessageRequest_Member.ProtoReflect.Descriptor instead.
 func (*ETHSignTypedMessageRequest_Member) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{34, 1}
+	return file_bitbox02_proto_rawDescGZIP(), []int{39, 1}
 }
 
 func (x *ETHSignTypedMessageRequest_Member) GetName() string {
@@ -3989,7 +4327,7 @@ type ETHSignTypedMessageRequest_StructType struct {
 
 func (x *ETHSignTypedMessageRequest_StructType) Reset() {
 	*x = ETHSignTypedMessageRequest_StructType{}
-	mi := &file_bitbox02_proto_msgTypes[42]
+	mi := &file_bitbox02_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4001,7 +4339,7 @@ func (x *ETHSignTypedMessageRequest_StructType) String() string {
 func (*ETHSignTypedMessageRequest_StructType) ProtoMessage() {}
 
 func (x *ETHSignTypedMessageRequest_StructType) ProtoReflect() protoreflect.Message {
-	mi := &file_bitbox02_proto_msgTypes[42]
+	mi := &file_bitbox02_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4014,7 +4352,7 @@ func (x *ETHSignTypedMessageRequest_StructType) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use ETHSignTypedMessageRequest_StructType.ProtoReflect.Descriptor instead.
 func (*ETHSignTypedMessageRequest_StructType) Descriptor() ([]byte, []int) {
-	return file_bitbox02_proto_rawDescGZIP(), []int{34, 2}
+	return file_bitbox02_proto_rawDescGZIP(), []int{39, 2}
 }
 
 func (x *ETHSignTypedMessageRequest_StructType) GetName() string {
@@ -4213,18 +4551,38 @@ const file_bitbox02_proto_rawDesc = "" +
 	"\x03msg\x18\x03 \x01(\fR\x03msg\x12d\n" +
 	"\x15host_nonce_commitment\x18\x04 \x01(\v20.hwbridge.bitbox02.AntiKleptoHostNonceCommitmentR\x13hostNonceCommitment\"6\n" +
 	"\x16BTCSignMessageResponse\x12\x1c\n" +
-	"\tsignature\x18\x01 \x01(\fR\tsignature\"\xb7\x03\n" +
+	"\tsignature\x18\x01 \x01(\fR\tsignature\"\xb0\x01\n" +
+	"\x1bBTCScriptConfigRegistration\x12.\n" +
+	"\x04coin\x18\x01 \x01(\x0e2\x1a.hwbridge.bitbox02.BTCCoinR\x04coin\x12G\n" +
+	"\rscript_config\x18\x02 \x01(\v2\".hwbridge.bitbox02.BTCScriptConfigR\fscriptConfig\x12\x18\n" +
+	"\akeypath\x18\x03 \x03(\rR\akeypath\"\f\n" +
 	"\n" +
-	"BTCRequest\x12J\n" +
+	"BTCSuccess\"x\n" +
+	"\"BTCIsScriptConfigRegisteredRequest\x12R\n" +
+	"\fregistration\x18\x01 \x01(\v2..hwbridge.bitbox02.BTCScriptConfigRegistrationR\fregistration\"J\n" +
+	"#BTCIsScriptConfigRegisteredResponse\x12#\n" +
+	"\ris_registered\x18\x01 \x01(\bR\fisRegistered\"\x94\x02\n" +
+	"\x1eBTCRegisterScriptConfigRequest\x12R\n" +
+	"\fregistration\x18\x01 \x01(\v2..hwbridge.bitbox02.BTCScriptConfigRegistrationR\fregistration\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12W\n" +
+	"\txpub_type\x18\x03 \x01(\x0e2:.hwbridge.bitbox02.BTCRegisterScriptConfigRequest.XPubTypeR\bxpubType\"1\n" +
+	"\bXPubType\x12\x11\n" +
+	"\rAUTO_ELECTRUM\x10\x00\x12\x12\n" +
+	"\x0eAUTO_XPUB_TPUB\x10\x01\"\x9a\x05\n" +
+	"\n" +
+	"BTCRequest\x12v\n" +
+	"\x1bis_script_config_registered\x18\x01 \x01(\v25.hwbridge.bitbox02.BTCIsScriptConfigRegisteredRequestH\x00R\x18isScriptConfigRegistered\x12i\n" +
+	"\x16register_script_config\x18\x02 \x01(\v21.hwbridge.bitbox02.BTCRegisterScriptConfigRequestH\x00R\x14registerScriptConfig\x12J\n" +
 	"\vprevtx_init\x18\x03 \x01(\v2'.hwbridge.bitbox02.BTCPrevTxInitRequestH\x00R\n" +
 	"prevtxInit\x12M\n" +
 	"\fprevtx_input\x18\x04 \x01(\v2(.hwbridge.bitbox02.BTCPrevTxInputRequestH\x00R\vprevtxInput\x12P\n" +
 	"\rprevtx_output\x18\x05 \x01(\v2).hwbridge.bitbox02.BTCPrevTxOutputRequestH\x00R\fprevtxOutput\x12M\n" +
 	"\fsign_message\x18\x06 \x01(\v2(.hwbridge.bitbox02.BTCSignMessageRequestH\x00R\vsignMessage\x12b\n" +
 	"\x14antiklepto_signature\x18\a \x01(\v2-.hwbridge.bitbox02.AntiKleptoSignatureRequestH\x00R\x13antikleptoSignatureB\t\n" +
-	"\arequest\"\xdb\x02\n" +
-	"\vBTCResponse\x126\n" +
-	"\asuccess\x18\x01 \x01(\v2\x1a.hwbridge.bitbox02.SuccessH\x00R\asuccess\x12E\n" +
+	"\arequest\"\xd7\x03\n" +
+	"\vBTCResponse\x129\n" +
+	"\asuccess\x18\x01 \x01(\v2\x1d.hwbridge.bitbox02.BTCSuccessH\x00R\asuccess\x12w\n" +
+	"\x1bis_script_config_registered\x18\x02 \x01(\v26.hwbridge.bitbox02.BTCIsScriptConfigRegisteredResponseH\x00R\x18isScriptConfigRegistered\x12E\n" +
 	"\tsign_next\x18\x03 \x01(\v2&.hwbridge.bitbox02.BTCSignNextResponseH\x00R\bsignNext\x12N\n" +
 	"\fsign_message\x18\x04 \x01(\v2).hwbridge.bitbox02.BTCSignMessageResponseH\x00R\vsignMessage\x12q\n" +
 	"\x1cantiklepto_signer_commitment\x18\x05 \x01(\v2-.hwbridge.bitbox02.AntiKleptoSignerCommitmentH\x00R\x1aantikleptoSignerCommitmentB\n" +
@@ -4389,8 +4747,8 @@ func file_bitbox02_proto_rawDescGZIP() []byte {
 	return file_bitbox02_proto_rawDescData
 }
 
-var file_bitbox02_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_bitbox02_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_bitbox02_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
+var file_bitbox02_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_bitbox02_proto_goTypes = []any{
 	(BTCCoin)(0),                                  // 0: hwbridge.bitbox02.BTCCoin
 	(BTCOutputType)(0),                            // 1: hwbridge.bitbox02.BTCOutputType
@@ -4401,132 +4759,146 @@ var file_bitbox02_proto_goTypes = []any{
 	(BTCPubRequest_XPubType)(0),                   // 6: hwbridge.bitbox02.BTCPubRequest.XPubType
 	(BTCSignInitRequest_FormatUnit)(0),            // 7: hwbridge.bitbox02.BTCSignInitRequest.FormatUnit
 	(BTCSignNextResponse_Type)(0),                 // 8: hwbridge.bitbox02.BTCSignNextResponse.Type
-	(ETHPubRequest_OutputType)(0),                 // 9: hwbridge.bitbox02.ETHPubRequest.OutputType
-	(ETHSignTypedMessageRequest_DataType)(0),      // 10: hwbridge.bitbox02.ETHSignTypedMessageRequest.DataType
-	(ETHTypedMessageValueResponse_RootObject)(0),  // 11: hwbridge.bitbox02.ETHTypedMessageValueResponse.RootObject
-	(*Error)(nil),                                 // 12: hwbridge.bitbox02.Error
-	(*Success)(nil),                               // 13: hwbridge.bitbox02.Success
-	(*Request)(nil),                               // 14: hwbridge.bitbox02.Request
-	(*Response)(nil),                              // 15: hwbridge.bitbox02.Response
-	(*DeviceInfoRequest)(nil),                     // 16: hwbridge.bitbox02.DeviceInfoRequest
-	(*DeviceInfoResponse)(nil),                    // 17: hwbridge.bitbox02.DeviceInfoResponse
-	(*PubResponse)(nil),                           // 18: hwbridge.bitbox02.PubResponse
-	(*RootFingerprintRequest)(nil),                // 19: hwbridge.bitbox02.RootFingerprintRequest
-	(*RootFingerprintResponse)(nil),               // 20: hwbridge.bitbox02.RootFingerprintResponse
-	(*XPub)(nil),                                  // 21: hwbridge.bitbox02.XPub
-	(*AntiKleptoHostNonceCommitment)(nil),         // 22: hwbridge.bitbox02.AntiKleptoHostNonceCommitment
-	(*AntiKleptoSignerCommitment)(nil),            // 23: hwbridge.bitbox02.AntiKleptoSignerCommitment
-	(*AntiKleptoSignatureRequest)(nil),            // 24: hwbridge.bitbox02.AntiKleptoSignatureRequest
-	(*BTCScriptConfig)(nil),                       // 25: hwbridge.bitbox02.BTCScriptConfig
-	(*BTCPubRequest)(nil),                         // 26: hwbridge.bitbox02.BTCPubRequest
-	(*BTCScriptConfigWithKeypath)(nil),            // 27: hwbridge.bitbox02.BTCScriptConfigWithKeypath
-	(*BTCSignInitRequest)(nil),                    // 28: hwbridge.bitbox02.BTCSignInitRequest
-	(*BTCSignNextResponse)(nil),                   // 29: hwbridge.bitbox02.BTCSignNextResponse
-	(*BTCSignInputRequest)(nil),                   // 30: hwbridge.bitbox02.BTCSignInputRequest
-	(*BTCSignOutputRequest)(nil),                  // 31: hwbridge.bitbox02.BTCSignOutputRequest
-	(*BTCPrevTxInitRequest)(nil),                  // 32: hwbridge.bitbox02.BTCPrevTxInitRequest
-	(*BTCPrevTxInputRequest)(nil),                 // 33: hwbridge.bitbox02.BTCPrevTxInputRequest
-	(*BTCPrevTxOutputRequest)(nil),                // 34: hwbridge.bitbox02.BTCPrevTxOutputRequest
-	(*BTCSignMessageRequest)(nil),                 // 35: hwbridge.bitbox02.BTCSignMessageRequest
-	(*BTCSignMessageResponse)(nil),                // 36: hwbridge.bitbox02.BTCSignMessageResponse
-	(*BTCRequest)(nil),                            // 37: hwbridge.bitbox02.BTCRequest
-	(*BTCResponse)(nil),                           // 38: hwbridge.bitbox02.BTCResponse
-	(*ETHPubRequest)(nil),                         // 39: hwbridge.bitbox02.ETHPubRequest
-	(*ETHSignRequest)(nil),                        // 40: hwbridge.bitbox02.ETHSignRequest
-	(*ETHSignEIP1559Request)(nil),                 // 41: hwbridge.bitbox02.ETHSignEIP1559Request
-	(*ETHSignDataRequestChunkResponse)(nil),       // 42: hwbridge.bitbox02.ETHSignDataRequestChunkResponse
-	(*ETHSignDataResponseChunkRequest)(nil),       // 43: hwbridge.bitbox02.ETHSignDataResponseChunkRequest
-	(*ETHSignMessageRequest)(nil),                 // 44: hwbridge.bitbox02.ETHSignMessageRequest
-	(*ETHSignResponse)(nil),                       // 45: hwbridge.bitbox02.ETHSignResponse
-	(*ETHSignTypedMessageRequest)(nil),            // 46: hwbridge.bitbox02.ETHSignTypedMessageRequest
-	(*ETHTypedMessageValueResponse)(nil),          // 47: hwbridge.bitbox02.ETHTypedMessageValueResponse
-	(*ETHTypedMessageValueRequest)(nil),           // 48: hwbridge.bitbox02.ETHTypedMessageValueRequest
-	(*ETHRequest)(nil),                            // 49: hwbridge.bitbox02.ETHRequest
-	(*ETHResponse)(nil),                           // 50: hwbridge.bitbox02.ETHResponse
-	(*BTCScriptConfig_Multisig)(nil),              // 51: hwbridge.bitbox02.BTCScriptConfig.Multisig
-	(*ETHSignTypedMessageRequest_MemberType)(nil), // 52: hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType
-	(*ETHSignTypedMessageRequest_Member)(nil),     // 53: hwbridge.bitbox02.ETHSignTypedMessageRequest.Member
-	(*ETHSignTypedMessageRequest_StructType)(nil), // 54: hwbridge.bitbox02.ETHSignTypedMessageRequest.StructType
+	(BTCRegisterScriptConfigRequest_XPubType)(0),  // 9: hwbridge.bitbox02.BTCRegisterScriptConfigRequest.XPubType
+	(ETHPubRequest_OutputType)(0),                 // 10: hwbridge.bitbox02.ETHPubRequest.OutputType
+	(ETHSignTypedMessageRequest_DataType)(0),      // 11: hwbridge.bitbox02.ETHSignTypedMessageRequest.DataType
+	(ETHTypedMessageValueResponse_RootObject)(0),  // 12: hwbridge.bitbox02.ETHTypedMessageValueResponse.RootObject
+	(*Error)(nil),                                 // 13: hwbridge.bitbox02.Error
+	(*Success)(nil),                               // 14: hwbridge.bitbox02.Success
+	(*Request)(nil),                               // 15: hwbridge.bitbox02.Request
+	(*Response)(nil),                              // 16: hwbridge.bitbox02.Response
+	(*DeviceInfoRequest)(nil),                     // 17: hwbridge.bitbox02.DeviceInfoRequest
+	(*DeviceInfoResponse)(nil),                    // 18: hwbridge.bitbox02.DeviceInfoResponse
+	(*PubResponse)(nil),                           // 19: hwbridge.bitbox02.PubResponse
+	(*RootFingerprintRequest)(nil),                // 20: hwbridge.bitbox02.RootFingerprintRequest
+	(*RootFingerprintResponse)(nil),               // 21: hwbridge.bitbox02.RootFingerprintResponse
+	(*XPub)(nil),                                  // 22: hwbridge.bitbox02.XPub
+	(*AntiKleptoHostNonceCommitment)(nil),         // 23: hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	(*AntiKleptoSignerCommitment)(nil),            // 24: hwbridge.bitbox02.AntiKleptoSignerCommitment
+	(*AntiKleptoSignatureRequest)(nil),            // 25: hwbridge.bitbox02.AntiKleptoSignatureRequest
+	(*BTCScriptConfig)(nil),                       // 26: hwbridge.bitbox02.BTCScriptConfig
+	(*BTCPubRequest)(nil),                         // 27: hwbridge.bitbox02.BTCPubRequest
+	(*BTCScriptConfigWithKeypath)(nil),            // 28: hwbridge.bitbox02.BTCScriptConfigWithKeypath
+	(*BTCSignInitRequest)(nil),                    // 29: hwbridge.bitbox02.BTCSignInitRequest
+	(*BTCSignNextResponse)(nil),                   // 30: hwbridge.bitbox02.BTCSignNextResponse
+	(*BTCSignInputRequest)(nil),                   // 31: hwbridge.bitbox02.BTCSignInputRequest
+	(*BTCSignOutputRequest)(nil),                  // 32: hwbridge.bitbox02.BTCSignOutputRequest
+	(*BTCPrevTxInitRequest)(nil),                  // 33: hwbridge.bitbox02.BTCPrevTxInitRequest
+	(*BTCPrevTxInputRequest)(nil),                 // 34: hwbridge.bitbox02.BTCPrevTxInputRequest
+	(*BTCPrevTxOutputRequest)(nil),                // 35: hwbridge.bitbox02.BTCPrevTxOutputRequest
+	(*BTCSignMessageRequest)(nil),                 // 36: hwbridge.bitbox02.BTCSignMessageRequest
+	(*BTCSignMessageResponse)(nil),                // 37: hwbridge.bitbox02.BTCSignMessageResponse
+	(*BTCScriptConfigRegistration)(nil),           // 38: hwbridge.bitbox02.BTCScriptConfigRegistration
+	(*BTCSuccess)(nil),                            // 39: hwbridge.bitbox02.BTCSuccess
+	(*BTCIsScriptConfigRegisteredRequest)(nil),    // 40: hwbridge.bitbox02.BTCIsScriptConfigRegisteredRequest
+	(*BTCIsScriptConfigRegisteredResponse)(nil),   // 41: hwbridge.bitbox02.BTCIsScriptConfigRegisteredResponse
+	(*BTCRegisterScriptConfigRequest)(nil),        // 42: hwbridge.bitbox02.BTCRegisterScriptConfigRequest
+	(*BTCRequest)(nil),                            // 43: hwbridge.bitbox02.BTCRequest
+	(*BTCResponse)(nil),                           // 44: hwbridge.bitbox02.BTCResponse
+	(*ETHPubRequest)(nil),                         // 45: hwbridge.bitbox02.ETHPubRequest
+	(*ETHSignRequest)(nil),                        // 46: hwbridge.bitbox02.ETHSignRequest
+	(*ETHSignEIP1559Request)(nil),                 // 47: hwbridge.bitbox02.ETHSignEIP1559Request
+	(*ETHSignDataRequestChunkResponse)(nil),       // 48: hwbridge.bitbox02.ETHSignDataRequestChunkResponse
+	(*ETHSignDataResponseChunkRequest)(nil),       // 49: hwbridge.bitbox02.ETHSignDataResponseChunkRequest
+	(*ETHSignMessageRequest)(nil),                 // 50: hwbridge.bitbox02.ETHSignMessageRequest
+	(*ETHSignResponse)(nil),                       // 51: hwbridge.bitbox02.ETHSignResponse
+	(*ETHSignTypedMessageRequest)(nil),            // 52: hwbridge.bitbox02.ETHSignTypedMessageRequest
+	(*ETHTypedMessageValueResponse)(nil),          // 53: hwbridge.bitbox02.ETHTypedMessageValueResponse
+	(*ETHTypedMessageValueRequest)(nil),           // 54: hwbridge.bitbox02.ETHTypedMessageValueRequest
+	(*ETHRequest)(nil),                            // 55: hwbridge.bitbox02.ETHRequest
+	(*ETHResponse)(nil),                           // 56: hwbridge.bitbox02.ETHResponse
+	(*BTCScriptConfig_Multisig)(nil),              // 57: hwbridge.bitbox02.BTCScriptConfig.Multisig
+	(*ETHSignTypedMessageRequest_MemberType)(nil), // 58: hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType
+	(*ETHSignTypedMessageRequest_Member)(nil),     // 59: hwbridge.bitbox02.ETHSignTypedMessageRequest.Member
+	(*ETHSignTypedMessageRequest_StructType)(nil), // 60: hwbridge.bitbox02.ETHSignTypedMessageRequest.StructType
 }
 var file_bitbox02_proto_depIdxs = []int32{
-	16, // 0: hwbridge.bitbox02.Request.device_info:type_name -> hwbridge.bitbox02.DeviceInfoRequest
-	26, // 1: hwbridge.bitbox02.Request.btc_pub:type_name -> hwbridge.bitbox02.BTCPubRequest
-	28, // 2: hwbridge.bitbox02.Request.btc_sign_init:type_name -> hwbridge.bitbox02.BTCSignInitRequest
-	30, // 3: hwbridge.bitbox02.Request.btc_sign_input:type_name -> hwbridge.bitbox02.BTCSignInputRequest
-	31, // 4: hwbridge.bitbox02.Request.btc_sign_output:type_name -> hwbridge.bitbox02.BTCSignOutputRequest
-	49, // 5: hwbridge.bitbox02.Request.eth:type_name -> hwbridge.bitbox02.ETHRequest
-	19, // 6: hwbridge.bitbox02.Request.fingerprint:type_name -> hwbridge.bitbox02.RootFingerprintRequest
-	37, // 7: hwbridge.bitbox02.Request.btc:type_name -> hwbridge.bitbox02.BTCRequest
-	13, // 8: hwbridge.bitbox02.Response.success:type_name -> hwbridge.bitbox02.Success
-	12, // 9: hwbridge.bitbox02.Response.error:type_name -> hwbridge.bitbox02.Error
-	17, // 10: hwbridge.bitbox02.Response.device_info:type_name -> hwbridge.bitbox02.DeviceInfoResponse
-	18, // 11: hwbridge.bitbox02.Response.pub:type_name -> hwbridge.bitbox02.PubResponse
-	29, // 12: hwbridge.bitbox02.Response.btc_sign_next:type_name -> hwbridge.bitbox02.BTCSignNextResponse
-	50, // 13: hwbridge.bitbox02.Response.eth:type_name -> hwbridge.bitbox02.ETHResponse
-	20, // 14: hwbridge.bitbox02.Response.fingerprint:type_name -> hwbridge.bitbox02.RootFingerprintResponse
-	38, // 15: hwbridge.bitbox02.Response.btc:type_name -> hwbridge.bitbox02.BTCResponse
+	17, // 0: hwbridge.bitbox02.Request.device_info:type_name -> hwbridge.bitbox02.DeviceInfoRequest
+	27, // 1: hwbridge.bitbox02.Request.btc_pub:type_name -> hwbridge.bitbox02.BTCPubRequest
+	29, // 2: hwbridge.bitbox02.Request.btc_sign_init:type_name -> hwbridge.bitbox02.BTCSignInitRequest
+	31, // 3: hwbridge.bitbox02.Request.btc_sign_input:type_name -> hwbridge.bitbox02.BTCSignInputRequest
+	32, // 4: hwbridge.bitbox02.Request.btc_sign_output:type_name -> hwbridge.bitbox02.BTCSignOutputRequest
+	55, // 5: hwbridge.bitbox02.Request.eth:type_name -> hwbridge.bitbox02.ETHRequest
+	20, // 6: hwbridge.bitbox02.Request.fingerprint:type_name -> hwbridge.bitbox02.RootFingerprintRequest
+	43, // 7: hwbridge.bitbox02.Request.btc:type_name -> hwbridge.bitbox02.BTCRequest
+	14, // 8: hwbridge.bitbox02.Response.success:type_name -> hwbridge.bitbox02.Success
+	13, // 9: hwbridge.bitbox02.Response.error:type_name -> hwbridge.bitbox02.Error
+	18, // 10: hwbridge.bitbox02.Response.device_info:type_name -> hwbridge.bitbox02.DeviceInfoResponse
+	19, // 11: hwbridge.bitbox02.Response.pub:type_name -> hwbridge.bitbox02.PubResponse
+	30, // 12: hwbridge.bitbox02.Response.btc_sign_next:type_name -> hwbridge.bitbox02.BTCSignNextResponse
+	56, // 13: hwbridge.bitbox02.Response.eth:type_name -> hwbridge.bitbox02.ETHResponse
+	21, // 14: hwbridge.bitbox02.Response.fingerprint:type_name -> hwbridge.bitbox02.RootFingerprintResponse
+	44, // 15: hwbridge.bitbox02.Response.btc:type_name -> hwbridge.bitbox02.BTCResponse
 	4,  // 16: hwbridge.bitbox02.BTCScriptConfig.simple_type:type_name -> hwbridge.bitbox02.BTCScriptConfig.SimpleType
-	51, // 17: hwbridge.bitbox02.BTCScriptConfig.multisig:type_name -> hwbridge.bitbox02.BTCScriptConfig.Multisig
+	57, // 17: hwbridge.bitbox02.BTCScriptConfig.multisig:type_name -> hwbridge.bitbox02.BTCScriptConfig.Multisig
 	0,  // 18: hwbridge.bitbox02.BTCPubRequest.coin:type_name -> hwbridge.bitbox02.BTCCoin
 	6,  // 19: hwbridge.bitbox02.BTCPubRequest.xpub_type:type_name -> hwbridge.bitbox02.BTCPubRequest.XPubType
-	25, // 20: hwbridge.bitbox02.BTCPubRequest.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfig
-	25, // 21: hwbridge.bitbox02.BTCScriptConfigWithKeypath.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfig
+	26, // 20: hwbridge.bitbox02.BTCPubRequest.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfig
+	26, // 21: hwbridge.bitbox02.BTCScriptConfigWithKeypath.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfig
 	0,  // 22: hwbridge.bitbox02.BTCSignInitRequest.coin:type_name -> hwbridge.bitbox02.BTCCoin
-	27, // 23: hwbridge.bitbox02.BTCSignInitRequest.script_configs:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
+	28, // 23: hwbridge.bitbox02.BTCSignInitRequest.script_configs:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
 	7,  // 24: hwbridge.bitbox02.BTCSignInitRequest.format_unit:type_name -> hwbridge.bitbox02.BTCSignInitRequest.FormatUnit
-	27, // 25: hwbridge.bitbox02.BTCSignInitRequest.output_script_configs:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
+	28, // 25: hwbridge.bitbox02.BTCSignInitRequest.output_script_configs:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
 	8,  // 26: hwbridge.bitbox02.BTCSignNextResponse.type:type_name -> hwbridge.bitbox02.BTCSignNextResponse.Type
-	23, // 27: hwbridge.bitbox02.BTCSignNextResponse.anti_klepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
-	22, // 28: hwbridge.bitbox02.BTCSignInputRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	24, // 27: hwbridge.bitbox02.BTCSignNextResponse.anti_klepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
+	23, // 28: hwbridge.bitbox02.BTCSignInputRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
 	1,  // 29: hwbridge.bitbox02.BTCSignOutputRequest.type:type_name -> hwbridge.bitbox02.BTCOutputType
 	0,  // 30: hwbridge.bitbox02.BTCSignMessageRequest.coin:type_name -> hwbridge.bitbox02.BTCCoin
-	27, // 31: hwbridge.bitbox02.BTCSignMessageRequest.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
-	22, // 32: hwbridge.bitbox02.BTCSignMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
-	32, // 33: hwbridge.bitbox02.BTCRequest.prevtx_init:type_name -> hwbridge.bitbox02.BTCPrevTxInitRequest
-	33, // 34: hwbridge.bitbox02.BTCRequest.prevtx_input:type_name -> hwbridge.bitbox02.BTCPrevTxInputRequest
-	34, // 35: hwbridge.bitbox02.BTCRequest.prevtx_output:type_name -> hwbridge.bitbox02.BTCPrevTxOutputRequest
-	35, // 36: hwbridge.bitbox02.BTCRequest.sign_message:type_name -> hwbridge.bitbox02.BTCSignMessageRequest
-	24, // 37: hwbridge.bitbox02.BTCRequest.antiklepto_signature:type_name -> hwbridge.bitbox02.AntiKleptoSignatureRequest
-	13, // 38: hwbridge.bitbox02.BTCResponse.success:type_name -> hwbridge.bitbox02.Success
-	29, // 39: hwbridge.bitbox02.BTCResponse.sign_next:type_name -> hwbridge.bitbox02.BTCSignNextResponse
-	36, // 40: hwbridge.bitbox02.BTCResponse.sign_message:type_name -> hwbridge.bitbox02.BTCSignMessageResponse
-	23, // 41: hwbridge.bitbox02.BTCResponse.antiklepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
-	2,  // 42: hwbridge.bitbox02.ETHPubRequest.coin:type_name -> hwbridge.bitbox02.ETHCoin
-	9,  // 43: hwbridge.bitbox02.ETHPubRequest.output_type:type_name -> hwbridge.bitbox02.ETHPubRequest.OutputType
-	2,  // 44: hwbridge.bitbox02.ETHSignRequest.coin:type_name -> hwbridge.bitbox02.ETHCoin
-	22, // 45: hwbridge.bitbox02.ETHSignRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
-	3,  // 46: hwbridge.bitbox02.ETHSignRequest.address_case:type_name -> hwbridge.bitbox02.ETHAddressCase
-	22, // 47: hwbridge.bitbox02.ETHSignEIP1559Request.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
-	3,  // 48: hwbridge.bitbox02.ETHSignEIP1559Request.address_case:type_name -> hwbridge.bitbox02.ETHAddressCase
-	2,  // 49: hwbridge.bitbox02.ETHSignMessageRequest.coin:type_name -> hwbridge.bitbox02.ETHCoin
-	22, // 50: hwbridge.bitbox02.ETHSignMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
-	54, // 51: hwbridge.bitbox02.ETHSignTypedMessageRequest.types:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.StructType
-	22, // 52: hwbridge.bitbox02.ETHSignTypedMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
-	11, // 53: hwbridge.bitbox02.ETHTypedMessageValueResponse.root_object:type_name -> hwbridge.bitbox02.ETHTypedMessageValueResponse.RootObject
-	39, // 54: hwbridge.bitbox02.ETHRequest.pub:type_name -> hwbridge.bitbox02.ETHPubRequest
-	40, // 55: hwbridge.bitbox02.ETHRequest.sign:type_name -> hwbridge.bitbox02.ETHSignRequest
-	44, // 56: hwbridge.bitbox02.ETHRequest.sign_msg:type_name -> hwbridge.bitbox02.ETHSignMessageRequest
-	24, // 57: hwbridge.bitbox02.ETHRequest.antiklepto_signature:type_name -> hwbridge.bitbox02.AntiKleptoSignatureRequest
-	46, // 58: hwbridge.bitbox02.ETHRequest.sign_typed_msg:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest
-	48, // 59: hwbridge.bitbox02.ETHRequest.typed_msg_value:type_name -> hwbridge.bitbox02.ETHTypedMessageValueRequest
-	41, // 60: hwbridge.bitbox02.ETHRequest.sign_eip1559:type_name -> hwbridge.bitbox02.ETHSignEIP1559Request
-	43, // 61: hwbridge.bitbox02.ETHRequest.data_response_chunk:type_name -> hwbridge.bitbox02.ETHSignDataResponseChunkRequest
-	18, // 62: hwbridge.bitbox02.ETHResponse.pub:type_name -> hwbridge.bitbox02.PubResponse
-	45, // 63: hwbridge.bitbox02.ETHResponse.sign:type_name -> hwbridge.bitbox02.ETHSignResponse
-	23, // 64: hwbridge.bitbox02.ETHResponse.antiklepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
-	47, // 65: hwbridge.bitbox02.ETHResponse.typed_msg_value:type_name -> hwbridge.bitbox02.ETHTypedMessageValueResponse
-	42, // 66: hwbridge.bitbox02.ETHResponse.data_request_chunk:type_name -> hwbridge.bitbox02.ETHSignDataRequestChunkResponse
-	21, // 67: hwbridge.bitbox02.BTCScriptConfig.Multisig.xpubs:type_name -> hwbridge.bitbox02.XPub
-	5,  // 68: hwbridge.bitbox02.BTCScriptConfig.Multisig.script_type:type_name -> hwbridge.bitbox02.BTCScriptConfig.Multisig.ScriptType
-	10, // 69: hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType.type:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.DataType
-	52, // 70: hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType.array_type:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType
-	52, // 71: hwbridge.bitbox02.ETHSignTypedMessageRequest.Member.type:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType
-	53, // 72: hwbridge.bitbox02.ETHSignTypedMessageRequest.StructType.members:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.Member
-	73, // [73:73] is the sub-list for method output_type
-	73, // [73:73] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	28, // 31: hwbridge.bitbox02.BTCSignMessageRequest.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfigWithKeypath
+	23, // 32: hwbridge.bitbox02.BTCSignMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	0,  // 33: hwbridge.bitbox02.BTCScriptConfigRegistration.coin:type_name -> hwbridge.bitbox02.BTCCoin
+	26, // 34: hwbridge.bitbox02.BTCScriptConfigRegistration.script_config:type_name -> hwbridge.bitbox02.BTCScriptConfig
+	38, // 35: hwbridge.bitbox02.BTCIsScriptConfigRegisteredRequest.registration:type_name -> hwbridge.bitbox02.BTCScriptConfigRegistration
+	38, // 36: hwbridge.bitbox02.BTCRegisterScriptConfigRequest.registration:type_name -> hwbridge.bitbox02.BTCScriptConfigRegistration
+	9,  // 37: hwbridge.bitbox02.BTCRegisterScriptConfigRequest.xpub_type:type_name -> hwbridge.bitbox02.BTCRegisterScriptConfigRequest.XPubType
+	40, // 38: hwbridge.bitbox02.BTCRequest.is_script_config_registered:type_name -> hwbridge.bitbox02.BTCIsScriptConfigRegisteredRequest
+	42, // 39: hwbridge.bitbox02.BTCRequest.register_script_config:type_name -> hwbridge.bitbox02.BTCRegisterScriptConfigRequest
+	33, // 40: hwbridge.bitbox02.BTCRequest.prevtx_init:type_name -> hwbridge.bitbox02.BTCPrevTxInitRequest
+	34, // 41: hwbridge.bitbox02.BTCRequest.prevtx_input:type_name -> hwbridge.bitbox02.BTCPrevTxInputRequest
+	35, // 42: hwbridge.bitbox02.BTCRequest.prevtx_output:type_name -> hwbridge.bitbox02.BTCPrevTxOutputRequest
+	36, // 43: hwbridge.bitbox02.BTCRequest.sign_message:type_name -> hwbridge.bitbox02.BTCSignMessageRequest
+	25, // 44: hwbridge.bitbox02.BTCRequest.antiklepto_signature:type_name -> hwbridge.bitbox02.AntiKleptoSignatureRequest
+	39, // 45: hwbridge.bitbox02.BTCResponse.success:type_name -> hwbridge.bitbox02.BTCSuccess
+	41, // 46: hwbridge.bitbox02.BTCResponse.is_script_config_registered:type_name -> hwbridge.bitbox02.BTCIsScriptConfigRegisteredResponse
+	30, // 47: hwbridge.bitbox02.BTCResponse.sign_next:type_name -> hwbridge.bitbox02.BTCSignNextResponse
+	37, // 48: hwbridge.bitbox02.BTCResponse.sign_message:type_name -> hwbridge.bitbox02.BTCSignMessageResponse
+	24, // 49: hwbridge.bitbox02.BTCResponse.antiklepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
+	2,  // 50: hwbridge.bitbox02.ETHPubRequest.coin:type_name -> hwbridge.bitbox02.ETHCoin
+	10, // 51: hwbridge.bitbox02.ETHPubRequest.output_type:type_name -> hwbridge.bitbox02.ETHPubRequest.OutputType
+	2,  // 52: hwbridge.bitbox02.ETHSignRequest.coin:type_name -> hwbridge.bitbox02.ETHCoin
+	23, // 53: hwbridge.bitbox02.ETHSignRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	3,  // 54: hwbridge.bitbox02.ETHSignRequest.address_case:type_name -> hwbridge.bitbox02.ETHAddressCase
+	23, // 55: hwbridge.bitbox02.ETHSignEIP1559Request.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	3,  // 56: hwbridge.bitbox02.ETHSignEIP1559Request.address_case:type_name -> hwbridge.bitbox02.ETHAddressCase
+	2,  // 57: hwbridge.bitbox02.ETHSignMessageRequest.coin:type_name -> hwbridge.bitbox02.ETHCoin
+	23, // 58: hwbridge.bitbox02.ETHSignMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	60, // 59: hwbridge.bitbox02.ETHSignTypedMessageRequest.types:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.StructType
+	23, // 60: hwbridge.bitbox02.ETHSignTypedMessageRequest.host_nonce_commitment:type_name -> hwbridge.bitbox02.AntiKleptoHostNonceCommitment
+	12, // 61: hwbridge.bitbox02.ETHTypedMessageValueResponse.root_object:type_name -> hwbridge.bitbox02.ETHTypedMessageValueResponse.RootObject
+	45, // 62: hwbridge.bitbox02.ETHRequest.pub:type_name -> hwbridge.bitbox02.ETHPubRequest
+	46, // 63: hwbridge.bitbox02.ETHRequest.sign:type_name -> hwbridge.bitbox02.ETHSignRequest
+	50, // 64: hwbridge.bitbox02.ETHRequest.sign_msg:type_name -> hwbridge.bitbox02.ETHSignMessageRequest
+	25, // 65: hwbridge.bitbox02.ETHRequest.antiklepto_signature:type_name -> hwbridge.bitbox02.AntiKleptoSignatureRequest
+	52, // 66: hwbridge.bitbox02.ETHRequest.sign_typed_msg:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest
+	54, // 67: hwbridge.bitbox02.ETHRequest.typed_msg_value:type_name -> hwbridge.bitbox02.ETHTypedMessageValueRequest
+	47, // 68: hwbridge.bitbox02.ETHRequest.sign_eip1559:type_name -> hwbridge.bitbox02.ETHSignEIP1559Request
+	49, // 69: hwbridge.bitbox02.ETHRequest.data_response_chunk:type_name -> hwbridge.bitbox02.ETHSignDataResponseChunkRequest
+	19, // 70: hwbridge.bitbox02.ETHResponse.pub:type_name -> hwbridge.bitbox02.PubResponse
+	51, // 71: hwbridge.bitbox02.ETHResponse.sign:type_name -> hwbridge.bitbox02.ETHSignResponse
+	24, // 72: hwbridge.bitbox02.ETHResponse.antiklepto_signer_commitment:type_name -> hwbridge.bitbox02.AntiKleptoSignerCommitment
+	53, // 73: hwbridge.bitbox02.ETHResponse.typed_msg_value:type_name -> hwbridge.bitbox02.ETHTypedMessageValueResponse
+	48, // 74: hwbridge.bitbox02.ETHResponse.data_request_chunk:type_name -> hwbridge.bitbox02.ETHSignDataRequestChunkResponse
+	22, // 75: hwbridge.bitbox02.BTCScriptConfig.Multisig.xpubs:type_name -> hwbridge.bitbox02.XPub
+	5,  // 76: hwbridge.bitbox02.BTCScriptConfig.Multisig.script_type:type_name -> hwbridge.bitbox02.BTCScriptConfig.Multisig.ScriptType
+	11, // 77: hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType.type:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.DataType
+	58, // 78: hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType.array_type:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType
+	58, // 79: hwbridge.bitbox02.ETHSignTypedMessageRequest.Member.type:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.MemberType
+	59, // 80: hwbridge.bitbox02.ETHSignTypedMessageRequest.StructType.members:type_name -> hwbridge.bitbox02.ETHSignTypedMessageRequest.Member
+	81, // [81:81] is the sub-list for method output_type
+	81, // [81:81] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_bitbox02_proto_init() }
@@ -4562,20 +4934,23 @@ func file_bitbox02_proto_init() {
 		(*BTCPubRequest_XpubType)(nil),
 		(*BTCPubRequest_ScriptConfig)(nil),
 	}
-	file_bitbox02_proto_msgTypes[25].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[30].OneofWrappers = []any{
+		(*BTCRequest_IsScriptConfigRegistered)(nil),
+		(*BTCRequest_RegisterScriptConfig)(nil),
 		(*BTCRequest_PrevtxInit)(nil),
 		(*BTCRequest_PrevtxInput)(nil),
 		(*BTCRequest_PrevtxOutput)(nil),
 		(*BTCRequest_SignMessage)(nil),
 		(*BTCRequest_AntikleptoSignature)(nil),
 	}
-	file_bitbox02_proto_msgTypes[26].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[31].OneofWrappers = []any{
 		(*BTCResponse_Success)(nil),
+		(*BTCResponse_IsScriptConfigRegistered)(nil),
 		(*BTCResponse_SignNext)(nil),
 		(*BTCResponse_SignMessage)(nil),
 		(*BTCResponse_AntikleptoSignerCommitment)(nil),
 	}
-	file_bitbox02_proto_msgTypes[37].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[42].OneofWrappers = []any{
 		(*ETHRequest_Pub)(nil),
 		(*ETHRequest_Sign)(nil),
 		(*ETHRequest_SignMsg)(nil),
@@ -4585,7 +4960,7 @@ func file_bitbox02_proto_init() {
 		(*ETHRequest_SignEip1559)(nil),
 		(*ETHRequest_DataResponseChunk)(nil),
 	}
-	file_bitbox02_proto_msgTypes[38].OneofWrappers = []any{
+	file_bitbox02_proto_msgTypes[43].OneofWrappers = []any{
 		(*ETHResponse_Pub)(nil),
 		(*ETHResponse_Sign)(nil),
 		(*ETHResponse_AntikleptoSignerCommitment)(nil),
@@ -4597,8 +4972,8 @@ func file_bitbox02_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bitbox02_proto_rawDesc), len(file_bitbox02_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   43,
+			NumEnums:      13,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
