@@ -33,7 +33,9 @@
 // Ethereum) runs anti-klepto: the host commits to a random nonce, the device commits to its
 // nonce, and the host checks that the signature's R is the device's commitment tweaked by
 // the host nonce (ErrBadSignature otherwise). Taproot inputs are BIP-340 signatures without
-// anti-klepto (the firmware refuses it for Schnorr). EIP-712 goes to the device whole
+// anti-klepto (the firmware refuses it for Schnorr). Multisig inputs (p2wsh, p2wsh-p2sh
+// sortedmulti) are signed for accounts built from the PSBT's global xpubs, registered on the
+// device first when it does not know them (multisig.go). EIP-712 goes to the device whole
 // (device.TypedDataSigner): it asks for every value by path and hashes the document itself.
 //
 // # Errors
@@ -45,7 +47,7 @@
 // before anything is sent, with sentinels callers can branch on: ErrNoPKH (no p2pkh),
 // ErrTypedHash (no bare EIP-712 hashes), ErrTaprootMessage, ErrSighash (only
 // SIGHASH_ALL/DEFAULT), all wrapping errors.ErrUnsupported; ErrForeignInput (every input must
-// be the device's single-sig key) and ErrNeedPrevTx (non_witness_utxo missing on a segwit v0
+// be the device's: single-sig, or a sortedmulti whose cosigners' xpubs the PSBT carries) and ErrNeedPrevTx (non_witness_utxo missing on a segwit v0
 // input), wrapping device.ErrInvalidInput; access lists, contract creation and call data over
 // 6144 bytes (streamed by the firmware; not done here) likewise. A link that goes away is
 // device.ErrDisconnected; a cancelled or expired context wraps its error. After a failed

@@ -17,8 +17,11 @@
 // go to the emulator.Approver (transcript, policy); a rejected screen is the firmware's
 // error 104.
 //
-// Not emulated (answered with the firmware's invalid-input error 101): multisig and policy
-// script configs and their registration, Litecoin, SLIP-132 xpub versions, Ethereum data
+// Multisig (multisig.go): p2wsh and p2wsh-p2sh sortedmulti accounts, registered with a
+// name given by the host (entering it on the device is not emulated), then used for signing.
+//
+// Not emulated (answered with the firmware's invalid-input error 101): wallet policies,
+// multisig addresses on screen, Litecoin, SLIP-132 xpub versions, Ethereum data
 // streaming (data_length) and typed data without anti-klepto (9.26), tokens, Cardano, backups and device management, attestation
 // (status 1, as a device without a certificate).
 //

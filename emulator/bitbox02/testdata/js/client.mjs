@@ -139,6 +139,18 @@ for (const op of req.ops) {
         return { r: hex(s.r), s: hex(s.s), v: hex(s.v) };
       });
       break;
+    case 'isRegistered':
+      await step(op.name, () => paired.btcIsScriptConfigRegistered(op.coin, { multisig: op.multisig }, op.keypath));
+      break;
+    case 'register':
+      await step(op.name, async () => {
+        await paired.btcRegisterScriptConfig(op.coin, { multisig: op.multisig }, op.keypath, 'autoXpubTpub', op.label);
+        return 'ok';
+      });
+      break;
+    case 'signPSBTMultisig':
+      await step(op.name, () => paired.btcSignPSBT(op.coin, op.psbt, { scriptConfig: { multisig: op.multisig }, keypath: op.keypath }, 'default'));
+      break;
     case 'ethSignTypedMessage':
       await step(op.name, async () => {
         const s = await paired.ethSignTypedMessage(BigInt(op.chainId), op.keypath, JSON.parse(op.json));
