@@ -5,10 +5,15 @@ import (
 	"crypto/rand"
 	"testing"
 
+	"github.com/btcsuite/btcd/btcutil/psbt"
+	"github.com/btcsuite/btcd/chaincfg"
+
 	"github.com/flynn/noise"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/devicetest"
+	bb02emu "github.com/hwbridge/hwbridge/emulator/bitbox02"
 	pb "github.com/hwbridge/hwbridge/internal/bitbox02pb"
 )
 
@@ -157,6 +162,42 @@ func FuzzTypedValue(f *testing.F) {
 		v, err := typedValue(td, structs, pb.ETHTypedMessageValueResponse_RootObject(root), path)
 		if err == nil && len(v) > 1<<16 {
 			t.Fatalf("value of %d bytes", len(v))
+		}
+	})
+}
+
+// FuzzNewPlan converts arbitrary PSBTs (a file from anywhere) into signing steps: it may
+// refuse them, never panic, and every step it plans refers to an input, output or script
+// config that exists.
+func FuzzNewPlan(f *testing.F) {
+	// Seeds: the conformance suite's spends of every single-sig type, as a wallet builds them.
+	emu := bb02emu.NewForTest(f, bb02emu.Config{})
+	d := New(emu.Pipe(), Options{})
+	defer d.Close()
+	for _, in := range [][]device.ScriptType{{device.ScriptWPKH}, {device.ScriptSHWPKH, device.ScriptTR}, {device.ScriptTR}} {
+		p := devicetest.NewSpend(f, f.Context(), d, &chaincfg.MainNetParams, in, devicetest.SpendOptions{OpReturn: []byte("x")})
+		var buf bytes.Buffer
+		if err := p.Serialize(&buf); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		p, err := psbt.NewFromRawBytes(bytes.NewReader(raw), false)
+		if err != nil {
+			return
+		}
+		pl, err := newPlan(p, &chaincfg.MainNetParams, device.Fingerprint(0x73c5da0a))
+		if err != nil {
+			return
+		}
+		for _, in := range pl.inputs {
+			if int(in.req.GetScriptConfigIndex()) >= len(pl.init.GetScriptConfigs()) {
+				t.Fatalf("input refers to script config %d of %d", in.req.GetScriptConfigIndex(), len(pl.init.GetScriptConfigs()))
+			}
+		}
+		if len(pl.inputs) != int(pl.init.GetNumInputs()) || len(pl.outputs) != int(pl.init.GetNumOutputs()) {
+			t.Fatalf("plan of %d/%d steps for %d/%d", len(pl.inputs), len(pl.outputs), pl.init.GetNumInputs(), pl.init.GetNumOutputs())
 		}
 	})
 }
