@@ -22,42 +22,55 @@ import (
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
 
-// A regtest payment through chains/bitcoin's Send pipeline (watch-only scan from the
+// Regtest payments through chains/bitcoin's Send pipeline (watch-only scan from the
 // device's xpub, coin selection, the PSBT the BitBox02 streams in signing steps, checks,
-// finalize, broadcast) on the embedded btcd chain, for each script type the device has.
+// finalize, broadcast) on one embedded btcd chain: the wpkh account, funded by the coinbase,
+// pays the tr and sh-wpkh accounts, which then pay out in turn.
 func TestRegtestSend(t *testing.T) {
 	emu := bb02emu.NewForTest(t, bb02emu.Config{})
 	d := device.Verify(openPipe(t, emu, &bitbox02.MemStore{}, nil))
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	net := &chaincfg.RegressionNetParams
-	for _, st := range []device.ScriptType{device.ScriptWPKH, device.ScriptTR, device.ScriptSHWPKH} {
-		t.Run(string(st), func(t *testing.T) {
-			purpose, _ := st.Purpose()
-			recv, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Script: st, Network: net,
-				Path: hdpath.Path{purpose + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, 0, 0}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mineTo, err := btcutil.DecodeAddress(recv, net)
-			if err != nil {
-				t.Fatal(err)
-			}
-			node, err := btcregtest.Start(ctx, btcregtest.NodeOptions{MiningAddr: mineTo})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer node.Close()
-			res, err := bitcoin.Send(ctx, bitcoin.SendOrder{RPC: node.URL(), Network: "regtest", Type: string(st),
-				To: "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", Amount: "1.25", FeeRate: "2"}, d, d, bitcoin.Hooks{}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := chainhash.NewHashFromStr(res.TxID)
-			if err != nil || !node.InMempool(h) {
-				t.Fatalf("txid %s not in the mempool (%v)", res.TxID, err)
-			}
-		})
+	addr := func(st device.ScriptType) btcutil.Address {
+		purpose, _ := st.Purpose()
+		a, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Script: st, Network: net,
+			Path: hdpath.Path{purpose + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, 0, 0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ad, err := btcutil.DecodeAddress(a, net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ad
+	}
+	mineTo := addr(device.ScriptWPKH)
+	node, err := btcregtest.Start(ctx, btcregtest.NodeOptions{MiningAddr: mineTo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	send := func(from device.ScriptType, to, amount string) {
+		t.Helper()
+		res, err := bitcoin.Send(ctx, bitcoin.SendOrder{RPC: node.URL(), Network: "regtest", Type: string(from),
+			To: to, Amount: amount, FeeRate: "2"}, d, d, bitcoin.Hooks{}, nil)
+		if err != nil {
+			t.Fatalf("%s pays %s: %v", from, to, err)
+		}
+		h, err := chainhash.NewHashFromStr(res.TxID)
+		if err != nil || !node.InMempool(h) {
+			t.Fatalf("txid %s not in the mempool (%v)", res.TxID, err)
+		}
+		if _, err := node.Mine(ctx, 1, mineTo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range []device.ScriptType{device.ScriptTR, device.ScriptSHWPKH} {
+		send(device.ScriptWPKH, addr(st).EncodeAddress(), "1.25")
+	}
+	for _, st := range []device.ScriptType{device.ScriptTR, device.ScriptSHWPKH} {
+		send(st, "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", "1")
 	}
 }
 
