@@ -3,6 +3,7 @@ package bitbox02
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/btcsuite/btcd/chaincfg"
@@ -203,6 +204,26 @@ func validAccount(kp []uint32, purpose, coinType uint32) bool {
 		kp[2] >= hardened && kp[2] < hardened+100
 }
 
+// usualXPubPath is keypath.rs validate_xpub: a single-sig account (49', 84', 86'), a
+// multisig account (48'/coin'/account'[/1' or /2']) or m/45'.
+func usualXPubPath(kp []uint32, coinType uint32) bool {
+	if len(kp) == 1 && kp[0] == 45+hardened {
+		return true
+	}
+	if len(kp) == 4 && kp[0] == 48+hardened && (kp[3] == 1+hardened || kp[3] == 2+hardened) {
+		return validAccount(kp[:3], 48, coinType)
+	}
+	if len(kp) != 3 {
+		return false
+	}
+	for _, p := range []uint32{48, 49, 84, 86} {
+		if validAccount(kp, p, coinType) {
+			return true
+		}
+	}
+	return false
+}
+
 // validAddressPath checks a full receive or change path below a valid account.
 func validAddressPath(kp []uint32, purpose, coinType uint32) bool {
 	return len(kp) == 5 && validAccount(kp, purpose, coinType) && kp[3] <= 1 && kp[4] < 10000
@@ -229,16 +250,33 @@ func (w *apiWorker) btcPub(r *pb.BTCPubRequest) (*pb.Response, error) {
 			return nil, errInvalidInput // SLIP-132 versions: not emulated
 		}
 		kp := r.GetKeypath()
-		if len(kp) < 3 || len(kp) > 5 || kp[1] != coinType+hardened || kp[0] < hardened || kp[2] < hardened {
+		if len(kp) > 10 {
 			return nil, errInvalidInput
+		}
+		// As the firmware (bitcoin.rs xpub, keypath.rs validate_xpub): account keypaths of the
+		// single-sig and multisig script types and m/45' are exported at once, anything else
+		// after the person accepts a warning.
+		unusual := !usualXPubPath(kp, coinType)
+		if unusual {
+			title := "Export xpub"
+			if r.GetDisplay() {
+				title = "xpub"
+			}
+			if err := w.ask(title, "Warning: unusual keypath "+hdpath.Path(kp).String()+". Proceed only if you know what you are doing."); err != nil {
+				return nil, err
+			}
 		}
 		k, err := d.wallet.Public(hdpath.Path(kp), version)
 		if err != nil {
-			return nil, errGeneric
+			return nil, errInvalidInput
 		}
 		x := k.String()
 		if r.GetDisplay() {
-			if err := w.ask("Account xpub", hdpath.Path(kp).String(), x); err != nil {
+			title := ""
+			if !unusual && len(kp) >= 3 {
+				title = "Bitcoin account #" + strconv.Itoa(int(kp[2]-hardened+1))
+			}
+			if err := w.ask(title, x); err != nil {
 				return nil, err
 			}
 		}
