@@ -50,6 +50,7 @@
 // be the device's: single-sig, or a sortedmulti whose cosigners' xpubs the PSBT carries) and ErrNeedPrevTx (non_witness_utxo missing on a segwit v0
 // input), wrapping device.ErrInvalidInput; access lists, contract creation and call data over
 // 6144 bytes (streamed by the firmware; not done here) likewise. A link that goes away is
-// device.ErrDisconnected; a cancelled or expired context wraps its error. After a failed
+// device.ErrDisconnected; a reply that does not come within Options.LinkTimeout (the device
+// answers every request at once, NOT_READY while the person decides) is device.ErrLinkLost; a cancelled or expired context wraps its error. After a failed
 // exchange the next call starts a new Noise session.
 package bitbox02

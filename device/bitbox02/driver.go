@@ -18,9 +18,15 @@ import (
 	"github.com/hwbridge/hwbridge/transport"
 )
 
-// DefaultTimeout bounds one operation (the person's time on the device included) when the
-// caller's context has no earlier deadline.
-const DefaultTimeout = 5 * time.Minute
+// Defaults for Options.
+const (
+	// DefaultTimeout bounds one operation (the person's time on the device included) when
+	// the caller's context has no earlier deadline.
+	DefaultTimeout = 5 * time.Minute
+	// DefaultLinkTimeout bounds each reply: the device answers every request at once
+	// (NOT_READY while the person decides), so a silent link fails with device.ErrLinkLost.
+	DefaultLinkTimeout = 3 * time.Second
+)
 
 // Sentinel errors for what the BitBox02 refuses by design. They wrap the device sentinels
 // callers branch on (errors.ErrUnsupported, device.ErrInvalidInput).
@@ -52,6 +58,8 @@ type Options struct {
 	OnScreen func()
 	// Timeout bounds each operation when ctx has no earlier deadline (DefaultTimeout if 0).
 	Timeout time.Duration
+	// LinkTimeout bounds each reply (DefaultLinkTimeout if 0).
+	LinkTimeout time.Duration
 	// Emulator marks the device as an emulator in Features.
 	Emulator bool
 }
@@ -81,6 +89,9 @@ func New(link transport.Link, opts Options) *Driver {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	if opts.LinkTimeout <= 0 {
+		opts.LinkTimeout = DefaultLinkTimeout
+	}
 	if opts.Pairing.Store == nil {
 		opts.Pairing.Store = &MemStore{}
 	}
@@ -106,7 +117,7 @@ func (d *Driver) do(ctx context.Context, op string, fn func(c *channel) error) e
 		defer cancel()
 	}
 	if d.ch == nil {
-		c := &channel{link: d.link, onScreen: d.opts.OnScreen}
+		c := &channel{link: d.link, onScreen: d.opts.OnScreen, linkTimeout: d.opts.LinkTimeout}
 		if d.dirty {
 			// An earlier request was abandoned (cancelled while a screen was up, or the link
 			// broke): the firmware keeps it, and answers BUSY to anything new, until a RETRY

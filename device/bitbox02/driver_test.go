@@ -3,6 +3,7 @@ package bitbox02_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -187,5 +188,18 @@ func TestDisconnected(t *testing.T) {
 	defer cancel()
 	if _, err := d.Features(ctx); !errors.Is(err, device.ErrDisconnected) {
 		t.Fatalf("after the device went away: %v, want device.ErrDisconnected", err)
+	}
+}
+
+// A device that reads but never answers fails each call with device.ErrLinkLost after the
+// link timeout, not after the operation's.
+func TestSilentLink(t *testing.T) {
+	host, dev := net.Pipe()
+	go func() { _, _ = io.Copy(io.Discard, dev) }()
+	t.Cleanup(func() { dev.Close() })
+	d := bitbox02.New(host, bitbox02.Options{LinkTimeout: 50 * time.Millisecond})
+	defer d.Close()
+	if _, err := d.Fingerprint(t.Context()); !errors.Is(err, device.ErrLinkLost) {
+		t.Fatalf("silent device: %v, want device.ErrLinkLost", err)
 	}
 }

@@ -116,13 +116,18 @@ type channel struct {
 	send *noise.CipherState
 	recv *noise.CipherState
 	// onScreen is called when the device answers NOT_READY: a screen waits for the person.
-	onScreen func()
+	onScreen    func()
+	linkTimeout time.Duration
 }
 
-// raw sends one U2F message and reads the reply, bounded by ctx.
+// raw sends one U2F message and reads the reply, bounded by ctx and by the link timeout:
+// the BitBox02 answers every HWW request at once (NOT_READY while a screen waits), so a
+// reply that does not come is a lost packet or a dead link, never the person.
 func (c *channel) raw(ctx context.Context, msg []byte) ([]byte, error) {
 	var reply []byte
-	err := transport.DoContext(ctx, c.link, func() error {
+	lctx, cancel := context.WithTimeout(ctx, c.linkTimeout)
+	defer cancel()
+	err := transport.DoContext(lctx, c.link, func() error {
 		if err := transport.WriteU2F(c.link, transport.U2FBitBox02CID, transport.U2FCmdBitBox02, msg); err != nil {
 			return err
 		}
@@ -133,6 +138,9 @@ func (c *channel) raw(ctx context.Context, msg []byte) ([]byte, error) {
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, transport.ErrClosed) {
 			return nil, fmt.Errorf("%w: %w", device.ErrDisconnected, err)
+		}
+		if ctx.Err() == nil && lctx.Err() != nil {
+			return nil, fmt.Errorf("%w: no reply within %s: %w", device.ErrLinkLost, c.linkTimeout, err)
 		}
 		return nil, err
 	}

@@ -67,11 +67,12 @@ func BitBox02(link transport.Link, c device.DriverConfig, o Options) *bitbox02.D
 		store = &bitbox02.FileStore{Path: path}
 	}
 	return bitbox02.New(link, bitbox02.Options{
-		Logger:   o.logger().With("device", "bitbox02"),
-		Pairing:  bitbox02.Pairing{Store: store, ShowCode: c.PairingCode},
-		OnScreen: c.Prompt,
-		Timeout:  o.Timeout,
-		Emulator: c.Emulator,
+		Logger:      o.logger().With("device", "bitbox02"),
+		Pairing:     bitbox02.Pairing{Store: store, ShowCode: c.PairingCode},
+		OnScreen:    c.Prompt,
+		Timeout:     o.Timeout,
+		LinkTimeout: o.LinkTimeout,
+		Emulator:    c.Emulator,
 	})
 }
 
