@@ -162,8 +162,10 @@ func (e *ExtAPI) SignTransaction(ctx context.Context, args apitypes.SendTxArgs, 
 	return res, nil
 }
 
-// SignData is account_signData: text/plain is EIP-191 personal_sign on the device; other
-// content types (clique headers, validator data) are not signed by hardware wallets.
+// SignData is account_signData: text/plain is EIP-191 personal_sign on the device,
+// data/typed an EIP-712 document (as account_signTypedData: streamed in full where the
+// device takes it); other content types (clique headers, validator data) are not signed
+// by hardware wallets.
 func (e *ExtAPI) SignData(ctx context.Context, contentType string, addr common.MixedcaseAddress, data hexutil.Bytes) (hexutil.Bytes, error) {
 	ctx, done := e.d.conns.bind(ctx)
 	defer done()
@@ -172,10 +174,30 @@ func (e *ExtAPI) SignData(ctx context.Context, contentType string, addr common.M
 		return nil, err
 	}
 	var sig []byte
+	summary := fmt.Sprintf("external signer: sign %s for %s: %q", contentType, addr.Address().Hex(), clip(string(data), 200))
 	err = func() error {
 		mt := strings.TrimSpace(strings.Split(contentType, ";")[0])
+		if mt == accounts.MimetypeTypedData {
+			// data/typed: the EIP-712 JSON document (clef's and geth's external signer
+			// send it hex-encoded here), signed as account_signTypedData does.
+			td, err := ethereum.ParseTypedData(data)
+			if err != nil {
+				return err
+			}
+			summary = fmt.Sprintf("external signer: data/typed eip-712 %s domain %v digest %x for %s", td.Data.PrimaryType, td.Domain(), td.Digest, addr.Address().Hex())
+			dev, path, err := c.pathOf(ctx, addr.Address())
+			if err != nil {
+				return err
+			}
+			res, err := c.signTyped(ctx, dev, path, td)
+			if err != nil {
+				return err
+			}
+			sig = res.Signature
+			return nil
+		}
 		if mt != accounts.MimetypeTextPlain {
-			return fmt.Errorf("account_signData %s: hardware wallets sign text/plain only (personal_sign): %w", contentType, errors.ErrUnsupported)
+			return fmt.Errorf("account_signData %s: hardware wallets sign text/plain (personal_sign) and data/typed (EIP-712) only: %w", contentType, errors.ErrUnsupported)
 		}
 		if len(data) > maxMessage {
 			return fmt.Errorf("%w: data longer than %d bytes", device.ErrInvalidInput, maxMessage)
@@ -190,7 +212,7 @@ func (e *ExtAPI) SignData(ctx context.Context, contentType string, addr common.M
 			return err
 		})
 	}()
-	if err := c.finish(fmt.Sprintf("external signer: sign %s for %s: %q", contentType, addr.Address().Hex(), clip(string(data), 200)), err); err != nil {
+	if err := c.finish(summary, err); err != nil {
 		return nil, err
 	}
 	return sig, nil

@@ -51,9 +51,10 @@ type BtcSendParams struct {
 	// every signature is verified, and it is broadcast once. The order needs only its chain
 	// (rpc or esplora); the rest is the exported one.
 	ImportPSBT string `json:"import_psbt,omitempty"`
-	// WalletExport, with ExportPSBT, is a Coldcard's Generic JSON wallet export: the payment
-	// is built from its xpubs and no device is asked (a watch-only wallet of an air-gapped
-	// Coldcard).
+	// WalletExport, with ExportPSBT, is a Coldcard's Generic JSON wallet export or a QR
+	// signer's UR account export (ur:crypto-account, crypto-hdkey or crypto-output parts, one
+	// a line): the payment is built from its xpubs and no device is asked (a watch-only
+	// wallet of an air-gapped signer).
 	WalletExport string `json:"wallet_export,omitempty"`
 	bitcoin.SendOrder
 }
@@ -118,11 +119,11 @@ func RunBTCSend(ctx context.Context, j *journal.Journal, appID string, p BtcSend
 	case p.WalletExport != "" && !p.ExportPSBT:
 		return nil, fmt.Errorf("%w: a wallet export holds no keys to sign with: give it with export_psbt", device.ErrInvalidInput)
 	case p.WalletExport != "":
-		ex, err := bitcoin.ParseColdcardExport([]byte(p.WalletExport))
+		ex, label, err := bitcoin.ParseWalletExport([]byte(p.WalletExport))
 		if err != nil {
 			return nil, err
 		}
-		keys, p.Device, p.WalletExport = ex, "coldcard-export:"+ex.XFP.String(), ""
+		keys, p.Device, p.WalletExport = ex, label, ""
 	}
 	if err := p.SendOrder.Check(); err != nil {
 		return nil, err

@@ -20,6 +20,10 @@ const (
 	FamilyLedger Family = "ledger"
 	// FamilyBitBox02 is a BitBox02 (device/bitbox02).
 	FamilyBitBox02 Family = "bitbox02"
+	// FamilyColdcard: Bitcoin-only; PSBTs over its USB protocol or on microSD.
+	FamilyColdcard Family = "coldcard"
+	// FamilyKeepKey is ShapeShift's KeepKey (a fork of Trezor's legacy firmware and protocol).
+	FamilyKeepKey Family = "keepkey"
 )
 
 // Chain names a blockchain a request is for.

@@ -37,6 +37,8 @@ func (e *Error) Error() string {
 	switch e.Family {
 	case FamilyLedger:
 		s = fmt.Sprintf("%s: %s: status 0x%04X", e.Family, e.Op, e.Code)
+	case FamilyColdcard: // its errors are text only
+		s = fmt.Sprintf("%s: %s", e.Family, e.Op)
 	default:
 		s = fmt.Sprintf("%s: %s: failure %d", e.Family, e.Op, e.Code)
 	}

@@ -167,6 +167,12 @@ func NewHub(cfg HubConfig) *Hub {
 		if strings.HasPrefix(e, transport.SchemeBitBox02+":") {
 			kind = transport.KindBitBox02
 		}
+		if strings.HasPrefix(e, transport.SchemeUnix+":") {
+			kind = transport.KindColdcard
+		}
+		if strings.HasPrefix(e, transport.SchemeKeepKey+":") {
+			kind = transport.KindKeepKey
+		}
 		h.slots[e] = &slot{path: e, kind: kind, emulator: true}
 	}
 	return h

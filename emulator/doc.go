@@ -1,9 +1,11 @@
 // Package emulator is the common core of hwbridge's virtual hardware wallets: the key store
 // (Wallet: BIP-39 seed, BIP-32 derivation), the approval policy and screen transcript
 // (Approver), fault injection (Faults) and the loopback control API. The device families
-// live below it: emulator/trezor (Trezor-class, Codec v1 over UDP or an in-process pipe)
-// and emulator/ledger (Ledger-class, APDUs over Speculos TCP). None of them imports the
-// drivers in device/...: the emulator is written from the protocol notes, independently.
+// live below it: emulator/trezor (Trezor-class, Codec v1 over UDP or an in-process pipe),
+// emulator/ledger (Ledger-class, APDUs over Speculos TCP) and emulator/coldcard
+// (Coldcard-class, its USB protocol on the Coldcard simulator's unix datagram socket). None
+// of them imports the drivers in device/...: the emulator is written from the protocol
+// notes, independently.
 //
 // # Screens and approval
 //
@@ -25,9 +27,9 @@
 //
 // NewControlHandler serves a small JSON API for tests and people driving hwemu by hand
 // (hwemu --control 127.0.0.1:PORT). It answers loopback Host names only and refuses any
-// request with an Origin or Referer header. "device" names a device ("trezor", "ledger");
-// it may be left out when only one device is served (for /press and /fault also when only
-// one device has a screen waiting).
+// request with an Origin or Referer header. "device" names a device ("trezor", "ledger",
+// "coldcard", "keepkey"); it may be left out when only one device is served (for /press and
+// /fault also when only one device has a screen waiting).
 //
 //	GET  /health                       {"ok":true,"devices":["ledger","trezor"]}
 //	GET  /transcript[?device=trezor]   [{"device":"trezor","title":"Confirm output",

@@ -67,6 +67,8 @@ deps_npm() {
   npm_into ledgeremu-js emulator/ledger/testdata/js @ledgerhq/hw-transport-node-speculos
   npm_into trezoremu-js emulator/trezor/testdata/js @trezor/connect --ignore-scripts
   npm_into bitbox02emu-js emulator/bitbox02/testdata/js bitbox-api
+  npm_into ur-js ur/testdata/js @keystonehq/bc-ur-registry-btc
+  npm_into keepkeyemu-js emulator/keepkey/testdata/js @shapeshiftoss/hdwallet-keepkey --ignore-scripts
 }
 
 # btcd and geth, built once per pinned version (progress on stderr).

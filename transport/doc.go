@@ -11,6 +11,7 @@
 //	hid:PATH        a USB HID wallet interface listed by Enumerate      → *HIDLink
 //	udp:HOST:PORT   a Trezor emulator (one 64-byte packet per datagram) → *UDPLink
 //	tcp:HOST:PORT   a Speculos-style APDU port (a byte stream)          → a TCP link
+//	unix:PATH       a Coldcard simulator's datagram socket (64-byte packets) → *UnixgramLink
 //
 // Every Link honours SetDeadline, and DoContext ties a deadline to a context, so a read
 // blocked on a confirmation the user never gives returns when the context ends. Links

@@ -21,6 +21,8 @@ const (
 	KindLedger = "ledger"
 	// KindBitBox02: a BitBox02 (USB 0x03EB:0x2403, U2F HID framing; see u2fhid.go).
 	KindBitBox02 = "bitbox02"
+	// KindColdcard: a Coldcard (USB HID 0xd13e:0xcc10, or its simulator on a unix: path).
+	KindColdcard = "coldcard"
 )
 
 // USB identifiers (trezor.md §1.1, ledger.md §1.1).
@@ -33,7 +35,9 @@ const (
 	ledgerVendor        = 0x2C97
 	bitbox02Vendor      = 0x03EB // BitBox02 (bitbox-api-rs src/constants.rs)
 	bitbox02Product     = 0x2403
-	bitbox02Interface   = 0 // interface 0 is the HWW API; interface 1 is U2F
+	bitbox02Interface   = 0      // interface 0 is the HWW API; interface 1 is U2F
+	coldcardVendor      = 0xD13E // ckcc-protocol client.py COINKITE_VID, CKCC_PID
+	coldcardProduct     = 0xCC10
 
 	usagePageTrezorWire  = 0xFF00
 	usagePageTrezorDebug = 0xFF01
@@ -110,6 +114,10 @@ func filterHID(infos []hid.DeviceInfo) []DeviceInfo {
 		case in.VendorID == trezorUSBVendor && (in.ProductID == trezorUSBProduct || in.ProductID == trezorUSBBootloader):
 			// hidapi sees only the FIDO interface; the wire interface is vendor class.
 			d.Kind, d.Unsupported = KindTrezor, ErrWebUSB
+		case in.VendorID == keepkeyVendor:
+			if !keepkeyInfo(in, &d) {
+				continue
+			}
 		case in.VendorID == ledgerVendor:
 			model, ok := ledgerModel(in.ProductID)
 			if !ok || in.UsagePage == usagePageFIDO || in.UsagePage != usagePageLedger && in.Interface != 0 {
@@ -121,6 +129,9 @@ func filterHID(infos []hid.DeviceInfo) []DeviceInfo {
 				continue
 			}
 			d.Kind, d.Model = KindBitBox02, "bitbox02"
+		case in.VendorID == coldcardVendor && in.ProductID == coldcardProduct:
+			// one HID interface (the others are serial and mass storage)
+			d.Kind, d.Model = KindColdcard, "coldcard"
 		default:
 			continue
 		}

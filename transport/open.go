@@ -20,13 +20,15 @@ const (
 	// SchemeBitBox02 is bitbox02:HOST:PORT, a BitBox02 simulator: 64-byte U2F HID packets
 	// on a TCP stream (its default port is 15423).
 	SchemeBitBox02 = "bitbox02"
+	// SchemeUnix: unix:PATH, a Coldcard simulator's datagram socket (coldcard.go).
+	SchemeUnix = "unix"
 )
 
 // DialTimeout bounds opening a TCP link when ctx has no earlier deadline.
 const DialTimeout = 5 * time.Second
 
 // ErrInvalidPath: a device path that does not parse.
-var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, udp:HOST:PORT, tcp:HOST:PORT or bitbox02:HOST:PORT)")
+var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH or bitbox02:HOST:PORT)")
 
 // Path is a parsed device path.
 type Path struct {
@@ -50,7 +52,12 @@ func ParsePath(s string) (Path, error) {
 			return Path{}, fmt.Errorf("%w: %q has no os device path (run hwbridge devices)", ErrInvalidPath, s)
 		}
 		return Path{Scheme: scheme, Addr: rest}, nil
-	case SchemeUDP, SchemeTCP, SchemeBitBox02:
+	case SchemeUnix:
+		if rest == "" {
+			return Path{}, fmt.Errorf("%w: %q has no socket path", ErrInvalidPath, s)
+		}
+		return Path{Scheme: scheme, Addr: rest}, nil
+	case SchemeUDP, SchemeTCP, SchemeKeepKey, SchemeBitBox02:
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
 			return Path{}, fmt.Errorf("%w: %q: want %s:HOST:PORT: %w", ErrInvalidPath, s, scheme, err)
@@ -75,10 +82,12 @@ func Open(ctx context.Context, path string) (Link, error) {
 		return nil, err
 	}
 	switch p.Scheme {
-	case SchemeUDP:
+	case SchemeUDP, SchemeKeepKey:
 		return DialUDP(ctx, p.Addr)
 	case SchemeTCP, SchemeBitBox02:
 		return DialTCP(ctx, p.Addr)
+	case SchemeUnix:
+		return DialColdcardSim(ctx, p.Addr)
 	default:
 		return OpenHID(ctx, p.Addr)
 	}

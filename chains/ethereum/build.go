@@ -150,6 +150,8 @@ type Summary struct {
 	GasPriceGwei string `json:"gas_price_gwei,omitempty"`
 	MaxFeeETH    string `json:"max_fee_eth"` // gas limit × fee cap: the most the fee can be
 	DataBytes    int    `json:"data_bytes"`
+	// OnDevice is what each device family shows before it signs (display only).
+	OnDevice []string `json:"on_device,omitempty"`
 }
 
 // Summary describes p for the user.
@@ -174,6 +176,7 @@ func (p *Prepared) Summary() Summary {
 		s.To = p.Call.To.Hex()
 		s.TokenAmount = FormatUnits(p.Call.Amount, p.Token.Decimals)
 	}
+	s.OnDevice = onDevice(p)
 	return s
 }
 
@@ -198,5 +201,9 @@ func (s Summary) Lines() []string {
 	} else {
 		l = append(l, "fee cap:    "+s.MaxFeeGwei+" gwei/gas (priority "+s.TipGwei+" gwei/gas)")
 	}
-	return append(l, "max fee:    "+s.MaxFeeETH+" ETH")
+	l = append(l, "max fee:    "+s.MaxFeeETH+" ETH")
+	for _, d := range s.OnDevice {
+		l = append(l, "on device:  "+d)
+	}
+	return l
 }

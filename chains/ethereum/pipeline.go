@@ -229,7 +229,11 @@ func Send(ctx context.Context, c *Client, order SendOrder, signer Signer, hooks 
 			return nil, err
 		}
 	}
-	signed, err := acct.SignTx(ctx, prep)
+	signCtx := ctx
+	if prep.Token != nil {
+		signCtx = device.WithToken(ctx, device.Token{ChainID: prep.ChainID, Contract: prep.Token.Address, Symbol: prep.Token.Symbol, Decimals: prep.Token.Decimals})
+	}
+	signed, err := acct.SignTx(signCtx, prep)
 	if err != nil {
 		return nil, err
 	}

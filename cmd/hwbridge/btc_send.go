@@ -17,6 +17,7 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 	var f btcWalletFlags
 	var sf sendFlags
 	var o bitcoin.SendOrder
+	var qf qrFlags
 	fs := e.flagSet("btc send")
 	f.register(fs, true, e)
 	sf.register(fs)
@@ -30,18 +31,22 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 	minConf := fs.Int64("min-conf", 1, "confirmations a coin needs to be spent")
 	exportFile := fs.String("export-psbt", "", "build and check the payment, sign nothing, and write the unsigned PSBT to FILE for an air-gapped signer (a Coldcard's microSD card): binary BIP-174 when FILE ends in .psbt, else base64; finish with --import-psbt and the same --request-id")
 	importFile := fs.String("import-psbt", "", "finish the payment exported with --export-psbt under the same --request-id: read the signed PSBT from FILE (binary, base64 or hex; - for stdin), check it is the exported transaction, verify every signature, broadcast it once")
-	walletExport := fs.String("wallet-export", "", "with --export-psbt: build from a Coldcard's Generic JSON wallet export FILE (Advanced > MicroSD > Export Wallet > Generic JSON) instead of a connected device")
+	walletExport := fs.String("wallet-export", "", "with --export-psbt or --export-qr: build from a wallet export FILE instead of a connected device: a Coldcard's Generic JSON (Advanced > MicroSD > Export Wallet > Generic JSON) or a QR signer's account export (ur:crypto-account / crypto-hdkey parts as text, or an image of its QR code)")
+	qf.register(fs)
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if err := qf.check(*exportFile, *importFile); err != nil {
 		return err
 	}
 	switch {
 	case *exportFile != "" && *importFile != "":
 		return usagef("btc send: give --export-psbt or --import-psbt, not both")
-	case *walletExport != "" && *exportFile == "":
-		return usagef("btc send --wallet-export needs --export-psbt FILE: a wallet export cannot sign")
-	case *importFile != "" && sf.requestID == "":
-		return usagef("btc send --import-psbt needs --request-id ID, the id the payment was exported with")
-	case *importFile == "" && (o.To == "" || o.Amount == ""):
+	case *walletExport != "" && *exportFile == "" && !qf.export:
+		return usagef("btc send --wallet-export needs --export-psbt FILE or --export-qr: a wallet export cannot sign")
+	case (*importFile != "" || qf.importQR != "") && sf.requestID == "":
+		return usagef("btc send --import-psbt and --import-qr need --request-id ID, the id the payment was exported with")
+	case *importFile == "" && qf.importQR == "" && (o.To == "" || o.Amount == ""):
 		return usagef("btc send needs --to ADDR and --amount BTC")
 	}
 	if f.rpc == "" && f.esplora == "" {
@@ -65,9 +70,9 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := daemon.BtcSendParams{RequestID: id, Device: e.selector(), SendOrder: o, ExportPSBT: *exportFile != ""}
+	p := daemon.BtcSendParams{RequestID: id, Device: e.selector(), SendOrder: o, ExportPSBT: *exportFile != "" || qf.export}
 	if *walletExport != "" {
-		raw, err := e.readInput(*walletExport)
+		raw, err := e.readWalletExport(*walletExport)
 		if err != nil {
 			return err
 		}
@@ -84,9 +89,36 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 			p.ImportPSBT = base64.StdEncoding.EncodeToString(raw)
 		}
 	}
+	if qf.importQR != "" {
+		b64, err := e.readQRPSBT(qf.importQR)
+		if err != nil {
+			return err
+		}
+		p.SendOrder = bitcoin.SendOrder{RPC: o.RPC, Esplora: o.Esplora, Network: o.Network}
+		p.ImportPSBT = b64
+	}
 	res, err := e.sendBTC(ctx, p, sf.yes)
 	if err != nil {
 		return err
+	}
+	if qf.export {
+		out, err := e.showQR(ctx, res, &qf)
+		if err != nil {
+			return err
+		}
+		if *exportFile != "" {
+			if err := writePSBTFile(*exportFile, res.PSBT); err != nil {
+				return err
+			}
+		}
+		if res.Replayed {
+			e.note("request " + id + " was already exported: these are the parts of the same unsigned PSBT")
+		}
+		e.note(fmt.Sprintf("the unsigned PSBT %s is %d UR parts (nothing signed or sent): scan them with the signer, then run btc send --import-qr PARTS --request-id %s", res.PlanID, out.QRSeqLen, id))
+		if qf.parts == "-" {
+			return e.print(out) // stdout carries the parts alone, for a pipe
+		}
+		return e.print(out, res.PlanID)
 	}
 	if p.ExportPSBT {
 		if err := writePSBTFile(*exportFile, res.PSBT); err != nil {

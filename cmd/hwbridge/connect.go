@@ -21,8 +21,14 @@ type driver func(e *env, link transport.Link, emulator bool, reopen func(context
 
 // drivers maps a transport kind to its driver, wired as in hwbridged (device/drivers).
 var drivers = map[string]driver{
-	transport.KindTrezor:   openTrezor,
-	transport.KindLedger:   openLedger,
+	transport.KindTrezor: openTrezor,
+	transport.KindLedger: openLedger,
+	transport.KindColdcard: func(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
+		return hwdrivers.Coldcard(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("Coldcard")}, e.driverOptions())
+	},
+	transport.KindKeepKey: func(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
+		return hwdrivers.KeepKey(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("KeepKey")}, e.driverOptions())
+	},
 	transport.KindBitBox02: openBitBox02,
 }
 
@@ -48,8 +54,12 @@ func openTrezor(e *env, link transport.Link, emulator bool, _ func(context.Conte
 }
 
 // driverOptions: the host side of the drivers (the terminal's PIN and passphrase entry).
+// HWBRIDGE_LEDGER_TEST_TOKEN_KEY=1 (a development switch, as hwbridged
+// --ledger-test-token-key) describes dev-chain tokens to Ledger-class emulators with
+// hwbridge's test-key descriptors.
 func (e *env) driverOptions() hwdrivers.Options {
-	return hwdrivers.Options{Logger: e.log, PIN: e.trezorPIN(), Passphrase: e.trezorPassphrase()}
+	return hwdrivers.Options{Logger: e.log, PIN: e.trezorPIN(), Passphrase: e.trezorPassphrase(),
+		LedgerTestTokenKey: e.getenv("HWBRIDGE_LEDGER_TEST_TOKEN_KEY") == "1"}
 }
 
 // kindOf says which family speaks at a path: udp: is the Trezor emulator protocol, tcp:
@@ -62,6 +72,10 @@ func kindOf(ctx context.Context, p transport.Path) (string, error) {
 		return transport.KindLedger, nil
 	case transport.SchemeBitBox02:
 		return transport.KindBitBox02, nil
+	case transport.SchemeUnix:
+		return transport.KindColdcard, nil
+	case transport.SchemeKeepKey:
+		return transport.KindKeepKey, nil
 	}
 	infos, err := transport.Enumerate(ctx)
 	if err != nil {
@@ -156,7 +170,7 @@ func (e *env) open(ctx context.Context) (device.Device, error) {
 	}
 	want, byFP := parseFingerprint(sel)
 	if sel != "" && !byFP {
-		return nil, usagef("--device %q: give a path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT) or a master fingerprint (8 hex digits)", sel)
+		return nil, usagef("--device %q: give a path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH) or a master fingerprint (8 hex digits)", sel)
 	}
 	infos, err := e.usable(ctx)
 	if err != nil {

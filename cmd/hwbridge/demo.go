@@ -71,6 +71,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		{"addresses, shown on the devices", d.showAddresses, true},
 		{"fund the wallets from the demo faucets", d.fundWallets, true},
 		{"send BTC from each wallet", d.sendBTC, false},
+		{"send BTC through QR codes from an air-gapped QR signer", d.sendBTCByQR, false},
 		{"send ETH", d.sendETH, false},
 		{"ERC-20: deploy the test token, transfer it from the wallet", d.sendToken, false},
 	}

@@ -122,7 +122,9 @@ func TestDemoRealNodes(t *testing.T) {
 func checkDemoOutput(t *testing.T, out string) {
 	t.Helper()
 	for _, want := range []string{
-		"all 9 steps verified",
+		"all 10 steps verified",
+		"BTC send (QR signer, crypto-psbt):",
+		"QR signer screen: [approved] Sign transaction:",
 		"BTC send (Trezor-class):",
 		"BTC send (Ledger-class):",
 		"ETH send (Trezor-class):",

@@ -2,8 +2,9 @@ package main
 
 // hwbridge eth sign-typed-data FILE: EIP-712 typed data (eth_signTypedData_v4 JSON), hashed
 // on this computer; the domain separator and message hash are shown, and the device signs
-// either the whole document (a Trezor T/Safe streams it and shows its fields) or the two
-// hashes (it shows them); the signature is checked to recover the device's address.
+// either the whole document (a Trezor T/Safe and a Ledger Ethereum app ≥ 1.9.19 stream it
+// and show its fields) or the two hashes (it shows them); the signature is checked to
+// recover the device's address.
 
 import (
 	"context"
@@ -56,7 +57,8 @@ func runETHSignTypedData(ctx context.Context, e *env, args []string) error {
 		mh = hexutil.Encode(td.MessageHash)
 		fmt.Fprintf(e.stderr, "  message hash:     %s\n", mh)
 	}
-	fmt.Fprintln(e.stderr, "  compare with the device's screen: these hashes, or the fields where the device takes the whole document (trezor model t, safe)")
+	fmt.Fprintln(e.stderr, "  compare with the device's screen: a trezor model t/safe shows the fields; a ledger (ethereum app 1.9.19 or later) shows the domain fields and,")
+	fmt.Fprintln(e.stderr, "  with \"Verbose EIP-712\" on, every message field (else the message hash, which needs \"Blind signing\"); a trezor one and older ledger apps show these hashes")
 	d, err := e.open(ctx)
 	if err != nil {
 		return err

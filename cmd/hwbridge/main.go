@@ -56,7 +56,7 @@ func commandTable() []command {
 		{"btc sign-message", "MESSAGE --path PATH [--type T] [--network N]", "sign a message (BIP-137)", runBTCSignMessage},
 		{"btc receive", "[--type T] [--account N] [--network N] [--index N] [--rpc URL|--esplora URL] [--display]", "print the next receive address of the device's account (checked against the device)", runBTCReceive},
 		{"btc balance", "--rpc URL|--esplora URL [--type T] [--account N] [--network N] [--gap N]", "print the account's balance and coins (watch-only, from the device's xpub)", runBTCBalance},
-		{"btc send", "--to ADDR --amount BTC --rpc URL --network NET [--fee-rate SAT/VB] [--type T] [--account N] [--yes] [--max-fee BTC] [--force] [--export-psbt FILE | --import-psbt FILE --request-id ID]", "send bitcoin: build, show, confirm, sign on the device (or export the unsigned PSBT for an air-gapped signer and import it signed), check, broadcast; prints the txid", runBTCSend},
+		{"btc send", "--to ADDR --amount BTC --rpc URL --network NET [--fee-rate SAT/VB] [--type T] [--account N] [--yes] [--max-fee BTC] [--force] [--export-psbt FILE | --export-qr | --import-psbt FILE --request-id ID | --import-qr PARTS --request-id ID]", "send bitcoin: build, show, confirm, sign on the device (or export the unsigned PSBT for an air-gapped signer, as a file or as QR codes, and import it signed), check, broadcast; prints the txid", runBTCSend},
 		{"btc bump-fee", "TXID --fee-rate SAT/VB --rpc URL --network NET [--type T] [--account N] [--yes]", "replace an unconfirmed transaction of the account with a higher fee (BIP-125)", runBTCBumpFee},
 		{"psbt decode", "FILE|- [--network N]", "print a PSBT: inputs, outputs, amounts, fee, derivations, signatures", runPSBTDecode},
 		{"eth sign-message", "MESSAGE [--index N]", "sign a message (EIP-191 personal_sign)", runETHSignMessage},
@@ -162,7 +162,7 @@ func (e *env) usage(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
 	fmt.Fprintln(w, "\nglobal flags (before or after the command):")
-	fmt.Fprintln(w, "  --device D     a device path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT) or master fingerprint (8 hex digits); default $HWBRIDGE_DEVICE")
+	fmt.Fprintln(w, "  --device D     a device path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH) or master fingerprint (8 hex digits); default $HWBRIDGE_DEVICE")
 	fmt.Fprintln(w, "  --socket PATH  the hwbridged socket")
 	fmt.Fprintln(w, "  --direct       talk to the device directly, not through hwbridged")
 	fmt.Fprintln(w, "  --json         print results (and errors) as JSON")

@@ -59,7 +59,7 @@ func ttySecret(ctx context.Context, prompt string) (string, error) {
 	}
 }
 
-const pinPrompt = `The trezor asks for its PIN. Its screen shows the digits 1-9 in a scrambled grid.
+const pinPrompt = `The Trezor (or KeepKey) asks for its PIN. Its screen shows the digits 1-9 in a scrambled grid.
 For each digit of your PIN, type its position in that grid, as on a numeric keypad:
     7 8 9
     4 5 6
@@ -87,7 +87,7 @@ func (e *env) trezorPIN() func(ctx context.Context) (string, error) {
 // trezorPassphrase returns the passphrase callback of the Trezor driver.
 func (e *env) trezorPassphrase() func(ctx context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
-		p, err := e.ask(ctx, "The trezor asks for the passphrase (empty: the wallet without one; not shown): ")
+		p, err := e.ask(ctx, "The Trezor (or KeepKey) asks for the passphrase (empty: the wallet without one; not shown): ")
 		if err != nil {
 			return "", pinEntryError(err)
 		}

@@ -50,6 +50,7 @@ type config struct {
 	logLevel                string
 	poll                    time.Duration
 	version                 bool
+	ledgerTestTokenKey      bool
 }
 
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*config, error) {
@@ -58,7 +59,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.socket, "socket", daemon.DefaultSocket(getenv), "the API socket")
 	fs.StringVar(&c.dataDir, "data-dir", daemon.DefaultDataDir(getenv), "app keys, request journal and audit log")
-	fs.Func("emulator", "serve an emulator endpoint (udp:HOST:PORT Trezor-class, tcp:HOST:PORT Ledger-class); comma-separated or repeated", func(s string) error {
+	fs.Func("emulator", "serve an emulator endpoint (udp:HOST:PORT Trezor-class, tcp:HOST:PORT Ledger-class, unix:PATH Coldcard-class, keepkey:HOST:PORT KeepKey); comma-separated or repeated", func(s string) error {
 		for p := range strings.SplitSeq(s, ",") {
 			p = strings.TrimSpace(p)
 			if p == "" {
@@ -69,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 				return err
 			}
 			if tp.Scheme == transport.SchemeHID {
-				return fmt.Errorf("%s: usb devices are found by themselves; --emulator takes udp: and tcp: paths", p)
+				return fmt.Errorf("%s: usb devices are found by themselves; --emulator takes udp:, tcp: and unix: paths", p)
 			}
 			c.emulators = append(c.emulators, tp.String())
 		}
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&c.poll, "poll", device.DefaultPollInterval, "usb hot-plug polling interval")
 	fs.BoolVar(&c.version, "version", false, "print the version (module version, commit, Go version) and exit")
+	fs.BoolVar(&c.ledgerTestTokenKey, "ledger-test-token-key", false, "describe dev-chain ERC-20 tokens to Ledger-class emulators (--emulator tcp:) with hwbridge's test-key descriptors (hwemu --ledger-test-token-key trusts them; real devices never do)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -120,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	hub := device.NewHub(device.HubConfig{
-		Drivers: drivers.Hub(drivers.Options{Logger: log,
+		Drivers: drivers.Hub(drivers.Options{Logger: log, LedgerTestTokenKey: c.ledgerTestTokenKey,
 			// BitBox02 pairings (the host's Noise key, the devices' keys) beside the app keys.
 			BitBox02Store: &bitbox02.FileStore{Path: filepath.Join(c.dataDir, "bitbox02-noise.json")}}),
 		Emulators:    c.emulators,

@@ -1,11 +1,13 @@
 // Command hwemu runs hwbridge's emulated hardware wallets (design.md "hwemu"): a
 // Trezor-class device on UDP as the Trezor emulator speaks it, and a Ledger-class device on
-// TCP as Speculos speaks it, both from one BIP-39 mnemonic, with an approval policy and an
-// optional loopback control API (transcript, button presses, faults).
+// TCP as Speculos speaks it, and with --qr DIR a QR-code signer (emulator/qrsigner) whose
+// camera and screen are a folder, all from one BIP-39 mnemonic, with an approval policy and
+// an optional loopback control API (transcript, button presses, faults).
 //
-//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--bitbox02 ADDR|off] [--mnemonic WORDS]
-//	      [--passphrase P] [--pin N] [--approve auto|reject|prompt] [--control ADDR]
-//	      [--ledger-app NAME] [--ledger-blind-signing]
+//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--coldcard SOCKET|off] [--coldcard-chain BTC|XTN|XRT]
+//	      [--qr DIR|off] [--qr-network NET] [--keepkey ADDR|off] [--bitbox02 ADDR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
+//	      [--approve auto|reject|prompt] [--control ADDR] [--ledger-app NAME] [--ledger-blind-signing]
+//	      [--ledger-test-token-key] [--ledger-verbose-eip712]
 //
 // --bitbox02 (off by default) serves a BitBox02 on TCP as the BitBox02 simulator does
 // (64-byte U2F HID packets on the stream; the simulator's port is 15423); drive it with
@@ -31,11 +33,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg"
+
 	"github.com/hwbridge/hwbridge/emulator"
 	bitbox02emu "github.com/hwbridge/hwbridge/emulator/bitbox02"
+	coldcardemu "github.com/hwbridge/hwbridge/emulator/coldcard"
+	keepkeyemu "github.com/hwbridge/hwbridge/emulator/keepkey"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
+	"github.com/hwbridge/hwbridge/emulator/qrsigner"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/buildinfo"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
 const (
@@ -53,13 +61,19 @@ func main() {
 
 type config struct {
 	trezor, ledger, control string
+	coldcard, coldcardChain string
+	keepkey                 string
 	bitbox02                string
+	qr                      string           // the QR signer's shared folder, or off
+	qrNet                   *chaincfg.Params // the network of its account export
 	mnemonic, passphrase    string
 	pin                     string
 	approve                 emulator.Policy
 	ledgerApp               string
 	trezorModel             trezoremu.Model
 	blindSigning            bool
+	testTokenKey            bool // trust ERC-20 descriptors signed with internal/ledgercal's test key
+	verboseEIP712           bool
 	verbose                 bool
 	version                 bool
 }
@@ -71,16 +85,23 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	var approve string
 	fs.StringVar(&c.trezor, "trezor", "127.0.0.1:21324", "Trezor-class device on UDP `ADDR` (HOST:PORT; DebugLink on PORT+1), or off")
 	fs.StringVar(&c.ledger, "ledger", "127.0.0.1:9999", "Ledger-class device on TCP `ADDR` (Speculos APDU framing), or off")
+	fs.StringVar(&c.coldcard, "coldcard", "off", "Coldcard-class device on the unix datagram socket `SOCKET` (the Coldcard simulator's framing; ckcc --simulator uses "+transport.DefaultColdcardSimulator+"), or off")
+	fs.StringVar(&c.coldcardChain, "coldcard-chain", "BTC", "the Coldcard's chain setting: BTC, XTN (testnet) or XRT (regtest)")
+	fs.StringVar(&c.qr, "qr", "off", "QR-code signer (SafePal/Keystone-like) whose camera and screen are folder `DIR`: account export in DIR/account.txt and .png, requests (UR parts as text, or PNG frames) into DIR/in/, signed answers from DIR/out/; or off")
+	qrNet := fs.String("qr-network", "testnet", "the QR signer's network: mainnet, or testnet (also regtest and signet: same keys)")
 	fs.StringVar(&c.bitbox02, "bitbox02", "off", "BitBox02 on TCP `ADDR` (HOST:PORT; the simulator's framing, its port is 15423), or off")
+	fs.StringVar(&c.keepkey, "keepkey", "off", "KeepKey device on UDP `ADDR` as the KeepKey emulator speaks it (HOST:PORT, its default 127.0.0.1:11044; debug link on PORT+1; hwbridge names it keepkey:ADDR), or off")
 	fs.StringVar(&c.mnemonic, "mnemonic", emulator.DefaultMnemonic, "BIP-39 `WORDS` of the seed (default: the standard test mnemonic)")
 	fs.StringVar(&c.passphrase, "passphrase", "", "BIP-39 passphrase `P`: the Ledger uses it as its seed passphrase; the Trezor turns on passphrase protection and yields P for on-device entry (the host may also type its own)")
-	fs.StringVar(&c.pin, "pin", "", "Trezor PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
+	fs.StringVar(&c.pin, "pin", "", "Trezor and KeepKey PIN `N` (digits 1-9; asked with PinMatrixRequest, identity matrix)")
 	fs.StringVar(&approve, "approve", "auto", "approval policy: auto, reject or prompt (prompt waits for POST /press or a DebugLink decision)")
 	fs.StringVar(&c.control, "control", "", "serve the control API on loopback `ADDR` (HOST:PORT)")
 	var model string
 	fs.StringVar(&model, "trezor-model", "T", "Trezor `MODEL` to play: 1 (Trezor One, legacy 1.13.1), T (core 2.9.1), Safe3 or Safe5 (core 2.9.1)")
 	fs.StringVar(&c.ledgerApp, "ledger-app", ledgeremu.AppBitcoin, "Ledger app open at start: Bitcoin, \"Bitcoin Test\" or Ethereum")
 	fs.BoolVar(&c.blindSigning, "ledger-blind-signing", false, "turn on the Ledger Ethereum app's blind-signing setting")
+	fs.BoolVar(&c.testTokenKey, "ledger-test-token-key", false, "also trust ERC-20 token descriptors signed with hwbridge's emulator test key (dev-chain tokens; a real device trusts only Ledger's key)")
+	fs.BoolVar(&c.verboseEIP712, "ledger-verbose-eip712", false, "turn on the Ledger Ethereum app's \"Verbose EIP-712\" setting (every typed-data field shown, no blind signing needed)")
 	fs.BoolVar(&c.verbose, "v", false, "log each message exchanged (types only, never secrets) to stderr")
 	fs.BoolVar(&c.version, "version", false, "print the version (module version, commit, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
@@ -97,10 +118,26 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if c.trezorModel, err = trezoremu.ParseModel(model); err != nil {
 		return nil, errors.New("--trezor-model: " + strings.TrimPrefix(err.Error(), "trezoremu: "))
 	}
-	if c.trezor == "off" && c.ledger == "off" && c.bitbox02 == "off" {
-		return nil, errors.New("every device is off: give --trezor, --ledger or --bitbox02 an address")
+	if c.trezor == "off" && c.ledger == "off" && c.coldcard == "off" && c.qr == "off" && c.keepkey == "off" && c.bitbox02 == "off" {
+		return nil, errors.New("every device is off: give --trezor, --ledger, --coldcard, --keepkey or --bitbox02 an address, or --qr a folder")
 	}
-	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--bitbox02", c.bitbox02}, {"--control", c.control}} {
+	switch c.coldcardChain {
+	case "BTC", "XTN", "XRT":
+	default:
+		return nil, fmt.Errorf("--coldcard-chain %q: use BTC, XTN or XRT", c.coldcardChain)
+	}
+	if c.coldcard == "" {
+		return nil, errors.New("--coldcard: give a socket path, or off")
+	}
+	switch *qrNet {
+	case "mainnet":
+		c.qrNet = &chaincfg.MainNetParams
+	case "testnet", "regtest", "signet":
+		c.qrNet = &chaincfg.TestNet3Params
+	default:
+		return nil, fmt.Errorf("--qr-network %q: use mainnet or testnet", *qrNet)
+	}
+	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--keepkey", c.keepkey}, {"--bitbox02", c.bitbox02}, {"--control", c.control}} {
 		if a.v == "off" || a.v == "" {
 			continue
 		}
@@ -205,6 +242,9 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 			Approver:     t.Approver,
 			Faults:       t.Faults,
 			Logger:       log.With("device", "ledger"),
+
+			TrustTestTokenKey: c.testTokenKey,
+			VerboseEIP712:     c.verboseEIP712,
 		})
 		if err != nil {
 			return err
@@ -218,6 +258,67 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		targets["ledger"] = t
 		wg.Go(func() { failed(d.Serve(ctx, ln)) })
 		ready("ledger ready on tcp:%s", ln.Addr())
+	}
+
+	if c.coldcard != "off" {
+		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
+		d, err := coldcardemu.New(coldcardemu.Options{
+			Mnemonic:   c.mnemonic,
+			Passphrase: c.passphrase,
+			Chain:      c.coldcardChain,
+			Approver:   t.Approver,
+			Faults:     t.Faults,
+			Logger:     log.With("device", "coldcard"),
+		})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		srv, err := d.Listen(c.coldcard)
+		if err != nil {
+			return err
+		}
+		targets["coldcard"] = t
+		wg.Go(func() { failed(srv.Serve(ctx)) })
+		ready("coldcard ready on unix:%s", srv.Path())
+	}
+
+	if c.qr != "off" {
+		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
+		w, err := emulator.NewWallet(c.mnemonic, c.passphrase)
+		if err != nil {
+			return err
+		}
+		s := qrsigner.New(w, t.Approver, c.qrNet)
+		if err := s.WriteAccount(c.qr, 0); err != nil {
+			return fmt.Errorf("qr signer: %w", err)
+		}
+		targets["qr"] = t
+		wg.Go(func() { failed(s.Serve(ctx, c.qr, 0, 200*time.Millisecond)) })
+		ready("qr signer ready in %s", c.qr)
+	}
+
+	if c.keepkey != "off" {
+		// The KeepKey persona takes the PIN but has no passphrase (emulator/keepkey).
+		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve), Faults: new(emulator.Faults)}
+		d, err := keepkeyemu.New(keepkeyemu.Options{
+			Mnemonic: c.mnemonic,
+			PIN:      c.pin,
+			Approver: t.Approver,
+			Faults:   t.Faults,
+			Logger:   log.With("device", "keepkey"),
+		})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		srv, err := d.ListenUDP(c.keepkey)
+		if err != nil {
+			return err
+		}
+		targets["keepkey"] = t
+		wg.Go(func() { failed(srv.Serve(ctx)) })
+		ready("keepkey ready on keepkey:%s", srv.Addr())
 	}
 
 	if c.bitbox02 != "off" {
@@ -276,7 +377,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 
 func keys(m map[string]*emulator.ControlTarget) []string {
 	out := make([]string, 0, len(m))
-	for _, k := range []string{"trezor", "ledger", "bitbox02"} {
+	for _, k := range []string{"trezor", "ledger", "coldcard", "qr", "keepkey", "bitbox02"} {
 		if _, ok := m[k]; ok {
 			out = append(out, k)
 		}

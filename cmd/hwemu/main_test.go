@@ -24,6 +24,7 @@ func TestUsage(t *testing.T) {
 		{"--control", "0.0.0.0:1234"},
 		{"--ledger-app", "Monero"},
 		{"--trezor-model", "Safe 7"},
+		{"--qr", "/tmp/x", "--qr-network", "litecoin"},
 		{"--mnemonic", "abandon abandon"},
 		{"extra"},
 	} {

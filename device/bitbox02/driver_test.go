@@ -20,7 +20,7 @@ import (
 )
 
 func caps() devicetest.Capabilities {
-	return devicetest.Capabilities{Taproot: true, EIP1559: true, EIP712: true, NeedsNonWitnessUTXO: true, NoPKH: true, NoAccessListOrCreate: true}
+	return devicetest.Capabilities{Taproot: true, EIP1559: true, EIP712: true, NeedsNonWitnessUTXO: true, NoPKH: true, NoAccessList: true, NoContractCreation: true}
 }
 
 // openPipe drives an emulator over an in-process link, pairing through store.
@@ -67,7 +67,7 @@ func TestConformanceTCP(t *testing.T) {
 		d := bitbox02.New(link, bitbox02.Options{Emulator: true, Pairing: bitbox02.Pairing{Store: store}})
 		t.Cleanup(func() { d.Close() })
 		return device.Verify(d)
-	}, devicetest.Capabilities{Taproot: true, EIP1559: true, EIP712: true, NeedsNonWitnessUTXO: true, NoPKH: true, NoAccessListOrCreate: true, Groups: []devicetest.Group{devicetest.GroupBitcoinTest}})
+	}, devicetest.Capabilities{Taproot: true, EIP1559: true, EIP712: true, NeedsNonWitnessUTXO: true, NoPKH: true, NoAccessList: true, NoContractCreation: true, Groups: []devicetest.Group{devicetest.GroupBitcoinTest}})
 }
 
 // Pairing happens once per host: the first connection shows the code on both sides, the

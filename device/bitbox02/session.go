@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/flynn/noise"
@@ -139,7 +140,12 @@ func (c *channel) raw(ctx context.Context, msg []byte) ([]byte, error) {
 		if errors.Is(err, io.EOF) || errors.Is(err, transport.ErrClosed) {
 			return nil, fmt.Errorf("%w: %w", device.ErrDisconnected, err)
 		}
-		if ctx.Err() == nil && lctx.Err() != nil {
+		// The link deadline is the earlier one unless the caller's ends first; the I/O
+		// timeout can fire a moment before either context reports it.
+		linkDL, _ := lctx.Deadline()
+		parentDL, bounded := ctx.Deadline()
+		if (!bounded || linkDL.Before(parentDL)) && ctx.Err() == nil &&
+			(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)) {
 			return nil, fmt.Errorf("%w: no reply within %s: %w", device.ErrLinkLost, c.linkTimeout, err)
 		}
 		return nil, err

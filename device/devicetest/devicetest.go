@@ -60,6 +60,10 @@ type Capabilities struct {
 	// transfer selector but is not a valid transfer (device.ErrInvalidInput), as the Ledger
 	// Ethereum app does even with blind signing on; otherwise it signs such data as any.
 	RefusesMalformedERC20 bool
+	// NoAccessList: the device signs EIP-1559 transactions only with an empty access list
+	// (KeepKey); the eip1559 case runs without one, and one with an access list must be
+	// refused with errors.ErrUnsupported.
+	NoAccessList bool
 	// NeedsNonWitnessUTXO: the device refuses segwit v0 inputs without the full previous
 	// transaction (device.ErrInvalidInput), as current Trezor firmware does.
 	NeedsNonWitnessUTXO bool
@@ -67,10 +71,9 @@ type Capabilities struct {
 	// messages and inputs fail with errors.ErrUnsupported, and the PSBT scenarios leave
 	// p2pkh out.
 	NoPKH bool
-	// NoAccessListOrCreate: the device signs no EIP-2930 access lists and no contract
-	// creations (BitBox02): those cases expect errors.ErrUnsupported, and a plain EIP-1559
-	// transfer with call data runs instead.
-	NoAccessListOrCreate bool
+	// NoContractCreation: the device signs no contract creation (BitBox02: the recipient
+	// is always 20 bytes): that case expects errors.ErrUnsupported.
+	NoContractCreation bool
 	// OpenRejecting opens the same device set to decline every confirmation; nil leaves out
 	// the rejection scenarios.
 	OpenRejecting func(t *testing.T) device.Device
@@ -480,15 +483,22 @@ func testSignEthTx(t *testing.T, d device.Device, caps Capabilities) {
 			AccessList: types.AccessList{{Address: to, StorageKeys: []common.Hash{common.HexToHash("0x01"), common.HexToHash("0x02")}}}}), caps.EIP1559},
 		{"eip1559-create", 5, types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(5), Nonce: 0, GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2), Gas: 500000, Value: big.NewInt(0), Data: data[:40]}), caps.EIP1559},
 	}
-	if caps.NoAccessListOrCreate && caps.EIP1559 {
-		for _, tc := range cases[3:] {
-			t.Run(tc.name+"-refused", func(t *testing.T) {
-				if _, err := d.SignEthTx(ctxFor(t), path, tc.tx, big.NewInt(tc.chainID)); !errors.Is(err, errors.ErrUnsupported) {
-					t.Errorf("err %v, want errors.ErrUnsupported", err)
-				}
-			})
-		}
-		cases = append(cases[:3], txCase{"eip1559-no-access-list", 1, types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), Nonce: 3, GasTipCap: big.NewInt(1_500_000_000), GasFeeCap: big.NewInt(30_000_000_000), Gas: 60000, To: &to, Value: big.NewInt(12345), Data: data}), true})
+	if caps.NoAccessList && caps.EIP1559 {
+		t.Run("eip1559-access-list-refused", func(t *testing.T) {
+			if _, err := d.SignEthTx(ctxFor(t), path, cases[3].tx, big.NewInt(1)); !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("eip-1559 with an access list on a device without them: err %v, want errors.ErrUnsupported", err)
+			}
+		})
+		cases[3].tx = types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), Nonce: 3, GasTipCap: big.NewInt(1_500_000_000), GasFeeCap: big.NewInt(30_000_000_000), Gas: 60000, To: &to, Value: big.NewInt(12345), Data: data})
+	}
+	if caps.NoContractCreation && caps.EIP1559 {
+		create := cases[4]
+		t.Run(create.name+"-refused", func(t *testing.T) {
+			if _, err := d.SignEthTx(ctxFor(t), path, create.tx, big.NewInt(create.chainID)); !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("contract creation on a device without it: err %v, want errors.ErrUnsupported", err)
+			}
+		})
+		cases = cases[:4]
 	}
 	for _, tc := range cases {
 		if !tc.need {

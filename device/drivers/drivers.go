@@ -10,8 +10,11 @@ import (
 
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/bitbox02"
+	"github.com/hwbridge/hwbridge/device/coldcard"
+	"github.com/hwbridge/hwbridge/device/keepkey"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
+	"github.com/hwbridge/hwbridge/internal/keepkeypb"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -30,6 +33,10 @@ type Options struct {
 	// BitBox02Store keeps the BitBox02 pairings (the host's Noise key and the devices'
 	// keys); nil means a bitbox02.FileStore at bitbox02.DefaultStorePath.
 	BitBox02Store bitbox02.Store
+	// LedgerTestTokenKey lets the Ledger driver describe dev-chain tokens to a Ledger-class
+	// emulator with descriptors signed by hwbridge's emulator test key (ledger.Options
+	// TestTokenKey); it applies to emulator links only (hwemu --ledger-test-token-key).
+	LedgerTestTokenKey bool
 }
 
 func (o Options) logger() *slog.Logger {
@@ -50,6 +57,12 @@ func Hub(o Options) map[string]device.Driver {
 		},
 		transport.KindBitBox02: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
 			return device.Verify(BitBox02(link, c, o)), nil
+		},
+		transport.KindColdcard: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(Coldcard(link, c, o)), nil
+		},
+		transport.KindKeepKey: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(KeepKey(link, c, o)), nil
 		},
 	}
 }
@@ -73,6 +86,38 @@ func BitBox02(link transport.Link, c device.DriverConfig, o Options) *bitbox02.D
 		Timeout:     o.Timeout,
 		LinkTimeout: o.LinkTimeout,
 		Emulator:    c.Emulator,
+	})
+}
+
+// Coldcard drives a Coldcard on link (USB HID, or the simulator's unix: socket): c.Prompt
+// hears each wait for the person (a transaction or message to approve, an address shown).
+func Coldcard(link transport.Link, c device.DriverConfig, o Options) *coldcard.Driver {
+	return coldcard.New(link, coldcard.Options{
+		Logger:      o.logger().With("device", "coldcard"),
+		OnScreen:    c.Prompt,
+		Emulator:    c.Emulator,
+		Timeout:     o.Timeout,
+		LinkTimeout: o.LinkTimeout,
+	})
+}
+
+// KeepKey drives a KeepKey on link: c.Prompt hears every ButtonRequest. PIN and
+// Passphrase are the same host prompts as a Trezor's (KeepKey shows the same scrambled
+// 3×3 matrix).
+func KeepKey(link transport.Link, c device.DriverConfig, o Options) *keepkey.Driver {
+	prompt := c.Prompt
+	return keepkey.New(link, keepkey.Options{
+		Logger: o.logger().With("device", "keepkey"),
+		OnButton: func(keepkeypb.ButtonRequestType) {
+			if prompt != nil {
+				prompt()
+			}
+		},
+		PIN:         o.PIN,
+		Passphrase:  o.Passphrase,
+		Emulator:    c.Emulator,
+		Timeout:     o.Timeout,
+		LinkTimeout: o.LinkTimeout,
 	})
 }
 
@@ -106,6 +151,8 @@ func Ledger(link transport.Link, c device.DriverConfig, o Options) *ledger.Drive
 		OnScreen:    c.Prompt,
 		Timeout:     o.Timeout,
 		LinkTimeout: o.LinkTimeout,
+
+		TestTokenKey: o.LedgerTestTokenKey && c.Emulator,
 	}
 	if c.Reopen != nil {
 		reopen, em := c.Reopen, c.Emulator

@@ -65,4 +65,17 @@
 // device.ErrLinkLost; a garbled one device.ErrProtocol; an ended context wraps ctx.Err().
 // Requests refused before reaching the device wrap device.ErrInvalidInput; features the
 // apps lack wrap errors.ErrUnsupported.
+//
+// # Clear signing on the Ethereum app
+//
+// Before SIGN of an ERC-20 transfer/approve, when GET APP CONFIGURATION asks for token
+// information (flag 0x02), the driver sends PROVIDE ERC 20 TOKEN INFORMATION (E0 0A) with
+// Ledger's signed descriptor (USDT and USDC, embedded from
+// @ledgerhq/cryptoassets-evm-signatures 13.7.1 in internal/ledgercal/tokens) or one given in
+// Options.TokenDescriptors, so that the app shows "Send 2.5 USDT" with blind signing off;
+// an unknown token leaves the call to blind signing, and its refusal says so.
+// SignTypedData (device.TypedDataSigner) streams EIP-712 documents in full (E0 1A, 1C,
+// 0C P2 01; eip712.go) on apps from 1.9.19, and falls back to the v0 hashes (E0 0C P2 00)
+// on older apps; the app signs neither without a message, so domain-only data is
+// errors.ErrUnsupported.
 package ledger

@@ -212,11 +212,22 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 	if err != nil {
 		return fail(err)
 	}
+	tok, haveTok, err := d.tokenDescriptor(ctx, tx, chainID)
+	if err != nil {
+		return fail(err)
+	}
 	var reply []byte
 	err = d.do(ctx, opEthSignTx, AppEthereum, func(s *session) error {
 		if typed {
 			if v, ok := parseVersion(s.info.Version); ok && versionLess(v, minEthEIP1559) {
 				return fmt.Errorf("the ethereum app %s signs only legacy transactions: update it to 1.9.0 or later: %w", s.info.Version, errors.ErrUnsupported)
+			}
+		}
+		provided := false
+		if haveTok {
+			var err error
+			if provided, err = s.provideToken(tok); err != nil {
+				return err
 			}
 		}
 		chunks := chunkEthTx(pb, payload, typed, chainID)
@@ -231,7 +242,7 @@ func (d *Driver) SignEthTx(ctx context.Context, path hdpath.Path, tx *types.Tran
 				return err
 			}
 			if sw == swIncorrectData && len(tx.Data()) > 0 {
-				return s.refusedData(tx, sw)
+				return s.refusedData(tx, sw, chainID, provided)
 			}
 			if sw != swOK {
 				return s.statusError(sw, nil)
@@ -291,7 +302,7 @@ func erc20Refused(tx *types.Transaction) bool {
 // the ERC-20 parser refuses (ErrInvalidERC20Data), blind signing off
 // (ErrBlindSigningDisabled, read from the app's configuration), or other data the app
 // refused.
-func (s *session) refusedData(tx *types.Transaction, sw uint16) error {
+func (s *session) refusedData(tx *types.Transaction, sw uint16, chainID *big.Int, provided bool) error {
 	if erc20Refused(tx) {
 		return fmt.Errorf("%w: %w", ErrInvalidERC20Data, &device.Error{Op: s.op, Family: device.FamilyLedger, Code: int(sw),
 			Message: "the ethereum app refused the erc-20 call data", Kind: device.ErrInvalidInput})
@@ -301,7 +312,45 @@ func (s *session) refusedData(tx *types.Transaction, sw uint16) error {
 		return &device.Error{Op: s.op, Family: device.FamilyLedger, Code: int(sw), Kind: device.ErrInvalidInput,
 			Message: "the ethereum app refused the transaction's data (blind signing is on)"}
 	}
+	if isTokenCall(tx.Data()) && !provided {
+		return fmt.Errorf("%w: %w", ErrBlindSigningDisabled, &device.Error{Op: s.op, Family: device.FamilyLedger, Code: int(sw), Kind: device.ErrInvalidInput,
+			Message: fmt.Sprintf("the ethereum app can show this token call only with token information, and hwbridge has none for %s on chain %s "+
+				"(it carries Ledger's signed descriptors of USDT and USDC): enable blind signing in the ethereum app to sign it as a contract call", tx.To().Hex(), chainID)})
+	}
 	return blindSigningError(s.op, sw)
+}
+
+// provideToken sends PROVIDE ERC 20 TOKEN INFORMATION before SIGN when the app says it
+// needs token information (GET APP CONFIGURATION flag 0x02, as hw-app-eth reads it). It
+// reports whether the app took the descriptor; an app too old for the command (0x6D00)
+// has its tokens built in, and a descriptor it refuses (0x6A80: a key it does not trust)
+// leaves the transaction to blind signing, which SIGN then reports.
+func (s *session) provideToken(tok TokenDescriptor) (bool, error) {
+	cfg, err := s.call(command{cla: claETH, ins: insEthConfig})
+	if err != nil {
+		return false, err
+	}
+	if len(cfg) != 4 {
+		return false, fmt.Errorf("%w: app configuration of %d bytes", device.ErrProtocol, len(cfg))
+	}
+	if cfg[0]&0x02 == 0 {
+		return false, nil // the app does not take external token information
+	}
+	data, sw, err := s.exchange(command{cla: claETH, ins: insEthProvideERC20, data: tok.Payload})
+	switch {
+	case err != nil:
+		return false, err
+	case sw == swINSNotSupported:
+		return false, nil
+	case sw == swIncorrectData:
+		s.d.log.Debug("ledger: the app refused the token descriptor", "ticker", tok.Ticker, "contract", tok.Contract.Hex())
+		return false, nil
+	case sw != swOK:
+		return false, s.statusError(sw, data)
+	case len(data) != 1:
+		return false, fmt.Errorf("%w: token information reply of %d bytes", device.ErrProtocol, len(data))
+	}
+	return true, nil
 }
 
 // blindSigningError is the app's 0x6A80 to a tx or hash it would have to sign blind.

@@ -81,6 +81,15 @@ type Options struct {
 	Model string
 	// Emulator marks the device as an emulator in Features.
 	Emulator bool
+	// TokenDescriptors are extra ERC-20 token descriptors (E0 0A payloads) beside the
+	// embedded Ledger-signed ones (tokens/): only descriptors signed with a key the device
+	// trusts help, so this is for emulators that trust a test key (internal/ledgercal) and
+	// the dev-chain tokens of tests and the demo.
+	TokenDescriptors [][]byte
+	// TestTokenKey (with Emulator) signs a descriptor with the emulator test key for a token
+	// call that has none, from the token the caller names (device.WithToken): for an
+	// emulator that trusts that key (hwemu --ledger-test-token-key) and dev-chain tokens.
+	TestTokenKey bool
 	// Wallets are registered wallet policies with the HMAC their registration returned,
 	// so that signing with them needs no new registration.
 	Wallets []RegisteredWallet

@@ -54,6 +54,14 @@ type Config struct {
 	// BlindSigning turns on the Ethereum app's blind-signing setting (off by default, as on
 	// a real device): transactions with calldata and hashed EIP-712 need it.
 	BlindSigning bool
+	// TrustTestTokenKey makes the Ethereum app also accept ERC-20 token descriptors signed
+	// with the emulator test key (internal/ledgercal.TestKey), for tokens deployed on
+	// development chains. A real device trusts only Ledger's key; so does the emulator by
+	// default.
+	TrustTestTokenKey bool
+	// VerboseEIP712 turns on the Ethereum app's "Verbose EIP-712" setting: a full EIP-712
+	// message is shown field by field and signed without blind signing.
+	VerboseEIP712 bool
 	// Approver decides confirmation screens (default: a new auto-approving one).
 	Approver *emulator.Approver
 	// Faults holds injected faults (default: a new, empty set).
@@ -84,6 +92,11 @@ type Device struct {
 	locked bool
 	blind  bool
 	eth    ethState
+	// Ethereum app state besides the flow in progress
+	trustTestKey bool
+	verbose712   bool
+	assets       assetSlots
+	eip712       *eip712Ctx
 }
 
 // New builds a device from cfg.
@@ -104,6 +117,9 @@ func New(cfg Config) (*Device, error) {
 		faults:    cfg.Faults,
 		log:       cfg.Logger,
 		blind:     cfg.BlindSigning,
+
+		trustTestKey: cfg.TrustTestTokenKey,
+		verbose712:   cfg.VerboseEIP712,
 
 		continueTimeout: continueTimeout,
 	}
@@ -178,6 +194,13 @@ func (d *Device) SetBlindSigning(on bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.blind = on
+}
+
+// SetVerboseEIP712 changes the Ethereum app's "Verbose EIP-712" setting.
+func (d *Device) SetVerboseEIP712(on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.verbose712 = on
 }
 
 // Close stops every connection and waits for their goroutines.
@@ -325,6 +348,8 @@ func (cn *conn) write(data []byte, sw uint16) error {
 // resetState forgets any multi-APDU flow (a disconnect, as unplugging would).
 func (d *Device) resetState() {
 	d.eth = ethState{}
+	d.assets = assetSlots{}
+	d.eip712 = nil
 }
 
 // interrupt sends a Bitcoin app client command (SW 0xE000) and returns the data of the

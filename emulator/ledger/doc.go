@@ -1,8 +1,8 @@
 // Package ledgeremu is hwbridge's Ledger-class emulated device: the dashboard (BOLOS) and
 // three apps, one open at a time as on a real device — "Bitcoin" and "Bitcoin Test"
 // (app-bitcoin-new's v2 protocol: wallet policies, merkleised PSBT v2 and the interactive
-// client commands) and "Ethereum" (streamed RLP transactions, personal messages, hashed
-// EIP-712). It speaks the APDUs of the real apps byte for byte, as written down in
+// client commands) and "Ethereum" (streamed RLP transactions, personal messages, ERC-20
+// token information, full and hashed EIP-712). It speaks the APDUs of the real apps byte for byte, as written down in
 // /work/shared/protocols/ledger.md, and is checked against Ledger's own JavaScript clients
 // and against the APDU transcripts app-bitcoin-new records against Speculos.
 //
@@ -62,8 +62,22 @@
 // Wallet-policy templates: pkh, wpkh, sh(wpkh), tr(KEY) and multi/sortedmulti under sh,
 // wsh or sh(wsh). Miniscript, taproot script trees and MuSig2 are refused with 0x6A82.
 // The Ethereum app signs legacy, EIP-2930 and EIP-1559 transactions; EIP-7702 (type 4) and
-// blob transactions get 0x6501. ERC-20 token descriptors (INS 0x0A) are signed by Ledger's
-// key, which the emulator does not hold, so they never verify (0x6A80).
+// blob transactions get 0x6501. EIP-712 filtering (INS 0x1E with Ledger-signed filters)
+// is not emulated: its activation is refused with 0x6A80, so hosts use the basic mode.
+//
+// # Clear signing (app-ethereum de18010)
+//
+// PROVIDE ERC 20 TOKEN INFORMATION (E0 0A, erc20info.go) checks the descriptor's signature
+// with Ledger's published key (internal/ledgercal.LedgerPublicKey) and, only with
+// Config.TrustTestTokenKey (hwemu --ledger-test-token-key), with hwbridge's emulator test
+// key for dev-chain tokens; it answers the asset slot (5, round robin), forgotten after
+// each transaction. A transfer/approve of a stored token is shown as "Send 2.5 USDT to
+// 0x…" / "Approve 0x… to spend …" and signed with blind signing off. Full EIP-712
+// (eip712.go: E0 1A definitions, E0 1C values, E0 0C P2 01) hashes on the device as the
+// app does; the domain is always shown, the message's fields with Config.VerboseEIP712
+// (the app's "Verbose EIP-712"), else its hash; with neither that nor blind signing on,
+// the first shown value is refused with 0x6A80. Domain-only data is refused (the app
+// needs a message hash).
 //
 // # Errors
 //

@@ -22,6 +22,9 @@ const (
 	insEthSignPersonal   = 0x08
 	insEthProvideERC20   = 0x0A
 	insEthSignEIP712     = 0x0C
+	insEthStructDef      = 0x1A
+	insEthStructImpl     = 0x1C
+	insEthFiltering      = 0x1E
 	p1First              = 0x00
 	p1More               = 0x80
 	ethFlagBlindSigning  = 0x01
@@ -59,15 +62,25 @@ func (cn *conn) ethereum(a APDU) ([]byte, error) {
 	case insEthGetAddress:
 		return cn.ethAddress(a)
 	case insEthSignTx:
-		return cn.ethSignTx(a)
+		d.eip712 = nil
+		out, err := cn.ethSignTx(a)
+		if err != nil {
+			d.assets = assetSlots{} // a refused transaction forgets the tokens too
+		}
+		return out, err
 	case insEthSignPersonal:
+		d.eip712 = nil
 		return cn.ethSignPersonal(a)
 	case insEthSignEIP712:
 		return cn.ethSignEIP712(a)
 	case insEthProvideERC20:
-		// Token descriptors are signed by Ledger's CAL key, which this emulator does not
-		// hold: the signature never verifies, as with a forged descriptor on a device.
-		return nil, fail(swIncorrectData, "erc-20 token descriptor signature does not verify")
+		return cn.ethProvideERC20(a)
+	case insEthStructDef:
+		return cn.eip712StructDef(a)
+	case insEthStructImpl:
+		return cn.eip712StructImpl(a)
+	case insEthFiltering:
+		return cn.eip712Filtering(a)
 	}
 	return nil, fail(swINSNotSupported, "ins %02x", a.INS)
 }
@@ -318,22 +331,31 @@ func decodeEthTx(tx []byte) (*ethTx, error) {
 }
 
 func (cn *conn) ethFinishTx(path []uint32, raw []byte) ([]byte, error) {
+	defer func() { cn.d.assets = assetSlots{} }() // the app forgets the tokens after each transaction
 	t, err := decodeEthTx(raw)
 	if err != nil {
 		return nil, err
 	}
 	chain := new(big.Int).SetBytes(t.chainID)
-	lines := []string{"amount: " + formatUnitsBig(t.value, 18) + " ETH"}
-	if len(t.to) == 0 {
-		lines = append(lines, "to: contract creation")
-	} else {
-		lines = append(lines, "to: "+common.BytesToAddress(t.to).Hex())
+	title := "Review transaction"
+	tokTitle, tokLines, clear := cn.tokenScreen(t.to, t.data)
+	var lines []string
+	switch {
+	case clear:
+		title, lines = tokTitle, tokLines
+	default:
+		lines = append(lines, "amount: "+formatUnitsBig(t.value, 18)+" ETH")
+		if len(t.to) == 0 {
+			lines = append(lines, "to: contract creation")
+		} else {
+			lines = append(lines, "to: "+common.BytesToAddress(t.to).Hex())
+		}
 	}
 	lines = append(lines, "max fee: "+formatUnitsBig(new(big.Int).Mul(t.gas, t.gasPrice), 18)+" ETH")
 	if t.hasChain {
 		lines = append(lines, "chain id: "+chain.String())
 	}
-	if len(t.data) > 0 {
+	if len(t.data) > 0 && !clear {
 		if !cn.d.blind {
 			cn.show("Blind signing", "this transaction cannot be clear-signed",
 				"enable blind signing in the Ethereum app settings")
@@ -342,7 +364,7 @@ func (cn *conn) ethFinishTx(path []uint32, raw []byte) ([]byte, error) {
 		cn.show("Blind signing", "this transaction cannot be trusted", "data: "+hex.EncodeToString(t.data[:min(4, len(t.data))])+"…")
 		lines = append(lines, "data hash: "+hex.EncodeToString(crypto.Keccak256(t.data)))
 	}
-	ok, err := cn.ask("Review transaction", lines...)
+	ok, err := cn.ask(title, lines...)
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +473,7 @@ func (cn *conn) ethSignEIP712(a APDU) ([]byte, error) {
 		return nil, fail(swWrongP1P2, "p1 %02x p2 %02x", a.P1, a.P2)
 	}
 	if a.P2 == 1 {
-		return nil, fail(swIncorrectData, "no eip-712 structure was streamed")
+		return cn.eip712SignFull(a)
 	}
 	// app-ethereum 1.22.0 cmd_sign_message_eip712.c: the blind-signing setting is checked
 	// before the request is read, and bytes after the two hashes are ignored.

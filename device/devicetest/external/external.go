@@ -4,20 +4,24 @@
 //
 // The device and the one who approves its screens are named by environment variables:
 //
-//	HWBRIDGE_CONFORMANCE_DEVICE   tcp:HOST:PORT (Speculos' APDU port, Ledger-class) or
-//	                              udp:HOST:PORT (the Trezor emulator's wire port)
+//	HWBRIDGE_CONFORMANCE_DEVICE   tcp:HOST:PORT (Speculos' APDU port, Ledger-class),
+//	                              udp:HOST:PORT (the Trezor emulator's wire port) or
+//	                              keepkey:HOST:PORT (the KeepKey emulator's, default 11044)
 //	HWBRIDGE_CONFORMANCE_APPROVER device          the device approves by itself (hwemu --approve auto)
 //	                              speculos:URL    Speculos' REST API (e.g. http://127.0.0.1:5000):
 //	                                              screens are read from /events, buttons pressed
 //	                                              through /button
-//	                              trezor-debug[:udp:HOST:PORT]  the Trezor debug link (default: the
-//	                                              wire port + 1): one DebugLinkDecision per
+//	                              trezor-debug[:udp:HOST:PORT]  the Trezor (or KeepKey) debug link
+//	                                              (default: the wire port + 1; KeepKey's
+//	                                              DebugLinkDecision.yes_no has the bytes of
+//	                                              Trezor's button YES): one DebugLinkDecision per
 //	                                              ButtonRequest, never unsolicited (the legacy
 //	                                              firmware answers an unsolicited one with Failure
 //	                                              on the wire link)
 //	                              person          a person at the device (scenarios wait for them)
 //	HWBRIDGE_CONFORMANCE_GROUPS   optional: bitcoin,bitcoin-test,ethereum or all. Default: all
-//	                              for a Trezor; for a Ledger the group of the app that is open
+//	                              for a Trezor; bitcoin,ethereum for a KeepKey (no regtest coin);
+//	                              for a Ledger the group of the app that is open
 //	                              (Speculos runs one app and has no dashboard: QUIT_APP ends it)
 //	HWBRIDGE_CONFORMANCE_RECORD   optional: a directory; each scenario's Ledger APDU exchanges
 //	                              are written there as "=> command" / "<= reply" lines
@@ -35,8 +39,10 @@ import (
 
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/devicetest"
+	"github.com/hwbridge/hwbridge/device/keepkey"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
+	"github.com/hwbridge/hwbridge/internal/keepkeypb"
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -68,7 +74,7 @@ func FromEnv(getenv func(string) string) (cfg Config, ok bool, err error) {
 	}
 	p, err := transport.ParsePath(dev)
 	if err != nil || p.Scheme == transport.SchemeHID {
-		return Config{}, true, fmt.Errorf("%w: %s=%q: use tcp:HOST:PORT (Speculos) or udp:HOST:PORT (Trezor emulator)", ErrConfig, EnvDevice, dev)
+		return Config{}, true, fmt.Errorf("%w: %s=%q: use tcp:HOST:PORT (Speculos), udp:HOST:PORT (Trezor emulator) or keepkey:HOST:PORT (KeepKey emulator)", ErrConfig, EnvDevice, dev)
 	}
 	cfg = Config{Device: p, Approver: getenv(EnvApprover), RecordDir: getenv(EnvRecord)}
 	if cfg.Approver == "" {
@@ -80,7 +86,7 @@ func FromEnv(getenv func(string) string) (cfg Config, ok bool, err error) {
 	default:
 		return Config{}, true, fmt.Errorf("%w: %s=%q: use device, speculos:URL, trezor-debug or person", ErrConfig, EnvApprover, cfg.Approver)
 	}
-	if kind == "trezor-debug" && p.Scheme != transport.SchemeUDP || kind == "speculos" && p.Scheme != transport.SchemeTCP {
+	if kind == "trezor-debug" && p.Scheme != transport.SchemeUDP && p.Scheme != transport.SchemeKeepKey || kind == "speculos" && p.Scheme != transport.SchemeTCP {
 		return Config{}, true, fmt.Errorf("%w: approver %s does not go with %s", ErrConfig, cfg.Approver, dev)
 	}
 	switch g := getenv(EnvGroups); g {
@@ -165,6 +171,11 @@ func Run(t *testing.T, cfg Config) {
 		mayswitch = len(caps.Groups) > 1
 	case device.FamilyTrezor:
 		caps.NeedsNonWitnessUTXO = true
+	case device.FamilyKeepKey:
+		caps.NoAccessList = true
+		if caps.Groups == nil {
+			caps.Groups = []devicetest.Group{devicetest.GroupBitcoin, devicetest.GroupEthereum}
+		}
 	}
 	t.Logf("%s %s %s, app %q: groups %v", f.Family, f.Model, f.Version, f.App, caps.Groups)
 	devicetest.Run(t, func(t *testing.T) device.Device {
@@ -207,6 +218,20 @@ func open(t *testing.T, cfg Config, appr approver, mayswitch bool, name string) 
 			ex = a.watch(ex)
 		}
 		return device.Verify(ledger.New(ex, ledger.Options{OpenApp: mayswitch, Emulator: true}))
+	case transport.SchemeKeepKey:
+		link, err := transport.DialUDP(t.Context(), cfg.Device.Addr)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		opts := keepkey.Options{Emulator: true}
+		if td, ok := appr.(*trezorDebug); ok {
+			opts.OnButton = func(keepkeypb.ButtonRequestType) {
+				if err := td.yes(t.Context()); err != nil {
+					t.Errorf("debug link: %v", err)
+				}
+			}
+		}
+		return device.Verify(keepkey.New(link, opts))
 	default:
 		link, err := transport.DialUDP(t.Context(), cfg.Device.Addr)
 		if err != nil {

@@ -5,6 +5,9 @@
 //
 //   node clients.js btc  '<json request>'   Bitcoin app calls
 //   node clients.js eth  '<json request>'   Ethereum app calls
+//   node clients.js ethclear '<json request>'  Ethereum clear signing: token information
+//                                            (hw-app-eth's own resolution from static
+//                                            descriptor blobs) and full EIP-712
 //
 // The request carries {"port": N, ...}; the script prints one JSON object with every result
 // (or {"error": ..., "statusCode": ...} for calls that are expected to fail) and exits 0, or
@@ -14,6 +17,7 @@
 const SpeculosTransport = require("@ledgerhq/hw-transport-node-speculos").default;
 const { AppClient, DefaultWalletPolicy, WalletPolicy } = require("ledger-bitcoin");
 const Eth = require("@ledgerhq/hw-app-eth").default;
+const { ledgerService } = require("@ledgerhq/hw-app-eth");
 
 function hex(b) {
   return Buffer.from(b).toString("hex");
@@ -103,6 +107,38 @@ async function eth(transport, req) {
   return out;
 }
 
+// ethclear runs hw-app-eth's clear-signing paths offline: every Ledger service URL is off,
+// the ERC-20 descriptors come from req.erc20Blobs ({chainId: base64 of u32 BE len ‖ 0x0A
+// payload, …}, the format of Ledger's erc20-signatures.json) and EIP-712 has no filters.
+async function ethclear(transport, req) {
+  const out = {};
+  out.app = await openApp(transport, "Ethereum");
+  const eth = new Eth(transport, "w0w", {
+    pluginBaseURL: null,
+    cryptoassetsBaseURL: null,
+    nftExplorerBaseURL: null,
+    calServiceURL: null,
+    staticERC20Signatures: req.erc20Blobs || {},
+    staticEIP712SignaturesV1: {},
+    staticEIP712SignaturesV2: {},
+  });
+  out.config = await eth.getAppConfiguration();
+  const path = "44'/60'/0'/0/0";
+  if (req.provide) out.provided = await caught(() => eth.provideERC20TokenInformation(req.provide));
+  out.txs = [];
+  for (const raw of req.txs || []) {
+    const resolution = await ledgerService.resolveTransaction(raw, eth.loadConfig, {
+      erc20: true,
+      externalPlugins: false,
+      nft: false,
+      uniswapV3: false,
+    });
+    out.txs.push({ tokens: resolution.erc20Tokens, sig: await caught(() => eth.signTransaction(path, raw, resolution)) });
+  }
+  if (req.typed) out.eip712 = await caught(() => eth.signEIP712Message(path, req.typed));
+  return out;
+}
+
 async function main() {
   const [cmd, json] = process.argv.slice(2);
   const req = JSON.parse(json || "{}");
@@ -111,7 +147,8 @@ async function main() {
     let out;
     if (cmd === "btc") out = await btc(transport, req);
     else if (cmd === "eth") out = await eth(transport, req);
-    else throw new Error(`unknown command ${cmd} (use btc or eth)`);
+    else if (cmd === "ethclear") out = await ethclear(transport, req);
+    else throw new Error(`unknown command ${cmd} (use btc, eth or ethclear)`);
     process.stdout.write(JSON.stringify(out) + "\n");
   } finally {
     await transport.close();
