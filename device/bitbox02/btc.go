@@ -317,7 +317,7 @@ func (d *Driver) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg.Par
 		if err := d.registerMultisig(ctx, c, pl); err != nil {
 			return err
 		}
-		sigs, err := runSign(ctx, c, pl)
+		sigs, err := runSign(func(req *pb.Request) (*pb.Response, error) { return c.call(ctx, "sign psbt", req) }, pl)
 		if err != nil {
 			return err
 		}
@@ -377,11 +377,13 @@ func maxSteps(pl *plan) int {
 	return n
 }
 
-// runSign streams the plan to the device and returns one signature per input.
-func runSign(ctx context.Context, c *channel, pl *plan) ([][]byte, error) {
+// runSign streams the plan to the device (exchange sends one request and returns the
+// response) and returns one signature per input. Everything the device answers is checked
+// before use (FuzzSignSteps plays a device answering anything).
+func runSign(exchange func(*pb.Request) (*pb.Response, error), pl *plan) ([][]byte, error) {
 	const op = "sign psbt"
 	call := func(req *pb.Request) (*pb.BTCSignNextResponse, error) {
-		r, err := c.call(ctx, op, req)
+		r, err := exchange(req)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package bitbox02
 import (
 	"bytes"
 	"crypto/rand"
+	"io"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcutil/psbt"
@@ -201,6 +202,65 @@ func FuzzNewPlan(f *testing.F) {
 		}
 		if len(pl.inputs) != int(pl.init.GetNumInputs()) || len(pl.outputs) != int(pl.init.GetNumOutputs()) {
 			t.Fatalf("plan of %d/%d steps for %d/%d", len(pl.inputs), len(pl.outputs), pl.init.GetNumInputs(), pl.init.GetNumOutputs())
+		}
+	})
+}
+
+// FuzzSignSteps plays a device that answers the signing steps with arbitrary responses
+// (the input: length-prefixed protobuf Responses, one per request): the driver must refuse
+// what makes no sense, never panic, never ask for more than its step bound, and return a
+// signature for every input only when the exchange ends with DONE.
+func FuzzSignSteps(f *testing.F) {
+	emu := bb02emu.NewForTest(f, bb02emu.Config{})
+	d := New(emu.Pipe(), Options{})
+	defer d.Close()
+	p := devicetest.NewSpend(f, f.Context(), d, &chaincfg.MainNetParams, []device.ScriptType{device.ScriptWPKH, device.ScriptTR}, devicetest.SpendOptions{})
+	pl, err := newPlan(p, &chaincfg.MainNetParams, devicetest.VectorFingerprint)
+	if err != nil {
+		f.Fatal(err)
+	}
+	frame := func(rs ...*pb.Response) []byte {
+		var out []byte
+		for _, r := range rs {
+			b, _ := proto.Marshal(r)
+			out = append(out, byte(len(b)>>8), byte(len(b)))
+			out = append(out, b...)
+		}
+		return out
+	}
+	next := func(t pb.BTCSignNextResponse_Type, i, prev uint32) *pb.Response {
+		return &pb.Response{Response: &pb.Response_BtcSignNext{BtcSignNext: &pb.BTCSignNextResponse{Type: t, Index: i, PrevIndex: prev}}}
+	}
+	f.Add(frame(next(pb.BTCSignNextResponse_INPUT, 0, 0), next(pb.BTCSignNextResponse_PREVTX_INIT, 0, 0), next(pb.BTCSignNextResponse_PREVTX_INPUT, 0, 0),
+		next(pb.BTCSignNextResponse_PREVTX_OUTPUT, 0, 1), next(pb.BTCSignNextResponse_OUTPUT, 0, 0), next(pb.BTCSignNextResponse_INPUT, 1, 0),
+		next(pb.BTCSignNextResponse_HOST_NONCE, 0, 0), next(pb.BTCSignNextResponse_DONE, 0, 0)))
+	f.Add(frame(next(pb.BTCSignNextResponse_DONE, 0, 0)))
+	f.Add(frame(next(pb.BTCSignNextResponse_PREVTX_OUTPUT, 7, 99)))
+	f.Fuzz(func(t *testing.T, script []byte) {
+		steps := 0
+		exchange := func(*pb.Request) (*pb.Response, error) {
+			steps++
+			if steps > maxSteps(pl)+2 {
+				t.Fatalf("more than %d requests", maxSteps(pl)+2)
+			}
+			if len(script) < 2 {
+				return nil, io.EOF
+			}
+			n := int(script[0])<<8 | int(script[1])
+			if len(script) < 2+n {
+				return nil, io.EOF
+			}
+			b := script[2 : 2+n]
+			script = script[2+n:]
+			r, err := parseResponse(b)
+			if err != nil {
+				return nil, err
+			}
+			return r, nil
+		}
+		sigs, err := runSign(exchange, pl)
+		if err == nil && len(sigs) != len(pl.inputs) {
+			t.Fatalf("%d signatures for %d inputs", len(sigs), len(pl.inputs))
 		}
 	})
 }

@@ -342,18 +342,20 @@ func (c *channel) call(ctx context.Context, op string, req *pb.Request) (*pb.Res
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", device.ErrInvalidInput, err)
 	}
+	// Checked before encrypting: an encryption not sent would put the nonces out of step.
+	// HWW byte, OP byte, ciphertext and its 16-byte tag must fit the U2F framing.
+	if n := 2 + len(plain) + 16; n > transport.U2FMaxMessageSize {
+		return nil, fmt.Errorf("%w: request of %d bytes is too large (max %d)", device.ErrInvalidInput, n, transport.U2FMaxMessageSize)
+	}
 	ct, err := c.send.Encrypt([]byte{opNoise}, nil, plain)
 	if err != nil {
 		return nil, fmt.Errorf("noise encrypt: %w", err)
-	}
-	if len(ct) > maxNoise+1 || len(ct)+1 > transport.U2FMaxMessageSize {
-		return nil, fmt.Errorf("%w: request of %d bytes is too large", device.ErrInvalidInput, len(ct))
 	}
 	r, err := c.hww(ctx, ct)
 	if err != nil {
 		return nil, err
 	}
-	if r[0] != opStatusSuccess || len(r) < 2 {
+	if len(r) < 2 || r[0] != opStatusSuccess {
 		return nil, fmt.Errorf("%w: the device refused the noise message (status %x)", device.ErrProtocol, r[:min(1, len(r))])
 	}
 	resp, err := decodeResponse(c.recv, r[1:])
