@@ -329,7 +329,7 @@ func (a *API) V1SignPsbt(ctx context.Context, auth keys.Auth, raw json.RawMessag
 		}
 		summary = describePSBT(pk, net)
 		if err := c.onDevice(ctx, p.Device, device.ChainBTC, func(ctx context.Context, d device.Device) error {
-			return d.SignPSBT(device.WithAppSwitch(ctx), pk, net)
+			return a.d.signPSBT(device.WithAppSwitch(ctx), d, pk, net)
 		}); err != nil {
 			return err
 		}

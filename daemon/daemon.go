@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ethereum/go-ethereum/rpc"
@@ -83,11 +82,15 @@ type Daemon struct {
 	audit   *audit.Log
 	journal *journal.Journal
 	apps    *keys.Store
-	verify  *keys.Verifier
-	chains  *chainClients
-	conns   conns
-	ctx     context.Context // ends at shutdown; subscriptions watch it
-	stop    context.CancelFunc
+	// policies are the Ledger wallet policy registrations kept (policies.go).
+	policies *policyStore
+	// pinPrompts are the PIN matrices waiting for sendpin (pin.go).
+	pinPrompts pinPrompts
+	verify     *keys.Verifier
+	chains     *chainClients
+	conns      conns
+	ctx        context.Context // ends at shutdown; subscriptions watch it
+	stop       context.CancelFunc
 
 	ethAddrMu sync.Mutex
 	ethAddrs  map[string]string // device path|index → address (for account_list)
@@ -148,6 +151,9 @@ func Open(cfg Config) (*Daemon, error) {
 	if d.apps, err = keys.Open(filepath.Join(cfg.DataDir, AppsFile), keys.Options{PairTimeout: cfg.PairTimeout}); err != nil {
 		return fail(err)
 	}
+	if d.policies, err = openPolicies(filepath.Join(cfg.DataDir, PoliciesFile)); err != nil {
+		return fail(err)
+	}
 	d.verify = keys.NewVerifier(d.apps, cfg.Window, nil)
 	d.chains = newChainClients(d.log)
 	cliKey, err := d.apps.Ensure(CLIAppID, "hwbridge CLI", keys.AllScopes)
@@ -166,8 +172,11 @@ func lockDataDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data directory lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockNB(f); err != nil {
 		f.Close()
+		if errors.Is(err, errors.ErrUnsupported) {
+			return nil, fmt.Errorf("data directory lock: %w", err)
+		}
 		return nil, fmt.Errorf("another hwbridged uses the data directory %s: stop it, or pass another --data-dir: %w", dir, ErrInUse)
 	}
 	return f, nil

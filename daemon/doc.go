@@ -41,6 +41,12 @@
 //	hwbridge_v1BtcSend {request_id,rpc|esplora,network,type,account,to,amount,fee_rate}   sign+broadcast, journaled
 //	hwbridge_v1EthBroadcast, v1BtcBroadcast   broadcast
 //	hwbridge_v1AppsList/Approve/Deny/Rotate/Revoke          admin
+//	hwbridge_v1BtcRegisterPolicy {name,template,keys,network}   sign   Ledger REGISTER_WALLET; HMAC kept in policies.json
+//	hwbridge_v1BtcPolicyAddress {name,template,keys,hmac?,change,index,display}   read
+//	hwbridge_v1BtcMultisigAddress {script,threshold,keys,path,display}   read   Trezor multisig address
+//	hwbridge_v1Unlock {passphrase}            sign     a new passphrase session, kept (policies.go, session.go)
+//	hwbridge_v1PromptPin, v1SendPin {pin}     sign     HWI's promptpin/sendpin, the request held by the daemon
+//	hwbridge_v1PoliciesList, v1Forget {fingerprint?}        admin    what the daemon keeps for devices
 //	hwbridge_v1RotateKey {overlap_seconds}    any      the calling app's own key
 //
 // Every params object may carry "device": a device path, a master fingerprint, or nothing

@@ -50,6 +50,7 @@ var kinds = []struct {
 	{"link_lost", device.ErrLinkLost, CodeLinkLost},
 	{"wrong_app", device.ErrWrongApp, CodeWrongApp},
 	{"busy", device.ErrBusy, CodeBusy},
+	{"busy", transport.ErrClaimed, CodeBusy}, // another program (Trezor Suite, trezord) holds the device
 	{"no_device", device.ErrNoDevice, CodeNoDevice},
 	{"several_devices", device.ErrSeveralDevices, CodeNoDevice},
 	{"no_device", transport.ErrNoDevice, CodeNoDevice},

@@ -19,6 +19,8 @@ func FuzzParams(f *testing.F) {
 		`{"request_id":"pay-1","rpc":"http://127.0.0.1:8545","to":"0x1111111111111111111111111111111111111111","value":"0.5","index":3}`,
 		`{"request_id":"b","rpc":"http://u:p@h:1","network":"regtest","to":"bcrt1q","amount":"1.25","fee_rate":"2"}`,
 		`{"chain":"eth","path":"m/44'/60'/0'/0/0","message":"h\u00e9llo\n"}`,
+		`{"name":"Cold","template":"wsh(sortedmulti(2,@0/**,@1/**))","keys":["[73c5da0a/48'/1'/0'/2']tpubA","tpubB"],"change":1,"index":7,"display":true}`,
+		`{"script":"wsh","threshold":2,"keys":[{"xpub":"tpubA","steps":"0/5"},{"pub":"02ab"}],"path":"m/48'/1'/0'/2'/0/5"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -27,6 +29,11 @@ func FuzzParams(f *testing.F) {
 		func() any { return new(EthSendParams) },
 		func() any { return new(BtcSendParams) },
 		func() any { return new(SignMessageParams) },
+		func() any { return new(PolicyAddressParams) },
+		func() any { return new(MultisigAddressParams) },
+		func() any { return new(UnlockParams) },
+		func() any { return new(SendPINParams) },
+		func() any { return new(ForgetParams) },
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		if _, err := keys.Canonical(raw); err != nil {

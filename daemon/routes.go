@@ -54,6 +54,15 @@ var routes = map[string]route{
 	"v1AppsRotate":       {scopes: admin, audit: true},
 	"v1AppsRevoke":       {scopes: admin, audit: true},
 	"v1RotateKey":        {audit: true},
+	// What HWI cannot keep (policies.go, session.go).
+	"v1BtcRegisterPolicy":  {scopes: sign, audit: true},
+	"v1BtcPolicyAddress":   {scopes: read, audit: true},
+	"v1BtcMultisigAddress": {scopes: read, audit: true},
+	"v1Unlock":             {scopes: sign, audit: true},
+	"v1PromptPin":          {scopes: sign, audit: true},
+	"v1SendPin":            {scopes: sign, audit: true},
+	"v1PoliciesList":       {scopes: admin},
+	"v1Forget":             {scopes: admin, audit: true},
 }
 
 // readOnly reports whether the route needs only the read scope: its audit record may be

@@ -317,7 +317,7 @@ func (h hubDevice) XPub(ctx context.Context, req device.XPubRequest) (string, er
 }
 
 func (h hubDevice) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg.Params) error {
-	return h.c.do(ctx, h.path, func(ctx context.Context, d device.Device) error { return d.SignPSBT(ctx, p, net) })
+	return h.c.do(ctx, h.path, func(ctx context.Context, d device.Device) error { return h.c.d.signPSBT(ctx, d, p, net) })
 }
 
 func (h hubDevice) Address(ctx context.Context, req device.AddressRequest) (a string, err error) {

@@ -247,12 +247,15 @@ func (h *Hub) scanUSB(ctx context.Context) {
 		switch {
 		case errors.Is(err, errors.ErrUnsupported):
 			if !h.noUSB.Swap(true) {
-				h.log.Warn("this build cannot reach USB wallets (built without cgo): only --emulator endpoints are served; reinstall with CGO_ENABLED=1 and a C compiler", "err", err)
+				h.log.Warn("this build cannot reach USB HID wallets (built without cgo): only --emulator endpoints and raw-USB Trezors (Linux) are served; reinstall with CGO_ENABLED=1 and a C compiler", "err", err)
 			}
+			// Without HID, enumeration still lists what raw USB found (transport.Enumerate).
 		case ctx.Err() == nil:
 			h.log.Warn("usb enumeration failed", "err", err)
+			return
+		default:
+			return
 		}
-		return
 	}
 	seen := map[string]bool{}
 	var added []*slot
@@ -544,6 +547,18 @@ func (h *Hub) lost(s *slot, err error) {
 		h.log.Info("device lost", "path", s.path, "err", err)
 		h.emit(Event{Type: EventDetached, Path: s.path})
 	}
+}
+
+// ForgetKeys drops what the hub cached of the keys of the device at path (features,
+// fingerprint, xpubs): they changed, as when a passphrase session begins or ends.
+func (h *Hub) ForgetKeys(path string) {
+	s, err := h.slot(path)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.features, s.fp, s.xpubs = nil, nil, nil
+	s.mu.Unlock()
 }
 
 // Features returns the cached features of the device at path, reading them once.

@@ -404,3 +404,20 @@ func TestHubNoUSBBuild(t *testing.T) {
 		})
 	}
 }
+
+// TestHubNoCgoRawUSB: a build without cgo has no HID, but on Linux enumeration still lists
+// the raw-USB Trezors (usb: paths) along with the unsupported error: the hub serves them.
+func TestHubNoCgoRawUSB(t *testing.T) {
+	w := newWorld(t)
+	noHID := fmt.Errorf("transport: usb hid is unavailable in this build: %w", errors.ErrUnsupported)
+	w.hub.cfg.USB = USBFunc(func(context.Context) ([]transport.DeviceInfo, error) {
+		return []transport.DeviceInfo{{Path: "usb:1-3.2", Kind: transport.KindTrezor}}, noHID
+	})
+	w.hub.Scan(t.Context())
+	if p, err := w.hub.Select(t.Context(), ""); err != nil || p != "usb:1-3.2" {
+		t.Fatalf("select: %q %v", p, err)
+	}
+	if w.opens.Load() != 1 {
+		t.Fatalf("opens %d, want 1 (features read on attach)", w.opens.Load())
+	}
+}

@@ -195,6 +195,8 @@ func OpenExchanger(ctx context.Context, path string) (*Exchanger, error) {
 			return nil, fmt.Errorf("%w: %s is a %s, which does not speak apdus", ErrInvalidPath, path, k)
 		}
 		return NewLedgerHIDExchanger(link), nil
+	case SchemeUSB:
+		return nil, fmt.Errorf("%w: %s is a raw-usb trezor, which does not speak apdus", ErrInvalidPath, path)
 	}
 	return nil, fmt.Errorf("%w: %s speaks the trezor emulator protocol, not apdus (use tcp:HOST:PORT for a ledger emulator)", ErrInvalidPath, path)
 }

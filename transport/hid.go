@@ -53,13 +53,13 @@ const hidPoll = 50 * time.Millisecond
 // ErrWebUSB is what Enumerate puts in DeviceInfo.Unsupported, and OpenHID returns, for a
 // Trezor that speaks WebUSB. See the package documentation.
 var ErrWebUSB = fmt.Errorf("transport: this trezor talks webusb (trezor one firmware 1.7.0 or later, model t, safe 3/5), "+
-	"which needs libusb; hwbridge reaches usb wallets through hid only, so use trezor suite for this device "+
+	"which hwbridge reaches with raw usb transfers on linux only (usb: paths); on this system use trezor suite for this device "+
 	"or a trezor emulator on a udp: path: %w", errors.ErrUnsupported)
 
 // DeviceInfo describes one wallet interface found on USB.
 type DeviceInfo struct {
-	Path      string // "hid:" + the OS path; pass it to Open
-	Kind      string // KindTrezor, KindLedger or KindBitBox02
+	Path      string // "hid:" + the OS path, or "usb:" + the sysfs name (raw USB); pass it to Open
+	Kind      string // KindTrezor, KindLedger, KindBitBox02, …
 	Model     string // "bitbox02", "trezor1", "nanos", "nanox", "nanosp", "stax", "flex", "apex", "blue", or "" for a WebUSB Trezor
 	VendorID  uint16
 	ProductID uint16
@@ -67,30 +67,53 @@ type DeviceInfo struct {
 	Serial    string
 	Interface int    // USB interface number (-1 where the OS does not say)
 	UsagePage uint16 // HID usage page (0 on Linux, where hidapi's libusb backend does not read it)
-	// Unsupported is set for a wallet that was seen but cannot be used through HID; it
-	// wraps ErrWebUSB and errors.ErrUnsupported.
+	// Unsupported is set for a wallet that was seen but cannot be used: a WebUSB Trezor in a
+	// build without raw USB (wrapping ErrWebUSB), or a raw-USB device whose descriptors lack
+	// the wallet interface; it wraps errors.ErrUnsupported.
 	Unsupported error
 }
 
-// Enumerate lists the Trezor and Ledger wallet interfaces on USB HID, sorted by path.
-// WebUSB Trezors appear with Unsupported set. Without cgo it fails with
-// errors.ErrUnsupported.
+// Enumerate lists the Trezor, Ledger and Coldcard wallet interfaces on USB, sorted by path: HID
+// interfaces (hid: paths) and, where this build has raw USB (Linux), the vendor-class
+// interfaces of WebUSB Trezors (usb: paths). Without raw USB, WebUSB Trezors appear with
+// Unsupported set. Without cgo there is no HID: Enumerate then returns the raw-USB wallets
+// it found together with an error wrapping errors.ErrUnsupported.
 func Enumerate(ctx context.Context) ([]DeviceInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	raw, err := enumerateRaw(ctx)
+	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return nil, err
+	}
 	if !hid.Supported() {
-		return nil, fmt.Errorf("transport: usb hid is unavailable in this build (it needs cgo): %w", errors.ErrUnsupported)
+		return raw, fmt.Errorf("transport: usb hid is unavailable in this build (it needs cgo): %w", errors.ErrUnsupported)
 	}
 	var all []hid.DeviceInfo
-	for _, vid := range []uint16{trezorHIDVendor, trezorUSBVendor, ledgerVendor, bitbox02Vendor} {
+	for _, vid := range []uint16{trezorHIDVendor, trezorUSBVendor, ledgerVendor, coldcardVendor, keepkeyVendor, bitbox02Vendor} {
 		infos, err := hid.Enumerate(vid, 0)
 		if err != nil {
 			return nil, fmt.Errorf("transport: enumerate usb hid devices: %w", err)
 		}
 		all = append(all, infos...)
 	}
-	return filterHID(all), nil
+	return mergeRaw(filterHID(all), raw, rawSupported), nil
+}
+
+// mergeRaw adds the raw-USB wallets to the HID list. Where raw USB is supported, a WebUSB
+// Trezor's or KeepKey's HID entries (its FIDO interface, the only one hidapi sees) are
+// dropped: the usb: entry is the device.
+func mergeRaw(hidInfos, raw []DeviceInfo, rawOK bool) []DeviceInfo {
+	out := make([]DeviceInfo, 0, len(hidInfos)+len(raw))
+	for _, d := range hidInfos {
+		if rawOK && (errors.Is(d.Unsupported, ErrWebUSB) || errors.Is(d.Unsupported, ErrKeepKeyWebUSB)) {
+			continue
+		}
+		out = append(out, d)
+	}
+	out = append(out, raw...)
+	slices.SortFunc(out, func(a, b DeviceInfo) int { return cmp.Compare(a.Path, b.Path) })
+	return out
 }
 
 // filterHID keeps the wallet interfaces among hidapi's list: the Trezor One wire interface,

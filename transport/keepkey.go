@@ -30,10 +30,10 @@ const (
 )
 
 // ErrKeepKeyWebUSB is what Enumerate puts in DeviceInfo.Unsupported, and OpenHID returns,
-// for a KeepKey whose firmware talks WebUSB only (7.x): its wallet interface is vendor
-// class, which HID cannot open.
+// for a KeepKey whose firmware talks WebUSB only (7.x) in a build without raw USB: its
+// wallet interface is vendor class, which HID cannot open. On Linux it is a usb: path.
 var ErrKeepKeyWebUSB = fmt.Errorf("transport: this keepkey talks webusb (current firmware), "+
-	"which needs libusb; hwbridge reaches keepkeys through hid only (older firmware), so use the keepkey client "+
+	"which hwbridge reaches with raw usb transfers on linux only (usb: paths); on this system use the keepkey client "+
 	"for this device or a keepkey emulator on a keepkey: path: %w", errors.ErrUnsupported)
 
 // keepkeyInfo fills d for a KeepKey interface hidapi lists, and reports whether it is one

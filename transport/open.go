@@ -20,6 +20,8 @@ const (
 	// SchemeBitBox02 is bitbox02:HOST:PORT, a BitBox02 simulator: 64-byte U2F HID packets
 	// on a TCP stream (its default port is 15423).
 	SchemeBitBox02 = "bitbox02"
+	// SchemeUSB (rawusb_sysfs.go): usb:BUS-PORT[.PORT…], a raw-USB wallet found by Enumerate
+
 	// SchemeUnix: unix:PATH, a Coldcard simulator's datagram socket (coldcard.go).
 	SchemeUnix = "unix"
 )
@@ -28,19 +30,25 @@ const (
 const DialTimeout = 5 * time.Second
 
 // ErrInvalidPath: a device path that does not parse.
-var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH or bitbox02:HOST:PORT)")
+var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH or bitbox02:HOST:PORT)")
 
 // Path is a parsed device path.
 type Path struct {
-	Scheme string // SchemeHID, SchemeUDP or SchemeTCP
-	// Addr is the OS device path for hid, HOST:PORT for udp and tcp.
+	Scheme string // SchemeHID, SchemeUSB, SchemeUDP, SchemeTCP or SchemeUnix
+	// Addr is the OS device path for hid, the sysfs device name for usb, HOST:PORT for udp
+	// and tcp.
 	Addr string
 }
 
 func (p Path) String() string { return p.Scheme + ":" + p.Addr }
 
-// ParsePath parses hid:PATH, udp:HOST:PORT or tcp:HOST:PORT. Hosts may be names, IPv4 or
-// bracketed IPv6 addresses; the port is required.
+// USB reports whether p names a device on USB (hid: or usb:) rather than an emulator or a
+// device on a socket (udp:, tcp:, unix:).
+func (p Path) USB() bool { return p.Scheme == SchemeHID || p.Scheme == SchemeUSB }
+
+// ParsePath parses hid:PATH, usb:BUS-PORT[.PORT…], udp:HOST:PORT, tcp:HOST:PORT or
+// unix:PATH. Hosts
+// may be names, IPv4 or bracketed IPv6 addresses; the port is required.
 func ParsePath(s string) (Path, error) {
 	scheme, rest, ok := strings.Cut(s, ":")
 	if !ok {
@@ -50,6 +58,11 @@ func ParsePath(s string) (Path, error) {
 	case SchemeHID:
 		if rest == "" {
 			return Path{}, fmt.Errorf("%w: %q has no os device path (run hwbridge devices)", ErrInvalidPath, s)
+		}
+		return Path{Scheme: scheme, Addr: rest}, nil
+	case SchemeUSB:
+		if !validUSBName(rest) {
+			return Path{}, fmt.Errorf("%w: %q: want usb:BUS-PORT[.PORT…], e.g. usb:1-3.2 (run hwbridge devices)", ErrInvalidPath, s)
 		}
 		return Path{Scheme: scheme, Addr: rest}, nil
 	case SchemeUnix:
@@ -74,8 +87,9 @@ func ParsePath(s string) (Path, error) {
 }
 
 // Open opens the device at path (see ParsePath). A udp path is pinged first, so that an
-// emulator that is not running gives ErrNoDevice at once; a tcp path is dialled; a hid
-// path is looked up among the supported wallet interfaces and opened.
+// emulator that is not running gives ErrNoDevice at once; a tcp path is dialled; a hid or
+// usb path is looked up among the supported wallet interfaces and opened (usb: claims the
+// interface, and fails with ErrClaimed while another program holds it).
 func Open(ctx context.Context, path string) (Link, error) {
 	p, err := ParsePath(path)
 	if err != nil {
@@ -86,10 +100,20 @@ func Open(ctx context.Context, path string) (Link, error) {
 		return DialUDP(ctx, p.Addr)
 	case SchemeTCP, SchemeBitBox02:
 		return DialTCP(ctx, p.Addr)
+	case SchemeUSB:
+		l, err := OpenRaw(ctx, p.Addr)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return l, nil
 	case SchemeUnix:
 		return DialColdcardSim(ctx, p.Addr)
 	default:
-		return OpenHID(ctx, p.Addr)
+		l, err := OpenHID(ctx, p.Addr)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
 	}
 }
 

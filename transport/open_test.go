@@ -30,7 +30,8 @@ func TestParsePath(t *testing.T) {
 		{"udp:127.0.0.1:port", Path{}, true},
 		{"tcp:::1:9999", Path{}, true}, // IPv6 must be bracketed
 		{"hid:", Path{}, true},
-		{"usb:1-2", Path{}, true},
+		{"usb:1-2", Path{SchemeUSB, "1-2"}, false}, // raw usb: the sysfs device name
+		{"usb:1-2:1.0", Path{}, true},
 		{"UDP:127.0.0.1:21324", Path{}, true},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package bitcoin
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -59,6 +60,10 @@ func DescriptorChecksum(desc string) (string, error) {
 	return string(out), nil
 }
 
+// ErrChecksum is wrapped (with ErrDescriptor) when a descriptor's "#checksum" is not its
+// BIP-380 checksum.
+var ErrChecksum = errors.New("descriptor checksum mismatch")
+
 // splitChecksum checks and strips a "#checksum" suffix. A descriptor without one is
 // accepted only when required is false.
 func splitChecksum(s string, required bool) (string, error) {
@@ -80,7 +85,7 @@ func splitChecksum(s string, required bool) (string, error) {
 		return "", err
 	}
 	if sum != want {
-		return "", fmt.Errorf("%w: checksum %s does not match (the descriptor was mistyped or altered)", ErrDescriptor, sum)
+		return "", fmt.Errorf("%w: %w: %s does not match (the descriptor was mistyped or altered)", ErrDescriptor, ErrChecksum, sum)
 	}
 	return body, nil
 }

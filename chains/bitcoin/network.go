@@ -23,15 +23,33 @@ var TestNet4Params = func() *chaincfg.Params {
 
 // networks is the one table of network names: the first name of each is the one printed;
 // the others are what bitcoin-cli, HWI (--chain main|test|…) and people also type.
+// core is Bitcoin Core's name of the chain (ChainTypeToString), which its -signer passes as
+// --chain.
 var networks = []struct {
 	params *chaincfg.Params
 	names  []string
+	core   string
 }{
-	{&chaincfg.MainNetParams, []string{"mainnet", "main", "bitcoin"}},
-	{&chaincfg.TestNet3Params, []string{"testnet", "testnet3", "test"}},
-	{TestNet4Params, []string{"testnet4"}},
-	{&chaincfg.SigNetParams, []string{"signet"}},
-	{&chaincfg.RegressionNetParams, []string{"regtest"}},
+	{&chaincfg.MainNetParams, []string{"mainnet", "main", "bitcoin"}, "main"},
+	{&chaincfg.TestNet3Params, []string{"testnet", "testnet3", "test"}, "test"},
+	{TestNet4Params, []string{"testnet4"}, "testnet4"},
+	{&chaincfg.SigNetParams, []string{"signet"}, "signet"},
+	{&chaincfg.RegressionNetParams, []string{"regtest"}, "regtest"},
+}
+
+// CoreChainNames lists Bitcoin Core's chain names, as CoreChain takes them.
+const CoreChainNames = "main, test, testnet4, signet, regtest"
+
+// CoreChain returns the parameters for one of Bitcoin Core's chain names exactly as Core
+// writes them (ChainTypeToString: main, test, testnet4, signet, regtest), the --chain values
+// its -signer passes and HWI accepts.
+func CoreChain(name string) (*chaincfg.Params, error) {
+	for _, e := range networks {
+		if e.core == name {
+			return e.params, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown chain %q (use %s)", name, CoreChainNames)
 }
 
 // NetworkNames lists the names Network takes, for messages.

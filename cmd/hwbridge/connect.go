@@ -63,7 +63,7 @@ func (e *env) driverOptions() hwdrivers.Options {
 }
 
 // kindOf says which family speaks at a path: udp: is the Trezor emulator protocol, tcp:
-// the Speculos APDU protocol (Ledger), hid: whatever enumeration found there.
+// the Speculos APDU protocol (Ledger), hid: and usb: whatever enumeration found there.
 func kindOf(ctx context.Context, p transport.Path) (string, error) {
 	switch p.Scheme {
 	case transport.SchemeUDP:
@@ -78,7 +78,7 @@ func kindOf(ctx context.Context, p transport.Path) (string, error) {
 		return transport.KindKeepKey, nil
 	}
 	infos, err := transport.Enumerate(ctx)
-	if err != nil {
+	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		return "", err
 	}
 	for _, in := range infos {
@@ -88,6 +88,9 @@ func kindOf(ctx context.Context, p transport.Path) (string, error) {
 			}
 			return in.Kind, nil
 		}
+	}
+	if err != nil {
+		return "", err // no HID in this build, and nothing at p on raw USB
 	}
 	return "", fmt.Errorf("nothing at %s (unplugged? run hwbridge devices): %w", p, device.ErrNoDevice)
 }
@@ -110,7 +113,7 @@ func (e *env) openPath(ctx context.Context, path string) (device.Device, error) 
 	if err != nil {
 		return nil, err
 	}
-	d := device.Verify(drv(e, link, p.Scheme != transport.SchemeHID, func(ctx context.Context) (transport.Link, error) {
+	d := device.Verify(drv(e, link, !p.USB(), func(ctx context.Context) (transport.Link, error) {
 		return transport.Open(ctx, path)
 	}))
 	e.opened = append(e.opened, d)
@@ -123,8 +126,8 @@ func (e *env) usable(ctx context.Context) ([]transport.DeviceInfo, error) {
 	infos, err := transport.Enumerate(ctx)
 	if errors.Is(err, errors.ErrUnsupported) {
 		e.log.Debug("usb enumeration unavailable", "err", err)
-		e.noUSB = err
-		return nil, nil
+		e.noUSB = err // infos still holds what raw USB found
+		err = nil
 	}
 	if err != nil {
 		return nil, err
@@ -144,7 +147,7 @@ func noUSBHint(enumErr error) string {
 	if !errors.Is(enumErr, errors.ErrUnsupported) {
 		return ""
 	}
-	return "this hwbridge was built without cgo, so it cannot reach USB wallets: install a C compiler (Debian: apt-get install gcc libc6-dev) and reinstall it with CGO_ENABLED=1, see the README's Install; "
+	return "this hwbridge was built without cgo, so it cannot reach USB HID wallets (Ledger, Trezor One with firmware up to 1.6.3; raw-USB Trezors on Linux need no cgo): install a C compiler (Debian: apt-get install gcc libc6-dev) and reinstall it with CGO_ENABLED=1, see the README's Install; "
 }
 
 func parseFingerprint(s string) (device.Fingerprint, bool) {
@@ -170,7 +173,7 @@ func (e *env) open(ctx context.Context) (device.Device, error) {
 	}
 	want, byFP := parseFingerprint(sel)
 	if sel != "" && !byFP {
-		return nil, usagef("--device %q: give a path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH) or a master fingerprint (8 hex digits)", sel)
+		return nil, usagef("--device %q: give a path (hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH) or a master fingerprint (8 hex digits)", sel)
 	}
 	infos, err := e.usable(ctx)
 	if err != nil {

@@ -51,9 +51,10 @@ func (c *devicesCmd) run(ctx context.Context) error {
 	if err != nil {
 		e.log.Debug("usb enumeration unavailable", "err", err)
 		if errors.Is(err, errors.ErrUnsupported) {
-			e.noUSB = err
+			e.noUSB = err // infos still holds what raw USB found
+		} else {
+			infos = nil
 		}
-		infos = nil
 	}
 	rows := []deviceRow{}
 	for _, in := range infos {
@@ -78,7 +79,7 @@ func (c *devicesCmd) run(ctx context.Context) error {
 			return usagef("--device: %v", err)
 		}
 		kind, _ := kindOf(ctx, p)
-		row := deviceRow{Path: p.String(), Kind: kind, Emulator: p.Scheme != transport.SchemeHID}
+		row := deviceRow{Path: p.String(), Kind: kind, Emulator: !p.USB()}
 		if err := c.probe(ctx, &row, p.String()); err != nil && isNoDevice(err) {
 			return err
 		}

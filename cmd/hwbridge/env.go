@@ -47,7 +47,7 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are printed by finish, help by parse
 	fs.Usage = func() {}
-	fs.StringVar(&e.device, "device", e.device, "device path (hid:, udp:, tcp:) or master fingerprint; default $HWBRIDGE_DEVICE")
+	fs.StringVar(&e.device, "device", e.device, "device path (hid:, usb:, udp:, tcp:) or master fingerprint; default $HWBRIDGE_DEVICE")
 	fs.StringVar(&e.socket, "socket", e.socket, "hwbridged socket path")
 	fs.BoolVar(&e.direct, "direct", e.direct, "talk to the device directly, not through hwbridged")
 	fs.BoolVar(&e.json, "json", e.json, "print JSON")

@@ -21,6 +21,7 @@ import (
 	"github.com/hwbridge/hwbridge/emulator"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
+	"github.com/hwbridge/hwbridge/hwi"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -66,7 +67,7 @@ func newHWIEmulatedPIN(t *testing.T, family, mnemonic, chain string, model trezo
 		t.Cleanup(func() { tz.Close() })
 		drv := device.Verify(trezor.New(tz.Pipe(), trezor.Options{Emulator: true}))
 		t.Cleanup(func() { drv.Close() })
-		return hwiEmulated{path: hwiTrezorEmulatorPath, dev: drv, approver: approver}
+		return hwiEmulated{path: hwi.TrezorEmulatorPath, dev: drv, approver: approver}
 	case "ledger":
 		app := ledgeremu.AppBitcoinTest
 		if chain == "main" {
@@ -79,7 +80,7 @@ func newHWIEmulatedPIN(t *testing.T, family, mnemonic, chain string, model trezo
 		t.Cleanup(func() { lg.Close() })
 		drv := device.Verify(ledger.New(transport.NewSpeculosExchanger(lg.Pipe()), ledger.Options{Emulator: true}))
 		t.Cleanup(func() { drv.Close() })
-		return hwiEmulated{path: hwiLedgerEmulatorPath, dev: drv, approver: approver}
+		return hwiEmulated{path: hwi.LedgerEmulatorPath, dev: drv, approver: approver}
 	}
 	t.Fatalf("family %q", family)
 	return hwiEmulated{}
@@ -184,33 +185,6 @@ func TestHWITrezorPersonaModels(t *testing.T) {
 	}
 }
 
-// TestHWIModelNames: Ledger names by USB product as HWI's LEDGER_MODEL_IDS, the tcp emulator
-// as HWI's simulator (product 0x1000, a Nano S).
-func TestHWIModelNames(t *testing.T) {
-	ledgerF := device.Features{Family: device.FamilyLedger, Model: "ledger"}
-	tests := []struct {
-		f    device.Features
-		c    hwiCandidate
-		want string
-	}{
-		{ledgerF, hwiCandidate{path: "hid:/dev/hidraw3", model: "nanos"}, "ledger_nano_s"},
-		{ledgerF, hwiCandidate{path: "hid:/dev/hidraw3", model: "nanox"}, "ledger_nano_x"},
-		{ledgerF, hwiCandidate{path: "hid:/dev/hidraw3", model: "nanosp"}, "ledger_nano_s_plus"},
-		{ledgerF, hwiCandidate{path: "hid:/dev/hidraw3", model: "stax"}, "ledger_stax"},
-		{ledgerF, hwiCandidate{path: "hid:/dev/hidraw3", model: "flex"}, "ledger_flex"},
-		{ledgerF, hwiCandidate{path: "hid:/dev/hidraw3", model: "apex"}, "ledger_nano_gen5"},
-		{ledgerF, hwiCandidate{path: "tcp:127.0.0.1:9999"}, "ledger_nano_s_simulator"},
-		{ledgerF, hwiCandidate{path: "tcp:127.0.0.1:40000"}, "ledger_nano_s_simulator"},
-		{device.Features{Family: device.FamilyTrezor, Model: "Safe 3"}, hwiCandidate{path: "hid:/dev/hidraw1"}, "trezor_safe 3"},
-		{device.Features{Family: device.FamilyTrezor, Model: "1"}, hwiCandidate{path: "udp:127.0.0.1:21324"}, "trezor_1_simulator"},
-	}
-	for _, tc := range tests {
-		if got := hwiModel(tc.f, tc.c); got != tc.want {
-			t.Errorf("hwiModel(%s, %+v) = %q, want %q", tc.f.Model, tc.c, got, tc.want)
-		}
-	}
-}
-
 // TestHWIEnumerateNothing: HWI answers [] when no device is reachable, --emulators or not;
 // an emulator that answers at HWI's address is listed once.
 func TestHWIEnumerateNothing(t *testing.T) {
@@ -237,7 +211,7 @@ func TestHWIEnumerateLedgerOtherApp(t *testing.T) {
 	defer lg.Close()
 	drv := device.Verify(ledger.New(transport.NewSpeculosExchanger(lg.Pipe()), ledger.Options{Emulator: true}))
 	defer drv.Close()
-	v, err := hwiRun(t, map[string]device.Device{hwiLedgerEmulatorPath: drv}, "", "--chain", "regtest", "enumerate")
+	v, err := hwiRun(t, map[string]device.Device{hwi.LedgerEmulatorPath: drv}, "", "--chain", "regtest", "enumerate")
 	if err != nil || fmt.Sprint(v) != "[]" {
 		t.Fatalf("enumerate with the Ledger in the Ethereum app: %v, %v; want []", v, err)
 	}
@@ -280,7 +254,7 @@ func (w *stringWriter) Write(p []byte) (int, error) { return w.b.Write(p) }
 // TestHWIRefusalCodes: a refusal on the device is HWI's -14 on a Trezor (ActionCanceled)
 // and -13 on a Ledger, whose client lets the app's deny error through unmapped.
 func TestHWIRefusalCodes(t *testing.T) {
-	for fam, want := range map[string]float64{"trezor": hwiActionCanceled, "ledger": hwiUnknownError} {
+	for fam, want := range map[string]float64{"trezor": hwi.CodeActionCanceled, "ledger": hwi.CodeUnknownError} {
 		t.Run(fam, func(t *testing.T) {
 			em := newHWIEmulated(t, fam, emulator.DefaultMnemonic, "test", trezoremu.ModelT)
 			if err := em.approver.SetPolicy(emulator.PolicyReject); err != nil {
@@ -299,7 +273,7 @@ func TestHWIRefusalCodes(t *testing.T) {
 func TestHWIInstallUdevRules(t *testing.T) {
 	v, err := hwiRun(t, map[string]device.Device{}, "", "installudevrules")
 	m, _ := v.(map[string]any)
-	if err != nil || m["code"] != float64(hwiUnavailableAction) || !strings.Contains(fmt.Sprint(m["error"]), "udev install") {
+	if err != nil || m["code"] != float64(hwi.CodeUnavailableAction) || !strings.Contains(fmt.Sprint(m["error"]), "udev install") {
 		t.Fatalf("installudevrules: %v, %v", v, err)
 	}
 }

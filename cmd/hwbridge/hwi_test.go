@@ -23,12 +23,14 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/tyler-smith/go-bip39"
 
+	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/emulator"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
+	"github.com/hwbridge/hwbridge/hwi"
 	"github.com/hwbridge/hwbridge/internal/devchain/btcregtest"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 	"github.com/hwbridge/hwbridge/transport"
@@ -93,13 +95,23 @@ func (k *keyDevice) XPub(_ context.Context, req device.XPubRequest) (string, err
 }
 
 func (k *keyDevice) Address(ctx context.Context, req device.AddressRequest) (string, error) {
-	parent, child := req.Path[:len(req.Path)-2], req.Path[len(req.Path)-2:]
-	xpub, err := k.XPub(ctx, device.XPubRequest{Path: parent, Network: req.Network})
+	key, err := k.derive(req.Path)
 	if err != nil {
 		return "", err
 	}
-	sd := &singleKeyDesc{script: req.Script, xpub: xpub, derive: child}
-	addr, err := sd.expectedAddress(req.Network)
+	pub, err := key.ECPubKey()
+	if err != nil {
+		return "", err
+	}
+	kind, err := bitcoin.KindOf(req.Script)
+	if err != nil {
+		return "", err
+	}
+	a, err := (&bitcoin.Descriptor{Kind: kind, Keys: []*bitcoin.Key{{Pub: pub}}}).Address(0, 0, req.Network)
+	if err != nil {
+		return "", err
+	}
+	addr := a.EncodeAddress()
 	if k.addrOverride != "" {
 		addr = k.addrOverride
 	}
@@ -185,17 +197,18 @@ func (k *keyDevice) Close() error { return nil }
 func hwiRun(t *testing.T, devs map[string]device.Device, stdin string, args ...string) (any, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	s := &hwiSigner{
-		out: &out,
-		candidates: func(context.Context) ([]hwiCandidate, error) {
-			var cands []hwiCandidate
+	s := &hwi.Signer{
+		Out:  &out,
+		Warn: &errOut,
+		Candidates: func(context.Context) ([]hwi.Candidate, error) {
+			var cands []hwi.Candidate
 			for p := range devs {
-				cands = append(cands, hwiCandidate{path: p})
+				cands = append(cands, hwi.Candidate{Path: p})
 			}
-			slices.SortFunc(cands, func(a, b hwiCandidate) int { return strings.Compare(a.path, b.path) })
+			slices.SortFunc(cands, func(a, b hwi.Candidate) int { return strings.Compare(a.Path, b.Path) })
 			return cands, nil
 		},
-		open: func(_ context.Context, path string) (device.Device, error) {
+		Open: func(_ context.Context, path string) (device.Device, error) {
 			d, ok := devs[path]
 			if !ok {
 				return nil, fmt.Errorf("nothing at %s: %w", path, device.ErrNoDevice)
@@ -203,7 +216,7 @@ func hwiRun(t *testing.T, devs map[string]device.Device, stdin string, args ...s
 			return d, nil
 		},
 	}
-	err := s.run(t.Context(), args, strings.NewReader(stdin), &errOut)
+	err := hwiUsage(s.Run(t.Context(), args, strings.NewReader(stdin)))
 	line, rest, _ := strings.Cut(out.String(), "\n")
 	if rest != "" {
 		t.Fatalf("more than one line on stdout: %q", out.String())
@@ -215,84 +228,6 @@ func hwiRun(t *testing.T, devs map[string]device.Device, stdin string, args ...s
 	return v, err
 }
 
-func TestDescChecksum(t *testing.T) {
-	tests := []struct{ desc, sum string }{
-		{"raw(deadbeef)", "89f8spxm"}, // BIP-380
-	}
-	for _, tc := range tests {
-		got, err := descChecksum(tc.desc)
-		if err != nil || got != tc.sum {
-			t.Errorf("descChecksum(%q) = %q, %v; want %q", tc.desc, got, err, tc.sum)
-		}
-	}
-	if _, err := descChecksum("pkh(\x01)"); err == nil {
-		t.Error("control character accepted")
-	}
-}
-
-func TestShellSplit(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []string
-		err  bool
-	}{
-		{`signtx cHNidP8BAH==`, []string{"signtx", "cHNidP8BAH=="}, false},
-		{`signtx "cHNi dP8="`, []string{"signtx", "cHNi dP8="}, false},
-		{`a 'b c' d\ e "f\"g"`, []string{"a", "b c", "d e", `f"g`}, false},
-		{`  x   y  `, []string{"x", "y"}, false},
-		{`"unterminated`, nil, true},
-		{`'unterminated`, nil, true},
-		{`""`, []string{""}, false},
-	}
-	for _, tc := range tests {
-		got, err := shellSplit(tc.in)
-		if (err != nil) != tc.err || fmt.Sprint(got) != fmt.Sprint(tc.want) {
-			t.Errorf("shellSplit(%q) = %q, %v; want %q (error %v)", tc.in, got, err, tc.want, tc.err)
-		}
-	}
-}
-
-func FuzzShellSplit(f *testing.F) {
-	for _, s := range []string{`signtx "abc"`, `a 'b' c\ d`, `"x\"y"`, `'`} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		words, err := shellSplit(s)
-		if err != nil {
-			return
-		}
-		// Round trip: single-quoting each word and splitting again gives the same words.
-		var quoted []string
-		for _, w := range words {
-			quoted = append(quoted, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
-		}
-		again, err := shellSplit(strings.Join(quoted, " "))
-		if err != nil || fmt.Sprint(again) != fmt.Sprint(words) {
-			t.Fatalf("%q: words %q, after quoting %q (%v)", s, words, again, err)
-		}
-	})
-}
-
-func FuzzParseSingleKeyDesc(f *testing.F) {
-	for _, s := range []string{
-		"wpkh([73c5da0a/84h/1h/0h]tpubDC8msFGeGuwnKG9Upg7DM2b4DaRqg3CUZa5g8v2SRQ6K4NSkxUgd7HsL2XVWbVm39yBA4LAxysQAm397zwQSQoQgewGiYZqrA9DsP4zbQ1M/0/*)",
-		"tr([73c5da0a/86h/1h/0h/0/0]0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798)#00000000",
-		"sh(wpkh([00000000]02))", "pkh(", "",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := parseSingleKeyDesc(s)
-		if err != nil {
-			return
-		}
-		if d.xpub == "" && d.pubHex == "" {
-			t.Fatalf("%q parsed without a key", s)
-		}
-		_, _ = d.expectedAddress(&chaincfg.RegressionNetParams)
-	})
-}
-
 func TestHWIUsageErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -300,15 +235,15 @@ func TestHWIUsageErrors(t *testing.T) {
 		code float64
 		exit bool // usage error (exit 2)
 	}{
-		{"no command", []string{"--chain", "regtest"}, hwiMissingArguments, true},
-		{"bad chain", []string{"--chain", "mainnet", "enumerate"}, hwiMissingArguments, true},
-		{"unknown command", []string{"frobnicate"}, hwiMissingArguments, true},
-		{"signtx without psbt", []string{"--fingerprint", "73c5da0a", "signtx"}, hwiMissingArguments, true},
-		{"displayaddress without desc", []string{"--fingerprint", "73c5da0a", "displayaddress"}, hwiMissingArguments, true},
-		{"help", []string{"--help"}, hwiHelpText, false},
-		{"no device named", []string{"getdescriptors"}, hwiNoDeviceType, false},
-		{"unknown fingerprint", []string{"--fingerprint", "00000000", "getdescriptors"}, hwiDeviceConnError, false},
-		{"bad psbt", []string{"--fingerprint", "73c5da0a", "signtx", "bm90IGEgcHNidA=="}, hwiInvalidTx, false},
+		{"no command", []string{"--chain", "regtest"}, hwi.CodeMissingArguments, true},
+		{"bad chain", []string{"--chain", "mainnet", "enumerate"}, hwi.CodeMissingArguments, true},
+		{"unknown command", []string{"frobnicate"}, hwi.CodeMissingArguments, true},
+		{"signtx without psbt", []string{"--fingerprint", "73c5da0a", "signtx"}, hwi.CodeMissingArguments, true},
+		{"displayaddress without desc", []string{"--fingerprint", "73c5da0a", "displayaddress"}, hwi.CodeMissingArguments, true},
+		{"help", []string{"--help"}, hwi.CodeHelpText, false},
+		{"no device named", []string{"getdescriptors"}, hwi.CodeNoDeviceType, false},
+		{"unknown fingerprint", []string{"--fingerprint", "00000000", "getdescriptors"}, hwi.CodeDeviceConnError, false},
+		{"bad psbt", []string{"--fingerprint", "73c5da0a", "signtx", "bm90IGEgcHNidA=="}, hwi.CodeInvalidTx, false},
 	}
 	devs := map[string]device.Device{"udp:127.0.0.1:1": newKeyDevice(t)}
 	for _, tc := range tests {
@@ -373,10 +308,10 @@ func TestHWIGetDescriptors(t *testing.T) {
 						t.Errorf("%s[%d] = %s", branch, i, desc)
 					}
 					body, sum, _ := strings.Cut(desc, "#")
-					if want, _ := descChecksum(body); want != sum {
+					if want, _ := bitcoin.DescriptorChecksum(body); want != sum {
 						t.Errorf("%s: checksum %s, want %s", desc, sum, want)
 					}
-					if _, err := parseSingleKeyDesc(desc); err != nil {
+					if _, err := bitcoin.ParseDescriptor(desc); err != nil {
 						t.Errorf("%s does not parse back: %v", desc, err)
 					}
 				}
@@ -423,10 +358,10 @@ func TestHWIDisplayAddress(t *testing.T) {
 		{"xpub range", wpkhDesc, "", 0},
 		{"core hex key", hexDesc, "", 0},
 		{"taproot", trDesc, "", 0},
-		{"other fingerprint", otherFP, "", hwiBadArgument},
-		{"other key", otherKey, "", hwiBadArgument},
-		{"bad checksum", badSum, "", hwiUnknownError}, // HWI: parse_descriptor's ValueError
-		{"xpub only", "wpkh(" + xpub + "/0/*)", "", hwiBadArgument},
+		{"other fingerprint", otherFP, "", hwi.CodeBadArgument},
+		{"other key", otherKey, "", hwi.CodeBadArgument},
+		{"bad checksum", badSum, "", hwi.CodeUnknownError}, // HWI: parse_descriptor's ValueError
+		{"xpub only", "wpkh(" + xpub + "/0/*)", "", hwi.CodeBadArgument},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -458,7 +393,7 @@ func TestHWIDisplayAddress(t *testing.T) {
 	kd.addrOverride = "bcrt1qxyz"
 	defer func() { kd.addrOverride = "" }()
 	v, _ = hwiRun(t, devs, "", "--fingerprint", "73c5da0a", "--chain", "regtest", "displayaddress", "--desc", hexDesc)
-	if v.(map[string]any)["code"] != float64(hwiUnknownError) {
+	if v.(map[string]any)["code"] != float64(hwi.CodeUnknownError) {
 		t.Fatalf("lying device: %v", v)
 	}
 }
@@ -613,16 +548,19 @@ func hwiSignTxScenario(t *testing.T, dev device.Device) {
 	}{{84, false}, {86, true}} {
 		path := hdpath.Path{tc.purpose + hdpath.Hardened, 1 + hdpath.Hardened, hdpath.Hardened, 0, 0}
 		pub := mustPub(t, kd, path)
-		sd := &singleKeyDesc{script: device.ScriptWPKH, pubHex: fmt.Sprintf("%x", pub)}
+		kind := "wpkh"
 		if tc.tr {
-			sd.script = device.ScriptTR
+			kind = "tr"
 		}
-		addr, err := sd.expectedAddress(net)
+		d, err := bitcoin.ParseDescriptor(fmt.Sprintf("%s(%x)", kind, pub))
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, _ := btcutil.DecodeAddress(addr, net)
-		script, _ := txscript.PayToAddrScript(a)
+		sc, err := d.Derive(0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		script := sc.PkScript
 		keys = append(keys, owned{path, pub, script, tc.tr})
 	}
 	// Coinbases at heights 1 and 2 pay the wallet; mine until segwit/taproot are active.
@@ -728,7 +666,7 @@ func hwiSignTxScenario(t *testing.T, dev device.Device) {
 	v, err = hwiRun(t, devs, "signtx "+other+"\n", "--stdin", "--fingerprint", "73c5da0a", "--chain", "regtest")
 	m = v.(map[string]any)
 	unsigned := m["signed"] == false && m["psbt"] == other
-	refused := m["code"] == float64(hwiBadArgument)
+	refused := m["code"] == float64(hwi.CodeBadArgument)
 	if err != nil || !(unsigned || refused) {
 		t.Fatalf("foreign psbt: %v %v", v, err)
 	}
@@ -785,19 +723,11 @@ func TestHWIThroughDaemon(t *testing.T) {
 	hwiSignTxScenario(t, &remoteDevice{c: c})
 }
 
-// FuzzParseHWIPath: whatever parses prints back (as m/…h) to the same path.
-func FuzzParseHWIPath(f *testing.F) {
-	for _, s := range []string{"m/44h/1h/0h/0/3", "m/0'/1/-2", "84H/0", "m", "", "m/", "m/2147483648", "f"} {
-		f.Add(s)
+// addChecksum appends a descriptor's BIP-380 checksum (chains/bitcoin).
+func addChecksum(desc string) (string, error) {
+	sum, err := bitcoin.DescriptorChecksum(desc)
+	if err != nil {
+		return "", err
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		p, err := parseHWIPath(s)
-		if err != nil {
-			return
-		}
-		again, err := parseHWIPath("m" + originSuffix(p))
-		if err != nil || fmt.Sprint(again) != fmt.Sprint(p) {
-			t.Fatalf("%q: %v prints as m%s, which parses to %v (%v)", s, p, originSuffix(p), again, err)
-		}
-	})
+	return desc + "#" + sum, nil
 }

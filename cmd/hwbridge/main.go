@@ -75,6 +75,7 @@ func commandTable() []command {
 		{"audit verify", "[--data-dir DIR]", "check hwbridged's hash-chained audit log", runAuditVerify},
 		{"journal check", "[--data-dir DIR]", "check the request journal (what makes a request id pay at most once) against its head", runJournalCheck},
 		{"journal accept-loss", "--reason TEXT [--data-dir DIR]", "start the request journal again after a loss you checked on the chain (recorded in the audit log)", runJournalAcceptLoss},
+		{"forget", "[--fingerprint FP] [--data-dir DIR]", "make hwbridged forget the Ledger wallet policies it registered and the Trezor passphrase sessions it holds open", runForget},
 		{"udev install", "[--print] [--path FILE] [--no-reload]", "install the udev rules that give your user access to USB wallets (Linux), and reload udev", runUdevInstall},
 		{"completion", "bash|zsh|fish", "print a shell completion script (eval \"$(hwbridge completion bash)\" in ~/.bashrc)", runCompletion},
 		{"config show", "[--profile P] [--config FILE]", "print the effective settings (config file, profile, environment) and where each comes from", runConfigShow},
@@ -162,7 +163,7 @@ func (e *env) usage(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
 	fmt.Fprintln(w, "\nglobal flags (before or after the command):")
-	fmt.Fprintln(w, "  --device D     a device path (hid:PATH, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH) or master fingerprint (8 hex digits); default $HWBRIDGE_DEVICE")
+	fmt.Fprintln(w, "  --device D     a device path (hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH) or master fingerprint (8 hex digits); default $HWBRIDGE_DEVICE")
 	fmt.Fprintln(w, "  --socket PATH  the hwbridged socket")
 	fmt.Fprintln(w, "  --direct       talk to the device directly, not through hwbridged")
 	fmt.Fprintln(w, "  --json         print results (and errors) as JSON")

@@ -9,15 +9,23 @@ import (
 	"strings"
 )
 
-// udevRule is one vendor (and product) the rules file opens to the logged-in user.
+// udevRule is one vendor (and product) the rules file opens to the logged-in user: its USB
+// device node (/dev/bus/usb/BBB/DDD, which libusb — inside karalabe/hid on Linux — and
+// hwbridge's raw-USB path open) and its hidraw nodes (for HID transports that use them).
 type udevRule struct{ comment, vendor, product string }
 
-// udevRules is the one table of USB ids hwbridge's devices use.
+// udevRules is the one table of USB ids hwbridge's devices use. The selectors follow the
+// vendors' own rules (Trezor's common/udev/51-trezor.rules, KeepKey's 51-usb-keepkey.rules,
+// Ledger's 20-hw1.rules); udev_test.go checks every device node those rules open is opened
+// here too.
 var udevRules = []udevRule{
 	{"Trezor One, HID firmware (up to 1.6.3)", "534c", "0001"},
-	{"Trezor One from 1.7, Model T, Safe 3, Safe 5: WebUSB interface", "1209", "53c1"},
-	{"Trezor bootloaders and HID mode", "1209", "53c0"},
+	{"Trezor One from 1.7, Model T, Safe 3, Safe 5: the WebUSB wallet interface (raw USB, usb: paths) and the FIDO HID interface", "1209", "53c1"},
+	{"Trezor bootloaders (WebUSB)", "1209", "53c0"},
+	{"KeepKey, HID firmware", "2b24", "0001"},
+	{"KeepKey, WebUSB firmware", "2b24", "0002"},
 	{"Ledger, every model", "2c97", ""},
+	{"Coldcard", "d13e", "cc10"},
 }
 
 // DefaultUdevPath is where `hwbridge udev install` writes.
@@ -28,9 +36,10 @@ func udevRulesText() string {
 	b.WriteString("# written by hwbridge udev install: USB access for hardware wallets (the logged-in user, and group plugdev)\n")
 	for _, r := range udevRules {
 		fmt.Fprintf(&b, "# %s\n", r.comment)
-		fmt.Fprintf(&b, `SUBSYSTEMS=="usb", ATTRS{idVendor}=="%s"`, r.vendor)
+		// The USB device node: what usbfs (raw USB) and libusb open.
+		fmt.Fprintf(&b, `SUBSYSTEM=="usb", ATTR{idVendor}=="%s"`, r.vendor)
 		if r.product != "" {
-			fmt.Fprintf(&b, `, ATTRS{idProduct}=="%s"`, r.product)
+			fmt.Fprintf(&b, `, ATTR{idProduct}=="%s"`, r.product)
 		}
 		b.WriteString(`, MODE="0660", GROUP="plugdev", TAG+="uaccess"` + "\n")
 		// hidraw nodes, for HID transports that use them.

@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 			if err != nil {
 				return err
 			}
-			if tp.Scheme == transport.SchemeHID {
+			if tp.USB() {
 				return fmt.Errorf("%s: usb devices are found by themselves; --emulator takes udp:, tcp: and unix: paths", p)
 			}
 			c.emulators = append(c.emulators, tp.String())

@@ -10,6 +10,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"strings"
@@ -163,4 +164,43 @@ func xpubForNet(s string, net *chaincfg.Params) (string, *hdkeychain.ExtendedKey
 	}
 	k.SetNet(net)
 	return k.String(), k, nil
+}
+
+// WalletAddress returns the address at change/index of a registered wallet policy (hmac
+// from RegisterWallet; the zero HMAC for a default policy), shown on the device when
+// display is set: GET_WALLET_ADDRESS. The caller compares it with the address it computes
+// from the policy's keys.
+func (d *Driver) WalletAddress(ctx context.Context, pol WalletPolicy, hmac [32]byte, change, index uint32, display bool, net *chaincfg.Params) (string, error) {
+	if err := pol.check(); err != nil {
+		return "", err
+	}
+	if change > 1 || index >= hdpath.Hardened {
+		return "", fmt.Errorf("%w: wallet address %d/%d (change 0 or 1, unhardened index)", device.ErrInvalidInput, change, index)
+	}
+	var addr string
+	err := d.do(ctx, opAddress, bitcoinApp(netOrMain(net)), func(s *session) error {
+		var err error
+		addr, err = s.walletAddress(pol, hmac, change, index, display)
+		if err == nil && display {
+			device.NoteShown(ctx, addr)
+		}
+		return err
+	})
+	return addr, err
+}
+
+// Registered returns the HMAC of a policy this driver registered or was given, if any.
+func (d *Driver) Registered(pol WalletPolicy) ([32]byte, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w, ok := d.wallets[pol.ID()]
+	return w.HMAC, ok
+}
+
+// AddWallet makes a registration known to the driver (an HMAC kept from an earlier
+// RegisterWallet), so that signing with the policy needs no new registration.
+func (d *Driver) AddWallet(w RegisteredWallet) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.wallets[w.Policy.ID()] = w
 }

@@ -8,7 +8,9 @@ package ledger
 // wallet policy from its derivation paths — m/44'|49'|84'|86'/coin'/account'/change/index
 // gives the default policy of that account; a multisig witness or redeem script whose keys
 // come with derivations and PSBT_GLOBAL_XPUB entries gives a sortedmulti/multi policy,
-// registered on first use. One SIGN_PSBT runs per policy (so one review on the device per
+// registered on first use unless a registered wallet describes the same multisig (same
+// template, same keys: registeredLike); a single-key input whose account has a registered
+// single-key policy is signed with it (registeredSingleKey), also outside the default paths. One SIGN_PSBT runs per policy (so one review on the device per
 // policy); an input whose keys belong to several accounts is refused.
 //
 //	yield = varint input_index ‖ u8 len ‖ pubkey_augm[len] ‖ signature
@@ -209,6 +211,15 @@ func (s *session) planPSBT(p *psbt.Packet, fp device.Fingerprint, net *chaincfg.
 			add(pol, true, i)
 			continue
 		}
+		if w, ok := s.d.registeredSingleKey(fp, p, i, ours); ok {
+			// A registered single-key policy (registerdescriptor of, say, an account
+			// above 100 or another purpose): signed with it, no default policy needed.
+			if strings.HasPrefix(w.Policy.Template, "pkh(") {
+				plan.dropWitnessUTXO[i] = true
+			}
+			add(w.Policy, true, i)
+			continue
+		}
 		var acct *accountKey
 		for _, o := range ours {
 			if o.taproot && o.leaves > 0 {
@@ -348,7 +359,40 @@ func (s *session) multisigPolicy(p *psbt.Packet, i int, ms multisigInput, fp dev
 		Template: fmt.Sprintf(ms.wrap, inner),
 		Keys:     infos,
 	}
+	if w, ok := s.d.registeredLike(pol, fn == "sortedmulti"); ok {
+		pol = w.Policy // registered before (registerdescriptor, or given): no new review
+	}
 	return pol, ms.wrap == "sh(%s)", pol.check()
+}
+
+// registeredLike finds a registered wallet that describes the same multisig as pol (built
+// with @i/** placeholders): the same template once "/<0;1>/*" is written "/**", and the same
+// keys — in the same order for multi, as a set for sortedmulti. s.d.mu is held.
+func (d *Driver) registeredLike(pol WalletPolicy, sorted bool) (RegisteredWallet, bool) {
+	norm := func(t string) string { return strings.ReplaceAll(t, "/<0;1>/*", "/**") }
+	want := slices.Clone(pol.Keys)
+	if sorted {
+		slices.Sort(want)
+	}
+	var found []RegisteredWallet
+	for _, w := range d.wallets {
+		if norm(w.Policy.Template) != pol.Template || len(w.Policy.Keys) != len(want) {
+			continue
+		}
+		keys := slices.Clone(w.Policy.Keys)
+		if sorted {
+			slices.Sort(keys)
+		}
+		if slices.Equal(keys, want) {
+			found = append(found, w)
+		}
+	}
+	if len(found) == 0 {
+		return RegisteredWallet{}, false
+	}
+	// Several registrations of one wallet (other names): the same choice every time.
+	slices.SortFunc(found, func(a, b RegisteredWallet) int { return strings.Compare(a.Policy.Name, b.Policy.Name) })
+	return found[0], true
 }
 
 // globalXPub finds the PSBT_GLOBAL_XPUB whose origin is fp (as btcd stores it) and path.
@@ -457,4 +501,68 @@ func mergeSigs(p *psbt.Packet, sigs []yieldSig) {
 			}
 		}
 	}
+}
+
+// singleKeyTemplates are the single-key policy templates a registered wallet may have, by
+// the output script kind they pay to.
+var singleKeyTemplates = map[string][]string{
+	"pkh":      {"pkh(@0/**)", "pkh(@0/<0;1>/*)"},
+	"sh(wpkh)": {"sh(wpkh(@0/**))", "sh(wpkh(@0/<0;1>/*))"},
+	"wpkh":     {"wpkh(@0/**)", "wpkh(@0/<0;1>/*)"},
+	"tr":       {"tr(@0/**)", "tr(@0/<0;1>/*)"},
+}
+
+// inputKind names the single-key script an input spends, from its UTXO.
+func inputKind(p *psbt.Packet, i int) string {
+	in := &p.Inputs[i]
+	var script []byte
+	switch {
+	case in.WitnessUtxo != nil:
+		script = in.WitnessUtxo.PkScript
+	case in.NonWitnessUtxo != nil:
+		op := p.UnsignedTx.TxIn[i].PreviousOutPoint
+		if int(op.Index) < len(in.NonWitnessUtxo.TxOut) {
+			script = in.NonWitnessUtxo.TxOut[op.Index].PkScript
+		}
+	}
+	switch txscript.GetScriptClass(script) {
+	case txscript.PubKeyHashTy:
+		return "pkh"
+	case txscript.WitnessV0PubKeyHashTy:
+		return "wpkh"
+	case txscript.WitnessV1TaprootTy:
+		return "tr"
+	case txscript.ScriptHashTy:
+		if txscript.GetScriptClass(in.RedeemScript) == txscript.WitnessV0PubKeyHashTy {
+			return "sh(wpkh)"
+		}
+	}
+	return ""
+}
+
+// registeredSingleKey finds a registered single-key wallet policy for input i: its one key
+// is the device's key at the origin of a derivation of the input (the path without
+// change/index), and its template pays to the input's script kind. s.d.mu is held.
+func (d *Driver) registeredSingleKey(fp device.Fingerprint, p *psbt.Packet, i int, ours []ourDerivation) (RegisteredWallet, bool) {
+	templates := singleKeyTemplates[inputKind(p, i)]
+	if len(templates) == 0 {
+		return RegisteredWallet{}, false
+	}
+	var found []RegisteredWallet
+	for _, o := range ours {
+		if len(o.path) < 3 || o.path[len(o.path)-2] > 1 || o.leaves > 0 {
+			continue
+		}
+		prefix := "[" + fp.String() + strings.TrimPrefix(o.path[:len(o.path)-2].String(), "m") + "]"
+		for _, w := range d.wallets {
+			if len(w.Policy.Keys) == 1 && strings.HasPrefix(w.Policy.Keys[0], prefix) && slices.Contains(templates, w.Policy.Template) {
+				found = append(found, w)
+			}
+		}
+	}
+	if len(found) == 0 {
+		return RegisteredWallet{}, false
+	}
+	slices.SortFunc(found, func(a, b RegisteredWallet) int { return strings.Compare(a.Policy.Name, b.Policy.Name) })
+	return found[0], true
 }

@@ -1,6 +1,7 @@
 package trezor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -78,6 +79,17 @@ type Driver struct {
 	started  bool       // Initialize answered
 	features *trezorpb.Features
 	fp       *device.Fingerprint // cached master fingerprint for this session
+	// sessionID is the device session (Features.session_id) a re-sync resumes, so that a
+	// passphrase entered once outlives a broken link; ResetSession drops it.
+	sessionID []byte
+}
+
+// ResetSession makes the next call start a new device session: the device forgets the
+// passphrase it was given (hwbridged's forget, or a new unlock).
+func (d *Driver) ResetSession() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.started, d.fp, d.sessionID = false, nil, nil
 }
 
 var _ device.Device = (*Driver)(nil)
@@ -242,6 +254,9 @@ func (d *Driver) resync(ctx context.Context) error {
 				return err
 			}
 			d.features, d.started, d.broken = f, true, nil
+			if id := f.GetSessionId(); !bytes.Equal(id, d.sessionID) {
+				d.sessionID, d.fp = bytes.Clone(id), nil // a new session: keys may differ
+			}
 			return nil
 		}
 		last = err
@@ -256,7 +271,7 @@ func (d *Driver) resync(ctx context.Context) error {
 
 // initialize sends Initialize and waits for Features, ignoring anything else (late replies).
 func (d *Driver) initialize() (*trezorpb.Features, error) {
-	if err := d.write(&trezorpb.Initialize{}); err != nil {
+	if err := d.write(&trezorpb.Initialize{SessionId: d.sessionID}); err != nil {
 		return nil, err
 	}
 	for {
@@ -350,6 +365,18 @@ func (s *session) call(m proto.Message) (proto.Message, error) {
 				d.opts.OnButton(r.GetCode())
 			}
 		case *trezorpb.PinMatrixRequest:
+			if ask, ok := device.PINFrom(s.ctx); ok {
+				// Asked for this call (hwbridged's promptpin): positions on the device's matrix.
+				pin, err := ask(s.ctx)
+				if err != nil {
+					return nil, s.refuse(fmt.Errorf("%w: the trezor asks for its pin: %w", device.ErrLocked, err))
+				}
+				if err := s.write(&trezorpb.PinMatrixAck{Pin: proto.String(pin)}); err != nil {
+					return nil, err
+				}
+				s.person = true
+				continue
+			}
 			if d.opts.PIN == nil {
 				return nil, s.refuse(fmt.Errorf("%w: the trezor asks for its pin: unlock it first (enter the pin on the device or in trezor suite) and retry", device.ErrLocked))
 			}
@@ -362,6 +389,15 @@ func (s *session) call(m proto.Message) (proto.Message, error) {
 			}
 			s.person = true // unlocking (a Trezor One stretches the PIN for seconds)
 		case *trezorpb.PassphraseRequest:
+			if pp, ok := device.PassphraseFrom(s.ctx); ok {
+				// Given for this call (hwbridged's unlock): the device keeps it for the
+				// session, which the driver resumes (session_id) until it is reset.
+				if err := s.write(&trezorpb.PassphraseAck{Passphrase: proto.String(pp), OnDevice: proto.Bool(false)}); err != nil {
+					return nil, err
+				}
+				s.person = true
+				continue
+			}
 			if d.opts.Passphrase == nil {
 				// Only firmware with the PassphraseEntry capability (core) takes it on the
 				// device; a Trezor One has no keyboard.

@@ -1,8 +1,11 @@
+//go:build unix
+
 // Package nodes builds and runs the real chain nodes the integration tests talk to: btcd in
 // regtest and geth in dev mode, from the versions pinned in tools/go.mod, on loopback ports
 // in a temporary directory. A bare machine needs Go and gcc (scripts/deps.sh): the first
 // build takes a few minutes (geth); scripts/test.sh builds both before go test (cmd/buildnodes,
-// with progress), and the test binaries find them in the shared, version-keyed cache.
+// with progress), and the test binaries find them in the shared, version-keyed cache. Unix only
+// (process groups, flock): the package is left out of windows builds.
 package nodes
 
 import (

@@ -73,7 +73,7 @@ func FromEnv(getenv func(string) string) (cfg Config, ok bool, err error) {
 		return Config{}, false, nil
 	}
 	p, err := transport.ParsePath(dev)
-	if err != nil || p.Scheme == transport.SchemeHID {
+	if err != nil || p.USB() {
 		return Config{}, true, fmt.Errorf("%w: %s=%q: use tcp:HOST:PORT (Speculos), udp:HOST:PORT (Trezor emulator) or keepkey:HOST:PORT (KeepKey emulator)", ErrConfig, EnvDevice, dev)
 	}
 	cfg = Config{Device: p, Approver: getenv(EnvApprover), RecordDir: getenv(EnvRecord)}

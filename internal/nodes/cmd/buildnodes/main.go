@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command buildnodes builds the pinned btcd and geth (tools/go.mod) into the shared cache the
 // integration tests use (internal/nodes.CacheDir), printing progress, so that scripts/test.sh
 // builds them once, before go test, and no test binary builds them. Usage:
