@@ -345,6 +345,10 @@ func (h *Hub) openLocked(ctx context.Context, s *slot) error {
 			s.mu.Lock()
 			label := s.label
 			s.mu.Unlock()
+			// Not a secret: the code is for the person to compare with the device's screen.
+			// The hub opens a device when it first sees it, so hwbridged's log (as well as
+			// the event) is where a person running it finds the code.
+			h.log.Info("the device shows a pairing code: compare it and confirm on the device", "path", path, "code", strings.ReplaceAll(code, "\n", " "))
 			h.emit(Event{Type: EventPairing, Path: path, Label: label, Code: code})
 		},
 		Reopen: func(ctx context.Context) (transport.Link, error) { return h.cfg.Open(ctx, path) },
