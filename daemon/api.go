@@ -182,7 +182,12 @@ type XPubResult struct {
 }
 
 // V1Xpub returns the extended public key at a path (cached after the first read).
-func (a *API) V1Xpub(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*XPubResult, error) {
+func (a *API) V1Xpub(ctx context.Context, auth keys.Auth, raw json.RawMessage) (res *XPubResult, err error) {
+	a.d.workers.run(func() { res, err = a.v1Xpub(ctx, auth, raw) })
+	return res, err
+}
+
+func (a *API) v1Xpub(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*XPubResult, error) {
 	ctx, done := a.d.conns.bind(ctx)
 	defer done()
 	var p XPubParams
@@ -247,7 +252,12 @@ type AddressResult struct {
 }
 
 // V1Address returns an address, showing it on the device if asked.
-func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*AddressResult, error) {
+func (a *API) V1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage) (res *AddressResult, err error) {
+	a.d.workers.run(func() { res, err = a.v1Address(ctx, auth, raw) })
+	return res, err
+}
+
+func (a *API) v1Address(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*AddressResult, error) {
 	ctx, done := a.d.conns.bind(ctx)
 	defer done()
 	var p AddressParams
@@ -373,7 +383,12 @@ type SignMessageParams struct {
 }
 
 // V1SignMessage signs a message.
-func (a *API) V1SignMessage(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*device.MessageSignature, error) {
+func (a *API) V1SignMessage(ctx context.Context, auth keys.Auth, raw json.RawMessage) (sig *device.MessageSignature, err error) {
+	a.d.workers.run(func() { sig, err = a.v1SignMessage(ctx, auth, raw) })
+	return sig, err
+}
+
+func (a *API) v1SignMessage(ctx context.Context, auth keys.Auth, raw json.RawMessage) (*device.MessageSignature, error) {
 	ctx, done := a.d.conns.bind(ctx)
 	defer done()
 	var p SignMessageParams

@@ -28,15 +28,23 @@ import (
 // median and p99 of the per-call latency (ns/op is the inverse of throughput, not latency).
 func measure(b *testing.B, conc int, call func(worker int) error) {
 	b.Helper()
-	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
 	b.ResetTimer()
+	lat := collect(b, conc, b.N, call)
+	b.StopTimer()
+	b.ReportMetric(pct(lat, 50), "p50-µs")
+	b.ReportMetric(pct(lat, 99), "p99-µs")
+}
+
+// collect makes n calls spread over conc workers and returns their latencies, sorted.
+func collect(b *testing.B, conc, n int, call func(worker int) error) []time.Duration {
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := range conc {
 		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
-				if i >= int64(b.N) {
+				if i >= int64(n) {
 					return
 				}
 				t0 := time.Now()
@@ -49,11 +57,48 @@ func measure(b *testing.B, conc int, call func(worker int) error) {
 		})
 	}
 	wg.Wait()
-	b.StopTimer()
 	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+	return lat
 }
+
+// pct is the p-th percentile of sorted latencies, in µs.
+func pct(lat []time.Duration, p int) float64 {
+	return float64(lat[len(lat)*p/100].Nanoseconds()) / 1e3
+}
+
+// measureAdded runs b.N calls directly and b.N calls through the daemon, in alternating
+// rounds of addedRound calls each (so that both see the same load on a shared machine),
+// and reports both distributions and their difference: added-p99-µs is the p99 through the
+// daemon minus the p99 of the same calls made directly on the same devices at the same
+// concurrency — the latency the daemon adds "above the device's own time".
+func measureAdded(b *testing.B, conc int, direct, daemon func(worker int) error) {
+	b.Helper()
+	var dl, ml []time.Duration
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(addedRound, b.N-done)
+		if n < conc {
+			n = min(conc, b.N-done) // every worker gets a call when there are enough
+		}
+		dl = append(dl, collect(b, conc, n, direct)...)
+		ml = append(ml, collect(b, conc, n, daemon)...)
+		done += n
+	}
+	b.StopTimer()
+	slices.Sort(dl)
+	slices.Sort(ml)
+	b.ReportMetric(pct(dl, 50), "direct-p50-µs")
+	b.ReportMetric(pct(dl, 99), "direct-p99-µs")
+	b.ReportMetric(pct(ml, 50), "daemon-p50-µs")
+	b.ReportMetric(pct(ml, 99), "daemon-p99-µs")
+	b.ReportMetric(pct(ml, 50)-pct(dl, 50), "added-p50-µs")
+	b.ReportMetric(pct(ml, 99)-pct(dl, 99), "added-p99-µs")
+}
+
+// addedRound is the number of calls of one side in a round of measureAdded: large enough
+// that 50 workers reach a steady state, small enough (≈0.1–0.5 s) that load drift on a
+// shared machine hits both sides alike.
+const addedRound = 1000
 
 // benchEmus starts n Trezor-class emulators (auto-approve) named udp:127.0.0.1:21324+i;
 // their links are in-process pipes.
@@ -116,8 +161,16 @@ func benchDaemon(b *testing.B, paths []string, emus map[string]*trezoremu.Device
 //
 // The devices are in-process Trezor-class emulators over pipes (warm: each device is open
 // and its session set up before timing); the daemon's data directory is on TMPDIR, whose
-// filesystem is in the name. The daemon's added latency is the difference of the two
-// figures for the same shape.
+// filesystem is in the name. Each shape runs three ways:
+//   - direct: the calls made on the drivers; the device's own time (emulator, link, driver,
+//     signature checks);
+//   - daemon: the same calls through the daemon;
+//   - added: both, in alternating rounds of addedRound calls within one run, reporting
+//     added-p50-µs and added-p99-µs = daemon minus direct. This is what "latency above the
+//     device's own time" means here: both sides share the machine's load at the same moment
+//     (direct and daemon sub-benchmarks a minute apart on a shared machine do not), and both
+//     include the emulators' CPU, which runs in this process as a device's would not. ns/op
+//     of added counts both calls.
 func BenchmarkDaemonLatency(b *testing.B) {
 	fs := benchenv.Report(b, "emulated Trezor-class devices over in-process pipes, warm")
 	// The GC setting hwbridged runs with (GCPercent), unless GOGC is set for the run.
@@ -147,10 +200,12 @@ func BenchmarkDaemonLatency(b *testing.B) {
 		for _, ndev := range []int{1, 2} {
 			for _, conc := range []int{1, 50} {
 				name := fmt.Sprintf("%s/devices=%d/clients=%d", sh.name, ndev, conc)
-				b.Run(name+"/direct", func(b *testing.B) {
+				// direct makes the calls on Verify-wrapped drivers, one exchange per device at
+				// a time as the hub does.
+				direct := func(b *testing.B) func(w int) error {
 					paths, emus := benchEmus(b, ndev)
 					var devs []device.Device
-					var mus []*sync.Mutex // one exchange per device at a time, as the hub does
+					var mus []*sync.Mutex
 					for _, p := range paths {
 						d := device.Verify(trezor.New(emus[p].Pipe(), trezor.Options{Emulator: true}))
 						b.Cleanup(func() { d.Close() })
@@ -163,13 +218,15 @@ func BenchmarkDaemonLatency(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					measure(b, conc, func(w int) error {
+					return func(w int) error {
 						mus[w%ndev].Lock()
 						defer mus[w%ndev].Unlock()
 						return sh.direct(ctx, devs[w%ndev])
-					})
-				})
-				b.Run(name+"/daemon/fs="+fs, func(b *testing.B) {
+					}
+				}
+				// daemon makes the calls through a daemon's socket on emulators of its own;
+				// each client has its own connection, as separate apps would.
+				daemon := func(b *testing.B) func(w int) error {
 					paths, emus := benchEmus(b, ndev)
 					c := benchDaemon(b, paths, emus)
 					ctx := context.Background()
@@ -178,7 +235,6 @@ func BenchmarkDaemonLatency(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					// Each client has its own connection, as separate apps would.
 					clients := make([]*Client, conc)
 					for i := range clients {
 						clients[i] = &Client{Socket: c.Socket, Key: c.Key}
@@ -187,8 +243,11 @@ func BenchmarkDaemonLatency(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					measure(b, conc, func(w int) error { return clients[w].Call(ctx, sh.method, sh.params(paths[w%ndev]), nil) })
-				})
+					return func(w int) error { return clients[w].Call(ctx, sh.method, sh.params(paths[w%ndev]), nil) }
+				}
+				b.Run(name+"/direct", func(b *testing.B) { measure(b, conc, direct(b)) })
+				b.Run(name+"/daemon/fs="+fs, func(b *testing.B) { measure(b, conc, daemon(b)) })
+				b.Run(name+"/added/fs="+fs, func(b *testing.B) { measureAdded(b, conc, direct(b), daemon(b)) })
 			}
 		}
 	}

@@ -89,6 +89,7 @@ type Daemon struct {
 	verify     *keys.Verifier
 	chains     *chainClients
 	conns      conns
+	workers    *workers        // runs the device-call handlers (workers.go)
 	ctx        context.Context // ends at shutdown; subscriptions watch it
 	stop       context.CancelFunc
 
@@ -133,6 +134,7 @@ func Open(cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, lock: lock, ethAddrs: map[string]string{}}
 	d.ctx, d.stop = context.WithCancel(context.Background())
+	d.workers = newWorkers(d.ctx, cfg.MaxConns)
 	fail := func(err error) (*Daemon, error) {
 		d.Close()
 		return nil, err

@@ -30,8 +30,6 @@ import (
 	"github.com/hwbridge/hwbridge/daemon/audit"
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
-	"github.com/hwbridge/hwbridge/device/ledger"
-	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
 
@@ -52,8 +50,8 @@ type StoredPolicy struct {
 	Registered  time.Time `json:"registered"`
 }
 
-func (p StoredPolicy) policy() ledger.WalletPolicy {
-	return ledger.WalletPolicy{Name: p.Name, Template: p.Template, Keys: slices.Clone(p.Keys)}
+func (p StoredPolicy) policy() device.WalletPolicy {
+	return device.WalletPolicy{Name: p.Name, Template: p.Template, Keys: slices.Clone(p.Keys)}
 }
 
 // policyStore is DataDir/policies.json.
@@ -87,24 +85,23 @@ func (s *policyStore) saveLocked() error {
 }
 
 // wallets are the registrations of the device with fingerprint fp.
-func (s *policyStore) wallets(fp device.Fingerprint) []ledger.RegisteredWallet {
+func (s *policyStore) wallets(fp device.Fingerprint) []device.RegisteredWallet {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []ledger.RegisteredWallet
+	var out []device.RegisteredWallet
 	for _, p := range s.list {
 		h, err := hex.DecodeString(p.HMAC)
 		if p.Fingerprint != fp.String() || err != nil || len(h) != 32 {
 			continue
 		}
-		out = append(out, ledger.RegisteredWallet{Policy: p.policy(), HMAC: [32]byte(h)})
+		out = append(out, device.RegisteredWallet{Policy: p.policy(), HMAC: [32]byte(h)})
 	}
 	return out
 }
 
-func (s *policyStore) lookup(fp device.Fingerprint, pol ledger.WalletPolicy) ([32]byte, bool) {
-	id := pol.ID()
+func (s *policyStore) lookup(fp device.Fingerprint, pol device.WalletPolicy) ([32]byte, bool) {
 	for _, w := range s.wallets(fp) {
-		if w.Policy.ID() == id {
+		if w.Policy.Equal(pol) {
 			return w.HMAC, true
 		}
 	}
@@ -112,21 +109,20 @@ func (s *policyStore) lookup(fp device.Fingerprint, pol ledger.WalletPolicy) ([3
 }
 
 // add keeps the registrations not stored yet; it reports how many were new.
-func (s *policyStore) add(fp device.Fingerprint, ws []ledger.RegisteredWallet) (int, error) {
+func (s *policyStore) add(fp device.Fingerprint, ws []device.RegisteredWallet, walletID func(device.WalletPolicy) [32]byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, w := range ws {
-		id := w.Policy.ID()
-		ids := hex.EncodeToString(id[:])
-		if slices.ContainsFunc(s.list, func(p StoredPolicy) bool { return p.Fingerprint == fp.String() && p.ID == ids }) {
+		if slices.ContainsFunc(s.list, func(p StoredPolicy) bool { return p.Fingerprint == fp.String() && p.policy().Equal(w.Policy) }) {
 			continue
 		}
+		id := walletID(w.Policy)
 		if len(s.list) >= maxStoredPolicies {
 			return n, fmt.Errorf("%d wallet policy registrations are stored: forget some (hwbridge policies forget)", len(s.list))
 		}
 		s.list = append(s.list, StoredPolicy{Fingerprint: fp.String(), Name: w.Policy.Name, Template: w.Policy.Template,
-			Keys: slices.Clone(w.Policy.Keys), HMAC: hex.EncodeToString(w.HMAC[:]), ID: ids, Registered: time.Now().UTC()})
+			Keys: slices.Clone(w.Policy.Keys), HMAC: hex.EncodeToString(w.HMAC[:]), ID: hex.EncodeToString(id[:]), Registered: time.Now().UTC()})
 		n++
 	}
 	if n == 0 {
@@ -155,10 +151,12 @@ func (s *policyStore) all() []StoredPolicy {
 
 // walletKeeper is a driver that signs with registered wallet policies (device/ledger).
 type walletKeeper interface {
-	Wallets() []ledger.RegisteredWallet
-	AddWallet(ledger.RegisteredWallet)
-	RegisterWallet(ctx context.Context, pol ledger.WalletPolicy, net *chaincfg.Params) ([32]byte, error)
-	WalletAddress(ctx context.Context, pol ledger.WalletPolicy, hmac [32]byte, change, index uint32, display bool, net *chaincfg.Params) (string, error)
+	Wallets() []device.RegisteredWallet
+	AddWallet(device.RegisteredWallet)
+	RegisterWallet(ctx context.Context, pol device.WalletPolicy, net *chaincfg.Params) ([32]byte, error)
+	WalletAddress(ctx context.Context, pol device.WalletPolicy, hmac [32]byte, change, index uint32, display bool, net *chaincfg.Params) (string, error)
+	// WalletID is the device's own id of a policy (a Ledger's wallet id), for display.
+	WalletID(pol device.WalletPolicy) [32]byte
 }
 
 // withPolicies runs fn with the stored registrations of d handed to its driver, and keeps
@@ -177,7 +175,7 @@ func (d *Daemon) withPolicies(ctx context.Context, dev device.Device, fn func(k 
 		k.AddWallet(w)
 	}
 	err = fn(k, fp)
-	if n, serr := d.policies.add(fp, k.Wallets()); serr != nil {
+	if n, serr := d.policies.add(fp, k.Wallets(), k.WalletID); serr != nil {
 		d.log.Error("wallet policy registrations not kept", "err", serr)
 	} else if n > 0 {
 		d.log.Info("kept wallet policy registrations", "fingerprint", fp.String(), "new", n)
@@ -199,16 +197,16 @@ type PolicyParams struct {
 	Keys     []string `json:"keys"`
 }
 
-func (p PolicyParams) policy() (ledger.WalletPolicy, error) {
+func (p PolicyParams) policy() (device.WalletPolicy, error) {
 	if len(p.Name) > 64 || len(p.Template) > 4096 || len(p.Keys) > 32 {
-		return ledger.WalletPolicy{}, fmt.Errorf("%w: wallet policy too large", device.ErrInvalidInput)
+		return device.WalletPolicy{}, fmt.Errorf("%w: wallet policy too large", device.ErrInvalidInput)
 	}
 	for _, k := range p.Keys {
 		if len(k) > 256 {
-			return ledger.WalletPolicy{}, fmt.Errorf("%w: wallet policy key of %d characters", device.ErrInvalidInput, len(k))
+			return device.WalletPolicy{}, fmt.Errorf("%w: wallet policy key of %d characters", device.ErrInvalidInput, len(k))
 		}
 	}
-	return ledger.WalletPolicy{Name: p.Name, Template: p.Template, Keys: p.Keys}, nil
+	return device.WalletPolicy{Name: p.Name, Template: p.Template, Keys: p.Keys}, nil
 }
 
 // RegisterPolicyResult is a registration.
@@ -251,7 +249,7 @@ func (a *API) V1BtcRegisterPolicy(ctx context.Context, auth keys.Auth, raw json.
 						return err
 					}
 				}
-				id := pol.ID()
+				id := k.WalletID(pol)
 				res = RegisterPolicyResult{HMAC: hex.EncodeToString(hmac[:]), ID: hex.EncodeToString(id[:]), Stored: ok}
 				return nil
 			})
@@ -342,7 +340,7 @@ type MultisigAddressParams struct {
 
 // multisigDevice is a driver that shows multisig addresses from the cosigners' keys.
 type multisigDevice interface {
-	MultisigAddress(ctx context.Context, req trezor.MultisigAddressRequest) (string, error)
+	MultisigAddress(ctx context.Context, req device.MultisigAddressRequest) (string, error)
 }
 
 // V1BtcMultisigAddress returns (and with display shows) a multisig address on a Trezor.
@@ -363,9 +361,9 @@ func (a *API) V1BtcMultisigAddress(ctx context.Context, auth keys.Auth, raw json
 		if len(p.Keys) > 20 {
 			return fmt.Errorf("%w: %d multisig keys", device.ErrInvalidInput, len(p.Keys))
 		}
-		req := trezor.MultisigAddressRequest{Script: trezor.MultisigScript(p.Script), Threshold: p.Threshold, Path: path, Network: net, Display: p.Display}
+		req := device.MultisigAddressRequest{Script: device.MultisigScript(p.Script), Threshold: p.Threshold, Path: path, Network: net, Display: p.Display}
 		for _, k := range p.Keys {
-			mk := trezor.MultisigKey{XPub: k.XPub}
+			mk := device.MultisigKey{XPub: k.XPub}
 			if k.Steps != "" {
 				if mk.Steps, err = hdpath.Parse("m/" + strings.TrimPrefix(k.Steps, "/")); err != nil {
 					return fmt.Errorf("%w: multisig key steps %q", device.ErrInvalidInput, k.Steps)

@@ -1,12 +1,13 @@
 package daemon
 
 import (
+	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hwbridge/hwbridge/device"
-	"github.com/hwbridge/hwbridge/device/ledger"
 )
 
 // TestPolicyStore: registrations are kept per device fingerprint in policies.json (0600),
@@ -18,17 +19,17 @@ func TestPolicyStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol := ledger.WalletPolicy{Name: "Cold", Template: "wsh(sortedmulti(1,@0/**,@1/**))", Keys: []string{"[73c5da0a/48'/1'/0'/2']tpubA", "[1a0f5425/48'/1'/0'/2']tpubB"}}
-	other := ledger.WalletPolicy{Name: "Other", Template: "wpkh(@0/**)", Keys: []string{"[73c5da0a/84'/1'/101']tpubC"}}
+	pol := device.WalletPolicy{Name: "Cold", Template: "wsh(sortedmulti(1,@0/**,@1/**))", Keys: []string{"[73c5da0a/48'/1'/0'/2']tpubA", "[1a0f5425/48'/1'/0'/2']tpubB"}}
+	other := device.WalletPolicy{Name: "Other", Template: "wpkh(@0/**)", Keys: []string{"[73c5da0a/84'/1'/101']tpubC"}}
 	a, b := device.Fingerprint(0x73c5da0a), device.Fingerprint(0xf5acc2fd)
-	w := ledger.RegisteredWallet{Policy: pol, HMAC: [32]byte{1, 2, 3}}
-	if n, err := s.add(a, []ledger.RegisteredWallet{w, w}); err != nil || n != 1 {
+	w := device.RegisteredWallet{Policy: pol, HMAC: [32]byte{1, 2, 3}}
+	if n, err := s.add(a, []device.RegisteredWallet{w, w}, testWalletID); err != nil || n != 1 {
 		t.Fatalf("add: %d, %v", n, err)
 	}
-	if n, err := s.add(a, []ledger.RegisteredWallet{w}); err != nil || n != 0 {
+	if n, err := s.add(a, []device.RegisteredWallet{w}, testWalletID); err != nil || n != 0 {
 		t.Fatalf("add again: %d, %v", n, err)
 	}
-	if _, err := s.add(b, []ledger.RegisteredWallet{{Policy: pol, HMAC: [32]byte{9}}, {Policy: other, HMAC: [32]byte{8}}}); err != nil {
+	if _, err := s.add(b, []device.RegisteredWallet{{Policy: pol, HMAC: [32]byte{9}}, {Policy: other, HMAC: [32]byte{8}}}, testWalletID); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
@@ -62,4 +63,9 @@ func TestPolicyStore(t *testing.T) {
 	if _, err := openPolicies(path); err == nil {
 		t.Fatal("a corrupt policies.json opened")
 	}
+}
+
+// testWalletID stands for a device's wallet id in the store's tests.
+func testWalletID(p device.WalletPolicy) [32]byte {
+	return sha256.Sum256([]byte(p.Name + "\x00" + p.Template + "\x00" + strings.Join(p.Keys, ",")))
 }

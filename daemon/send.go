@@ -28,7 +28,6 @@ import (
 	"github.com/hwbridge/hwbridge/daemon/keys"
 	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
-	hwpsbt "github.com/hwbridge/hwbridge/psbt"
 )
 
 // errPreview stops a send after it was built and shown: nothing is signed or journaled.
@@ -46,8 +45,10 @@ type BtcSendParams struct {
 	// is the unsigned PSBT for an air-gapped signer (a Coldcard's microSD card), journaled
 	// under the request id (a retry returns the same PSBT).
 	ExportPSBT bool `json:"export_psbt,omitempty"`
-	// ImportPSBT finishes the payment exported under the same request id with the PSBT the
-	// signer gave back (base64, hex or binary BIP-174): it must be the exported transaction,
+	// ImportPSBT finishes the payment exported under the same request id with what the
+	// signer gave back: the signed or finalized PSBT (base64, hex or binary BIP-174), or the
+	// final network transaction (hex, or binary carried as base64; a Coldcard's
+	// <name>-final.txn): it must be the exported transaction,
 	// every signature is verified, and it is broadcast once. The order needs only its chain
 	// (rpc or esplora); the rest is the exported one.
 	ImportPSBT string `json:"import_psbt,omitempty"`
@@ -203,11 +204,11 @@ func runBTCImport(ctx context.Context, j *journal.Journal, appID string, p BtcSe
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		return nil, fmt.Errorf("the journaled export of request %q: %w", p.RequestID, err)
 	}
-	signed, err := hwpsbt.Decode([]byte(p.ImportPSBT))
+	signed, err := bitcoin.DecodeSigned([]byte(p.ImportPSBT))
 	if err != nil {
-		return nil, fmt.Errorf("%w: import_psbt: %w", device.ErrInvalidInput, err)
+		return nil, fmt.Errorf("import_psbt: %w", err)
 	}
-	if signed.UnsignedTx.TxHash().String() != rec.PlanID { // also on a retry: a replay answers only the exported transaction
+	if signed.PlanID() != rec.PlanID { // also on a retry: a replay answers only the exported transaction
 		return nil, bitcoin.ErrNotExported
 	}
 	order := rec.Order

@@ -13,7 +13,6 @@ import (
 
 	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/device"
-	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
 
@@ -173,7 +172,7 @@ func ownKey(pd *bitcoin.Descriptor, fp device.Fingerprint) (int, bool) {
 // MultisigDevice shows multisig addresses from the cosigners' keys (a Trezor:
 // GetAddress with MultisigRedeemScriptType). device/trezor.Driver implements it.
 type MultisigDevice interface {
-	MultisigAddress(ctx context.Context, req trezor.MultisigAddressRequest) (string, error)
+	MultisigAddress(ctx context.Context, req device.MultisigAddressRequest) (string, error)
 }
 
 // displayMultisig is HWI's display_multisig_address: a Trezor is sent the cosigners' keys
@@ -215,14 +214,14 @@ func (s *Signer) displayMultisig(ctx context.Context, d device.Device, desc stri
 	return map[string]string{"address": got}, nil
 }
 
-func multisigScript(k bitcoin.Kind) trezor.MultisigScript {
+func multisigScript(k bitcoin.Kind) device.MultisigScript {
 	switch k {
 	case bitcoin.KindSHMulti:
-		return trezor.MultisigSH
+		return device.MultisigSH
 	case bitcoin.KindSHWSH:
-		return trezor.MultisigSHWSH
+		return device.MultisigSHWSH
 	}
-	return trezor.MultisigWSH
+	return device.MultisigWSH
 }
 
 // trezorMultisig is HWI's Trezor display_multisig_address: each key as its node and the
@@ -235,12 +234,12 @@ func (s *Signer) trezorMultisig(ctx context.Context, md MultisigDevice, pd *bitc
 	}
 	type entry struct {
 		pub []byte
-		key trezor.MultisigKey
+		key device.MultisigKey
 	}
 	var keys []entry
 	for i, k := range pd.Keys {
 		pub := sc.Keys[i].Pub.SerializeCompressed()
-		e := entry{pub: pub, key: trezor.MultisigKey{Pub: pub}}
+		e := entry{pub: pub, key: device.MultisigKey{Pub: pub}}
 		if k.XPub != nil {
 			steps := hdpath.Path(append([]uint32{}, k.Steps...))
 			if k.Multipath != nil {
@@ -249,14 +248,14 @@ func (s *Signer) trezorMultisig(ctx context.Context, md MultisigDevice, pd *bitc
 			if k.Wildcard {
 				steps = append(steps, 0)
 			}
-			e.key = trezor.MultisigKey{XPub: k.XPub.String(), Steps: steps}
+			e.key = device.MultisigKey{XPub: k.XPub.String(), Steps: steps}
 		}
 		keys = append(keys, e)
 	}
 	if pd.Sorted {
 		slices.SortStableFunc(keys, func(a, b entry) int { return bytes.Compare(a.pub, b.pub) })
 	}
-	req := trezor.MultisigAddressRequest{Script: multisigScript(pd.Kind), Threshold: pd.Threshold, Path: sc.Keys[own].Path, Network: s.net, Display: true}
+	req := device.MultisigAddressRequest{Script: multisigScript(pd.Kind), Threshold: pd.Threshold, Path: sc.Keys[own].Path, Network: s.net, Display: true}
 	for _, e := range keys {
 		req.Keys = append(req.Keys, e.key)
 	}

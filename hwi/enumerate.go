@@ -37,7 +37,8 @@ func (s *Signer) allCandidates(ctx context.Context) []Candidate {
 	}
 	out = append(out, found...)
 	if s.emulators {
-		out = append(out, Candidate{Path: TrezorEmulatorPath, probe: true}, Candidate{Path: LedgerEmulatorPath, probe: true})
+		out = append(out, Candidate{Path: TrezorEmulatorPath, probe: true}, Candidate{Path: LedgerEmulatorPath, probe: true},
+			Candidate{Path: ColdcardEmulatorPath, probe: true})
 	}
 	seen := map[string]bool{}
 	uniq := out[:0]

@@ -104,10 +104,12 @@ func Code(err error) int {
 }
 
 // HWI's fixed emulator addresses, which --emulators probes (hwilib/devices/trezor.py's
-// UdpTransport default and ledger.py's SIMULATOR_PATH).
+// UdpTransport default, ledger.py's SIMULATOR_PATH and coldcard.py's CC_SIMULATOR_SOCK, the
+// Coldcard simulator's socket: transport.DefaultColdcardSimulator).
 const (
-	TrezorEmulatorPath = "udp:127.0.0.1:21324"
-	LedgerEmulatorPath = "tcp:127.0.0.1:9999"
+	TrezorEmulatorPath   = "udp:127.0.0.1:21324"
+	LedgerEmulatorPath   = "tcp:127.0.0.1:9999"
+	ColdcardEmulatorPath = "unix:/tmp/ckcc-simulator.sock"
 )
 
 // Candidate is a device enumerate reports and --fingerprint searches.

@@ -25,7 +25,6 @@ import (
 
 	"github.com/hwbridge/hwbridge/chains/bitcoin"
 	"github.com/hwbridge/hwbridge/device"
-	"github.com/hwbridge/hwbridge/device/ledger"
 )
 
 // PolicyDevice signs with registered BIP-388 wallet policies (a Ledger's Bitcoin app:
@@ -33,19 +32,19 @@ import (
 // cmd/hwbridge's daemon client, whose RegisterWallet answers from the registrations
 // hwbridged keeps, so that a policy is reviewed on the device once.
 type PolicyDevice interface {
-	RegisterWallet(ctx context.Context, pol ledger.WalletPolicy, net *chaincfg.Params) ([32]byte, error)
-	WalletAddress(ctx context.Context, pol ledger.WalletPolicy, hmac [32]byte, change, index uint32, display bool, net *chaincfg.Params) (string, error)
+	RegisterWallet(ctx context.Context, pol device.WalletPolicy, net *chaincfg.Params) ([32]byte, error)
+	WalletAddress(ctx context.Context, pol device.WalletPolicy, hmac [32]byte, change, index uint32, display bool, net *chaincfg.Params) (string, error)
 }
 
 // registeredLookup is a PolicyDevice that knows registrations made earlier (the driver,
 // for the policies it registered or was given).
 type registeredLookup interface {
-	Registered(pol ledger.WalletPolicy) ([32]byte, bool)
+	Registered(pol device.WalletPolicy) ([32]byte, bool)
 }
 
 // register returns the policy's HMAC: a known registration, else a new one (the person
 // reviews the policy on the device).
-func (s *Signer) register(ctx context.Context, pd PolicyDevice, pol ledger.WalletPolicy) ([32]byte, error) {
+func (s *Signer) register(ctx context.Context, pd PolicyDevice, pol device.WalletPolicy) ([32]byte, error) {
 	if r, ok := pd.(registeredLookup); ok {
 		if h, ok := r.Registered(pol); ok {
 			return h, nil
@@ -56,7 +55,7 @@ func (s *Signer) register(ctx context.Context, pd PolicyDevice, pol ledger.Walle
 
 // policyAddress shows the policy's address at change/index; hmac nil means "register (or
 // reuse the registration) first".
-func (s *Signer) policyAddress(ctx context.Context, pd PolicyDevice, pol ledger.WalletPolicy, hmac *[32]byte, change, index uint32) (string, error) {
+func (s *Signer) policyAddress(ctx context.Context, pd PolicyDevice, pol device.WalletPolicy, hmac *[32]byte, change, index uint32) (string, error) {
 	var h [32]byte
 	if hmac != nil {
 		h = *hmac
@@ -155,8 +154,8 @@ func multiFn(pd *bitcoin.Descriptor) string {
 
 // bip388Policy is HWI's register_descriptor policy: get_bip388_template over the keys in
 // order of appearance, get_bip388_key_info for each.
-func bip388Policy(name string, pd *bitcoin.Descriptor) (ledger.WalletPolicy, error) {
-	pol := ledger.WalletPolicy{Name: name}
+func bip388Policy(name string, pd *bitcoin.Descriptor) (device.WalletPolicy, error) {
+	pol := device.WalletPolicy{Name: name}
 	var ph []string
 	for i, k := range pd.Keys {
 		p, err := bip388Placeholder(i, k)
@@ -176,8 +175,8 @@ func bip388Policy(name string, pd *bitcoin.Descriptor) (ledger.WalletPolicy, err
 
 // multisigPolicy is the policy HWI's Ledger display_multisig_address registers:
 // MultisigWallet("M of N Multisig", …) with /** placeholders and the keys as written.
-func multisigPolicy(pd *bitcoin.Descriptor) (ledger.WalletPolicy, error) {
-	pol := ledger.WalletPolicy{Name: fmt.Sprintf("%d of %d Multisig", pd.Threshold, len(pd.Keys))}
+func multisigPolicy(pd *bitcoin.Descriptor) (device.WalletPolicy, error) {
+	pol := device.WalletPolicy{Name: fmt.Sprintf("%d of %d Multisig", pd.Threshold, len(pd.Keys))}
 	var ph []string
 	for i, k := range pd.Keys {
 		if !k.HasOrigin || k.XPub == nil {

@@ -41,7 +41,7 @@ func (s *Signer) Run(ctx context.Context, args []string, stdin io.Reader) error 
 	fs.BoolVar(&stdinPass, "stdinpass", false, "accepted for HWI compatibility; unused")
 	fs.BoolVar(&debug, "debug", false, "accepted for HWI compatibility; use HWBRIDGE_DEBUG=1")
 	fs.BoolVar(&expert, "expert", false, "getxpub: also decode the key (testnet, depth, parent_fingerprint, child_num, chaincode, pubkey)")
-	fs.BoolVar(&emulators, "emulators", false, "also list the emulators at HWI's addresses ("+TrezorEmulatorPath+", "+LedgerEmulatorPath+") when they answer")
+	fs.BoolVar(&emulators, "emulators", false, "also list the emulators at HWI's addresses ("+TrezorEmulatorPath+", "+LedgerEmulatorPath+", "+ColdcardEmulatorPath+") when they answer")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: hwbridge hwi [--fingerprint FP] [--chain main|test|testnet4|signet|regtest] [--stdin] [--emulators] [--device PATH] COMMAND")
 		fmt.Fprintln(stderr, "commands: "+strings.Join(hwiCommands, " | "))

@@ -41,7 +41,7 @@ type Expect struct {
 	Owner Owner
 }
 
-// Check runs the pre-broadcast checks on a signed (not yet finalized) PSBT:
+// Check runs the pre-broadcast checks on a signed PSBT, finalized or not:
 //   - the inputs are the chosen coins and each has its spent output;
 //   - the outputs are the requested payments plus change the Owner re-derives;
 //   - the fee equals the computed fee;
@@ -131,7 +131,8 @@ func checkOutputs(p *psbt.Packet, exp Expect) error {
 }
 
 // CheckSignatures checks every input: its spent script is the owner's, and each signature
-// is by a key of its derivations, with SIGHASH_ALL/DEFAULT, and verifies.
+// is by a key of its derivations, with SIGHASH_ALL/DEFAULT, and verifies. A finalized input's
+// signatures are read from its final scriptSig/witness (its partial signatures are ignored).
 func CheckSignatures(p *psbt.Packet, owner Owner) error {
 	if err := CheckInputScripts(p); err != nil {
 		return err
@@ -146,6 +147,10 @@ func CheckSignatures(p *psbt.Packet, owner Owner) error {
 		prevOuts.AddPrevOut(in.PreviousOutPoint, o)
 	}
 	hashes := txscript.NewTxSigHashes(tx, prevOuts)
+	p, err := withFinalSignatures(p, hashes) // finalized inputs: their signatures, read back (final.go)
+	if err != nil {
+		return err
+	}
 	for i := range tx.TxIn {
 		in := &p.Inputs[i]
 		out := SpentOutput(p, i)

@@ -44,6 +44,13 @@ func finalizeInput(p *psbt.Packet, i int) (err error) {
 // after running every input's script through btcd's script engine with the standard
 // verification flags: what comes out is a transaction whose signatures all verify.
 func Extract(p *psbt.Packet) (*wire.MsgTx, error) {
+	for i := range p.Inputs { // btcd's Extract allocates the item count it reads
+		if w := p.Inputs[i].FinalScriptWitness; len(w) > 0 {
+			if _, err := ParseWitness(w); err != nil {
+				return nil, fmt.Errorf("input %d: final witness: %w", i, err)
+			}
+		}
+	}
 	tx, err := psbt.Extract(p)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrIncomplete, err)

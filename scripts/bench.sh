@@ -5,7 +5,8 @@
 #   scripts/bench.sh                   all packages with benchmarks
 #   scripts/bench.sh ./daemon/...      only these packages
 #   COUNT=10 BENCHTIME=2s scripts/bench.sh ./device/...
-# Compare two runs with: benchstat old.txt new.txt (golang.org/x/perf/cmd/benchstat).
+# Compare two runs with: go tool -modfile=tools/bench/go.mod benchstat old.txt new.txt
+# (benchstat pinned in tools/bench); count CPU independently of load with scripts/instr.sh.
 # Each benchmark names its setup (filesystem under TMPDIR, PSBT shape, cold or warm) in its
 # name; the header below says where and how this run was made.
 set -euo pipefail

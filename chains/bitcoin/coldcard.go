@@ -49,7 +49,8 @@ var coldcardChains = map[string]*chaincfg.Params{
 }
 
 // coldcardKinds are the single-key section names and their descriptor kinds.
-var coldcardKinds = map[string]Kind{"p2pkh": KindPKH, "p2wpkh-p2sh": KindSHWPKH, "p2wpkh": KindWPKH, "p2tr": KindTR}
+// (bip49 was named p2wpkh-p2sh before firmware 5, p2sh-p2wpkh since; shared/export.py).
+var coldcardKinds = map[string]Kind{"p2pkh": KindPKH, "p2wpkh-p2sh": KindSHWPKH, "p2sh-p2wpkh": KindSHWPKH, "p2wpkh": KindWPKH, "p2tr": KindTR}
 
 // ParseColdcardExport reads a Generic JSON wallet export and checks it: the master
 // fingerprint, each account's xpub (public, at the depth of its path), and each single-key
@@ -61,6 +62,9 @@ func ParseColdcardExport(b []byte) (*ColdcardExport, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(b, &top); err != nil {
 		return nil, fmt.Errorf("%w: wallet export: not a Coldcard Generic JSON export: %v", device.ErrInvalidInput, err)
+	}
+	if top["p2wsh_deriv"] != nil || top["p2sh_p2wsh_deriv"] != nil {
+		return nil, fmt.Errorf("%w: wallet export: %w", device.ErrInvalidInput, ErrMultisigExport)
 	}
 	var chain, xfp string
 	if err := errors.Join(json.Unmarshal(top["chain"], &chain), json.Unmarshal(top["xfp"], &xfp)); err != nil {

@@ -14,4 +14,7 @@
 // another network), ErrInsufficientFunds, ErrFeeTooHigh (the sanity cap; --force skips it),
 // ErrNoFeeEstimate, ErrTxNotFound and ErrRejected (a node refused a broadcast), and on the
 // psbt package's ErrMismatch/ErrSignature/ErrIncomplete for failed checks before broadcast.
+// An air-gapped import refuses a PSBT or transaction other than the exported one with
+// ErrNotExported; DecodeSigned and the wallet-export parsers wrap device.ErrInvalidInput, and
+// a multisig XPUB export given as a wallet export is ErrMultisigExport.
 package bitcoin

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/btcsuite/btcd/btcutil/psbt"
 	"github.com/btcsuite/btcd/wire"
 
 	hwpsbt "github.com/hwbridge/hwbridge/psbt"
@@ -56,13 +55,16 @@ func Export(ctx context.Context, order SendOrder, keys KeySource, hooks Hooks) (
 	return &Exported{SendResult: *res, PSBT: b64, Descriptor: w.Desc.String(), Payments: plan.Expect.Payments}, nil
 }
 
-// Import finishes an exported payment with signed, the PSBT the signer gave back: with resume
+// Import finishes an exported payment with signed, what the signer gave back (DecodeSigned:
+// a partially signed PSBT, a finalized PSBT or the final network transaction): with resume
 // (the checkpoint of an earlier import of the same request) it broadcasts that transaction
-// again if needed; otherwise it refuses a PSBT whose unsigned transaction is not exp's
-// (ErrNotExported), merges the signatures into the exported PSBT, checks the inputs, outputs,
-// fee and every signature against exp, finalizes it through the script engine, checkpoints
-// it and broadcasts it. order names the chain (its rpc or esplora URL and network).
-func Import(ctx context.Context, order SendOrder, exp *Exported, signed *psbt.Packet, hooks Hooks, resume json.RawMessage) (*SendResult, error) {
+// again if needed; otherwise it refuses anything whose unsigned transaction is not exp's
+// (ErrNotExported), puts the signatures on the exported PSBT (whose recorded prevouts and
+// derivations the checks use, whatever the signer's file claims), checks the inputs,
+// outputs, fee and every signature against exp, runs every input's final script through
+// btcd's script engine with the recorded prevouts, checkpoints the transaction and
+// broadcasts it. order names the chain (its rpc or esplora URL and network).
+func Import(ctx context.Context, order SendOrder, exp *Exported, signed *Signed, hooks Hooks, resume json.RawMessage) (*SendResult, error) {
 	p, err := order.parse()
 	if err != nil {
 		return nil, err
@@ -70,20 +72,29 @@ func Import(ctx context.Context, order SendOrder, exp *Exported, signed *psbt.Pa
 	if resume != nil {
 		return rebroadcast(ctx, p.backend, resume, hooks)
 	}
+	tx, desc, err := CheckImport(exp, signed)
+	if err != nil {
+		return nil, err
+	}
+	w := &Wallet{Desc: desc, Net: p.net, Backend: p.backend}
+	res := exp.SendResult
+	return w.broadcastSigned(ctx, tx, &res, hooks)
+}
+
+// CheckImport is Import's checks without a chain: the verified network transaction signed
+// gives for exp, and exp's account.
+func CheckImport(exp *Exported, signed *Signed) (*wire.MsgTx, *Descriptor, error) {
 	unsigned, err := hwpsbt.Decode([]byte(exp.PSBT))
 	if err != nil {
-		return nil, fmt.Errorf("the exported PSBT of this request: %w", err)
+		return nil, nil, fmt.Errorf("the exported PSBT of this request: %w", err)
 	}
-	if signed == nil || signed.UnsignedTx == nil || signed.UnsignedTx.TxHash() != unsigned.UnsignedTx.TxHash() {
-		return nil, ErrNotExported
-	}
-	merged, err := hwpsbt.Combine(unsigned, signed)
+	merged, err := signed.asPSBT(unsigned)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotExported, err)
+		return nil, nil, err
 	}
 	desc, err := ParseDescriptor(exp.Descriptor)
 	if err != nil {
-		return nil, fmt.Errorf("the exported account of this request: %w", err)
+		return nil, nil, fmt.Errorf("the exported account of this request: %w", err)
 	}
 	inputs := make([]wire.OutPoint, len(unsigned.UnsignedTx.TxIn))
 	for i, in := range unsigned.UnsignedTx.TxIn {
@@ -91,9 +102,10 @@ func Import(ctx context.Context, order SendOrder, exp *Exported, signed *psbt.Pa
 	}
 	tx, err := FinalizeChecked(merged, hwpsbt.Expect{Inputs: inputs, Payments: exp.Payments, Fee: exp.Fee, Owner: desc})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	w := &Wallet{Desc: desc, Net: p.net, Backend: p.backend}
-	res := exp.SendResult
-	return w.broadcastSigned(ctx, tx, &res, hooks)
+	if signed.Tx != nil && !sameTx(tx, signed.Tx) {
+		return nil, nil, fmt.Errorf("refusing to broadcast: %w: the checked transaction differs from the one given", hwpsbt.ErrMismatch)
+	}
+	return tx, desc, nil
 }

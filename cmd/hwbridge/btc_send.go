@@ -30,7 +30,7 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.NoRBF, "no-rbf", false, "do not signal replace-by-fee (BIP-125)")
 	minConf := fs.Int64("min-conf", 1, "confirmations a coin needs to be spent")
 	exportFile := fs.String("export-psbt", "", "build and check the payment, sign nothing, and write the unsigned PSBT to FILE for an air-gapped signer (a Coldcard's microSD card): binary BIP-174 when FILE ends in .psbt, else base64; finish with --import-psbt and the same --request-id")
-	importFile := fs.String("import-psbt", "", "finish the payment exported with --export-psbt under the same --request-id: read the signed PSBT from FILE (binary, base64 or hex; - for stdin), check it is the exported transaction, verify every signature, broadcast it once")
+	importFile := fs.String("import-psbt", "", "finish the payment exported with --export-psbt under the same --request-id: read what the signer wrote to FILE (- for stdin): the signed or finalized PSBT (binary, base64 or hex; a Coldcard's NAME-signed.psbt) or the final transaction (hex or binary; a Coldcard's NAME-final.txn); check it is the exported transaction, verify every signature, broadcast it once")
 	walletExport := fs.String("wallet-export", "", "with --export-psbt or --export-qr: build from a wallet export FILE instead of a connected device: a Coldcard's Generic JSON (Advanced > MicroSD > Export Wallet > Generic JSON) or a QR signer's account export (ur:crypto-account / crypto-hdkey parts as text, or an image of its QR code)")
 	qf.register(fs)
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
@@ -85,7 +85,7 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 		}
 		p.SendOrder = bitcoin.SendOrder{RPC: o.RPC, Esplora: o.Esplora, Network: o.Network}
 		p.ImportPSBT = string(raw)
-		if !utf8.Valid(raw) || strings.HasPrefix(p.ImportPSBT, "psbt\xff") { // binary BIP-174: carried as base64
+		if !isText(raw) { // binary BIP-174 or a binary transaction: carried as base64
 			p.ImportPSBT = base64.StdEncoding.EncodeToString(raw)
 		}
 	}
@@ -134,6 +134,20 @@ func runBTCSend(ctx context.Context, e *env, args []string) error {
 		e.note("request " + id + " was already sent: this is its recorded result (nothing was signed or sent now)")
 	}
 	return e.print(res, res.TxID)
+}
+
+// isText reports whether raw is text (UTF-8 without control characters but white space):
+// base64 or hex, which the daemon reads as given; anything else is carried as base64.
+func isText(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	for _, r := range string(raw) {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // writePSBTFile writes an unsigned PSBT (base64) to path: binary BIP-174 when path ends in

@@ -82,6 +82,8 @@ type devWallet struct {
 	screen func() []string // what the device showed since the last call
 	btc    string          // its regtest P2WPKH receive address
 	eth    string          // its Ethereum address (families that run Ethereum here)
+	// btcOnly: a family without Ethereum (the Coldcard-class wallet)
+	btcOnly bool
 }
 
 // devEmulators says which emulated wallets run, and where.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/hwbridge/hwbridge/emulator"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
+	"github.com/hwbridge/hwbridge/transport"
 )
 
 // Where devnet serves by default.
@@ -62,8 +63,9 @@ type devnetInfo struct {
 }
 
 type devnetWallet struct {
-	Name string `json:"name"`
-	Path string `json:"path"`
+	Name    string `json:"name"`
+	Path    string `json:"path"`
+	BTCOnly bool   `json:"btc_only,omitempty"` // no Ethereum (the Coldcard-class wallet)
 	devnetAddrs
 }
 
@@ -84,6 +86,7 @@ func runDevnet(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.trezor, "trezor", devnetTrezorAddr, "Trezor-class emulator on UDP `ADDR` (HOST:PORT; DebugLink on PORT+1), or off")
 	fs.StringVar(&o.ledger, "ledger", ledgeremu.DefaultAddr, "Ledger-class emulator on TCP `ADDR` (Speculos APDU framing), or off")
 	mnemonic := fs.String("mnemonic", emulator.DefaultMnemonic, "BIP-39 `WORDS` of both wallets' seed (default: the standard test mnemonic)")
+	coldcard := fs.String("coldcard", "off", "also a Coldcard-class emulator (Bitcoin only, chain XRT) on the unix datagram `SOCKET` (the Coldcard simulator's framing; ckcc and HWI use "+transport.DefaultColdcardSimulator+"), or off")
 	fs.StringVar(&o.ledgerApp, "ledger-app", ledgeremu.AppBitcoinTest, "Ledger app open at start: Bitcoin, \"Bitcoin Test\" or Ethereum (hwbridge opens the one a request needs)")
 	btcAddr := fs.String("btc-rpc-addr", devnetBTCAddr, "serve the Bitcoin regtest JSON-RPC on loopback `ADDR`")
 	ethAddr := fs.String("eth-rpc-addr", devnetETHAddr, "serve the Ethereum dev chain's JSON-RPC on loopback `ADDR`")
@@ -102,6 +105,9 @@ func runDevnet(ctx context.Context, e *env, args []string) error {
 		return usagef("--mnemonic: %v", err)
 	}
 	o.trezorMnemonic, o.ledgerMnemonic = *mnemonic, *mnemonic
+	if *coldcard == "" {
+		return usagef("--coldcard: give a socket path, or off")
+	}
 
 	// With --json, stdout carries only the JSON object; progress goes to stderr.
 	out := e.stdout
@@ -120,7 +126,7 @@ func runDevnet(ctx context.Context, e *env, args []string) error {
 	}{
 		{"Bitcoin regtest chain", n.startBitcoin},
 		{"Ethereum dev chain", n.startEthereum},
-		{"emulated wallets", func(ctx context.Context) error { return n.startWallets(ctx, o) }},
+		{"emulated wallets", func(ctx context.Context) error { return n.startWallets(ctx, o, *coldcard, *mnemonic) }},
 		{"wallet addresses", n.addresses},
 		{"fund the wallets from the faucets", n.fund},
 	}
@@ -145,9 +151,14 @@ func runDevnet(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func (n *devnet) startWallets(ctx context.Context, o devEmulators) error {
+func (n *devnet) startWallets(ctx context.Context, o devEmulators, coldcard, mnemonic string) error {
 	if err := n.startEmulators(ctx, o); err != nil {
 		return err
+	}
+	if coldcard != "off" {
+		if err := n.startColdcard(coldcard, mnemonic, o.hint); err != nil {
+			return err
+		}
 	}
 	for _, w := range n.wallets {
 		n.say("%s wallet on %s (every screen approved automatically)", w.name, w.path)
@@ -233,7 +244,7 @@ func (n *devnet) ready(took time.Duration) error {
 	}
 	var paths []string
 	for _, w := range n.wallets {
-		n.info.Wallets = append(n.info.Wallets, devnetWallet{Name: w.name, Path: w.path, devnetAddrs: devnetAddrs{BTC: w.btc, ETH: w.eth}})
+		n.info.Wallets = append(n.info.Wallets, devnetWallet{Name: w.name, Path: w.path, BTCOnly: w.btcOnly, devnetAddrs: devnetAddrs{BTC: w.btc, ETH: w.eth}})
 		paths = append(paths, w.path)
 	}
 	n.info.Emulators = strings.Join(paths, ",")
@@ -320,7 +331,12 @@ func (n *devnet) reportBlock(h chainhash.Hash) error {
 // the payment confirmed, pay ETH from the last wallet, check the audit log. The README's
 // newcomer section shows the same lines for the default addresses (readme_test.go checks).
 func (i *devnetInfo) nextCommands() []string {
-	first, last := i.Wallets[0], i.Wallets[len(i.Wallets)-1]
+	first, last := i.Wallets[0], i.Wallets[0]
+	for _, w := range i.Wallets {
+		if !w.BTCOnly {
+			last = w // the last wallet that runs Ethereum
+		}
+	}
 	eth := "hwbridge "
 	if last.Path != first.Path {
 		eth += "--device " + last.Path + " "

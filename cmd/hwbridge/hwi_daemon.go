@@ -14,8 +14,6 @@ import (
 
 	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/device"
-	"github.com/hwbridge/hwbridge/device/ledger"
-	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/hwi"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -27,7 +25,7 @@ var _ hwi.PolicyDevice = remoteLedger{}
 
 // RegisterWallet answers the stored registration of the policy, or registers it (the
 // person reviews it once; hwbridged keeps the HMAC).
-func (r remoteLedger) RegisterWallet(ctx context.Context, pol ledger.WalletPolicy, net *chaincfg.Params) ([32]byte, error) {
+func (r remoteLedger) RegisterWallet(ctx context.Context, pol device.WalletPolicy, net *chaincfg.Params) ([32]byte, error) {
 	var res daemon.RegisterPolicyResult
 	var hmac [32]byte
 	err := r.c.Call(ctx, "v1BtcRegisterPolicy", daemon.PolicyParams{Device: r.sel, Network: netName(net), Name: pol.Name, Template: pol.Template, Keys: pol.Keys}, &res)
@@ -41,7 +39,7 @@ func (r remoteLedger) RegisterWallet(ctx context.Context, pol ledger.WalletPolic
 	return [32]byte(b), nil
 }
 
-func (r remoteLedger) WalletAddress(ctx context.Context, pol ledger.WalletPolicy, hmac [32]byte, change, index uint32, display bool, net *chaincfg.Params) (string, error) {
+func (r remoteLedger) WalletAddress(ctx context.Context, pol device.WalletPolicy, hmac [32]byte, change, index uint32, display bool, net *chaincfg.Params) (string, error) {
 	var res daemon.AddressResult
 	err := r.c.Call(ctx, "v1BtcPolicyAddress", daemon.PolicyAddressParams{
 		PolicyParams: daemon.PolicyParams{Device: r.sel, Network: netName(net), Name: pol.Name, Template: pol.Template, Keys: pol.Keys},
@@ -54,7 +52,7 @@ type remoteTrezor struct{ *remoteDevice }
 
 var _ hwi.MultisigDevice = remoteTrezor{}
 
-func (r remoteTrezor) MultisigAddress(ctx context.Context, req trezor.MultisigAddressRequest) (string, error) {
+func (r remoteTrezor) MultisigAddress(ctx context.Context, req device.MultisigAddressRequest) (string, error) {
 	p := daemon.MultisigAddressParams{Device: r.sel, Network: netName(req.Network), Script: string(req.Script), Threshold: req.Threshold,
 		Path: req.Path.String(), Display: req.Display}
 	for _, k := range req.Keys {

@@ -4,7 +4,7 @@
 // camera and screen are a folder, all from one BIP-39 mnemonic, with an approval policy and
 // an optional loopback control API (transcript, button presses, faults).
 //
-//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--coldcard SOCKET|off] [--coldcard-chain BTC|XTN|XRT]
+//	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--coldcard SOCKET|off] [--coldcard-chain BTC|XTN|XRT] [--coldcard-sd DIR|off]
 //	      [--qr DIR|off] [--qr-network NET] [--keepkey ADDR|off] [--bitbox02 ADDR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
 //	      [--approve auto|reject|prompt] [--control ADDR] [--ledger-app NAME] [--ledger-blind-signing]
 //	      [--ledger-test-token-key] [--ledger-verbose-eip712]
@@ -62,6 +62,7 @@ func main() {
 type config struct {
 	trezor, ledger, control string
 	coldcard, coldcardChain string
+	coldcardSD              string // the Coldcard's microSD card folder, or off
 	keepkey                 string
 	bitbox02                string
 	qr                      string           // the QR signer's shared folder, or off
@@ -87,6 +88,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.ledger, "ledger", "127.0.0.1:9999", "Ledger-class device on TCP `ADDR` (Speculos APDU framing), or off")
 	fs.StringVar(&c.coldcard, "coldcard", "off", "Coldcard-class device on the unix datagram socket `SOCKET` (the Coldcard simulator's framing; ckcc --simulator uses "+transport.DefaultColdcardSimulator+"), or off")
 	fs.StringVar(&c.coldcardChain, "coldcard-chain", "BTC", "the Coldcard's chain setting: BTC, XTN (testnet) or XRT (regtest)")
+	fs.StringVar(&c.coldcardSD, "coldcard-sd", "off", "with --coldcard: the Coldcard's microSD card is folder `DIR`: every NAME.psbt put there is signed (after the approval policy) into NAME-signed.psbt and NAME-final.txn, as the firmware writes them; or off")
 	fs.StringVar(&c.qr, "qr", "off", "QR-code signer (SafePal/Keystone-like) whose camera and screen are folder `DIR`: account export in DIR/account.txt and .png, requests (UR parts as text, or PNG frames) into DIR/in/, signed answers from DIR/out/; or off")
 	qrNet := fs.String("qr-network", "testnet", "the QR signer's network: mainnet, or testnet (also regtest and signet: same keys)")
 	fs.StringVar(&c.bitbox02, "bitbox02", "off", "BitBox02 on TCP `ADDR` (HOST:PORT; the simulator's framing, its port is 15423), or off")
@@ -128,6 +130,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.coldcard == "" {
 		return nil, errors.New("--coldcard: give a socket path, or off")
+	}
+	if c.coldcardSD != "off" && (c.coldcard == "off" || c.coldcardSD == "") {
+		return nil, errors.New("--coldcard-sd DIR needs --coldcard SOCKET (the device whose card it is)")
 	}
 	switch *qrNet {
 	case "mainnet":
@@ -281,6 +286,10 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		targets["coldcard"] = t
 		wg.Go(func() { failed(srv.Serve(ctx)) })
 		ready("coldcard ready on unix:%s", srv.Path())
+		if c.coldcardSD != "off" {
+			wg.Go(func() { failed(d.ServeCard(ctx, c.coldcardSD, 200*time.Millisecond)) })
+			ready("coldcard microSD card in %s", c.coldcardSD)
+		}
 	}
 
 	if c.qr != "off" {

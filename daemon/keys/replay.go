@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -76,9 +74,17 @@ func MAC(key []byte, method string, params json.RawMessage, nonce string, ts int
 	if err != nil {
 		return "", err
 	}
+	return hex.EncodeToString(macSum(key, method, c, nonce, ts)), nil
+}
+
+// macSum is HMAC-SHA256(key, MACInput(...)), written into the MAC piece by piece.
+func macSum(key []byte, method string, canonicalParams []byte, nonce string, ts int64) []byte {
 	m := hmac.New(sha256.New, key)
-	m.Write(MACInput(method, c, nonce, ts))
-	return hex.EncodeToString(m.Sum(nil)), nil
+	var b [64]byte
+	m.Write(append(append(append(b[:0], macDomain+"\n"...), method...), '\n'))
+	m.Write(canonicalParams)
+	m.Write(strconv.AppendInt(append(append(append(b[:0], '\n'), nonce...), '\n'), ts, 10))
+	return m.Sum(b[:0])
 }
 
 // Sign makes the auth object for one request (the client side).
@@ -99,6 +105,11 @@ func Sign(key string, method string, params json.RawMessage, now time.Time) (Aut
 // refused); strings with only '"', '\\' and control characters escaped (\b \f \n \r \t, the
 // rest as \u00xx, lower-case hex), everything else as raw UTF-8; numbers exactly as written;
 // an empty input is the value null.
+//
+// Hand-written single-pass parser (canon.go): it runs twice per request (the client signs,
+// the daemon checks), and encoding/json's Decoder.Token, which it replaced, allocated per
+// token and was a fifth of a read call's CPU through the daemon. FuzzCanonicalReference
+// checks it against that Token-based reference, input for input.
 func Canonical(raw []byte) ([]byte, error) {
 	if len(raw) > MaxParams {
 		return nil, fmt.Errorf("params are %d bytes, over the %d limit", len(raw), MaxParams)
@@ -109,119 +120,17 @@ func Canonical(raw []byte) ([]byte, error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("params are not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var out bytes.Buffer
-	if err := canonValue(dec, &out, 0); err != nil {
+	p := canonParsers.Get().(*canonParser)
+	defer p.release()
+	p.in, p.pos, p.out = raw, 0, make([]byte, 0, len(raw))
+	p.space()
+	if err := p.value(0); err != nil {
 		return nil, fmt.Errorf("params: %w", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if p.space(); p.pos < len(p.in) {
 		return nil, errors.New("params: trailing data after the JSON value")
 	}
-	return out.Bytes(), nil
-}
-
-func canonValue(dec *json.Decoder, out *bytes.Buffer, depth int) error {
-	if depth > maxDepth {
-		return fmt.Errorf("nested deeper than %d", maxDepth)
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '[':
-			out.WriteByte('[')
-			for i := 0; dec.More(); i++ {
-				if i > 0 {
-					out.WriteByte(',')
-				}
-				if err := canonValue(dec, out, depth+1); err != nil {
-					return err
-				}
-			}
-			out.WriteByte(']')
-		case '{':
-			type member struct {
-				name string
-				val  []byte
-			}
-			var ms []member
-			for dec.More() {
-				nt, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				name, ok := nt.(string)
-				if !ok {
-					return errors.New("object member name is not a string")
-				}
-				var v bytes.Buffer
-				if err := canonValue(dec, &v, depth+1); err != nil {
-					return err
-				}
-				ms = append(ms, member{name, v.Bytes()})
-			}
-			slices.SortFunc(ms, func(a, b member) int { return bytes.Compare([]byte(a.name), []byte(b.name)) })
-			out.WriteByte('{')
-			for i, m := range ms {
-				if i > 0 {
-					if ms[i-1].name == m.name {
-						return fmt.Errorf("duplicate member %q", m.name)
-					}
-					out.WriteByte(',')
-				}
-				canonString(out, m.name)
-				out.WriteByte(':')
-				out.Write(m.val)
-			}
-			out.WriteByte('}')
-		}
-		if _, err := dec.Token(); err != nil { // the closing delimiter
-			return err
-		}
-	case string:
-		canonString(out, t)
-	case json.Number:
-		out.WriteString(t.String())
-	case bool:
-		out.WriteString(strconv.FormatBool(t))
-	case nil:
-		out.WriteString("null")
-	}
-	return nil
-}
-
-func canonString(out *bytes.Buffer, s string) {
-	const hexd = "0123456789abcdef"
-	out.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			out.WriteByte('\\')
-			out.WriteByte(c)
-		case c == '\b':
-			out.WriteString(`\b`)
-		case c == '\f':
-			out.WriteString(`\f`)
-		case c == '\n':
-			out.WriteString(`\n`)
-		case c == '\r':
-			out.WriteString(`\r`)
-		case c == '\t':
-			out.WriteString(`\t`)
-		case c < 0x20:
-			out.WriteString(`\u00`)
-			out.WriteByte(hexd[c>>4])
-			out.WriteByte(hexd[c&0xf])
-		default:
-			out.WriteByte(c)
-		}
-	}
-	out.WriteByte('"')
+	return p.out, nil
 }
 
 // Verifier checks authenticated requests: the app's key, the MAC, the timestamp window and
@@ -278,13 +187,14 @@ func (v *Verifier) Check(method string, params json.RawMessage, a Auth) (App, er
 	if err != nil {
 		return App{}, err
 	}
-	want, err := MAC(secret, method, params, a.Nonce, a.TS)
+	c, err := Canonical(params)
 	if err != nil {
 		return App{}, fmt.Errorf("%w: %w", ErrAuth, err)
 	}
-	got, err := hex.DecodeString(a.MAC)
-	wantB, _ := hex.DecodeString(want)
-	if err != nil || !hmac.Equal(got, wantB) {
+	want := macSum(secret, method, c, a.Nonce, a.TS)
+	var gotB [sha256.Size]byte
+	got, err := hex.AppendDecode(gotB[:0], []byte(a.MAC))
+	if err != nil || !hmac.Equal(got, want) {
 		return App{}, ErrBadMAC
 	}
 	now := v.now()

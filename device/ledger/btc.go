@@ -224,10 +224,10 @@ func (d *Driver) btcAddress(ctx context.Context, req device.AddressRequest) (str
 }
 
 // walletAddress runs GET_WALLET_ADDRESS for a policy (hmac zero for default policies).
-func (s *session) walletAddress(pol WalletPolicy, hmac [32]byte, change, index uint32, display bool) (string, error) {
+func (s *session) walletAddress(pol device.WalletPolicy, hmac [32]byte, change, index uint32, display bool) (string, error) {
 	h := newClientHandler()
-	pol.register(h)
-	id := pol.ID()
+	registerPolicy(pol, h)
+	id := PolicyID(pol)
 	data := make([]byte, 0, 70)
 	data = append(data, boolByte(display))
 	data = append(data, id[:]...)
@@ -315,7 +315,7 @@ func singleKeyAddress(pub *btcec.PublicKey, st device.ScriptType, net *chaincfg.
 // RegisterWallet registers a wallet policy (the user reviews its name, template and keys
 // on the device) and returns its HMAC, which the driver keeps for later signing. Keep it
 // to pass in Options.Wallets next time: registration is stateless on the device.
-func (d *Driver) RegisterWallet(ctx context.Context, pol WalletPolicy, net *chaincfg.Params) ([32]byte, error) {
+func (d *Driver) RegisterWallet(ctx context.Context, pol device.WalletPolicy, net *chaincfg.Params) ([32]byte, error) {
 	var hmac [32]byte
 	err := d.do(ctx, opRegister, bitcoinApp(net), func(s *session) error {
 		var err error
@@ -325,17 +325,17 @@ func (d *Driver) RegisterWallet(ctx context.Context, pol WalletPolicy, net *chai
 	return hmac, err
 }
 
-func (s *session) register(pol WalletPolicy) ([32]byte, error) {
+func (s *session) register(pol device.WalletPolicy) ([32]byte, error) {
 	var hmac [32]byte
-	if err := pol.check(); err != nil {
+	if err := checkPolicy(pol); err != nil {
 		return hmac, err
 	}
 	if pol.Name == "" {
 		return hmac, fmt.Errorf("%w: a registered wallet needs a name", device.ErrInvalidInput)
 	}
 	h := newClientHandler()
-	pol.register(h)
-	ser := pol.Serialize()
+	registerPolicy(pol, h)
+	ser := SerializePolicy(pol)
 	var data bytes.Buffer
 	_ = wire.WriteVarInt(&data, 0, uint64(len(ser)))
 	data.Write(ser)
@@ -348,12 +348,12 @@ func (s *session) register(pol WalletPolicy) ([32]byte, error) {
 	if len(out) != 64 {
 		return hmac, fmt.Errorf("%w: register reply of %d bytes, want 64", device.ErrProtocol, len(out))
 	}
-	id := pol.ID()
+	id := PolicyID(pol)
 	if !bytes.Equal(out[:32], id[:]) {
 		return hmac, fmt.Errorf("%w: the device registered wallet id %x, not %x", device.ErrProtocol, out[:32], id)
 	}
 	copy(hmac[:], out[32:])
-	s.d.wallets[id] = RegisteredWallet{Policy: pol, HMAC: hmac}
+	s.d.wallets[id] = device.RegisteredWallet{Policy: pol, HMAC: hmac}
 	s.d.log.Info("registered ledger wallet policy", "name", pol.Name, "template", pol.Template, "id", fmt.Sprintf("%x", id))
 	return hmac, nil
 }

@@ -92,7 +92,7 @@ type Options struct {
 	TestTokenKey bool
 	// Wallets are registered wallet policies with the HMAC their registration returned,
 	// so that signing with them needs no new registration.
-	Wallets []RegisteredWallet
+	Wallets []device.RegisteredWallet
 	// Reopen, if set, opens a fresh exchanger to the same device. The driver calls it at
 	// the start of the next operation after the link failed (disconnect, timeout, a garbled
 	// reply), then drains it, so that a dropped or corrupted frame costs one call, not the
@@ -100,12 +100,6 @@ type Options struct {
 	// *transport.Exchanger); otherwise such failures persist as device.ErrDisconnected
 	// until the caller reopens.
 	Reopen func(ctx context.Context) (transport.APDUExchanger, error)
-}
-
-// RegisteredWallet is a wallet policy registered on the device and its HMAC.
-type RegisteredWallet struct {
-	Policy WalletPolicy
-	HMAC   [32]byte
 }
 
 // Driver is one Ledger reached through an APDU exchanger (Speculos TCP framing or Ledger
@@ -123,8 +117,8 @@ type Driver struct {
 	// answer nothing until the person dismisses it. The next exchange waits for the person.
 	screenLeft bool
 	fp         *device.Fingerprint
-	wallets    map[[32]byte]RegisteredWallet // by wallet id
-	xpubs      map[string]string             // app + path → xpub, served by the open app
+	wallets    map[[32]byte]device.RegisteredWallet // by wallet id
+	xpubs      map[string]string                    // app + path → xpub, served by the open app
 }
 
 var _ device.Device = (*Driver)(nil)
@@ -142,9 +136,9 @@ func New(ex transport.APDUExchanger, opts Options) *Driver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Driver{ex: ex, opts: opts, log: log, wallets: map[[32]byte]RegisteredWallet{}, xpubs: map[string]string{}}
+	d := &Driver{ex: ex, opts: opts, log: log, wallets: map[[32]byte]device.RegisteredWallet{}, xpubs: map[string]string{}}
 	for _, w := range opts.Wallets {
-		d.wallets[w.Policy.ID()] = w
+		d.wallets[PolicyID(w.Policy)] = w
 	}
 	return d
 }
@@ -152,14 +146,14 @@ func New(ex transport.APDUExchanger, opts Options) *Driver {
 // Wallets returns the wallet policies registered so far (given in Options.Wallets, by
 // RegisterWallet, or by SignPSBT for a multisig input), to be kept by the caller: the
 // device keeps no list, and another registration costs the user a review.
-func (d *Driver) Wallets() []RegisteredWallet {
+func (d *Driver) Wallets() []device.RegisteredWallet {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]RegisteredWallet, 0, len(d.wallets))
+	out := make([]device.RegisteredWallet, 0, len(d.wallets))
 	for _, w := range d.wallets {
 		out = append(out, w)
 	}
-	slices.SortFunc(out, func(a, b RegisteredWallet) int {
+	slices.SortFunc(out, func(a, b device.RegisteredWallet) int {
 		return strings.Compare(a.Policy.Name+a.Policy.Template, b.Policy.Name+b.Policy.Template)
 	})
 	return out

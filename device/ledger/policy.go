@@ -38,19 +38,9 @@ const (
 	maxDefaultIndex = 50_000
 )
 
-// WalletPolicy is a wallet policy: a descriptor template over numbered keys.
-type WalletPolicy struct {
-	// Name is empty for default single-signature policies; registered policies need 1–64
-	// printable ASCII characters with no leading or trailing space.
-	Name string
-	// Template is the descriptor template, e.g. "wsh(sortedmulti(2,@0/**,@1/**))".
-	Template string
-	// Keys are the key information strings, "[fingerprint/path']xpub".
-	Keys []string
-}
-
-// Serialize returns the V2 serialization (wallet_id is its SHA-256).
-func (w WalletPolicy) Serialize() []byte {
+// SerializePolicy returns a policy's V2 serialization, as the Ledger Bitcoin app hashes
+// and registers it (wallet_id is its SHA-256).
+func SerializePolicy(w device.WalletPolicy) []byte {
 	var buf bytes.Buffer
 	buf.WriteByte(policyVersion2)
 	buf.WriteByte(byte(len(w.Name)))
@@ -64,8 +54,12 @@ func (w WalletPolicy) Serialize() []byte {
 	return buf.Bytes()
 }
 
-// ID is the wallet id, SHA-256 of the serialization.
-func (w WalletPolicy) ID() [32]byte { return sha256.Sum256(w.Serialize()) }
+// PolicyID is the wallet id, SHA-256 of the V2 serialization.
+func PolicyID(w device.WalletPolicy) [32]byte { return sha256.Sum256(SerializePolicy(w)) }
+
+// WalletID is PolicyID as a method of the driver, for callers that reach it through an
+// interface.
+func (d *Driver) WalletID(w device.WalletPolicy) [32]byte { return PolicyID(w) }
 
 func keyLeaves(keys []string) [][32]byte {
 	l := make([][32]byte, len(keys))
@@ -76,7 +70,7 @@ func keyLeaves(keys []string) [][32]byte {
 }
 
 // check enforces the app's limits before anything is sent.
-func (w WalletPolicy) check() error {
+func checkPolicy(w device.WalletPolicy) error {
 	if len(w.Name) > maxPolicyName || !printable(w.Name) || strings.TrimSpace(w.Name) != w.Name {
 		return fmt.Errorf("%w: wallet name %q: use 1-%d printable ascii characters without leading or trailing spaces", device.ErrInvalidInput, w.Name, maxPolicyName)
 	}
@@ -91,8 +85,8 @@ func (w WalletPolicy) check() error {
 
 // register makes the policy's preimages known to h: the serialization, the template and
 // the key list.
-func (w WalletPolicy) register(h *clientHandler) {
-	h.addPreimage(w.Serialize())
+func registerPolicy(w device.WalletPolicy, h *clientHandler) {
+	h.addPreimage(SerializePolicy(w))
 	h.addPreimage([]byte(w.Template))
 	ks := make([][]byte, len(w.Keys))
 	for i, k := range w.Keys {
@@ -116,12 +110,12 @@ var defaultTemplates = map[uint32]string{
 }
 
 // DefaultPolicy is the unregistered single-signature policy for an account key.
-func DefaultPolicy(purpose uint32, fp device.Fingerprint, account hdpath.Path, xpub string) (WalletPolicy, error) {
+func DefaultPolicy(purpose uint32, fp device.Fingerprint, account hdpath.Path, xpub string) (device.WalletPolicy, error) {
 	t, ok := defaultTemplates[purpose]
 	if !ok {
-		return WalletPolicy{}, fmt.Errorf("%w: no default wallet policy for purpose %d (use 44, 49, 84 or 86)", device.ErrInvalidInput, purpose)
+		return device.WalletPolicy{}, fmt.Errorf("%w: no default wallet policy for purpose %d (use 44, 49, 84 or 86)", device.ErrInvalidInput, purpose)
 	}
-	return WalletPolicy{Template: t, Keys: []string{KeyInfo(fp, account, xpub)}}, nil
+	return device.WalletPolicy{Template: t, Keys: []string{KeyInfo(fp, account, xpub)}}, nil
 }
 
 // accountKey names a default policy: m/purpose'/coin'/account'.
@@ -170,8 +164,8 @@ func xpubForNet(s string, net *chaincfg.Params) (string, *hdkeychain.ExtendedKey
 // from RegisterWallet; the zero HMAC for a default policy), shown on the device when
 // display is set: GET_WALLET_ADDRESS. The caller compares it with the address it computes
 // from the policy's keys.
-func (d *Driver) WalletAddress(ctx context.Context, pol WalletPolicy, hmac [32]byte, change, index uint32, display bool, net *chaincfg.Params) (string, error) {
-	if err := pol.check(); err != nil {
+func (d *Driver) WalletAddress(ctx context.Context, pol device.WalletPolicy, hmac [32]byte, change, index uint32, display bool, net *chaincfg.Params) (string, error) {
+	if err := checkPolicy(pol); err != nil {
 		return "", err
 	}
 	if change > 1 || index >= hdpath.Hardened {
@@ -190,17 +184,17 @@ func (d *Driver) WalletAddress(ctx context.Context, pol WalletPolicy, hmac [32]b
 }
 
 // Registered returns the HMAC of a policy this driver registered or was given, if any.
-func (d *Driver) Registered(pol WalletPolicy) ([32]byte, bool) {
+func (d *Driver) Registered(pol device.WalletPolicy) ([32]byte, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	w, ok := d.wallets[pol.ID()]
+	w, ok := d.wallets[PolicyID(pol)]
 	return w.HMAC, ok
 }
 
 // AddWallet makes a registration known to the driver (an HMAC kept from an earlier
 // RegisterWallet), so that signing with the policy needs no new registration.
-func (d *Driver) AddWallet(w RegisteredWallet) {
+func (d *Driver) AddWallet(w device.RegisteredWallet) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.wallets[w.Policy.ID()] = w
+	d.wallets[PolicyID(w.Policy)] = w
 }

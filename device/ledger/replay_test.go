@@ -12,6 +12,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcutil/psbt"
 
+	"github.com/hwbridge/hwbridge/device"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
 )
 
@@ -129,7 +130,7 @@ func TestReplayGetWalletAddress(t *testing.T) {
 	for _, c := range loadCases(t, "get_wallet_address.json") {
 		t.Run(c["policy"].(string), func(t *testing.T) {
 			r := newReplay(t, strs(c["exchanges"]))
-			pol := WalletPolicy{Name: c["name"].(string), Template: c["policy"].(string), Keys: strs(c["keys"])}
+			pol := device.WalletPolicy{Name: c["name"].(string), Template: c["policy"].(string), Keys: strs(c["keys"])}
 			change := uint32(0)
 			if c["change"].(bool) {
 				change = 1
@@ -153,7 +154,7 @@ func TestReplayRegisterWallet(t *testing.T) {
 		}
 		t.Run(c["name"].(string), func(t *testing.T) {
 			r := newReplay(t, strs(c["exchanges"]))
-			pol := WalletPolicy{Name: c["name"].(string), Template: c["policy"].(string), Keys: strs(c["keys"])}
+			pol := device.WalletPolicy{Name: c["name"].(string), Template: c["policy"].(string), Keys: strs(c["keys"])}
 			got, err := replaySession(t, r).register(pol)
 			if err != nil {
 				t.Fatal(err)
@@ -178,7 +179,7 @@ func TestReplaySignPSBT(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pol := WalletPolicy{Name: c["name"].(string), Template: c["policy"].(string), Keys: strs(c["keys"])}
+			pol := device.WalletPolicy{Name: c["name"].(string), Template: c["policy"].(string), Keys: strs(c["keys"])}
 			sigs, err := replaySession(t, r).signPSBT(merkleize(raw), pol, hmacOf(t, c["hmac"]), len(p.Inputs))
 			if err != nil {
 				t.Fatal(err)

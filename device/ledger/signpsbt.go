@@ -40,7 +40,7 @@ import (
 
 // psbtGroup is the inputs one wallet policy signs.
 type psbtGroup struct {
-	policy     WalletPolicy
+	policy     device.WalletPolicy
 	registered bool // needs an HMAC (not a default policy)
 	inputs     []int
 }
@@ -78,7 +78,7 @@ func (d *Driver) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg.Par
 		for _, g := range plan.groups {
 			var hmac [32]byte
 			if g.registered {
-				id := g.policy.ID()
+				id := PolicyID(g.policy)
 				if w, ok := s.d.wallets[id]; ok {
 					hmac = w.HMAC
 				} else if hmac, err = s.register(g.policy); err != nil {
@@ -101,11 +101,11 @@ func (d *Driver) SignPSBT(ctx context.Context, p *psbt.Packet, net *chaincfg.Par
 }
 
 // signPSBT runs one SIGN_PSBT and returns the yielded signatures.
-func (s *session) signPSBT(mp *merkleizedPSBT, pol WalletPolicy, hmac [32]byte, nInputs int) ([]yieldSig, error) {
+func (s *session) signPSBT(mp *merkleizedPSBT, pol device.WalletPolicy, hmac [32]byte, nInputs int) ([]yieldSig, error) {
 	h := newClientHandler()
 	data := mp.register(h)
-	pol.register(h)
-	id := pol.ID()
+	registerPolicy(pol, h)
+	id := PolicyID(pol)
 	data = append(data, id[:]...)
 	data = append(data, hmac[:]...)
 	if _, err := s.run(btcCommand(insSignPSBT, data), h, psbtScreens(mp.outputsTree.Root(), len(mp.outputs))); err != nil {
@@ -166,8 +166,8 @@ type ourDerivation struct {
 func (s *session) planPSBT(p *psbt.Packet, fp device.Fingerprint, net *chaincfg.Params) (*psbtPlan, error) {
 	plan := &psbtPlan{dropWitnessUTXO: map[int]bool{}}
 	byID := map[[32]byte]*psbtGroup{}
-	add := func(pol WalletPolicy, registered bool, i int) {
-		id := pol.ID()
+	add := func(pol device.WalletPolicy, registered bool, i int) {
+		id := PolicyID(pol)
 		g, ok := byID[id]
 		if !ok {
 			g = &psbtGroup{policy: pol, registered: registered}
@@ -281,9 +281,9 @@ func multisigScript(in *psbt.PInput) (multisigInput, bool) {
 // derivations and the PSBT's global xpubs (the device's own account xpubs are asked for
 // when the PSBT lacks them). Sorted keys give sortedmulti with the key strings sorted, so
 // that every input of the wallet gives the same policy; otherwise multi in script order.
-func (s *session) multisigPolicy(p *psbt.Packet, i int, ms multisigInput, fp device.Fingerprint, net *chaincfg.Params) (WalletPolicy, bool, error) {
-	bad := func(format string, args ...any) (WalletPolicy, bool, error) {
-		return WalletPolicy{}, false, fmt.Errorf("%w: input %d: "+format, append([]any{device.ErrInvalidInput, i}, args...)...)
+func (s *session) multisigPolicy(p *psbt.Packet, i int, ms multisigInput, fp device.Fingerprint, net *chaincfg.Params) (device.WalletPolicy, bool, error) {
+	bad := func(format string, args ...any) (device.WalletPolicy, bool, error) {
+		return device.WalletPolicy{}, false, fmt.Errorf("%w: input %d: "+format, append([]any{device.ErrInvalidInput, i}, args...)...)
 	}
 	_, addrs, k, err := txscript.ExtractPkScriptAddrs(ms.script, net)
 	if err != nil || len(addrs) == 0 || len(addrs) > maxPolicyKeys {
@@ -326,12 +326,12 @@ func (s *session) multisigPolicy(p *psbt.Packet, i int, ms multisigInput, fp dev
 				return bad("the psbt lacks the xpub of cosigner [%s%s]: add PSBT_GLOBAL_XPUB entries", kfp, strings.TrimPrefix(origin.String(), "m"))
 			}
 			if xpub, err = s.xpub(origin, false); err != nil {
-				return WalletPolicy{}, false, err
+				return device.WalletPolicy{}, false, err
 			}
 		}
 		xs, xk, err := xpubForNet(xpub, net)
 		if err != nil {
-			return WalletPolicy{}, false, err
+			return device.WalletPolicy{}, false, err
 		}
 		for _, st := range cs {
 			if xk, err = xk.Derive(st); err != nil {
@@ -354,7 +354,7 @@ func (s *session) multisigPolicy(p *psbt.Packet, i int, ms multisigInput, fp dev
 		ph[j] = fmt.Sprintf("@%d/**", j)
 	}
 	inner := fmt.Sprintf("%s(%d,%s)", fn, k, strings.Join(ph, ","))
-	pol := WalletPolicy{
+	pol := device.WalletPolicy{
 		Name:     fmt.Sprintf("%d-of-%d multisig", k, len(infos)),
 		Template: fmt.Sprintf(ms.wrap, inner),
 		Keys:     infos,
@@ -362,19 +362,19 @@ func (s *session) multisigPolicy(p *psbt.Packet, i int, ms multisigInput, fp dev
 	if w, ok := s.d.registeredLike(pol, fn == "sortedmulti"); ok {
 		pol = w.Policy // registered before (registerdescriptor, or given): no new review
 	}
-	return pol, ms.wrap == "sh(%s)", pol.check()
+	return pol, ms.wrap == "sh(%s)", checkPolicy(pol)
 }
 
 // registeredLike finds a registered wallet that describes the same multisig as pol (built
 // with @i/** placeholders): the same template once "/<0;1>/*" is written "/**", and the same
 // keys — in the same order for multi, as a set for sortedmulti. s.d.mu is held.
-func (d *Driver) registeredLike(pol WalletPolicy, sorted bool) (RegisteredWallet, bool) {
+func (d *Driver) registeredLike(pol device.WalletPolicy, sorted bool) (device.RegisteredWallet, bool) {
 	norm := func(t string) string { return strings.ReplaceAll(t, "/<0;1>/*", "/**") }
 	want := slices.Clone(pol.Keys)
 	if sorted {
 		slices.Sort(want)
 	}
-	var found []RegisteredWallet
+	var found []device.RegisteredWallet
 	for _, w := range d.wallets {
 		if norm(w.Policy.Template) != pol.Template || len(w.Policy.Keys) != len(want) {
 			continue
@@ -388,10 +388,10 @@ func (d *Driver) registeredLike(pol WalletPolicy, sorted bool) (RegisteredWallet
 		}
 	}
 	if len(found) == 0 {
-		return RegisteredWallet{}, false
+		return device.RegisteredWallet{}, false
 	}
 	// Several registrations of one wallet (other names): the same choice every time.
-	slices.SortFunc(found, func(a, b RegisteredWallet) int { return strings.Compare(a.Policy.Name, b.Policy.Name) })
+	slices.SortFunc(found, func(a, b device.RegisteredWallet) int { return strings.Compare(a.Policy.Name, b.Policy.Name) })
 	return found[0], true
 }
 
@@ -543,12 +543,12 @@ func inputKind(p *psbt.Packet, i int) string {
 // registeredSingleKey finds a registered single-key wallet policy for input i: its one key
 // is the device's key at the origin of a derivation of the input (the path without
 // change/index), and its template pays to the input's script kind. s.d.mu is held.
-func (d *Driver) registeredSingleKey(fp device.Fingerprint, p *psbt.Packet, i int, ours []ourDerivation) (RegisteredWallet, bool) {
+func (d *Driver) registeredSingleKey(fp device.Fingerprint, p *psbt.Packet, i int, ours []ourDerivation) (device.RegisteredWallet, bool) {
 	templates := singleKeyTemplates[inputKind(p, i)]
 	if len(templates) == 0 {
-		return RegisteredWallet{}, false
+		return device.RegisteredWallet{}, false
 	}
-	var found []RegisteredWallet
+	var found []device.RegisteredWallet
 	for _, o := range ours {
 		if len(o.path) < 3 || o.path[len(o.path)-2] > 1 || o.leaves > 0 {
 			continue
@@ -561,8 +561,8 @@ func (d *Driver) registeredSingleKey(fp device.Fingerprint, p *psbt.Packet, i in
 		}
 	}
 	if len(found) == 0 {
-		return RegisteredWallet{}, false
+		return device.RegisteredWallet{}, false
 	}
-	slices.SortFunc(found, func(a, b RegisteredWallet) int { return strings.Compare(a.Policy.Name, b.Policy.Name) })
+	slices.SortFunc(found, func(a, b device.RegisteredWallet) int { return strings.Compare(a.Policy.Name, b.Policy.Name) })
 	return found[0], true
 }

@@ -33,10 +33,10 @@ func TestDefaultPolicyVector(t *testing.T) {
 	if want := "[73c5da0a/84'/0'/0']" + vecXPub84; pol.Keys[0] != want {
 		t.Errorf("key %s, want %s", pol.Keys[0], want)
 	}
-	if got := hex.EncodeToString(pol.Serialize()); got != vecWPKHPolicy {
+	if got := hex.EncodeToString(SerializePolicy(pol)); got != vecWPKHPolicy {
 		t.Errorf("serialized %s\nwant       %s", got, vecWPKHPolicy)
 	}
-	if id := pol.ID(); hex.EncodeToString(id[:]) != vecWPKHID {
+	if id := PolicyID(pol); hex.EncodeToString(id[:]) != vecWPKHID {
 		t.Errorf("wallet id %x, want %s", id, vecWPKHID)
 	}
 	if _, err := DefaultPolicy(48, 1, nil, vecXPub84); err == nil {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 
 	"github.com/btcsuite/btcd/btcutil/hdkeychain"
-	"github.com/btcsuite/btcd/chaincfg"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hwbridge/hwbridge/device"
@@ -19,47 +18,20 @@ import (
 	"github.com/hwbridge/hwbridge/internal/trezorpb"
 )
 
-// MultisigScript is how a multisig script is paid to.
-type MultisigScript string
-
-const (
-	MultisigSH    MultisigScript = "sh"     // p2sh
-	MultisigSHWSH MultisigScript = "sh-wsh" // p2sh-p2wsh
-	MultisigWSH   MultisigScript = "wsh"    // p2wsh
-)
-
-// MultisigKey is one cosigner: an extended public key and the non-hardened steps below it,
-// or a plain compressed public key (Pub; sent as HWI does, a node with a zero chain code).
-type MultisigKey struct {
-	XPub  string
-	Steps hdpath.Path
-	Pub   []byte
-}
-
-// MultisigAddressRequest asks for the address of an m-of-n multisig the device has a key in.
-type MultisigAddressRequest struct {
-	Script    MultisigScript
-	Threshold int
-	Keys      []MultisigKey // in script order
-	Path      hdpath.Path   // the device's own key among Keys
-	Network   *chaincfg.Params
-	Display   bool
-}
-
 // MultisigAddress returns (and with Display shows, with its cosigners) a multisig address.
 // The caller compares it with the address it computes from the same keys.
-func (d *Driver) MultisigAddress(ctx context.Context, req MultisigAddressRequest) (string, error) {
+func (d *Driver) MultisigAddress(ctx context.Context, req device.MultisigAddressRequest) (string, error) {
 	coin, err := coinName(req.Network)
 	if err != nil {
 		return "", err
 	}
 	var st trezorpb.InputScriptType
 	switch req.Script {
-	case MultisigSH:
+	case device.MultisigSH:
 		st = trezorpb.InputScriptType_SPENDMULTISIG
-	case MultisigSHWSH:
+	case device.MultisigSHWSH:
 		st = trezorpb.InputScriptType_SPENDP2SHWITNESS
-	case MultisigWSH:
+	case device.MultisigWSH:
 		st = trezorpb.InputScriptType_SPENDWITNESS
 	default:
 		return "", fmt.Errorf("trezor: multisig address: %w: script %q (use sh, sh-wsh or wsh)", device.ErrInvalidInput, req.Script)

@@ -11,6 +11,7 @@
 // result, 'smsg'/'smok' for BIP-137 messages, 'xpub', 'show', 'vers', 'blkc', 'ping'.
 // Screens go to the emulator.Approver (transcript, auto/reject/prompt). Like the other
 // personas it shares only the transport framing with the driver in device/coldcard.
+// SignFile and ServeCard sign PSBT files as from its microSD card (microsd.go).
 package coldcard
 
 import (

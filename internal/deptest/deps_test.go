@@ -28,6 +28,18 @@ var rules = []struct {
 	{"chains", "emulator", "chain code must work with any device"},
 	{"chains", "daemon", "the daemon sits above chains"},
 	{"daemon", "emulator", "the daemon never picks an emulator itself; cmd wiring names it"},
+	{"daemon", "device/ledger", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"daemon", "device/trezor", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"daemon", "device/keepkey", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"daemon", "device/coldcard", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"hwi", "device/ledger", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"hwi", "device/trezor", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"hwi", "device/keepkey", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"hwi", "device/coldcard", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"chains", "device/ledger", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"chains", "device/trezor", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"chains", "device/keepkey", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"chains", "device/coldcard", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 }
 
 func TestPackageGraph(t *testing.T) {
