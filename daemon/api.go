@@ -702,7 +702,7 @@ func (a *API) V1Events(ctx context.Context, auth keys.Auth, raw json.RawMessage)
 				if !c.app.AllowsDevice(e.Path, "") && len(c.app.Limits.Devices) > 0 {
 					continue
 				}
-				if e.Type == device.EventPrompt && !c.app.Has(keys.ScopeAdmin) && !strings.HasPrefix(e.Label, c.app.ID+"/") {
+				if (e.Type == device.EventPrompt || e.Type == device.EventPairing) && !c.app.Has(keys.ScopeAdmin) && !strings.HasPrefix(e.Label, c.app.ID+"/") {
 					continue
 				}
 				if err := n.Notify(sub.ID, e); err != nil {

@@ -18,6 +18,8 @@ type Family string
 const (
 	FamilyTrezor Family = "trezor"
 	FamilyLedger Family = "ledger"
+	// FamilyBitBox02 is a BitBox02 (device/bitbox02).
+	FamilyBitBox02 Family = "bitbox02"
 	// FamilyColdcard: Bitcoin-only; PSBTs over its USB protocol or on microSD.
 	FamilyColdcard Family = "coldcard"
 	// FamilyKeepKey is ShapeShift's KeepKey (a fork of Trezor's legacy firmware and protocol).

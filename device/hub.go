@@ -34,6 +34,10 @@ type DriverConfig struct {
 	// Prompt is to be called whenever the device waits for the person (a Trezor
 	// ButtonRequest, a Ledger confirmation screen): the hub sends EventPrompt.
 	Prompt func()
+	// PairingCode is to be called when a device shows a pairing code for the person to
+	// compare with the host's copy before confirming (BitBox02): the hub sends
+	// EventPairing carrying the code.
+	PairingCode func(code string)
 	// Reopen opens a fresh link to the same device, for a driver that re-opens its link
 	// after a failed exchange (the Ledger driver's Options.Reopen). The driver closes the
 	// link it replaces.
@@ -76,6 +80,9 @@ const (
 	EventAttached EventType = "attached"
 	EventDetached EventType = "detached"
 	EventPrompt   EventType = "prompt" // the device waits for the user: confirm on your device
+	// EventPairing: the device shows a pairing code (Event.Code) and waits for the person
+	// to confirm it matches (BitBox02, once per host).
+	EventPairing EventType = "pairing"
 )
 
 // Event is a hot-plug or prompt notification.
@@ -83,6 +90,7 @@ type Event struct {
 	Type  EventType `json:"type"`
 	Path  string    `json:"path"`
 	Label string    `json:"label,omitempty"` // for prompts: who holds the device (see Do)
+	Code  string    `json:"code,omitempty"`  // for pairing: the code the device shows
 	Time  time.Time `json:"time"`
 }
 
@@ -155,6 +163,9 @@ func NewHub(cfg HubConfig) *Hub {
 		kind := transport.KindTrezor
 		if strings.HasPrefix(e, transport.SchemeTCP+":") {
 			kind = transport.KindLedger
+		}
+		if strings.HasPrefix(e, transport.SchemeBitBox02+":") {
+			kind = transport.KindBitBox02
 		}
 		if strings.HasPrefix(e, transport.SchemeUnix+":") {
 			kind = transport.KindColdcard
@@ -329,6 +340,16 @@ func (h *Hub) openLocked(ctx context.Context, s *slot) error {
 			label := s.label
 			s.mu.Unlock()
 			h.emit(Event{Type: EventPrompt, Path: path, Label: label})
+		},
+		PairingCode: func(code string) {
+			s.mu.Lock()
+			label := s.label
+			s.mu.Unlock()
+			// Not a secret: the code is for the person to compare with the device's screen.
+			// The hub opens a device when it first sees it, so hwbridged's log (as well as
+			// the event) is where a person running it finds the code.
+			h.log.Info("the device shows a pairing code: compare it and confirm on the device", "path", path, "code", strings.ReplaceAll(code, "\n", " "))
+			h.emit(Event{Type: EventPairing, Path: path, Label: label, Code: code})
 		},
 		Reopen: func(ctx context.Context) (transport.Link, error) { return h.cfg.Open(ctx, path) },
 	})

@@ -158,6 +158,13 @@ func model(f device.Features, c Candidate) string {
 			return "coldcard_simulator"
 		}
 		return "coldcard"
+	case device.FamilyBitBox02:
+		// hwilib/devices/bitbox02.py enumerate: the edition, "bitbox02_multi" or
+		// "bitbox02_btconly" (its simulator included).
+		if strings.Contains(f.Model, "btconly") {
+			return "bitbox02_btconly"
+		}
+		return "bitbox02_multi"
 	case device.FamilyLedger:
 		if strings.HasPrefix(c.Path, "tcp:") {
 			return "ledger_nano_s_simulator"

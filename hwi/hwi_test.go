@@ -107,6 +107,8 @@ func TestHWIModelNames(t *testing.T) {
 		{device.Features{Family: device.FamilyColdcard, Model: "Q"}, Candidate{Path: "hid:/dev/hidraw4"}, "coldcard"},
 		{device.Features{Family: device.FamilyKeepKey, Model: "K1-14AM"}, Candidate{Path: "udp:127.0.0.1:11044"}, "keepkey_simulator"},
 		{device.Features{Family: device.FamilyKeepKey, Model: "K1-14AM"}, Candidate{Path: "hid:/dev/hidraw5"}, "keepkey"},
+		{device.Features{Family: device.FamilyBitBox02, Model: "bitbox02", Emulator: true}, Candidate{Path: "bitbox02:127.0.0.1:15423"}, "bitbox02_multi"},
+		{device.Features{Family: device.FamilyBitBox02, Model: "bitbox02-btconly"}, Candidate{Path: "hid:/dev/hidraw6"}, "bitbox02_btconly"},
 	}
 	for _, tc := range tests {
 		if got := model(tc.f, tc.c); got != tc.want {

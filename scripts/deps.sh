@@ -7,7 +7,8 @@
 #   git and ca-certificates (go modules), nodejs and npm (Ledger's JS clients), Debian's
 #   python3-trezor 0.12.4 and python3-rlp (trezorctl and its ethereum commands).
 # npm: Ledger's JS clients pinned by emulator/ledger/testdata/js/package-lock.json and
-#   @trezor/connect pinned by emulator/trezor/testdata/js/package-lock.json, installed with
+#   @trezor/connect pinned by emulator/trezor/testdata/js/package-lock.json, and bitbox-api
+#   pinned by emulator/bitbox02/testdata/js/package-lock.json, installed with
 #   `npm ci` into the caches their tests read, so tests run offline.
 # go: btcd and geth, pinned by tools/go.mod, built once into the shared cache the tests use
 #   (internal/nodes; geth takes about 2.5 minutes cold on 2 cores, with progress).
@@ -65,6 +66,7 @@ npm_into() {
 deps_npm() {
   npm_into ledgeremu-js emulator/ledger/testdata/js @ledgerhq/hw-transport-node-speculos
   npm_into trezoremu-js emulator/trezor/testdata/js @trezor/connect --ignore-scripts
+  npm_into bitbox02emu-js emulator/bitbox02/testdata/js bitbox-api
   npm_into ur-js ur/testdata/js @keystonehq/bc-ur-registry-btc
   npm_into keepkeyemu-js emulator/keepkey/testdata/js @shapeshiftoss/hdwallet-keepkey --ignore-scripts
 }

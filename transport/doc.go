@@ -2,7 +2,8 @@
 // karalabe/hid, raw USB through Linux usbfs, UDP as the Trezor emulator speaks it, TCP as
 // Speculos speaks it) and the
 // framing codecs that ride on them (Trezor Codec v1 64-byte packets, Ledger HID APDU framing,
-// Speculos length-prefixed APDUs). It knows nothing of messages or APDUs beyond framing:
+// Speculos length-prefixed APDUs, U2F HID packets as the BitBox02 and its simulator carry
+// them: u2fhid.go). It knows nothing of messages or APDUs beyond framing:
 // Exchanger returns data‖SW and the Ledger driver owns the status word.
 //
 // # Links and paths
@@ -77,7 +78,8 @@
 // # Errors
 //
 // Decoders return errors wrapping ErrBadMagic, ErrShortPacket, ErrTooLarge, ErrTruncated and
-// ErrUnexpectedV1 (Trezor v1), ErrBadChannel, ErrBadTag and ErrBadSequence (Ledger HID).
+// ErrUnexpectedV1 (Trezor v1), ErrBadChannel, ErrBadTag and ErrBadSequence (Ledger HID),
+// ErrU2FChannel, ErrU2FCommand and ErrU2FSequence (U2F HID).
 // ParsePath and Open wrap ErrInvalidPath for a path that does not parse and ErrNoDevice when
 // nothing answers at the path. Link I/O errors are wrapped with the step that failed; a
 // closed link or a vanished device wraps ErrClosed, and an expired deadline wraps

@@ -19,6 +19,8 @@ import (
 const (
 	KindTrezor = "trezor"
 	KindLedger = "ledger"
+	// KindBitBox02: a BitBox02 (USB 0x03EB:0x2403, U2F HID framing; see u2fhid.go).
+	KindBitBox02 = "bitbox02"
 	// KindColdcard: a Coldcard (USB HID 0xd13e:0xcc10, or its simulator on a unix: path).
 	KindColdcard = "coldcard"
 )
@@ -31,6 +33,9 @@ const (
 	trezorUSBProduct    = 0x53C1
 	trezorUSBBootloader = 0x53C0
 	ledgerVendor        = 0x2C97
+	bitbox02Vendor      = 0x03EB // BitBox02 (bitbox-api-rs src/constants.rs)
+	bitbox02Product     = 0x2403
+	bitbox02Interface   = 0      // interface 0 is the HWW API; interface 1 is U2F
 	coldcardVendor      = 0xD13E // ckcc-protocol client.py COINKITE_VID, CKCC_PID
 	coldcardProduct     = 0xCC10
 
@@ -38,6 +43,7 @@ const (
 	usagePageTrezorDebug = 0xFF01
 	usagePageFIDO        = 0xF1D0
 	usagePageLedger      = 0xFFA0
+	usagePageBitBox02    = 0xFFFF
 )
 
 // hidPoll is the longest a HID Read blocks in the library before it looks at its deadline
@@ -53,8 +59,8 @@ var ErrWebUSB = fmt.Errorf("transport: this trezor talks webusb (trezor one firm
 // DeviceInfo describes one wallet interface found on USB.
 type DeviceInfo struct {
 	Path      string // "hid:" + the OS path, or "usb:" + the sysfs name (raw USB); pass it to Open
-	Kind      string // KindTrezor or KindLedger
-	Model     string // "trezor1", "nanos", "nanox", "nanosp", "stax", "flex", "apex", "blue", or "" for a WebUSB Trezor
+	Kind      string // KindTrezor, KindLedger, KindBitBox02, …
+	Model     string // "bitbox02", "trezor1", "nanos", "nanox", "nanosp", "stax", "flex", "apex", "blue", or "" for a WebUSB Trezor
 	VendorID  uint16
 	ProductID uint16
 	Product   string
@@ -84,7 +90,7 @@ func Enumerate(ctx context.Context) ([]DeviceInfo, error) {
 		return raw, fmt.Errorf("transport: usb hid is unavailable in this build (it needs cgo): %w", errors.ErrUnsupported)
 	}
 	var all []hid.DeviceInfo
-	for _, vid := range []uint16{trezorHIDVendor, trezorUSBVendor, ledgerVendor, coldcardVendor, keepkeyVendor} {
+	for _, vid := range []uint16{trezorHIDVendor, trezorUSBVendor, ledgerVendor, coldcardVendor, keepkeyVendor, bitbox02Vendor} {
 		infos, err := hid.Enumerate(vid, 0)
 		if err != nil {
 			return nil, fmt.Errorf("transport: enumerate usb hid devices: %w", err)
@@ -141,6 +147,11 @@ func filterHID(infos []hid.DeviceInfo) []DeviceInfo {
 				continue
 			}
 			d.Kind, d.Model = KindLedger, model
+		case in.VendorID == bitbox02Vendor && in.ProductID == bitbox02Product:
+			if in.UsagePage != usagePageBitBox02 && in.Interface != bitbox02Interface {
+				continue
+			}
+			d.Kind, d.Model = KindBitBox02, "bitbox02"
 		case in.VendorID == coldcardVendor && in.ProductID == coldcardProduct:
 			// one HID interface (the others are serial and mass storage)
 			d.Kind, d.Model = KindColdcard, "coldcard"

@@ -17,6 +17,9 @@ const (
 	SchemeHID = "hid" // hid:<os path>, a USB device found by Enumerate
 	SchemeUDP = "udp" // udp:HOST:PORT, a device speaking the Trezor emulator protocol
 	SchemeTCP = "tcp" // tcp:HOST:PORT, a device speaking the Speculos APDU protocol
+	// SchemeBitBox02 is bitbox02:HOST:PORT, a BitBox02 simulator: 64-byte U2F HID packets
+	// on a TCP stream (its default port is 15423).
+	SchemeBitBox02 = "bitbox02"
 	// SchemeUSB (rawusb_sysfs.go): usb:BUS-PORT[.PORT…], a raw-USB wallet found by Enumerate
 
 	// SchemeUnix: unix:PATH, a Coldcard simulator's datagram socket (coldcard.go).
@@ -27,7 +30,7 @@ const (
 const DialTimeout = 5 * time.Second
 
 // ErrInvalidPath: a device path that does not parse.
-var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT or unix:PATH)")
+var ErrInvalidPath = errors.New("transport: invalid device path (want hid:PATH, usb:BUS-PORT, udp:HOST:PORT, tcp:HOST:PORT, unix:PATH or bitbox02:HOST:PORT)")
 
 // Path is a parsed device path.
 type Path struct {
@@ -67,7 +70,7 @@ func ParsePath(s string) (Path, error) {
 			return Path{}, fmt.Errorf("%w: %q has no socket path", ErrInvalidPath, s)
 		}
 		return Path{Scheme: scheme, Addr: rest}, nil
-	case SchemeUDP, SchemeTCP, SchemeKeepKey:
+	case SchemeUDP, SchemeTCP, SchemeKeepKey, SchemeBitBox02:
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
 			return Path{}, fmt.Errorf("%w: %q: want %s:HOST:PORT: %w", ErrInvalidPath, s, scheme, err)
@@ -95,7 +98,7 @@ func Open(ctx context.Context, path string) (Link, error) {
 	switch p.Scheme {
 	case SchemeUDP, SchemeKeepKey:
 		return DialUDP(ctx, p.Addr)
-	case SchemeTCP:
+	case SchemeTCP, SchemeBitBox02:
 		return DialTCP(ctx, p.Addr)
 	case SchemeUSB:
 		l, err := OpenRaw(ctx, p.Addr)

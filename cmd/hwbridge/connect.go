@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/bitbox02"
 	hwdrivers "github.com/hwbridge/hwbridge/device/drivers"
 	"github.com/hwbridge/hwbridge/transport"
 )
@@ -27,6 +29,20 @@ var drivers = map[string]driver{
 	transport.KindKeepKey: func(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
 		return hwdrivers.KeepKey(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("KeepKey")}, e.driverOptions())
 	},
+	transport.KindBitBox02: openBitBox02,
+}
+
+// openBitBox02 prints the pairing code of a first connection for the person to compare
+// with the device's screen.
+// The pairing keys live beside the config file ($XDG_CONFIG_HOME/hwbridge/).
+func openBitBox02(e *env, link transport.Link, emulator bool, _ func(context.Context) (transport.Link, error)) device.Device {
+	o := e.driverOptions()
+	if cfg, _ := e.configPath(""); cfg != "" {
+		o.BitBox02Store = &bitbox02.FileStore{Path: filepath.Join(filepath.Dir(cfg), "bitbox02-noise.json")}
+	}
+	return hwdrivers.BitBox02(link, device.DriverConfig{Emulator: emulator, Prompt: e.onButton("BitBox02"), PairingCode: func(code string) {
+		fmt.Fprintf(e.stderr, "hwbridge: pairing with this BitBox02: check that it shows\n\n%s\n\nand confirm it there (once per computer)\n", code)
+	}}, o)
 }
 
 func openLedger(e *env, link transport.Link, emulator bool, reopen func(context.Context) (transport.Link, error)) device.Device {
@@ -54,6 +70,8 @@ func kindOf(ctx context.Context, p transport.Path) (string, error) {
 		return transport.KindTrezor, nil
 	case transport.SchemeTCP:
 		return transport.KindLedger, nil
+	case transport.SchemeBitBox02:
+		return transport.KindBitBox02, nil
 	case transport.SchemeUnix:
 		return transport.KindColdcard, nil
 	case transport.SchemeKeepKey:

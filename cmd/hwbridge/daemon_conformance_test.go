@@ -10,9 +10,11 @@ import (
 
 	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/bitbox02"
 	"github.com/hwbridge/hwbridge/device/devicetest"
 	hwdrivers "github.com/hwbridge/hwbridge/device/drivers"
 	"github.com/hwbridge/hwbridge/emulator"
+	bitbox02emu "github.com/hwbridge/hwbridge/emulator/bitbox02"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/transport"
@@ -43,19 +45,40 @@ func startLedgerDaemon(t *testing.T, policy emulator.Policy) *daemon.Client {
 	return startDaemonOn(t, "tcp:127.0.0.1:9999", func() transport.Link { return emu.Pipe() })
 }
 
+// startBitBox02Daemon is startInProcessDaemon with an emulated BitBox02. The daemon pairs
+// with it first (approved), then the approver takes policy: a rejecting BitBox02 still
+// knows the host, as a person who paired once and later declines a request.
+func startBitBox02Daemon(t *testing.T, policy emulator.Policy) *daemon.Client {
+	t.Helper()
+	appr := emulator.NewApprover(emulator.PolicyAuto)
+	emu, err := bitbox02emu.New(bitbox02emu.Config{Mnemonic: devicetest.Mnemonic, Approver: appr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	c := startDaemonOn(t, "bitbox02:127.0.0.1:15423", func() transport.Link { return emu.Pipe() })
+	if _, err := (&remoteDevice{c: c}).Fingerprint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := appr.SetPolicy(policy); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // startDaemonOn serves one emulator endpoint through the hub with hwbridged's own driver
 // wiring (device/drivers); open gives a fresh in-process link to it (also for re-opens).
 func startDaemonOn(t *testing.T, path string, open func() transport.Link) *daemon.Client {
 	t.Helper()
-	hub := device.NewHub(device.HubConfig{
-		Drivers:   hwdrivers.Hub(hwdrivers.Options{}),
-		Emulators: []string{path},
-		Open:      func(ctx context.Context, _ string) (transport.Link, error) { return open(), nil },
-	})
 	dir, err := os.MkdirTemp("", "hwbc")
 	if err != nil {
 		t.Fatal(err)
 	}
+	hub := device.NewHub(device.HubConfig{
+		Drivers:   hwdrivers.Hub(hwdrivers.Options{BitBox02Store: &bitbox02.FileStore{Path: filepath.Join(dir, "bitbox02-noise.json")}}),
+		Emulators: []string{path},
+		Open:      func(ctx context.Context, _ string) (transport.Link, error) { return open(), nil },
+	})
 	sock := filepath.Join(dir, "d.sock")
 	d, err := daemon.Open(daemon.Config{Socket: sock, DataDir: filepath.Join(dir, "data"), Hub: hub})
 	if err != nil {
@@ -102,6 +125,14 @@ func TestConformanceThroughDaemon(t *testing.T) {
 		reject := startInProcessDaemon(t, emulator.PolicyReject)
 		devicetest.Run(t, func(t *testing.T) device.Device { return &remoteDevice{c: auto} }, devicetest.Capabilities{
 			Taproot: true, EIP1559: true, EIP712: true, Multisig: true, NeedsNonWitnessUTXO: true,
+			OpenRejecting: func(t *testing.T) device.Device { return &remoteDevice{c: reject} },
+		})
+	})
+	t.Run("bitbox02", func(t *testing.T) {
+		auto := startBitBox02Daemon(t, emulator.PolicyAuto)
+		reject := startBitBox02Daemon(t, emulator.PolicyReject)
+		devicetest.Run(t, func(t *testing.T) device.Device { return &remoteDevice{c: auto} }, devicetest.Capabilities{
+			Taproot: true, EIP1559: true, EIP712: true, NeedsNonWitnessUTXO: true, NoPKH: true, NoAccessList: true, NoContractCreation: true,
 			OpenRejecting: func(t *testing.T) device.Device { return &remoteDevice{c: reject} },
 		})
 	})

@@ -26,6 +26,7 @@ import (
 
 	"github.com/hwbridge/hwbridge/daemon"
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/bitbox02"
 	"github.com/hwbridge/hwbridge/device/drivers"
 	"github.com/hwbridge/hwbridge/internal/buildinfo"
 	"github.com/hwbridge/hwbridge/transport"
@@ -121,7 +122,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	hub := device.NewHub(device.HubConfig{
-		Drivers:      drivers.Hub(drivers.Options{Logger: log, LedgerTestTokenKey: c.ledgerTestTokenKey}),
+		Drivers: drivers.Hub(drivers.Options{Logger: log, LedgerTestTokenKey: c.ledgerTestTokenKey,
+			// BitBox02 pairings (the host's Noise key, the devices' keys) beside the app keys.
+			BitBox02Store: &bitbox02.FileStore{Path: filepath.Join(c.dataDir, "bitbox02-noise.json")}}),
 		Emulators:    c.emulators,
 		USB:          device.USBFunc(transport.Enumerate),
 		PollInterval: c.poll,

@@ -5,9 +5,13 @@
 // an optional loopback control API (transcript, button presses, faults).
 //
 //	hwemu [--trezor ADDR|off] [--ledger ADDR|off] [--coldcard SOCKET|off] [--coldcard-chain BTC|XTN|XRT] [--coldcard-sd DIR|off]
-//	      [--qr DIR|off] [--qr-network NET] [--keepkey ADDR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
+//	      [--qr DIR|off] [--qr-network NET] [--keepkey ADDR|off] [--bitbox02 ADDR|off] [--mnemonic WORDS] [--passphrase P] [--pin N]
 //	      [--approve auto|reject|prompt] [--control ADDR] [--ledger-app NAME] [--ledger-blind-signing]
 //	      [--ledger-test-token-key] [--ledger-verbose-eip712]
+//
+// --bitbox02 (off by default) serves a BitBox02 on TCP as the BitBox02 simulator does
+// (64-byte U2F HID packets on the stream; the simulator's port is 15423); drive it with
+// bitbox02:HOST:PORT paths. Its pairing-code screen is decided by --approve like any other.
 //
 // It prints one line per device when it serves ("trezor ready on udp:127.0.0.1:21324") and
 // exits cleanly on SIGINT or SIGTERM. Exit codes: 0 ok, 1 error, 2 usage.
@@ -32,6 +36,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg"
 
 	"github.com/hwbridge/hwbridge/emulator"
+	bitbox02emu "github.com/hwbridge/hwbridge/emulator/bitbox02"
 	coldcardemu "github.com/hwbridge/hwbridge/emulator/coldcard"
 	keepkeyemu "github.com/hwbridge/hwbridge/emulator/keepkey"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
@@ -59,6 +64,7 @@ type config struct {
 	coldcard, coldcardChain string
 	coldcardSD              string // the Coldcard's microSD card folder, or off
 	keepkey                 string
+	bitbox02                string
 	qr                      string           // the QR signer's shared folder, or off
 	qrNet                   *chaincfg.Params // the network of its account export
 	mnemonic, passphrase    string
@@ -85,6 +91,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.coldcardSD, "coldcard-sd", "off", "with --coldcard: the Coldcard's microSD card is folder `DIR`: every NAME.psbt put there is signed (after the approval policy) into NAME-signed.psbt and NAME-final.txn, as the firmware writes them; or off")
 	fs.StringVar(&c.qr, "qr", "off", "QR-code signer (SafePal/Keystone-like) whose camera and screen are folder `DIR`: account export in DIR/account.txt and .png, requests (UR parts as text, or PNG frames) into DIR/in/, signed answers from DIR/out/; or off")
 	qrNet := fs.String("qr-network", "testnet", "the QR signer's network: mainnet, or testnet (also regtest and signet: same keys)")
+	fs.StringVar(&c.bitbox02, "bitbox02", "off", "BitBox02 on TCP `ADDR` (HOST:PORT; the simulator's framing, its port is 15423), or off")
 	fs.StringVar(&c.keepkey, "keepkey", "off", "KeepKey device on UDP `ADDR` as the KeepKey emulator speaks it (HOST:PORT, its default 127.0.0.1:11044; debug link on PORT+1; hwbridge names it keepkey:ADDR), or off")
 	fs.StringVar(&c.mnemonic, "mnemonic", emulator.DefaultMnemonic, "BIP-39 `WORDS` of the seed (default: the standard test mnemonic)")
 	fs.StringVar(&c.passphrase, "passphrase", "", "BIP-39 passphrase `P`: the Ledger uses it as its seed passphrase; the Trezor turns on passphrase protection and yields P for on-device entry (the host may also type its own)")
@@ -113,8 +120,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if c.trezorModel, err = trezoremu.ParseModel(model); err != nil {
 		return nil, errors.New("--trezor-model: " + strings.TrimPrefix(err.Error(), "trezoremu: "))
 	}
-	if c.trezor == "off" && c.ledger == "off" && c.coldcard == "off" && c.qr == "off" && c.keepkey == "off" {
-		return nil, errors.New("every device is off: give --trezor, --ledger, --coldcard or --keepkey an address, or --qr a folder")
+	if c.trezor == "off" && c.ledger == "off" && c.coldcard == "off" && c.qr == "off" && c.keepkey == "off" && c.bitbox02 == "off" {
+		return nil, errors.New("every device is off: give --trezor, --ledger, --coldcard, --keepkey or --bitbox02 an address, or --qr a folder")
 	}
 	switch c.coldcardChain {
 	case "BTC", "XTN", "XRT":
@@ -135,7 +142,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	default:
 		return nil, fmt.Errorf("--qr-network %q: use mainnet or testnet", *qrNet)
 	}
-	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--keepkey", c.keepkey}, {"--control", c.control}} {
+	for _, a := range []struct{ name, v string }{{"--trezor", c.trezor}, {"--ledger", c.ledger}, {"--keepkey", c.keepkey}, {"--bitbox02", c.bitbox02}, {"--control", c.control}} {
 		if a.v == "off" || a.v == "" {
 			continue
 		}
@@ -323,6 +330,28 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		ready("keepkey ready on keepkey:%s", srv.Addr())
 	}
 
+	if c.bitbox02 != "off" {
+		t := &emulator.ControlTarget{Approver: emulator.NewApprover(c.approve)}
+		d, err := bitbox02emu.New(bitbox02emu.Config{
+			Mnemonic:   c.mnemonic,
+			Passphrase: c.passphrase,
+			Approver:   t.Approver,
+			Logger:     log.With("device", "bitbox02"),
+		})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", c.bitbox02)
+		if err != nil {
+			return fmt.Errorf("listen on tcp:%s (is the bitbox02 simulator or another hwemu running?): %w", c.bitbox02, err)
+		}
+		targets["bitbox02"] = t
+		wg.Go(func() { failed(d.Serve(ctx, ln)) })
+		ready("bitbox02 ready on bitbox02:%s", ln.Addr())
+	}
+
 	if c.control != "" {
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, "tcp", c.control)
@@ -357,7 +386,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 
 func keys(m map[string]*emulator.ControlTarget) []string {
 	out := make([]string, 0, len(m))
-	for _, k := range []string{"trezor", "ledger", "coldcard", "qr", "keepkey"} {
+	for _, k := range []string{"trezor", "ledger", "coldcard", "qr", "keepkey", "bitbox02"} {
 		if _, ok := m[k]; ok {
 			out = append(out, k)
 		}

@@ -20,6 +20,7 @@ func TestUsage(t *testing.T) {
 		{"--approve", "maybe"},
 		{"--trezor", "off", "--ledger", "off"},
 		{"--trezor", "nonsense"},
+		{"--bitbox02", "nonsense"},
 		{"--control", "0.0.0.0:1234"},
 		{"--ledger-app", "Monero"},
 		{"--trezor-model", "Safe 7"},

@@ -20,10 +20,12 @@ import (
 	"github.com/btcsuite/btcd/wire"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/bitbox02"
 	"github.com/hwbridge/hwbridge/device/devicetest"
 	"github.com/hwbridge/hwbridge/device/ledger"
 	"github.com/hwbridge/hwbridge/device/trezor"
 	"github.com/hwbridge/hwbridge/emulator"
+	bitbox02emu "github.com/hwbridge/hwbridge/emulator/bitbox02"
 	ledgeremu "github.com/hwbridge/hwbridge/emulator/ledger"
 	trezoremu "github.com/hwbridge/hwbridge/emulator/trezor"
 	"github.com/hwbridge/hwbridge/internal/hdpath"
@@ -63,6 +65,14 @@ func ledgerDevice(t *testing.T, mnemonic string) emulated {
 	d := device.Verify(ledger.New(transport.NewSpeculosExchanger(emu.Pipe()), ledger.Options{Emulator: true}))
 	t.Cleanup(func() { _ = d.Close() })
 	return emulated{"ledger", d, emu.Approver()}
+}
+
+func bitbox02Device(t *testing.T, mnemonic string) emulated {
+	t.Helper()
+	emu := bitbox02emu.NewForTest(t, bitbox02emu.Config{Mnemonic: mnemonic})
+	d := device.Verify(bitbox02.New(emu.Pipe(), bitbox02.Options{Emulator: true}))
+	t.Cleanup(func() { _ = d.Close() })
+	return emulated{"bitbox02", d, emu.Approver()}
 }
 
 // msCosigner is one key holder of the multisig: fingerprint and account xpub at msAcct.
@@ -183,7 +193,8 @@ func cosignerOrder(t *testing.T, cos []msCosigner, change, index uint32) []devic
 
 // TestMultisigAcrossFamilies: a 2-of-3 wsh(sortedmulti) and sh(wsh(sortedmulti)) spend is
 // signed in turn by a Ledger-class and a Trezor-class emulated device (either one first),
-// or by two Trezor-class ones, each through its own driver; one signature does not
+// or by two Trezor-class ones, or by a BitBox02-class one with either, each through its own
+// driver; one signature does not
 // finalize, two do, and the extracted transaction passes btcd's script engine.
 //
 // A Trezor recognizes the multisig change only when its cosigners come in the same
@@ -195,21 +206,33 @@ func TestMultisigAcrossFamilies(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		open func(t *testing.T) []emulated // the three cosigners; the first two sign
+		// wshOnly: a BitBox02 keeps BIP-48's script-type level (p2wsh-p2sh accounts at
+		// m/48'/coin'/account'/1', refused at msAcct's 2'), so it signs the p2wsh cases.
+		wshOnly bool
 	}{
 		{"ledger-then-trezor", func(t *testing.T) []emulated {
 			return []emulated{ledgerDevice(t, seeds[1]), trezorDevice(t, seeds[0]), trezorDevice(t, seeds[2])}
-		}},
+		}, false},
 		{"trezor-then-ledger", func(t *testing.T) []emulated {
 			return []emulated{trezorDevice(t, seeds[0]), ledgerDevice(t, seeds[1]), trezorDevice(t, seeds[2])}
-		}},
+		}, false},
 		{"trezor-then-trezor", func(t *testing.T) []emulated {
 			return []emulated{trezorDevice(t, seeds[2]), trezorDevice(t, seeds[0]), ledgerDevice(t, seeds[1])}
-		}},
+		}, false},
+		{"bitbox02-then-ledger", func(t *testing.T) []emulated {
+			return []emulated{bitbox02Device(t, seeds[0]), ledgerDevice(t, seeds[1]), trezorDevice(t, seeds[2])}
+		}, true},
+		{"trezor-then-bitbox02", func(t *testing.T) []emulated {
+			return []emulated{trezorDevice(t, seeds[0]), bitbox02Device(t, seeds[1]), ledgerDevice(t, seeds[2])}
+		}, true},
 	} {
 		for _, v := range []struct {
 			nested bool
 			index  uint32
 		}{{false, 0}, {false, 3}, {true, 0}, {true, 3}} {
+			if v.nested && tc.wshOnly {
+				continue
+			}
 			name := fmt.Sprintf("%s/wsh/0-%d", tc.name, v.index)
 			if v.nested {
 				name = fmt.Sprintf("%s/sh-wsh/0-%d", tc.name, v.index)
@@ -253,6 +276,24 @@ func TestMultisigAcrossFamilies(t *testing.T) {
 					case "ledger":
 						if !slices.ContainsFunc(tr, func(e emulator.Entry) bool { return strings.Contains(strings.ToLower(e.Title), "register") }) {
 							t.Error("the ledger signed without registering the wallet policy")
+						}
+					case "bitbox02":
+						// Registered first; the multisig change is recognised (one recipient).
+						var titles []string
+						for _, e := range tr {
+							titles = append(titles, e.Title)
+						}
+						if !slices.Contains(titles, "Register") || !slices.Contains(titles, "Spend from") || slices.Index(titles, "Send to") != slices.Index(titles[:len(titles)-1], "Send to") {
+							t.Errorf("bitbox02 screens %q", titles)
+						}
+						sends := 0
+						for _, ti := range titles {
+							if ti == "Send to" {
+								sends++
+							}
+						}
+						if sends != 1 {
+							t.Errorf("bitbox02 showed %d recipients, want 1 (the multisig change is its own)", sends)
 						}
 					case "trezor":
 						outputs := 0

@@ -67,6 +67,13 @@ type Capabilities struct {
 	// NeedsNonWitnessUTXO: the device refuses segwit v0 inputs without the full previous
 	// transaction (device.ErrInvalidInput), as current Trezor firmware does.
 	NeedsNonWitnessUTXO bool
+	// NoPKH: the device has no p2pkh (legacy) accounts (BitBox02): p2pkh addresses,
+	// messages and inputs fail with errors.ErrUnsupported, and the PSBT scenarios leave
+	// p2pkh out.
+	NoPKH bool
+	// NoContractCreation: the device signs no contract creation (BitBox02: the recipient
+	// is always 20 bytes): that case expects errors.ErrUnsupported.
+	NoContractCreation bool
 	// OpenRejecting opens the same device set to decline every confirmation; nil leaves out
 	// the rejection scenarios.
 	OpenRejecting func(t *testing.T) device.Device
@@ -233,6 +240,12 @@ func testAddress(t *testing.T, d device.Device, caps Capabilities) {
 		if !tt.need || !caps.has(GroupBitcoin) {
 			continue
 		}
+		if tt.st == device.ScriptPKH && caps.NoPKH {
+			if _, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Script: tt.st}); !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("p2pkh address on a device without p2pkh: err %v, want errors.ErrUnsupported", err)
+			}
+			continue
+		}
 		got, err := d.Address(ctx, device.AddressRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Script: tt.st, Display: tt.display})
 		if err != nil {
 			t.Errorf("address %s %s: %v", tt.st, tt.path, err)
@@ -285,6 +298,9 @@ func testAddress(t *testing.T, d device.Device, caps Capabilities) {
 
 func testSignPSBT(t *testing.T, d device.Device, caps Capabilities) {
 	single := []device.ScriptType{device.ScriptPKH, device.ScriptSHWPKH, device.ScriptWPKH}
+	if caps.NoPKH {
+		single = single[1:]
+	}
 	if caps.Taproot {
 		single = append(single, device.ScriptTR)
 	}
@@ -404,6 +420,12 @@ func testSignMessage(t *testing.T, d device.Device, caps Capabilities) {
 		if tt.net == nil && !caps.has(GroupBitcoin) || tt.net != nil && !caps.has(GroupBitcoinTest) {
 			continue
 		}
+		if tt.st == device.ScriptPKH && caps.NoPKH {
+			if _, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Message: msg, Script: tt.st}); !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("p2pkh message on a device without p2pkh: err %v, want errors.ErrUnsupported", err)
+			}
+			continue
+		}
 		sig, err := d.SignMessage(ctx, device.MessageRequest{Chain: device.ChainBTC, Path: hdpath.MustParse(tt.path), Message: msg, Script: tt.st, Network: tt.net})
 		if err != nil {
 			t.Errorf("btc %s: %v", tt.st, err)
@@ -468,6 +490,15 @@ func testSignEthTx(t *testing.T, d device.Device, caps Capabilities) {
 			}
 		})
 		cases[3].tx = types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1), Nonce: 3, GasTipCap: big.NewInt(1_500_000_000), GasFeeCap: big.NewInt(30_000_000_000), Gas: 60000, To: &to, Value: big.NewInt(12345), Data: data})
+	}
+	if caps.NoContractCreation && caps.EIP1559 {
+		create := cases[4]
+		t.Run(create.name+"-refused", func(t *testing.T) {
+			if _, err := d.SignEthTx(ctxFor(t), path, create.tx, big.NewInt(create.chainID)); !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("contract creation on a device without it: err %v, want errors.ErrUnsupported", err)
+			}
+		})
+		cases = cases[:4]
 	}
 	for _, tc := range cases {
 		if !tc.need {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hwbridge/hwbridge/device"
+	"github.com/hwbridge/hwbridge/device/bitbox02"
 	"github.com/hwbridge/hwbridge/device/coldcard"
 	"github.com/hwbridge/hwbridge/device/keepkey"
 	"github.com/hwbridge/hwbridge/device/ledger"
@@ -29,6 +30,9 @@ type Options struct {
 	// Timeout and LinkTimeout override the drivers' defaults (tests); 0 keeps them
 	// (trezor/ledger DefaultTimeout and DefaultLinkTimeout).
 	Timeout, LinkTimeout time.Duration
+	// BitBox02Store keeps the BitBox02 pairings (the host's Noise key and the devices'
+	// keys); nil means a bitbox02.FileStore at bitbox02.DefaultStorePath.
+	BitBox02Store bitbox02.Store
 	// LedgerTestTokenKey lets the Ledger driver describe dev-chain tokens to a Ledger-class
 	// emulator with descriptors signed by hwbridge's emulator test key (ledger.Options
 	// TestTokenKey); it applies to emulator links only (hwemu --ledger-test-token-key).
@@ -51,6 +55,9 @@ func Hub(o Options) map[string]device.Driver {
 		transport.KindLedger: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
 			return device.Verify(Ledger(link, c, o)), nil
 		},
+		transport.KindBitBox02: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
+			return device.Verify(BitBox02(link, c, o)), nil
+		},
 		transport.KindColdcard: func(link transport.Link, c device.DriverConfig) (device.Device, error) {
 			return device.Verify(Coldcard(link, c, o)), nil
 		},
@@ -58,6 +65,28 @@ func Hub(o Options) map[string]device.Driver {
 			return device.Verify(KeepKey(link, c, o)), nil
 		},
 	}
+}
+
+// BitBox02 drives a BitBox02 on link (U2F HID packets: a USB report pipe or the
+// simulator's TCP stream): c.Prompt hears every screen that waits for the person,
+// c.PairingCode the pairing code of a first connection.
+func BitBox02(link transport.Link, c device.DriverConfig, o Options) *bitbox02.Driver {
+	store := o.BitBox02Store
+	if store == nil {
+		path, err := bitbox02.DefaultStorePath()
+		if err != nil {
+			path = "bitbox02-noise.json" // no config dir: the working directory
+		}
+		store = &bitbox02.FileStore{Path: path}
+	}
+	return bitbox02.New(link, bitbox02.Options{
+		Logger:      o.logger().With("device", "bitbox02"),
+		Pairing:     bitbox02.Pairing{Store: store, ShowCode: c.PairingCode},
+		OnScreen:    c.Prompt,
+		Timeout:     o.Timeout,
+		LinkTimeout: o.LinkTimeout,
+		Emulator:    c.Emulator,
+	})
 }
 
 // Coldcard drives a Coldcard on link (USB HID, or the simulator's unix: socket): c.Prompt

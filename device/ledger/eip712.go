@@ -22,17 +22,12 @@ package ledger
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/common/hexutil"
-	"github.com/ethereum/go-ethereum/common/math"
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/hwbridge/hwbridge/device"
@@ -346,115 +341,41 @@ func implValue(td *apitypes.TypedData, ts typeSpec, level int, name string, v an
 	return nil
 }
 
-// value712 encodes an atomic value as hw-app-eth does.
+// value712 encodes an atomic value as hw-app-eth does: integers in their shortest
+// big-endian form (zero as one byte; negative ints in two's complement of the type's
+// width), bytesN unpadded.
 func value712(ts typeSpec, v any) ([]byte, error) {
 	switch ts.kind {
 	case 5: // string
-		s, ok := v.(string)
-		if !ok {
-			return nil, errors.New("not a string")
-		}
-		return []byte(s), nil
+		s, err := device.TypedString(v)
+		return []byte(s), err
 	case 4: // bool
-		switch b := v.(type) {
-		case bool:
-			if b {
-				return []byte{1}, nil
-			}
-			return []byte{0}, nil
-		case string:
-			if b == "true" || b == "false" {
-				return value712(ts, b == "true")
-			}
-		}
-		return nil, errors.New("not a bool")
-	case 3: // address
-		switch a := v.(type) {
-		case string:
-			if !common.IsHexAddress(a) {
-				return nil, errors.New("not an address")
-			}
-			return common.HexToAddress(a).Bytes(), nil
-		case common.Address:
-			return a.Bytes(), nil
-		}
-		return nil, errors.New("not an address")
-	case 6, 7: // bytesN, bytes
-		var b []byte
-		switch x := v.(type) {
-		case string:
-			var err error
-			if b, err = hexutil.Decode(x); err != nil {
-				return nil, err
-			}
-		case []byte:
-			b = x
-		case hexutil.Bytes:
-			b = x
-		default:
-			return nil, errors.New("not bytes")
-		}
-		if ts.kind == 6 && len(b) > ts.size {
-			return nil, fmt.Errorf("%d bytes for bytes%d", len(b), ts.size)
-		}
-		return b, nil
-	case 1, 2: // int, uint
-		n, err := integer712(v)
+		b, err := device.TypedBool(v)
 		if err != nil {
 			return nil, err
 		}
-		lo, hi := new(big.Int), new(big.Int).Lsh(big.NewInt(1), uint(ts.size*8))
-		if ts.kind == 1 {
-			hi.Rsh(hi, 1)
-			lo.Neg(hi)
+		if b {
+			return []byte{1}, nil
 		}
-		if n.Cmp(lo) < 0 || n.Cmp(hi) >= 0 {
-			return nil, fmt.Errorf("%s does not fit %d bytes", n, ts.size)
-		}
-		if n.Sign() < 0 {
-			return new(big.Int).Add(n, new(big.Int).Lsh(big.NewInt(1), uint(ts.size*8))).FillBytes(make([]byte, ts.size)), nil
-		}
-		if n.Sign() == 0 {
+		return []byte{0}, nil
+	case 3: // address
+		a, err := device.TypedAddress(v)
+		return a.Bytes(), err
+	case 6: // bytesN
+		return device.TypedBytes(v, ts.size)
+	case 7: // bytes
+		return device.TypedBytes(v, 0)
+	case 1, 2: // int, uint
+		n, err := device.TypedInteger(v, ts.size, ts.kind == 1)
+		switch {
+		case err != nil:
+			return nil, err
+		case n.Sign() < 0:
+			return device.TwosComplement(n, ts.size), nil
+		case n.Sign() == 0:
 			return []byte{0}, nil
 		}
 		return n.Bytes(), nil
 	}
 	return nil, errors.New("not an atomic type")
-}
-
-func integer712(v any) (*big.Int, error) {
-	switch x := v.(type) {
-	case *big.Int:
-		if x != nil {
-			return x, nil
-		}
-	case *math.HexOrDecimal256:
-		if x != nil {
-			return (*big.Int)(x), nil
-		}
-	case math.HexOrDecimal256:
-		return (*big.Int)(&x), nil
-	case json.Number:
-		if n, ok := new(big.Int).SetString(x.String(), 10); ok {
-			return n, nil
-		}
-	case string:
-		if n, ok := math.ParseBig256(x); ok {
-			return n, nil
-		}
-		if n, ok := new(big.Int).SetString(x, 10); ok {
-			return n, nil
-		}
-	case float64:
-		if x == float64(int64(x)) {
-			return big.NewInt(int64(x)), nil
-		}
-	case int:
-		return big.NewInt(int64(x)), nil
-	case int64:
-		return big.NewInt(x), nil
-	case uint64:
-		return new(big.Int).SetUint64(x), nil
-	}
-	return nil, fmt.Errorf("%v is not an integer", v)
 }

@@ -12,13 +12,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"strconv"
 	"strings"
 
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/common/hexutil"
-	"github.com/ethereum/go-ethereum/common/math"
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 	"google.golang.org/protobuf/proto"
 
@@ -247,109 +243,36 @@ func typedValue(td *apitypes.TypedData, domain apitypes.TypedDataMessage, path [
 func encodeTypedValue(ft *fieldType, v any) ([]byte, error) {
 	switch ft.GetDataType() {
 	case trezorpb.EthereumTypedDataStructAck_STRING:
-		s, ok := v.(string)
-		if !ok {
-			return nil, errors.New("not a string")
-		}
-		return []byte(s), nil
+		s, err := device.TypedString(v)
+		return []byte(s), err
 	case trezorpb.EthereumTypedDataStructAck_BOOL:
-		switch b := v.(type) {
-		case bool:
-			if b {
-				return []byte{1}, nil
-			}
-			return []byte{0}, nil
-		case string:
-			if b == "true" || b == "false" {
-				return encodeTypedValue(ft, b == "true")
-			}
-		}
-		return nil, errors.New("not a bool")
-	case trezorpb.EthereumTypedDataStructAck_ADDRESS:
-		switch a := v.(type) {
-		case string:
-			if !common.IsHexAddress(a) {
-				return nil, errors.New("not an address")
-			}
-			return common.HexToAddress(a).Bytes(), nil
-		case common.Address:
-			return a.Bytes(), nil
-		}
-		return nil, errors.New("not an address")
-	case trezorpb.EthereumTypedDataStructAck_BYTES:
-		var b []byte
-		switch x := v.(type) {
-		case string:
-			var err error
-			if b, err = hexutil.Decode(x); err != nil {
-				return nil, err
-			}
-		case []byte:
-			b = x
-		case hexutil.Bytes:
-			b = x
-		default:
-			return nil, errors.New("not bytes")
-		}
-		if ft.Size == nil {
-			return b, nil
-		}
-		if len(b) > int(ft.GetSize()) {
-			return nil, fmt.Errorf("%d bytes for bytes%d", len(b), ft.GetSize())
-		}
-		return append(b, make([]byte, int(ft.GetSize())-len(b))...), nil
-	case trezorpb.EthereumTypedDataStructAck_UINT, trezorpb.EthereumTypedDataStructAck_INT:
-		n, err := typedInteger(v)
+		b, err := device.TypedBool(v)
 		if err != nil {
 			return nil, err
 		}
+		if b {
+			return []byte{1}, nil
+		}
+		return []byte{0}, nil
+	case trezorpb.EthereumTypedDataStructAck_ADDRESS:
+		a, err := device.TypedAddress(v)
+		return a.Bytes(), err
+	case trezorpb.EthereumTypedDataStructAck_BYTES:
+		if ft.Size == nil {
+			return device.TypedBytes(v, 0)
+		}
+		b, err := device.TypedBytes(v, int(ft.GetSize()))
+		if err != nil {
+			return nil, err
+		}
+		return append(b, make([]byte, int(ft.GetSize())-len(b))...), nil
+	case trezorpb.EthereumTypedDataStructAck_UINT, trezorpb.EthereumTypedDataStructAck_INT:
 		size := int(ft.GetSize())
-		signed := ft.GetDataType() == trezorpb.EthereumTypedDataStructAck_INT
-		lo, hi := new(big.Int), new(big.Int).Lsh(big.NewInt(1), uint(size*8)) // [lo, hi)
-		if signed {
-			hi.Rsh(hi, 1)
-			lo.Neg(hi)
+		n, err := device.TypedInteger(v, size, ft.GetDataType() == trezorpb.EthereumTypedDataStructAck_INT)
+		if err != nil {
+			return nil, err
 		}
-		if n.Cmp(lo) < 0 || n.Cmp(hi) >= 0 {
-			return nil, fmt.Errorf("%s does not fit %d bytes", n, size)
-		}
-		if n.Sign() < 0 {
-			n = new(big.Int).Add(n, new(big.Int).Lsh(big.NewInt(1), uint(size*8)))
-		}
-		return n.FillBytes(make([]byte, size)), nil
+		return device.TwosComplement(n, size), nil
 	}
 	return nil, errors.New("not an atomic type")
-}
-
-func typedInteger(v any) (*big.Int, error) {
-	switch x := v.(type) {
-	case *big.Int:
-		return x, nil
-	case *math.HexOrDecimal256:
-		return (*big.Int)(x), nil
-	case math.HexOrDecimal256:
-		return (*big.Int)(&x), nil
-	case string:
-		if n, ok := math.ParseBig256(x); ok {
-			return n, nil
-		}
-		if strings.HasPrefix(x, "-") {
-			if n, ok := new(big.Int).SetString(x, 10); ok {
-				return n, nil
-			}
-		}
-		return nil, fmt.Errorf("%q is not an integer", x)
-	case float64:
-		if x != float64(int64(x)) {
-			return nil, fmt.Errorf("%v is not an integer", x)
-		}
-		return big.NewInt(int64(x)), nil
-	case int:
-		return big.NewInt(int64(x)), nil
-	case int64:
-		return big.NewInt(x), nil
-	case uint64:
-		return new(big.Int).SetUint64(x), nil
-	}
-	return nil, fmt.Errorf("%v is not an integer", v)
 }

@@ -32,14 +32,17 @@ var rules = []struct {
 	{"daemon", "device/trezor", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 	{"daemon", "device/keepkey", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 	{"daemon", "device/coldcard", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"daemon", "device/bitbox02", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 	{"hwi", "device/ledger", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 	{"hwi", "device/trezor", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 	{"hwi", "device/keepkey", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 	{"hwi", "device/coldcard", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"hwi", "device/bitbox02", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 	{"chains", "device/ledger", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 	{"chains", "device/trezor", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 	{"chains", "device/keepkey", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 	{"chains", "device/coldcard", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
+	{"chains", "device/bitbox02", "use cases reach devices through the device interface (and small interfaces of their own over device types); a driver's package is wiring's to name (device/drivers)"},
 }
 
 func TestPackageGraph(t *testing.T) {
