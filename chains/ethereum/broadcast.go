@@ -96,6 +96,9 @@ func (c *Client) WaitReceipt(ctx context.Context, h common.Hash, o WaitOptions) 
 		switch {
 		case err == nil && r != nil:
 			report("mined", r.BlockNumber.Uint64())
+			if err := c.waitHead(wctx, r.BlockNumber, poll); err != nil {
+				return nil, fmt.Errorf("receipt for %s: %w", h.Hex(), err)
+			}
 			if r.Status != types.ReceiptStatusSuccessful {
 				return r, c.revertError(ctx, h, r)
 			}
@@ -117,6 +120,28 @@ func (c *Client) WaitReceipt(ctx context.Context, h common.Hash, o WaitOptions) 
 				return nil, fmt.Errorf("waiting for the receipt of %s: %w", h.Hex(), ctx.Err())
 			}
 			return nil, fmt.Errorf("%w for %s after %s (last seen: %s): it may still be mined; look it up by hash", ErrReceiptTimeout, h.Hex(), o.Timeout, last)
+		case <-time.After(poll):
+		}
+		poll = min(2*poll, maxPoll)
+	}
+}
+
+// waitHead waits until the node's latest block is at least n, so that what follows a
+// receipt (a balance, an eth_call at "latest") sees its block: geth --dev (its simulated
+// beacon inserts a block, then makes it the head) answers for the receipt a moment before
+// "latest" has moved to its block.
+func (c *Client) waitHead(ctx context.Context, n *big.Int, poll time.Duration) error {
+	for {
+		head, err := c.node.HeaderByNumber(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("latest block: %w", err)
+		}
+		if head.Number.Cmp(n) >= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the node's latest block stayed at %s below the receipt's %s: %w", head.Number, n, ctx.Err())
 		case <-time.After(poll):
 		}
 		poll = min(2*poll, maxPoll)

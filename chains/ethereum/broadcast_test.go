@@ -20,9 +20,22 @@ type scriptedNode struct {
 	known     bool    // TransactionByHash finds the transaction
 	receiptEr []error // errors returned before the receipt, in order
 	calls     int
+	headLag   int // answers of a head below the receipt's block before it catches up
 }
 
 func (s *scriptedNode) SendTransaction(context.Context, *types.Transaction) error { return s.sendErr }
+
+// HeaderByNumber: the head is block 9 (where the scripted receipt is), reached after
+// headLag answers of block 8.
+func (s *scriptedNode) HeaderByNumber(ctx context.Context, n *big.Int) (*types.Header, error) {
+	h, _ := s.stubNode.HeaderByNumber(ctx, n)
+	h.Number = big.NewInt(9)
+	if s.headLag > 0 {
+		s.headLag--
+		h.Number = big.NewInt(8)
+	}
+	return h, nil
+}
 
 func (s *scriptedNode) TransactionByHash(context.Context, common.Hash) (*types.Transaction, bool, error) {
 	if s.known {
@@ -100,6 +113,12 @@ func TestWaitReceiptRetriesIndexing(t *testing.T) {
 	}
 	if strings.Join(states, ",") != "indexing,unknown,indexing,mined" {
 		t.Fatalf("progress %v", states)
+	}
+	// The receipt comes before the node's head reaches its block (geth --dev): WaitReceipt
+	// returns once "latest" is there.
+	node = &scriptedNode{headLag: 3}
+	if r, err := NewClient(node, nil).WaitReceipt(t.Context(), common.Hash{1}, WaitOptions{Timeout: 10 * time.Second}); err != nil || r.BlockNumber.Int64() != 9 || node.headLag != 0 {
+		t.Fatalf("head lag: %v, %v, %d answers of block 8 left", r, err, node.headLag)
 	}
 	node = &scriptedNode{receiptEr: []error{errors.New("connection refused")}}
 	if _, err := NewClient(node, nil).WaitReceipt(t.Context(), common.Hash{1}, WaitOptions{}); err == nil || !strings.Contains(err.Error(), "connection refused") {

@@ -556,25 +556,10 @@ func (d *devEnv) topUpFaucet(ctx context.Context, faucet common.Address, need *b
 	return err
 }
 
-// waitReceipt waits for a successful receipt.
+// waitReceipt waits for a successful receipt, and for the node's latest block to hold it
+// (chains/ethereum's WaitReceipt).
 func (d *devEnv) waitReceipt(ctx context.Context, h common.Hash) (*types.Receipt, error) {
-	for {
-		r, err := d.eth.TransactionReceipt(ctx, h)
-		if err == nil {
-			if r.Status != types.ReceiptStatusSuccessful {
-				return r, fmt.Errorf("transaction %s failed on chain (status %d)", h, r.Status)
-			}
-			return r, nil
-		}
-		if !errors.Is(err, ethereum.NotFound) && !strings.Contains(err.Error(), "indexing is in progress") {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no receipt for %s: %w", h, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return ethchain.NewClient(d.eth, nil).WaitReceipt(ctx, h, ethchain.WaitOptions{})
 }
 
 // cliRunner is *env seen through an interface: the command table holds runDemo, and a
