@@ -3,10 +3,10 @@ package bitbox02
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 
 	"github.com/hwbridge/hwbridge/device"
 )
@@ -25,17 +25,10 @@ import (
 // A device that wanted to leak its key through chosen nonces cannot: k' is blinded by a
 // value it committed to before it saw the host nonce.
 
+// taggedHash is BIP-340's tagged hash, sha256(sha256(tag) ‖ sha256(tag) ‖ parts…), which
+// libsecp256k1-zkp's s2c uses too.
 func taggedHash(tag string, parts ...[]byte) [32]byte {
-	t := sha256.Sum256([]byte(tag))
-	h := sha256.New()
-	h.Write(t[:])
-	h.Write(t[:])
-	for _, p := range parts {
-		h.Write(p)
-	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
+	return *chainhash.TaggedHash([]byte(tag), parts...)
 }
 
 // newHostNonce returns a fresh host nonce and its commitment.

@@ -1,10 +1,10 @@
 package bitbox02
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 )
 
 // The signer's half of BitBox's anti-klepto (ECDSA sign-to-contract, libsecp256k1-zkp's
@@ -17,17 +17,10 @@ import (
 // The firmware refuses nothing about the host nonce; this emulator also checks that it
 // matches the commitment the host sent first, so that a host bug shows up here.
 
+// tagged is BIP-340's tagged hash, sha256(sha256(tag) ‖ sha256(tag) ‖ parts…), which
+// libsecp256k1-zkp's s2c uses too.
 func tagged(tag string, parts ...[]byte) [32]byte {
-	t := sha256.Sum256([]byte(tag))
-	h := sha256.New()
-	h.Write(t[:])
-	h.Write(t[:])
-	for _, p := range parts {
-		h.Write(p)
-	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
+	return *chainhash.TaggedHash([]byte(tag), parts...)
 }
 
 // s2cNonce is the signer's secret nonce k: deterministic in the key, the message and the
