@@ -222,28 +222,7 @@ func (d *Device) ListenAndServe(ctx context.Context, addr string) error {
 
 // Serve accepts Speculos APDU connections on ln until ctx ends or Close; it closes ln.
 func (d *Device) Serve(ctx context.Context, ln net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(d.ctx, cancel)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	var conns sync.WaitGroup
-	defer conns.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("ledgeremu: accept: %w", err)
-		}
-		conns.Go(func() {
-			d.serveConn(ctx, c)
-		})
-	}
+	return emulator.ServeConns(ctx, d.ctx, ln, "ledgeremu", d.serveConn)
 }
 
 // Pipe returns the host end of an in-process link to the device carrying Speculos framing
